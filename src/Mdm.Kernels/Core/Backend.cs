@@ -1,0 +1,82 @@
+namespace Mdm.Kernels;
+
+/// <summary>Bytes held by a backend's allocator.</summary>
+public readonly record struct MemoryStats(long LiveBytes, long CachedBytes, long PeakLiveBytes, long DeviceAllocations)
+{
+    public override string ToString() =>
+        $"live {LiveBytes / 1048576.0:F1} MiB, cached {CachedBytes / 1048576.0:F1} MiB, peak {PeakLiveBytes / 1048576.0:F1} MiB, {DeviceAllocations} device allocations";
+}
+
+/// <summary>Elementwise binary operations with broadcasting.</summary>
+public enum BinaryOp { Add, Sub, Mul }
+
+/// <summary>
+/// One engine that runs every op: CPU (TensorPrimitives), CUDA (ILGPU) or ILGPU's CPU accelerator.
+/// The kernel entry points below take outputs that are already allocated and are not validated:
+/// call them through <see cref="Ops"/>, which checks shapes, dtypes and devices and names the op in its errors.
+/// </summary>
+public abstract class Backend : IDisposable
+{
+    public abstract BackendKind Kind { get; }
+    public abstract DeviceInfo Info { get; }
+    public abstract MemoryStats Memory { get; }
+
+    /// <summary>Largest element count one tensor may have (kernels index with 32-bit ints).</summary>
+    public const long MaxElements = int.MaxValue;
+
+    public Tensor Empty(DType dtype, params int[] shape)
+    {
+        Shape.Validate(shape, "Empty");
+        long n = Shape.Numel(shape);
+        if (n > MaxElements)
+            throw new ArgumentException($"Empty: shape {Shape.Format(shape)} has {n} elements, more than the {MaxElements} one tensor may hold");
+        var storage = AllocateStorage(Math.Max(n, 1) * dtype.Size());
+        return new Tensor(this, dtype, (int[])shape.Clone(), storage, 0, ownsStorage: true);
+    }
+
+    public Tensor Empty(params int[] shape) => Empty(DType.F32, shape);
+
+    public Tensor Full(float value, params int[] shape)
+    {
+        var t = Empty(DType.F32, shape);
+        if (t.Numel > 0) Fill(t, value);
+        return t;
+    }
+
+    public Tensor Zeros(params int[] shape) => Full(0f, shape);
+
+    public Tensor FromArray(ReadOnlySpan<float> data, params int[] shape)
+    {
+        var t = Empty(DType.F32, shape);
+        try { t.CopyFrom(data); } catch { t.Dispose(); throw; }
+        return t;
+    }
+
+    /// <summary>Wait for all queued device work (a no-op on the CPU backend).</summary>
+    public abstract void Synchronize();
+
+    public abstract void Dispose();
+
+    // ---- memory -----------------------------------------------------------------------------------------------
+    protected internal abstract Storage AllocateStorage(long bytes);
+    protected internal abstract void Upload(Tensor dst, ReadOnlySpan<byte> src);
+    protected internal abstract void Download(Tensor src, Span<byte> dst);
+
+    // ---- kernels (unchecked; see Ops) ---------------------------------------------------------------------------
+    protected internal abstract void Fill(Tensor y, float value);
+    protected internal abstract void Copy(Tensor x, Tensor y);
+    /// <summary>y = a op b, with a and b read through the broadcast plan.</summary>
+    protected internal abstract void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y, in BroadcastPlan plan);
+    /// <summary>y = x read through the plan's 'a' strides (broadcast copy).</summary>
+    protected internal abstract void BroadcastTo(Tensor x, Tensor y, in BroadcastPlan plan);
+    protected internal abstract void Scale(Tensor x, float alpha, Tensor y);
+    protected internal abstract void SiluForward(Tensor x, Tensor y);
+    protected internal abstract void SiluBackward(Tensor x, Tensor dy, Tensor dx);
+    /// <summary>x viewed as [outer, reduce, inner] summed over the middle axis into y [outer, inner].</summary>
+    protected internal abstract void SumAxis(Tensor x, Tensor y, int outer, int reduce, int inner);
+    protected internal abstract void ConvertToBF16(Tensor x, Tensor y);
+    protected internal abstract void ConvertToF32(Tensor x, Tensor y);
+    /// <summary>Uniform in [lo, hi): Philox stream (seed, subsequence), element i = lane i%4 of block i/4.</summary>
+    protected internal abstract void RandomUniform(Tensor y, ulong seed, ulong subsequence, float lo, float hi);
+    protected internal abstract void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std);
+}

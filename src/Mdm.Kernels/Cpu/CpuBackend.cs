@@ -1,0 +1,83 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+
+namespace Mdm.Kernels.Cpu;
+
+/// <summary>Host memory: a plain byte array.</summary>
+sealed class CpuStorage : Storage
+{
+    readonly CpuBackend owner;
+    public byte[] Data;
+    public CpuStorage(CpuBackend owner, long bytes) : base(bytes)
+    {
+        this.owner = owner;
+        Data = GC.AllocateUninitializedArray<byte>(checked((int)Math.Min(bytes, Array.MaxLength)));
+        if (bytes > Array.MaxLength) throw new ArgumentException($"CPU backend: one tensor of {bytes} bytes exceeds the {Array.MaxLength}-byte array limit");
+        owner.OnAllocate(bytes);
+    }
+    protected override void Release() { owner.OnRelease(Bytes); Data = []; }
+}
+
+/// <summary>
+/// The CPU backend: System.Numerics.Tensors (SIMD) on contiguous rows, Parallel.For over rows where work is large.
+/// This is the real path on machines without a GPU; the float64 reference in the tests is the yardstick.
+/// </summary>
+public sealed partial class CpuBackend : Backend
+{
+    long live, peak, allocations;
+    readonly DeviceInfo info;
+
+    public CpuBackend()
+    {
+        info = new DeviceInfo(BackendKind.Cpu, CpuName(), GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, Environment.ProcessorCount,
+            $"System.Numerics.Tensors, {System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated switch { true => "AVX-512", false => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "AVX2" : "SSE" }}");
+    }
+
+    public override BackendKind Kind => BackendKind.Cpu;
+    public override DeviceInfo Info => info;
+    public override MemoryStats Memory => new(Interlocked.Read(ref live), 0, Interlocked.Read(ref peak), Interlocked.Read(ref allocations));
+    public override void Synchronize() { }
+    public override void Dispose() { }
+
+    internal void OnAllocate(long bytes)
+    {
+        long now = Interlocked.Add(ref live, bytes);
+        Interlocked.Increment(ref allocations);
+        long p;
+        while (now > (p = Interlocked.Read(ref peak)) && Interlocked.CompareExchange(ref peak, now, p) != p) { }
+    }
+    internal void OnRelease(long bytes) => Interlocked.Add(ref live, -bytes);
+
+    static string CpuName()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/cpuinfo"))
+                if (line.StartsWith("model name", StringComparison.Ordinal)) return line[(line.IndexOf(':') + 1)..].Trim();
+        }
+        catch (IOException) { } catch (UnauthorizedAccessException) { }
+        return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString();
+    }
+
+    // ---- spans over tensors -------------------------------------------------------------------------------------
+    internal static Span<float> F32(Tensor t) =>
+        MemoryMarshal.Cast<byte, float>(((CpuStorage)t.Storage).Data.AsSpan()).Slice((int)t.Offset, (int)t.Numel);
+    internal static Span<ushort> U16(Tensor t) =>
+        MemoryMarshal.Cast<byte, ushort>(((CpuStorage)t.Storage).Data.AsSpan()).Slice((int)t.Offset, (int)t.Numel);
+    static Span<byte> Raw(Tensor t) =>
+        ((CpuStorage)t.Storage).Data.AsSpan((int)(t.Offset * t.DType.Size()), (int)t.Bytes);
+
+    protected internal override Storage AllocateStorage(long bytes) => new CpuStorage(this, bytes);
+    protected internal override void Upload(Tensor dst, ReadOnlySpan<byte> src) => src.CopyTo(Raw(dst));
+    protected internal override void Download(Tensor src, Span<byte> dst) => Raw(src).CopyTo(dst);
+
+    /// <summary>Run body(start, end) over [0, n) in chunks, in parallel only when the work is worth a thread hop.</summary>
+    internal static void ParallelRange(int n, long costPerItem, Action<int, int> body)
+    {
+        const long minWorkPerChunk = 1 << 15;
+        int workers = Environment.ProcessorCount;
+        if (n <= 1 || workers == 1 || n * costPerItem < 2 * minWorkPerChunk) { body(0, n); return; }
+        int chunks = (int)Math.Min(Math.Min(n, workers * 4L), n * costPerItem / minWorkPerChunk);
+        Parallel.For(0, chunks, c => body((int)((long)n * c / chunks), (int)((long)n * (c + 1) / chunks)));
+    }
+}

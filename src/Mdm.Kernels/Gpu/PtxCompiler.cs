@@ -1,0 +1,34 @@
+using ILGPU;
+using ILGPU.Backends;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Mdm.Kernels.Gpu;
+
+/// <summary>
+/// Generates the PTX of every catalogued kernel without a GPU (ILGPU's PTXBackend needs no driver), for the offline
+/// checks: the test suite proves every kernel compiles for sm_90, and scripts/sass-audit assembles the PTX with ptxas.
+/// </summary>
+public static class PtxCompiler
+{
+    public sealed record Result(string Name, string EntryName, string Ptx);
+
+    public static IReadOnlyList<Result> CompileAll(CudaArchitecture? architecture = null, CudaInstructionSet? isa = null)
+    {
+        var arch = architecture ?? CudaArchitecture.SM_90;
+        var set = isa ?? CudaInstructionSet.ISA_84;
+        using var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(arch), arch, set, null!);
+        var results = new List<Result>();
+        foreach (var (name, kernel) in KernelCatalog.All)
+        {
+            var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
+            var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
+            results.Add(new Result(name, compiled.Name, compiled.PTXAssembly));
+        }
+        return results;
+    }
+}
