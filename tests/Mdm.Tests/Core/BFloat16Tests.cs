@@ -126,4 +126,4 @@ public abstract class BFloat16KernelTests(BackendKind kind) : KernelFixture(kind
 
 public class BFloat16KernelTests_Cpu() : BFloat16KernelTests(BackendKind.Cpu);
 public class BFloat16KernelTests_IlgpuCpu() : BFloat16KernelTests(BackendKind.IlgpuCpu);
-[Category("Gpu")] public class BFloat16KernelTests_Cuda() : BFloat16KernelTests(BackendKind.Cuda);
+[GpuFixture] public class BFloat16KernelTests_Cuda() : BFloat16KernelTests(BackendKind.Cuda);

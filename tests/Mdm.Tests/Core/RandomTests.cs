@@ -75,4 +75,4 @@ public abstract class RandomStreamTests(BackendKind kind) : KernelFixture(kind)
 
 public class RandomStreamTests_Cpu() : RandomStreamTests(BackendKind.Cpu);
 public class RandomStreamTests_IlgpuCpu() : RandomStreamTests(BackendKind.IlgpuCpu);
-[Category("Gpu")] public class RandomStreamTests_Cuda() : RandomStreamTests(BackendKind.Cuda);
+[GpuFixture] public class RandomStreamTests_Cuda() : RandomStreamTests(BackendKind.Cuda);

@@ -99,7 +99,7 @@ public abstract class TensorTests(BackendKind kind) : KernelFixture(kind)
 
 public class TensorTests_Cpu() : TensorTests(BackendKind.Cpu);
 public class TensorTests_IlgpuCpu() : TensorTests(BackendKind.IlgpuCpu);
-[Category("Gpu")] public class TensorTests_Cuda() : TensorTests(BackendKind.Cuda);
+[GpuFixture] public class TensorTests_Cuda() : TensorTests(BackendKind.Cuda);
 
 public class CachingAllocatorTests
 {

@@ -140,4 +140,4 @@ public abstract class ElementwiseOpTests(BackendKind kind) : KernelFixture(kind)
 
 public class ElementwiseOpTests_Cpu() : ElementwiseOpTests(BackendKind.Cpu);
 public class ElementwiseOpTests_IlgpuCpu() : ElementwiseOpTests(BackendKind.IlgpuCpu);
-[Category("Gpu")] public class ElementwiseOpTests_Cuda() : ElementwiseOpTests(BackendKind.Cuda);
+[GpuFixture] public class ElementwiseOpTests_Cuda() : ElementwiseOpTests(BackendKind.Cuda);

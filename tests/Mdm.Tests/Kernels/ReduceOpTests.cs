@@ -74,4 +74,4 @@ public abstract class ReduceOpTests(BackendKind kind) : KernelFixture(kind)
 
 public class ReduceOpTests_Cpu() : ReduceOpTests(BackendKind.Cpu);
 public class ReduceOpTests_IlgpuCpu() : ReduceOpTests(BackendKind.IlgpuCpu);
-[Category("Gpu")] public class ReduceOpTests_Cuda() : ReduceOpTests(BackendKind.Cuda);
+[GpuFixture] public class ReduceOpTests_Cuda() : ReduceOpTests(BackendKind.Cuda);

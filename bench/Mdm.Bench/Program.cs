@@ -1,0 +1,20 @@
+using BenchmarkDotNet.Running;
+using Mdm.Bench.Gpu;
+
+namespace Mdm.Bench;
+
+/// <summary>
+/// `dotnet run -c Release --project bench/Mdm.Bench` runs the BenchmarkDotNet suite of the CPU backend
+/// (BenchmarkDotNet arguments such as --filter '*Silu*' --job short pass through).
+/// `... -- gpu [--device cuda|ilgpu-cpu] [--quick] [--json FILE]` times the ILGPU kernels with device events
+/// and writes one JSON line per (op, shape), the input of scripts/gpu/compare.py.
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "gpu") return GpuBench.Run(args[1..]);
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
+}

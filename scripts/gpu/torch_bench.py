@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""PyTorch side of the GPU comparison: the same ops and shapes as bench/Mdm.Bench/Gpu/BenchCases.cs.
+
+Times each op with CUDA events after a warm-up and writes one JSON line per case (same schema as `Mdm.Bench gpu`).
+Arguments are parsed before torch is imported, so `--list` works on machines without PyTorch.
+"""
+import argparse
+import json
+import sys
+
+
+def cases(quick):
+    act = [2, 8, 9, 9] if quick else [16, 256, 64, 64]
+    rows = [7, 113] if quick else [4096, 4096]
+    n = act[0] * act[1] * act[2] * act[3]
+    nr = rows[0] * rows[1]
+    # (op, shape, bytes, flops, setup(torch) -> tensors, run(tensors))
+    return [
+        ("copy", act, 8 * n, 0, lambda t: (t.randn(act), t.empty(act)), lambda a: a[1].copy_(a[0])),
+        ("add", act, 12 * n, n, lambda t: (t.randn(act), t.randn(act), t.empty(act)), lambda a: t_ops.add(a[0], a[1], out=a[2])),
+        ("add_bias", act, 8 * n, n, lambda t: (t.randn(act), t.randn([1, act[1], 1, 1]), t.empty(act)), lambda a: t_ops.add(a[0], a[1], out=a[2])),
+        ("mul", act, 12 * n, n, lambda t: (t.randn(act), t.randn(act), t.empty(act)), lambda a: t_ops.mul(a[0], a[1], out=a[2])),
+        ("silu_fwd", act, 8 * n, 4 * n, lambda t: (t.randn(act), t.empty(act)), lambda a: t_ops.nn.functional.silu(a[0])),
+        ("silu_bwd", act, 12 * n, 8 * n, lambda t: (t.randn(act), t.randn(act)), lambda a: t_ops.ops.aten.silu_backward(a[1], a[0])),
+        ("sum_rows", rows, 4 * nr, nr, lambda t: (t.randn(rows),), lambda a: a[0].sum(dim=1)),
+        ("sum_nhw", act, 4 * n, n, lambda t: (t.randn(act),), lambda a: a[0].sum(dim=(0, 2, 3))),
+    ]
+
+
+t_ops = None
+
+
+class _Factory:
+    """Allocates on the GPU in float32."""
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    def randn(self, shape):
+        return self.torch.randn(*shape, device="cuda", dtype=self.torch.float32)
+
+    def empty(self, shape):
+        return self.torch.empty(*shape, device="cuda", dtype=self.torch.float32)
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--json", default="", help="write one JSON line per case to this file")
+    p.add_argument("--quick", action="store_true", help="tiny shapes (checks the script, not the GPU)")
+    p.add_argument("--list", action="store_true", help="print the cases and exit (no torch needed)")
+    p.add_argument("--reps", type=int, default=50)
+    args = p.parse_args(argv)
+    if args.list:
+        for op, shape, nbytes, flops, _, _ in cases(args.quick):
+            print(f"{op:14} {'x'.join(map(str, shape)):18} bytes={nbytes} flops={flops}")
+        return 0
+
+    global t_ops
+    import torch
+    t_ops = torch
+    if not torch.cuda.is_available():
+        print("torch_bench: CUDA is not available", file=sys.stderr)
+        return 1
+    card = torch.cuda.get_device_name(0)
+    f = _Factory(torch)
+    out = []
+    for op, shape, nbytes, flops, setup, run in cases(args.quick):
+        tensors = setup(f)
+        for _ in range(5):
+            run(tensors)
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(args.reps):
+            run(tensors)
+        end.record()
+        torch.cuda.synchronize()
+        ms = start.elapsed_time(end) / args.reps
+        r = dict(op=op, shape="x".join(map(str, shape)), ms=ms, bytes=nbytes, flops=flops,
+                 gbps=nbytes / (ms * 1e6), tflops=flops / (ms * 1e9), card=card, impl="torch " + torch.__version__)
+        out.append(r)
+        print(f"{op:14} {r['shape']:18} {ms:9.4f} ms  {r['gbps']:8.1f} GB/s   [{card}]", flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            for r in out:
+                fh.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
