@@ -15,7 +15,7 @@ public enum BinaryOp { Add, Sub, Mul }
 /// The kernel entry points below take outputs that are already allocated and are not validated:
 /// call them through <see cref="Ops"/>, which checks shapes, dtypes and devices and names the op in its errors.
 /// </summary>
-public abstract class Backend : IDisposable
+public abstract partial class Backend : IDisposable
 {
     public abstract BackendKind Kind { get; }
     public abstract DeviceInfo Info { get; }

@@ -11,7 +11,7 @@ sealed class CpuStorage : Storage
     public CpuStorage(CpuBackend owner, long bytes) : base(bytes)
     {
         this.owner = owner;
-        Data = GC.AllocateUninitializedArray<byte>(checked((int)Math.Min(bytes, Array.MaxLength)));
+        Data = GC.AllocateUninitializedArray<byte>(checked((int)Math.Min(bytes, Array.MaxLength)), pinned: true);  // pinned: kernels may hold raw pointers
         if (bytes > Array.MaxLength) throw new ArgumentException($"CPU backend: one tensor of {bytes} bytes exceeds the {Array.MaxLength}-byte array limit");
         owner.OnAllocate(bytes);
     }
@@ -64,6 +64,10 @@ public sealed partial class CpuBackend : Backend
         MemoryMarshal.Cast<byte, float>(((CpuStorage)t.Storage).Data.AsSpan()).Slice((int)t.Offset, (int)t.Numel);
     internal static Span<ushort> U16(Tensor t) =>
         MemoryMarshal.Cast<byte, ushort>(((CpuStorage)t.Storage).Data.AsSpan()).Slice((int)t.Offset, (int)t.Numel);
+    /// <summary>Address of element 0 (storage is pinned, so the pointer stays valid while the tensor lives).</summary>
+    internal static unsafe float* Ptr(Tensor t) =>
+        (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(((CpuStorage)t.Storage).Data)) + t.Offset;
+
     static Span<byte> Raw(Tensor t) =>
         ((CpuStorage)t.Storage).Data.AsSpan((int)(t.Offset * t.DType.Size()), (int)t.Bytes);
 

@@ -44,7 +44,31 @@ public sealed partial class IlgpuBackend
         toF32 = L(nameof(KernelCatalog.ToF32), () => a.LoadStreamKernel(KernelCatalog.ToF32));
         uniform = L(nameof(KernelCatalog.RandomUniform), () => a.LoadStreamKernel(KernelCatalog.RandomUniform));
         normal = L(nameof(KernelCatalog.RandomNormal), () => a.LoadStreamKernel(KernelCatalog.RandomNormal));
+        // Op families live in their own files (IlgpuKernels.<Family>.cs); each loads its kernels with L(...).
+        var loader = new Loader((name, f) => L(name, f));
+        LoadConvKernels(loader);
+        LoadNormKernels(loader);
+        LoadMatmulKernels(loader);
+        LoadAttentionKernels(loader);
+        LoadShapeKernels(loader);
+        LoadOptimizerKernels(loader);
     }
+
+    /// <summary>
+    /// Handed to each family's loader: <c>x = loader.Load(nameof(KernelCatalog.X), () => accelerator.LoadStreamKernel(KernelCatalog.X));</c>
+    /// registers the name and turns any compile failure into a KernelCompileException.
+    /// </summary>
+    sealed class Loader(Func<string, Func<Delegate>, Delegate> load)
+    {
+        public T Load<T>(string name, Func<T> f) where T : Delegate => (T)load(name, () => f());
+    }
+
+    partial void LoadConvKernels(Loader loader);
+    partial void LoadNormKernels(Loader loader);
+    partial void LoadMatmulKernels(Loader loader);
+    partial void LoadAttentionKernels(Loader loader);
+    partial void LoadShapeKernels(Loader loader);
+    partial void LoadOptimizerKernels(Loader loader);
 
     protected internal override void Fill(Tensor y, float value) => fill(Launch(y.Numel), F32(y), value);
     protected internal override void Copy(Tensor x, Tensor y) => copy(Launch(y.Numel), F32(x), F32(y));

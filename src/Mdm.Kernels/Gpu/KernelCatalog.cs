@@ -7,7 +7,7 @@ namespace Mdm.Kernels.Gpu;
 /// Every GPU kernel, once, by name. The ILGPU backend loads exactly these at start-up, and the offline PTX/SASS
 /// audit compiles exactly these, so neither can miss one.
 /// </summary>
-public static class KernelCatalog
+public static partial class KernelCatalog
 {
     public static readonly Action<ArrayView<float>, float> Fill = ElementwiseKernels.Fill;
     public static readonly Action<ArrayView<float>, ArrayView<float>> Copy = ElementwiseKernels.Copy;

@@ -1,0 +1,43 @@
+using Mdm.Kernels.Cpu;
+using Mdm.Tests.Harness;
+
+namespace Mdm.Tests.Kernels;
+
+/// <summary>The CPU backend's shared GEMM, all transpose forms, alpha/beta and batching, against float64.</summary>
+public class CpuGemmTests
+{
+    [TestCase(false, false, 9, 13, 7)]
+    [TestCase(false, true, 113, 17, 64)]
+    [TestCase(true, false, 5, 33, 19)]
+    [TestCase(true, true, 16, 9, 31)]
+    [TestCase(false, false, 1, 1, 1)]
+    public unsafe void SgemmMatchesReference(bool ta, bool tb, int m, int n, int k)
+    {
+        var rng = TestSeed.NewRandom();
+        int batch = 3;
+        var a = TestSeed.Uniform(rng, batch * m * k);
+        var b = TestSeed.Uniform(rng, batch * k * n);
+        var c = TestSeed.Uniform(rng, batch * m * n);
+        var expected = new double[c.Length];
+        var scale = new double[c.Length];
+        const float alpha = 0.75f, beta = -0.5f;
+        for (int bi = 0; bi < batch; bi++)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double s = 0, sa = 0;
+                    for (int p = 0; p < k; p++)
+                    {
+                        double av = ta ? a[bi * m * k + p * m + i] : a[bi * m * k + i * k + p];
+                        double bv = tb ? b[bi * k * n + j * k + p] : b[bi * k * n + p * n + j];
+                        s += av * bv; sa += Math.Abs(av * bv);
+                    }
+                    int o = bi * m * n + i * n + j;
+                    expected[o] = alpha * s + beta * (double)c[o];
+                    scale[o] = Math.Abs(alpha) * sa + Math.Abs(beta * c[o]);
+                }
+        fixed (float* pa = a, pb = b, pc = c)
+            CpuGemm.SgemmBatched(batch, ta, tb, m, n, k, pa, ta ? m : k, m * k, pb, tb ? k : n, k * n, pc, n, m * n, alpha, beta);
+        Compare.AssertClose($"Sgemm ta={ta} tb={tb} {m}x{n}x{k}", c, expected, new Tolerance(1e-6, 1e-5 + 1e-7 * Math.Sqrt(k)), scale);
+    }
+}
