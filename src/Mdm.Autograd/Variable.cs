@@ -1,0 +1,54 @@
+using Mdm.Kernels;
+
+namespace Mdm.Autograd;
+
+/// <summary>
+/// A tensor in the autograd graph: its value (<see cref="Data"/>), whether gradients flow to it, its accumulated
+/// gradient (<see cref="Grad"/>, leaves only) and the node that produced it. Leaves (parameters, inputs) are owned by
+/// whoever created them; values produced by ops are owned by the active <see cref="Graph"/>, which frees them as soon as
+/// the backward pass no longer needs them, or when it is disposed.
+/// </summary>
+public sealed class Variable : IDisposable
+{
+    public Variable(Tensor data, bool requiresGrad = false, string? name = null)
+    {
+        Data = data;
+        RequiresGrad = requiresGrad;
+        Name = name;
+    }
+
+    internal Variable(Tensor data, Node creator) : this(data, requiresGrad: true) { Creator = creator; }
+
+    public Tensor Data { get; internal set; }
+    /// <summary>Accumulated gradient (+= across backward passes until <see cref="ZeroGrad"/>); leaves only.</summary>
+    public Tensor? Grad { get; internal set; }
+    public bool RequiresGrad { get; }
+    public string? Name { get; set; }
+    public bool IsLeaf => Creator is null;
+    internal Node? Creator { get; set; }
+    /// <summary>Backward nodes that still need <see cref="Data"/>; the graph frees the value when it reaches 0.</summary>
+    internal int PendingUses;
+    /// <summary>Kept alive past the backward pass and graph disposal (the caller disposes it).</summary>
+    internal bool Kept;
+
+    public int[] Shape => Data.Shape;
+    public Backend Backend => Data.Backend;
+    public override string ToString() => $"{Name ?? (IsLeaf ? "leaf" : Creator!.Op)} {Data}";
+
+    /// <summary>Keep this value after backward and after the graph is disposed (for losses and outputs you read later).</summary>
+    public Variable Keep() { Kept = true; return this; }
+
+    public float Item() => Data.Item();
+
+    /// <summary>Reverse-mode pass from this (scalar unless a seed is given) through the graph that produced it.</summary>
+    public void Backward(Tensor? seed = null) => Autograd.Backward.Run(this, seed);
+
+    public void ZeroGrad() { Grad?.Dispose(); Grad = null; }
+
+    public void Dispose()
+    {
+        Grad?.Dispose();
+        Grad = null;
+        if (!Data.IsDisposed) Data.Dispose();
+    }
+}
