@@ -43,6 +43,8 @@ internal static partial class BackwardRules
                 if (s.Scale != 1f) Ops.Scale(dx, s.Scale, dx);
                 return [dx];
             }
+            case "checkpoint":
+                return Checkpoint.Backward(n, g);
             case "reshape":
                 return [Ops.Copy(g.Reshape(((F.ReshapeAttr)n.Attributes!).InputShape))];
             default:

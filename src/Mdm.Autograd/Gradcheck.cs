@@ -96,6 +96,78 @@ public static class Gradcheck
         return new GradcheckResult(passed, report);
     }
 
+    /// <summary>
+    /// The float64 check: finite differences (eps 1e-6) of a float64 reference forward — plain loops over double arrays,
+    /// one per input — against the engine's autograd gradient. Default tolerances atol 1e-5, rtol 1e-3 (of the
+    /// larger of |numeric| and the Σ|terms| scale the caller may fold into rtol).
+    /// </summary>
+    public static GradcheckResult CheckAgainstReference(Func<Variable[], Variable> engine, Func<double[][], double[]> reference,
+        Variable[] inputs, GradcheckOptions? options = null)
+    {
+        var o = options ?? new GradcheckOptions { Eps = 1e-6, Atol = 1e-5, Rtol = 1e-3 };
+        var backend = inputs[0].Backend;
+        float[] w;
+        var analytic = new double[inputs.Length][];
+        foreach (var v in inputs) v.ZeroGrad();
+        using (new Graph())
+        {
+            var y = engine(inputs);
+            w = RandomWeights(y.Data.Numel, o.Seed);
+            using var seed = backend.FromArray(w, y.Shape);
+            y.Backward(seed);
+        }
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            analytic[i] = inputs[i].Grad is { } gr ? Array.ConvertAll(gr.ToArray(), v => (double)v) : new double[inputs[i].Data.Numel];
+            inputs[i].ZeroGrad();
+        }
+        var x = inputs.Select(v => Array.ConvertAll(v.Data.ToArray(), f => (double)f)).ToArray();
+        double Loss(double[][] xs)
+        {
+            var y = reference(xs);
+            if (y.Length != w.Length) throw new ArgumentException($"Gradcheck: reference gave {y.Length} outputs, the engine {w.Length}");
+            double s = 0;
+            for (int k = 0; k < y.Length; k++) s += w[k] * y[k];
+            return s;
+        }
+
+        var report = new List<string>();
+        bool passed = true;
+        var rng = new Random((int)(o.Seed % int.MaxValue));
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            if (!inputs[i].RequiresGrad) continue;
+            int probes = o.RandomDirections > 0 ? o.RandomDirections : x[i].Length;
+            double worst = 0;
+            string worstText = "";
+            var orig = (double[])x[i].Clone();
+            for (int p = 0; p < probes; p++)
+            {
+                var dir = new double[orig.Length];
+                if (o.RandomDirections > 0)
+                {
+                    double norm = 0;
+                    for (int k = 0; k < dir.Length; k++) { dir[k] = rng.NextDouble() * 2 - 1; norm += dir[k] * dir[k]; }
+                    for (int k = 0; k < dir.Length; k++) dir[k] /= Math.Sqrt(norm);
+                }
+                else dir[p] = 1;
+                for (int k = 0; k < dir.Length; k++) x[i][k] = orig[k] + o.Eps * dir[k];
+                double lp = Loss(x);
+                for (int k = 0; k < dir.Length; k++) x[i][k] = orig[k] - o.Eps * dir[k];
+                double lm = Loss(x);
+                Array.Copy(orig, x[i], orig.Length);
+                double numeric = (lp - lm) / (2 * o.Eps), an = 0;
+                for (int k = 0; k < dir.Length; k++) an += analytic[i][k] * dir[k];
+                double err = Math.Abs(numeric - an), allowed = o.Atol + o.Rtol * Math.Abs(numeric);
+                if (err / allowed > worst) { worst = err / allowed; worstText = $"probe {p}: engine {an:G7} float64 numeric {numeric:G7}"; }
+            }
+            bool ok = worst <= 1;
+            passed &= ok;
+            report.Add($"input {i} {inputs[i].Data.ShapeString}: {(ok ? "ok" : "FAILED")}, worst {100 * worst:F0}% of tolerance ({worstText})");
+        }
+        return new GradcheckResult(passed, report);
+    }
+
     static double Evaluate(Tensor x, float[] x0, double[] dir, double eps, Func<double> loss)
     {
         var shifted = new float[x0.Length];

@@ -1,0 +1,46 @@
+using Mdm.Kernels;
+
+namespace Mdm.Autograd;
+
+/// <summary>
+/// Activation checkpointing: run a block without keeping its intermediate values, and recompute them during the
+/// backward pass. Trades one extra forward of the block for its activation memory.
+/// </summary>
+public static class Checkpoint
+{
+    internal sealed record Attr(Func<Variable[], Variable> Block, int InputCount);
+
+    /// <param name="block">the block's forward; it must be deterministic (same inputs give the same output)</param>
+    /// <param name="inputs">the tensors flowing into the block</param>
+    /// <param name="parameters">the parameters the block uses (their gradients accumulate during recomputation)</param>
+    public static Variable Run(Func<Variable[], Variable> block, Variable[] inputs, IEnumerable<Variable> parameters)
+    {
+        Tensor output;
+        using (Graph.NoGrad())
+        using (new Graph())
+        {
+            var y = block(inputs);
+            // The block may return one of its inputs; the node needs a value it owns.
+            output = inputs.Any(i => ReferenceEquals(i, y)) ? Ops.Copy(y.Data) : y.Keep().Data;
+        }
+        var all = inputs.Concat(parameters).ToArray();
+        return Record.Op("checkpoint", output, all, new Attr(block, inputs.Length));
+    }
+
+    /// <summary>The backward rule: recompute the block with recording on, backprop the output gradient through it.</summary>
+    internal static Tensor?[] Backward(Node n, Tensor g)
+    {
+        var attr = (Attr)n.Attributes!;
+        var grads = new Tensor?[n.Inputs.Length];
+        // Fresh leaves sharing the inputs' values: gradients for the block's inputs land on them.
+        var leaves = n.Inputs.Take(attr.InputCount).Select(v => new Variable(v.Data, v.RequiresGrad)).ToArray();
+        using (Graph.EnableGrad())
+        using (new Graph())
+        {
+            var y = attr.Block(leaves);
+            if (y.RequiresGrad) y.Backward(g);
+        }
+        for (int i = 0; i < leaves.Length; i++) { grads[i] = leaves[i].Grad; leaves[i].Grad = null; }
+        return grads;
+    }
+}
