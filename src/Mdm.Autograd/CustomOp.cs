@@ -14,6 +14,19 @@ public sealed class CustomContext
     public object? Attributes { get; }
 }
 
+/// <summary>Everything one registration says about a custom op.</summary>
+public sealed record CustomOpDefinition(string Name, CustomOp.ForwardFn Forward, CustomOp.BackwardFn Backward)
+{
+    /// <summary>Float64 reference forward over the inputs as double arrays (row-major) with their shapes.</summary>
+    public Func<double[][], int[][], object?, double[]>? Reference { get; init; }
+    /// <summary>Small input shapes for the gradient check (odd sizes are best).</summary>
+    public int[][]? CheckShapes { get; init; }
+    /// <summary>Input shapes for the benchmark suite.</summary>
+    public int[][]? BenchShapes { get; init; }
+    /// <summary>Attributes passed to forward/reference in checks and benchmarks.</summary>
+    public object? Attributes { get; init; }
+}
+
 /// <summary>
 /// A researcher's op: a forward (any kernels or CPU code producing an output and optional saved tensors) and a
 /// backward (gradient of each input from the output gradient). Registering it gives it autograd; see
@@ -26,21 +39,44 @@ public sealed class CustomOp
 
     static readonly Dictionary<string, CustomOp> registry = new();
 
-    CustomOp(string name, ForwardFn forward, BackwardFn backward) { Name = name; Forward = forward; BackwardRule = backward; }
+    CustomOp(CustomOpDefinition d) { Definition = d; }
 
-    public string Name { get; }
-    public ForwardFn Forward { get; }
-    public BackwardFn BackwardRule { get; }
+    public CustomOpDefinition Definition { get; }
+    public string Name => Definition.Name;
+    public ForwardFn Forward => Definition.Forward;
+    public BackwardFn BackwardRule => Definition.Backward;
 
     public static IReadOnlyCollection<CustomOp> Registered { get { lock (registry) return registry.Values.ToList(); } }
 
     /// <summary>Register (or replace) an op by name.</summary>
-    public static CustomOp Register(string name, ForwardFn forward, BackwardFn backward)
+    public static CustomOp Register(string name, ForwardFn forward, BackwardFn backward) =>
+        Register(new CustomOpDefinition(name, forward, backward));
+
+    /// <summary>Register (or replace) an op with its reference, check shapes and benchmark shapes.</summary>
+    public static CustomOp Register(CustomOpDefinition definition)
     {
-        if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("CustomOp.Register: the op needs a name");
-        var op = new CustomOp(name, forward, backward);
-        lock (registry) registry[name] = op;
+        if (string.IsNullOrWhiteSpace(definition.Name)) throw new ArgumentException("CustomOp.Register: the op needs a name");
+        var op = new CustomOp(definition);
+        lock (registry) registry[definition.Name] = op;
         return op;
+    }
+
+    /// <summary>Random inputs (uniform in [-1, 1], Philox) of the given shapes on a backend, all requiring grad.</summary>
+    public static Variable[] RandomInputs(Backend backend, int[][] shapes, ulong seed) =>
+        shapes.Select((s, i) => new Variable(Ops.RandomUniform(backend.Empty(s), seed, (ulong)i, -1f, 1f), requiresGrad: true)).ToArray();
+
+    /// <summary>The float64 gradient check of this op on <see cref="CustomOpDefinition.CheckShapes"/>.</summary>
+    public GradcheckResult Gradcheck(Backend backend, ulong seed = 1, GradcheckOptions? options = null)
+    {
+        var d = Definition;
+        if (d.Reference is null || d.CheckShapes is null)
+            throw new InvalidOperationException($"{Name}: registration has no Reference or CheckShapes, so it cannot be gradient-checked");
+        var inputs = RandomInputs(backend, d.CheckShapes, seed);
+        try
+        {
+            return Autograd.Gradcheck.CheckAgainstReference(v => Apply(d.Attributes, v), xs => d.Reference(xs, d.CheckShapes, d.Attributes), inputs, options);
+        }
+        finally { foreach (var v in inputs) v.Dispose(); }
     }
 
     public Variable Apply(object? attributes, params Variable[] inputs)

@@ -76,7 +76,7 @@ public sealed partial class CpuBackend : Backend
     protected internal override void Download(Tensor src, Span<byte> dst) => Raw(src).CopyTo(dst);
 
     /// <summary>Run body(start, end) over [0, n) in chunks, in parallel only when the work is worth a thread hop.</summary>
-    internal static void ParallelRange(int n, long costPerItem, Action<int, int> body)
+    public static void ParallelRange(int n, long costPerItem, Action<int, int> body)
     {
         const long minWorkPerChunk = 1 << 15;
         int workers = Environment.ProcessorCount;
