@@ -28,10 +28,14 @@ public static partial class KernelCatalog
     public static readonly Action<ArrayView<float>, ulong, ulong, float, float> RandomUniform = RandomKernels.Uniform;
     public static readonly Action<ArrayView<float>, ulong, ulong, float, float> RandomNormal = RandomKernels.Normal;
 
-    /// <summary>(name, kernel) for every field above, in declaration order.</summary>
-    public static IReadOnlyList<(string Name, Delegate Kernel)> All { get; } =
+    /// <summary>(name, kernel) for every field above and in the family files, in declaration order.</summary>
+    public static IReadOnlyList<(string Name, Delegate Kernel)> All => all.Value;
+
+    // Lazy: field initialisers of the partial files (KernelCatalog.<Family>.cs) run in file order, possibly after this
+    // one, so the list is built on first use, once every field is set.
+    static readonly Lazy<IReadOnlyList<(string Name, Delegate Kernel)>> all = new(() =>
         typeof(KernelCatalog).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
             .Where(f => typeof(Delegate).IsAssignableFrom(f.FieldType))
             .Select(f => (f.Name, (Delegate)f.GetValue(null)!))
-            .ToList();
+            .ToList());
 }
