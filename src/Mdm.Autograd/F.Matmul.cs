@@ -1,0 +1,44 @@
+using Mdm.Kernels;
+
+namespace Mdm.Autograd;
+
+public static partial class F
+{
+    internal sealed record MatMulAttr(bool TransA, bool TransB);
+
+    /// <summary>op(a)·op(b) on 2-D/3-D operands (see <see cref="Ops.MatMul"/>); F32 or BF16 inputs, F32 output.</summary>
+    public static Variable MatMul(Variable a, Variable b, bool transA = false, bool transB = false) =>
+        Record.Op("matmul", Ops.MatMul(a.Data, b.Data, transA, transB), [a, b], new MatMulAttr(transA, transB));
+
+    /// <summary>x·Wᵀ + b (torch.nn.functional.linear); bias optional.</summary>
+    public static Variable Linear(Variable x, Variable w, Variable? bias = null) =>
+        bias is null
+            ? Record.Op("linear", Ops.Linear(x.Data, w.Data), [x, w])
+            : Record.Op("linear", Ops.Linear(x.Data, w.Data, bias.Data), [x, w, bias]);
+}
+
+internal static partial class BackwardRules
+{
+    static partial void ApplyMatmul(Node n, Tensor g, ref Tensor?[]? result)
+    {
+        switch (n.Op)
+        {
+            case "matmul":
+            {
+                var a = (F.MatMulAttr)n.Attributes!;
+                var (da, db) = Ops.MatMulBackward(g, n.Inputs[0].Data, n.Inputs[1].Data, a.TransA, a.TransB,
+                    wantA: n.NeedsGrad(0), wantB: n.NeedsGrad(1));
+                result = [da, db];
+                break;
+            }
+            case "linear":
+            {
+                bool hasBias = n.Inputs.Length == 3;
+                var (dx, dw, db) = Ops.LinearBackward(g, n.Inputs[0].Data, n.Inputs[1].Data,
+                    wantX: n.NeedsGrad(0), wantW: n.NeedsGrad(1), wantBias: hasBias && n.NeedsGrad(2));
+                result = hasBias ? [dx, dw, db] : [dx, dw];
+                break;
+            }
+        }
+    }
+}
