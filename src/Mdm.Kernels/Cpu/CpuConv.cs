@@ -1,0 +1,248 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+
+namespace Mdm.Kernels.Cpu;
+
+/// <summary>
+/// Convolutions on the CPU as matrix products (CpuGemm): per sample, y[Cout, Ho·Wo] = W[Cout, Cin·kh·kw] · col, where
+/// col [Cin·kh·kw, Ho·Wo] is the im2col unfolding of x (a 1×1 stride-1 convolution uses x itself). The backward reuses
+/// the same layout: dcol = Wᵀ · dy then col2im (scatter-add) for dx; dW = Σₙ dyₙ · colₙᵀ; dbias = Σ dy rows.
+/// Samples are processed in chunks so the column buffer stays bounded; im2col/col2im run in parallel over (n, cin) planes.
+/// </summary>
+public sealed unsafe partial class CpuBackend
+{
+    /// <summary>Largest im2col buffer (floats) held at once; a chunk of samples fills at most this much.</summary>
+    const long ConvColumnBudget = 1L << 23;
+    /// <summary>Column tile width for the GEMMs so one tile of col (Cin·kh·kw × tile floats) stays in a core's L2.</summary>
+    const int ConvL2Floats = 1 << 17;
+
+    static int SamplesPerChunk(in Conv2dGeometry g) =>
+        (int)Math.Clamp(ConvColumnBudget / Math.Max(1L * g.PatchSize * g.Ho * g.Wo, 1), 1, Math.Max(g.N, 1));
+
+    static int ColumnTile(int patch, int cols)
+    {
+        int t = Math.Max(64, ConvL2Floats / Math.Max(patch, 1)) & ~15;
+        return Math.Min(t, cols);
+    }
+
+    protected internal override void Conv2dForward(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
+    {
+        var geo = g;
+        int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout;
+        float* px = Ptr(x), pw = Ptr(weight), py = Ptr(y);
+        float beta = 0f;
+        if (bias is not null)
+        {
+            // y starts as the bias, and the GEMM accumulates onto it.
+            nint ny = (nint)py, nb = (nint)Ptr(bias);
+            ParallelRange(g.N * cout, p, (r0, r1) =>
+            {
+                for (int r = r0; r < r1; r++) new Span<float>((float*)ny + (long)r * p, p).Fill(((float*)nb)[r % cout]);
+            });
+            beta = 1f;
+        }
+        if (geo.IsPointwise)
+        {
+            // y_n [Cout, HW] = W [Cout, Cin] · x_n [Cin, HW]
+            GemmColumnTiles(g.N, false, cout, p, k, pw, k, 0, px, (long)k * p, py, (long)cout * p, beta);
+            return;
+        }
+        int chunk = SamplesPerChunk(g);
+        float[] colArr = ArrayPool<float>.Shared.Rent((int)((long)chunk * k * p));
+        try
+        {
+            fixed (float* col = colArr)
+            {
+                for (int n0 = 0; n0 < g.N; n0 += chunk)
+                {
+                    int nb = Math.Min(chunk, g.N - n0);
+                    Im2col(geo, px + (long)n0 * g.Cin * g.H * g.W, col, nb);
+                    GemmColumnTiles(nb, false, cout, p, k, pw, k, 0, col, (long)k * p, py + (long)n0 * cout * p, (long)cout * p, beta);
+                }
+            }
+        }
+        finally { ArrayPool<float>.Shared.Return(colArr); }
+    }
+
+    protected internal override void Conv2dBackwardInput(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g)
+    {
+        var geo = g;
+        int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout;
+        float* pdy = Ptr(dy), pw = Ptr(weight), pdx = Ptr(dx);
+        if (geo.IsPointwise)
+        {
+            // dx_n [Cin, HW] = Wᵀ [Cin, Cout] · dy_n [Cout, HW]
+            GemmColumnTiles(g.N, true, k, p, cout, pw, k, 0, pdy, (long)cout * p, pdx, (long)k * p, 0f);
+            return;
+        }
+        int chunk = SamplesPerChunk(g);
+        float[] colArr = ArrayPool<float>.Shared.Rent((int)((long)chunk * k * p));
+        try
+        {
+            fixed (float* col = colArr)
+            {
+                for (int n0 = 0; n0 < g.N; n0 += chunk)
+                {
+                    int nb = Math.Min(chunk, g.N - n0);
+                    // dcol_n [Cin·kh·kw, Ho·Wo] = Wᵀ · dy_n, then scatter-add back to image positions.
+                    GemmColumnTiles(nb, true, k, p, cout, pw, k, 0, pdy + (long)n0 * cout * p, (long)cout * p, col, (long)k * p, 0f);
+                    Col2im(geo, col, pdx + (long)n0 * g.Cin * g.H * g.W, nb);
+                }
+            }
+        }
+        finally { ArrayPool<float>.Shared.Return(colArr); }
+    }
+
+    protected internal override void Conv2dBackwardWeight(Tensor x, Tensor dy, Tensor dweight, in Conv2dGeometry g)
+    {
+        var geo = g;
+        int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout;
+        float* px = Ptr(x), pdy = Ptr(dy), pdw = Ptr(dweight);
+        if (geo.IsPointwise)
+        {
+            for (int n = 0; n < g.N; n++)
+                WeightGradSample(cout, k, p, pdy + (long)n * cout * p, px + (long)n * k * p, pdw, first: n == 0);
+            return;
+        }
+        int chunk = SamplesPerChunk(g);
+        float[] colArr = ArrayPool<float>.Shared.Rent((int)((long)chunk * k * p));
+        try
+        {
+            fixed (float* col = colArr)
+            {
+                for (int n0 = 0; n0 < g.N; n0 += chunk)
+                {
+                    int nb = Math.Min(chunk, g.N - n0);
+                    Im2col(geo, px + (long)n0 * g.Cin * g.H * g.W, col, nb);
+                    for (int i = 0; i < nb; i++)
+                        WeightGradSample(cout, k, p, pdy + (long)(n0 + i) * cout * p, col + (long)i * k * p, pdw, first: n0 + i == 0);
+                }
+            }
+        }
+        finally { ArrayPool<float>.Shared.Return(colArr); }
+    }
+
+    protected internal override void Conv2dBackwardBias(Tensor dy, Tensor dbias, in Conv2dGeometry g)
+    {
+        int n = g.N, cout = g.Cout, p = g.Ho * g.Wo;
+        nint pdy = (nint)Ptr(dy), pdb = (nint)Ptr(dbias);
+        ParallelRange(cout, (long)n * p, (c0, c1) =>
+        {
+            for (int c = c0; c < c1; c++)
+            {
+                float s = 0f;
+                for (int i = 0; i < n; i++) s += TensorPrimitives.Sum(new ReadOnlySpan<float>((float*)pdy + ((long)i * cout + c) * p, p));
+                ((float*)pdb)[c] = s;
+            }
+        });
+    }
+
+    /// <summary>dW [Cout, K] (+)= dy_n [Cout, P] · col_nᵀ [P, K], in column tiles of P so each col tile stays in cache.</summary>
+    static void WeightGradSample(int cout, int k, int p, float* dyn, float* coln, float* dw, bool first)
+    {
+        int tile = ColumnTile(k, p);
+        for (int p0 = 0; p0 < p; p0 += tile)
+        {
+            int w = Math.Min(tile, p - p0);
+            CpuGemm.Sgemm(false, true, cout, k, w, dyn + p0, p, coln + p0, p, dw, k, 1f, first && p0 == 0 ? 0f : 1f);
+        }
+    }
+
+    /// <summary>
+    /// C_i [m, cols] = op(A) [m, kk] · B_i [kk, cols] + beta·C_i for i in [0, batch), with A shared (stride 0), B_i and C_i
+    /// contiguous [·, cols] matrices at the given strides; done in column tiles so each tile of B stays in cache.
+    /// </summary>
+    static void GemmColumnTiles(int batch, bool transA, int m, int cols, int kk, float* a, int lda, long strideA,
+        float* b, long strideB, float* c, long strideC, float beta)
+    {
+        int tile = ColumnTile(kk, cols);
+        for (int c0 = 0; c0 < cols; c0 += tile)
+        {
+            int w = Math.Min(tile, cols - c0);
+            CpuGemm.SgemmBatched(batch, transA, false, m, w, kk, a, lda, strideA, b + c0, cols, strideB, c + c0, cols, strideC, 1f, beta);
+        }
+    }
+
+    /// <summary>
+    /// col[i] [Cin·kh·kw, Ho·Wo] for samples i in [0, nb): row (ci, kh, kw), column (oh, ow) holds
+    /// x[i, ci, oh·s − p + kh, ow·s − p + kw], or 0 in the padding.
+    /// </summary>
+    static void Im2col(Conv2dGeometry g, float* x, float* col, int nb)
+    {
+        nint px = (nint)x, pcol = (nint)col;
+        int kk = g.KH * g.KW, p = g.Ho * g.Wo;
+        ParallelRange(nb * g.Cin, (long)kk * p, (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                // plane r = (sample, input channel); its rows of col are contiguous.
+                float* plane = (float*)px + (long)r * g.H * g.W;
+                float* rows = (float*)pcol + (long)r * kk * p;
+                for (int kh = 0; kh < g.KH; kh++)
+                    for (int kw = 0; kw < g.KW; kw++)
+                    {
+                        float* dst = rows + (long)(kh * g.KW + kw) * p;
+                        ValidRange(g.Wo, g.W, g.StrideW, kw - g.PadW, out int ow0, out int ow1);
+                        for (int oh = 0; oh < g.Ho; oh++)
+                        {
+                            var drow = new Span<float>(dst + (long)oh * g.Wo, g.Wo);
+                            int ih = oh * g.StrideH - g.PadH + kh;
+                            if (ih < 0 || ih >= g.H || ow0 >= ow1) { drow.Clear(); continue; }
+                            float* src = plane + (long)ih * g.W + (kw - g.PadW);   // src[ow·s] = x[ih, ow·s − p + kw]
+                            drow[..ow0].Clear();
+                            drow[ow1..].Clear();
+                            if (g.StrideW == 1) new ReadOnlySpan<float>(src + ow0, ow1 - ow0).CopyTo(drow[ow0..ow1]);
+                            else for (int ow = ow0; ow < ow1; ow++) drow[ow] = src[(long)ow * g.StrideW];
+                        }
+                    }
+            }
+        });
+    }
+
+    /// <summary>dx[i] = Σ over (kh, kw) of the col rows scattered back to x[i, ci, oh·s − p + kh, ow·s − p + kw] (overwrites dx).</summary>
+    static void Col2im(Conv2dGeometry g, float* col, float* dx, int nb)
+    {
+        nint pdx = (nint)dx, pcol = (nint)col;
+        int kk = g.KH * g.KW, p = g.Ho * g.Wo;
+        ParallelRange(nb * g.Cin, (long)kk * p, (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                float* plane = (float*)pdx + (long)r * g.H * g.W;
+                float* rows = (float*)pcol + (long)r * kk * p;
+                new Span<float>(plane, g.H * g.W).Clear();
+                for (int kh = 0; kh < g.KH; kh++)
+                    for (int kw = 0; kw < g.KW; kw++)
+                    {
+                        float* src = rows + (long)(kh * g.KW + kw) * p;
+                        ValidRange(g.Wo, g.W, g.StrideW, kw - g.PadW, out int ow0, out int ow1);
+                        if (ow0 >= ow1) continue;
+                        for (int oh = 0; oh < g.Ho; oh++)
+                        {
+                            int ih = oh * g.StrideH - g.PadH + kh;
+                            if (ih < 0 || ih >= g.H) continue;
+                            float* dst = plane + (long)ih * g.W + (kw - g.PadW);
+                            float* srow = src + (long)oh * g.Wo;
+                            if (g.StrideW == 1)
+                            {
+                                var d = new Span<float>(dst + ow0, ow1 - ow0);
+                                TensorPrimitives.Add(d, new ReadOnlySpan<float>(srow + ow0, ow1 - ow0), d);
+                            }
+                            else for (int ow = ow0; ow < ow1; ow++) dst[(long)ow * g.StrideW] += srow[ow];
+                        }
+                    }
+            }
+        });
+    }
+
+    /// <summary>Output columns [ow0, ow1) whose input column ow·stride + offset lies in [0, size).</summary>
+    static void ValidRange(int outSize, int size, int stride, int offset, out int ow0, out int ow1)
+    {
+        // ow·stride + offset ≥ 0  ⇔  ow ≥ ceil(−offset / stride);  ow·stride + offset ≤ size − 1  ⇔  ow ≤ floor((size − 1 − offset) / stride)
+        ow0 = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+        int last = size - 1 - offset;
+        ow1 = last < 0 ? 0 : Math.Min(outSize, last / stride + 1);
+        ow0 = Math.Min(ow0, outSize);
+        if (ow1 < ow0) ow1 = ow0;
+    }
+}

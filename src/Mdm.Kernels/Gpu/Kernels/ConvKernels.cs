@@ -1,0 +1,143 @@
+using ILGPU;
+
+namespace Mdm.Kernels.Gpu.Kernels;
+
+/// <summary>
+/// Direct convolution kernels (PyTorch conv2d semantics; conv1d runs as H = 1). Simple and correct, not tuned:
+/// forward is one thread per output element, grad-input one thread per input element gathering over the kernel
+/// window and output channels (no atomics), grad-weight one group per weight element reducing over N·Ho·Wo, and
+/// grad-bias one group per output channel. All are explicitly grouped with grid-stride loops.
+/// </summary>
+public static class ConvKernels
+{
+    public const int MaxGroupSize = 256;
+
+    /// <summary>y[n, co, oh, ow] = bias[co] + Σ_{ci, kh, kw} x[n, ci, oh·sh − ph + kh, ow·sw − pw + kw] · w[co, ci, kh, kw].</summary>
+    public static void Forward(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, int hasBias, ArrayView<float> y, Conv2dGeometry g)
+    {
+        int stride = Grid.DimX * Group.DimX;
+        int total = y.IntLength;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int ow = i % g.Wo, t = i / g.Wo;
+            int oh = t % g.Ho; t /= g.Ho;
+            int co = t % g.Cout, n = t / g.Cout;
+            int ih0 = oh * g.StrideH - g.PadH, iw0 = ow * g.StrideW - g.PadW;
+            float acc = hasBias != 0 ? bias[co] : 0f;
+            for (int ci = 0; ci < g.Cin; ci++)
+            {
+                int xPlane = (n * g.Cin + ci) * g.H, wPlane = (co * g.Cin + ci) * g.KH;
+                for (int kh = 0; kh < g.KH; kh++)
+                {
+                    int ih = ih0 + kh;
+                    if (ih < 0 || ih >= g.H) continue;
+                    int xRow = (xPlane + ih) * g.W, wRow = (wPlane + kh) * g.KW;
+                    for (int kw = 0; kw < g.KW; kw++)
+                    {
+                        int iw = iw0 + kw;
+                        if (iw >= 0 && iw < g.W) acc += x[xRow + iw] * w[wRow + kw];
+                    }
+                }
+            }
+            y[i] = acc;
+        }
+    }
+
+    /// <summary>
+    /// dx[n, ci, ih, iw] = Σ dy[n, co, oh, ow] · w[co, ci, kh, kw] over all (co, kh, kw) with ih = oh·sh − ph + kh and
+    /// iw = ow·sw − pw + kw for some in-range (oh, ow): a gather, one thread per input element.
+    /// </summary>
+    public static void BackwardInput(ArrayView<float> dy, ArrayView<float> w, ArrayView<float> dx, Conv2dGeometry g)
+    {
+        int stride = Grid.DimX * Group.DimX;
+        int total = dx.IntLength;
+        for (int i = Grid.GlobalIndex.X; i < total; i += stride)
+        {
+            int iw = i % g.W, t = i / g.W;
+            int ih = t % g.H; t /= g.H;
+            int ci = t % g.Cin, n = t / g.Cin;
+            float acc = 0f;
+            for (int co = 0; co < g.Cout; co++)
+            {
+                int dyPlane = (n * g.Cout + co) * g.Ho, wPlane = (co * g.Cin + ci) * g.KH;
+                for (int kh = 0; kh < g.KH; kh++)
+                {
+                    int th = ih + g.PadH - kh;          // = oh·sh
+                    if (th < 0) continue;
+                    int oh = th / g.StrideH;
+                    if (oh * g.StrideH != th || oh >= g.Ho) continue;
+                    int dyRow = (dyPlane + oh) * g.Wo, wRow = (wPlane + kh) * g.KW;
+                    for (int kw = 0; kw < g.KW; kw++)
+                    {
+                        int tw = iw + g.PadW - kw;      // = ow·sw
+                        if (tw < 0) continue;
+                        int ow = tw / g.StrideW;
+                        if (ow * g.StrideW == tw && ow < g.Wo) acc += dy[dyRow + ow] * w[wRow + kw];
+                    }
+                }
+            }
+            dx[i] = acc;
+        }
+    }
+
+    /// <summary>
+    /// dw[co, ci, kh, kw] = Σ_{n, oh, ow} dy[n, co, oh, ow] · x[n, ci, oh·sh − ph + kh, ow·sw − pw + kw]:
+    /// one group per weight element (grid-stride over them), per-thread strided partials, then a shared-memory tree.
+    /// </summary>
+    public static void BackwardWeight(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dw, Conv2dGeometry g)
+    {
+        var partial = SharedMemory.Allocate<float>(MaxGroupSize);
+        int tid = Group.IdxX, threads = Group.DimX;
+        int total = dw.IntLength, p = g.Ho * g.Wo, count = g.N * p;
+        for (int e = Grid.IdxX; e < total; e += Grid.DimX)
+        {
+            int kw = e % g.KW, t = e / g.KW;
+            int kh = t % g.KH; t /= g.KH;
+            int ci = t % g.Cin, co = t / g.Cin;
+            float acc = 0f;
+            for (int j = tid; j < count; j += threads)
+            {
+                int n = j / p, pp = j - n * p;
+                int oh = pp / g.Wo, ow = pp - oh * g.Wo;
+                int ih = oh * g.StrideH - g.PadH + kh, iw = ow * g.StrideW - g.PadW + kw;
+                if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
+                    acc += dy[(n * g.Cout + co) * p + pp] * x[((n * g.Cin + ci) * g.H + ih) * g.W + iw];
+            }
+            partial[tid] = acc;
+            Group.Barrier();
+            for (int s = threads / 2; s > 0; s /= 2)
+            {
+                if (tid < s) partial[tid] += partial[tid + s];
+                Group.Barrier();
+            }
+            if (tid == 0) dw[e] = partial[0];
+            Group.Barrier();   // partial[0] is read before the next element overwrites it
+        }
+    }
+
+    /// <summary>dbias[co] = Σ_{n, oh, ow} dy[n, co, oh, ow]: one group per output channel, shared-memory tree.</summary>
+    public static void BackwardBias(ArrayView<float> dy, ArrayView<float> dbias, int n, int cout, int p)
+    {
+        var partial = SharedMemory.Allocate<float>(MaxGroupSize);
+        int tid = Group.IdxX, threads = Group.DimX;
+        int count = n * p;
+        for (int co = Grid.IdxX; co < cout; co += Grid.DimX)
+        {
+            float acc = 0f;
+            for (int j = tid; j < count; j += threads)
+            {
+                int s = j / p, pp = j - s * p;
+                acc += dy[(s * cout + co) * p + pp];
+            }
+            partial[tid] = acc;
+            Group.Barrier();
+            for (int s = threads / 2; s > 0; s /= 2)
+            {
+                if (tid < s) partial[tid] += partial[tid + s];
+                Group.Barrier();
+            }
+            if (tid == 0) dbias[co] = partial[0];
+            Group.Barrier();
+        }
+    }
+}
