@@ -51,5 +51,5 @@ public sealed partial class IlgpuBackend
     }
 
     protected internal override void Rotary(Tensor x, Tensor y, float theta, int offset, bool inverse) =>
-        rotary(Launch(x.Numel / 2), F32(x), F32(y), x.Dim(2), x.Dim(3), offset, Math.Log(theta), inverse ? -1f : 1f);
+        rotary(Launch(x.Numel / 2), F32(x), F32(y), x.Dim(2), x.Dim(3), offset, Math.Pow(theta, -2.0 / x.Dim(3)), inverse ? -1f : 1f);
 }

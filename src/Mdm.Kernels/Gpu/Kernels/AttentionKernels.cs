@@ -303,10 +303,12 @@ public static class AttentionKernels
 
     /// <summary>
     /// Rotary encoding, rotate-half pairs (i, i + D/2) of rows of length d, row r at position offset + r % n:
-    /// θ_i = pos·exp(−2i/d·logTheta), computed in double and reduced to [−π, π] before the f32 sin/cos.
+    /// θ_i = pos·ratio^i with ratio = theta^(−2/d) from the host, the power by repeated squaring in double (ILGPU's
+    /// double Exp/Pow are slow software routines on PTX), reduced to [−π, π] in double before the f32 sin/cos
+    /// (sin.approx/cos.approx on PTX: absolute error below 1e-6 there).
     /// sign = −1 rotates by −θ (the backward). y may be x: each thread reads its pair before writing it.
     /// </summary>
-    public static void Rotary(ArrayView<float> x, ArrayView<float> y, int n, int d, int offset, double logTheta, float sign)
+    public static void Rotary(ArrayView<float> x, ArrayView<float> y, int n, int d, int offset, double ratio, float sign)
     {
         int half = d / 2;
         int pairs = (int)(x.IntLength / 2);
@@ -314,7 +316,13 @@ public static class AttentionKernels
         for (int idx = Grid.GlobalIndex.X; idx < pairs; idx += stride)
         {
             int row = idx / half, i = idx - row * half, pos = offset + row % n;
-            double angle = pos * Math.Exp(-2.0 * i / d * logTheta);
+            double invFreq = 1.0, power = ratio;
+            for (int e = i; e > 0; e >>= 1)
+            {
+                if ((e & 1) != 0) invFreq *= power;
+                power *= power;
+            }
+            double angle = pos * invFreq;
             angle -= 2.0 * Math.PI * Math.Floor(angle / (2.0 * Math.PI) + 0.5);
             float c = MathF.Cos((float)angle), sn = sign * MathF.Sin((float)angle);
             int b = row * d + i;
