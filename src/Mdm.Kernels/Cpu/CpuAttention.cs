@@ -7,6 +7,8 @@ namespace Mdm.Kernels.Cpu;
 /// Attention on the CPU: never B·H·N×N at once. Work items are (b·h, block of query rows) in the forward and in the
 /// dq pass, and (b·h, block of key rows) in the dk/dv pass; each item holds a block × all-keys (or all-queries) score
 /// buffer from the array pool, products by <see cref="CpuGemm"/>, softmax by TensorPrimitives on contiguous rows.
+/// q, k, v, dO are first transposed per head ([D, N], temporaries the size of the inputs) so that every product runs
+/// along N rather than along the short head dimension.
 /// </summary>
 public sealed partial class CpuBackend
 {
@@ -23,24 +25,47 @@ public sealed partial class CpuBackend
         return bias;
     }
 
+    /// <summary>
+    /// xᵀ per head: x [BH, N, D] → [BH, D, N], so every product below runs on rows of length N (long axpys in the NN
+    /// form, long dots in the NT form) instead of rows of length D.
+    /// </summary>
+    unsafe Tensor TransposeHeads(Tensor x)
+    {
+        int bh = x.Dim(0) * x.Dim(1), n = x.Dim(2), d = x.Dim(3);
+        var t = Empty(x.Dim(0), x.Dim(1), d, n);
+        nint px = (nint)Ptr(x), pt = (nint)Ptr(t);
+        ParallelRange(bh, (long)n * d, (g0, g1) =>
+        {
+            for (int g = g0; g < g1; g++)
+            {
+                float* src = (float*)px + (long)g * n * d, dst = (float*)pt + (long)g * n * d;
+                for (int j = 0; j < n; j++)
+                    for (int c = 0; c < d; c++) dst[(long)c * n + j] = src[(long)j * d + c];
+            }
+        });
+        return t;
+    }
+
     protected internal override unsafe void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor o, Tensor lse, float scale)
     {
         int heads = q.Dim(1), bh = q.Dim(0) * heads, nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
         int block = AttentionBlock(nk), blocks = (nq + block - 1) / block;
         var bias = AttentionMaskBias(mask);
-        nint pq = (nint)Ptr(q), pk = (nint)Ptr(k), pv = (nint)Ptr(v), po = (nint)Ptr(o), pl = (nint)Ptr(lse);
+        using var kt = TransposeHeads(k);
+        using var vt = TransposeHeads(v);
+        nint pq = (nint)Ptr(q), pkt = (nint)Ptr(kt), pvt = (nint)Ptr(vt), po = (nint)Ptr(o), pl = (nint)Ptr(lse);
         ParallelRange(bh * blocks, 2L * block * nk * d, (t0, t1) =>
         {
             var buf = ArrayPool<float>.Shared.Rent(block * nk);
             try
             {
                 fixed (float* s = buf)
-                    for (int t = 0; t < t1 - t0; t++)
+                    for (int item = t0; item < t1; item++)
                     {
-                        int item = t0 + t, g = item / blocks, i0 = (item - g * blocks) * block, m = Math.Min(block, nq - i0);
+                        int g = item / blocks, i0 = (item - g * blocks) * block, m = Math.Min(block, nq - i0);
                         long qOff = ((long)g * nq + i0) * d, kOff = (long)g * nk * d;
                         // S = scale·Q_blk·Kᵀ  [m × nk]
-                        CpuGemm.Sgemm(false, true, m, nk, d, (float*)pq + qOff, d, (float*)pk + kOff, d, s, nk, alpha: scale);
+                        CpuGemm.Sgemm(false, false, m, nk, d, (float*)pq + qOff, d, (float*)pkt + kOff, nk, s, nk, alpha: scale);
                         var lrow = new Span<float>((float*)pl + (long)g * nq + i0, m);
                         for (int r = 0; r < m; r++)
                         {
@@ -54,8 +79,8 @@ public sealed partial class CpuBackend
                             TensorPrimitives.Multiply(row, 1f / sum, row);
                             lrow[r] = max + MathF.Log(sum);
                         }
-                        // O_blk = P·V  [m × d]
-                        CpuGemm.Sgemm(false, false, m, d, nk, s, nk, (float*)pv + kOff, d, (float*)po + qOff, d);
+                        // O_blk = P·V = P·(Vᵀ)ᵀ  [m × d], dots of length nk
+                        CpuGemm.Sgemm(false, true, m, d, nk, s, nk, (float*)pvt + kOff, nk, (float*)po + qOff, d);
                     }
             }
             finally { ArrayPool<float>.Shared.Return(buf); }
@@ -67,86 +92,87 @@ public sealed partial class CpuBackend
     {
         int heads = q.Dim(1), bh = q.Dim(0) * heads, nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
         var bias = AttentionMaskBias(mask);
+        using var qt = TransposeHeads(q);
+        using var kt = TransposeHeads(k);
+        using var vt = TransposeHeads(v);
+        using var dot = TransposeHeads(dO);
+        nint pqt = (nint)Ptr(qt), pkt = (nint)Ptr(kt), pvt = (nint)Ptr(vt), pdot = (nint)Ptr(dot);
         nint pq = (nint)Ptr(q), pk = (nint)Ptr(k), pv = (nint)Ptr(v), po = (nint)Ptr(o), pl = (nint)Ptr(lse), pdo = (nint)Ptr(dO);
         nint pdq = (nint)Ptr(dq), pdk = (nint)Ptr(dk), pdv = (nint)Ptr(dv);
 
         // Δ_i = Σ_d dO_id·O_id, one per query row.
-        var delta = ArrayPool<float>.Shared.Rent(bh * nq);
-        try
+        var delta = new float[bh * nq];
+        ParallelRange(bh * nq, d, (r0, r1) =>
         {
-            ParallelRange(bh * nq, d, (r0, r1) =>
-            {
-                for (int r = r0; r < r1; r++)
-                    delta[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>((float*)pdo + (long)r * d, d), new ReadOnlySpan<float>((float*)po + (long)r * d, d));
-            });
+            for (int r = r0; r < r1; r++)
+                delta[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>((float*)pdo + (long)r * d, d), new ReadOnlySpan<float>((float*)po + (long)r * d, d));
+        });
 
-            // Pass 1, per (b·h, query block): P = exp(S − L), dS = P∘(dO·Vᵀ − Δ), dQ = scale·dS·K.
-            int qb = AttentionBlock(nk), qBlocks = (nq + qb - 1) / qb;
-            ParallelRange(bh * qBlocks, 3L * qb * nk * d, (t0, t1) =>
+        // Pass 1, per (b·h, query block): P = exp(S − L), dS = P∘(dO·Vᵀ − Δ), dQ = scale·dS·K.
+        int qb = AttentionBlock(nk), qBlocks = (nq + qb - 1) / qb;
+        ParallelRange(bh * qBlocks, 3L * qb * nk * d, (t0, t1) =>
+        {
+            var buf = ArrayPool<float>.Shared.Rent(2 * qb * nk);
+            try
             {
-                var buf = ArrayPool<float>.Shared.Rent(2 * qb * nk);
-                try
-                {
-                    fixed (float* p = buf)
-                        for (int item = t0; item < t1; item++)
+                fixed (float* p = buf)
+                    for (int item = t0; item < t1; item++)
+                    {
+                        int g = item / qBlocks, i0 = (item - g * qBlocks) * qb, m = Math.Min(qb, nq - i0);
+                        long qOff = ((long)g * nq + i0) * d, kOff = (long)g * nk * d;
+                        float* ds = p + (long)qb * nk;
+                        CpuGemm.Sgemm(false, false, m, nk, d, (float*)pq + qOff, d, (float*)pkt + kOff, nk, p, nk, alpha: scale);
+                        CpuGemm.Sgemm(false, false, m, nk, d, (float*)pdo + qOff, d, (float*)pvt + kOff, nk, ds, nk);
+                        for (int r = 0; r < m; r++)
                         {
-                            int g = item / qBlocks, i0 = (item - g * qBlocks) * qb, m = Math.Min(qb, nq - i0);
-                            long qOff = ((long)g * nq + i0) * d, kOff = (long)g * nk * d;
-                            float* ds = p + (long)qb * nk;
-                            CpuGemm.Sgemm(false, true, m, nk, d, (float*)pq + qOff, d, (float*)pk + kOff, d, p, nk, alpha: scale);
-                            CpuGemm.Sgemm(false, true, m, nk, d, (float*)pdo + qOff, d, (float*)pv + kOff, d, ds, nk);
-                            for (int r = 0; r < m; r++)
-                            {
-                                var prow = new Span<float>(p + (long)r * nk, nk);
-                                var dsrow = new Span<float>(ds + (long)r * nk, nk);
-                                if (bias is not null) TensorPrimitives.Add(prow, bias.AsSpan((g / heads) * nk, nk), prow);
-                                TensorPrimitives.Subtract(prow, ((float*)pl)[(long)g * nq + i0 + r], prow);   // L = +∞ (no keys) gives P = 0
-                                TensorPrimitives.Exp(prow, prow);
-                                TensorPrimitives.Subtract(dsrow, delta[g * nq + i0 + r], dsrow);
-                                TensorPrimitives.Multiply(dsrow, prow, dsrow);
-                            }
-                            CpuGemm.Sgemm(false, false, m, d, nk, ds, nk, (float*)pk + kOff, d, (float*)pdq + qOff, d, alpha: scale);
+                            var prow = new Span<float>(p + (long)r * nk, nk);
+                            var dsrow = new Span<float>(ds + (long)r * nk, nk);
+                            if (bias is not null) TensorPrimitives.Add(prow, bias.AsSpan((g / heads) * nk, nk), prow);
+                            TensorPrimitives.Subtract(prow, ((float*)pl)[(long)g * nq + i0 + r], prow);   // L = +∞ (no keys) gives P = 0
+                            TensorPrimitives.Exp(prow, prow);
+                            TensorPrimitives.Subtract(dsrow, delta[g * nq + i0 + r], dsrow);
+                            TensorPrimitives.Multiply(dsrow, prow, dsrow);
                         }
-                }
-                finally { ArrayPool<float>.Shared.Return(buf); }
-            });
+                        CpuGemm.Sgemm(false, true, m, d, nk, ds, nk, (float*)pkt + kOff, nk, (float*)pdq + qOff, d, alpha: scale);
+                    }
+            }
+            finally { ArrayPool<float>.Shared.Return(buf); }
+        });
 
-            // Pass 2, per (b·h, key block), on the transposed scores: Pᵀ = exp(Sᵀ − L), dSᵀ = Pᵀ∘(V·dOᵀ − Δ),
-            // dV = Pᵀ·dO, dK = scale·dSᵀ·Q.
-            int kb = AttentionBlock(nq), kBlocks = (nk + kb - 1) / kb;
-            ParallelRange(bh * kBlocks, 4L * kb * nq * d, (t0, t1) =>
+        // Pass 2, per (b·h, key block), on the transposed scores: Pᵀ = exp(Sᵀ − L), dSᵀ = Pᵀ∘(V·dOᵀ − Δ),
+        // dV = Pᵀ·dO, dK = scale·dSᵀ·Q.
+        int kb = AttentionBlock(nq), kBlocks = (nk + kb - 1) / kb;
+        ParallelRange(bh * kBlocks, 4L * kb * nq * d, (t0, t1) =>
+        {
+            var buf = ArrayPool<float>.Shared.Rent(2 * kb * nq);
+            try
             {
-                var buf = ArrayPool<float>.Shared.Rent(2 * kb * nq);
-                try
-                {
-                    fixed (float* pt = buf)
-                        for (int item = t0; item < t1; item++)
+                fixed (float* pt = buf)
+                    for (int item = t0; item < t1; item++)
+                    {
+                        int g = item / kBlocks, j0 = (item - g * kBlocks) * kb, n = Math.Min(kb, nk - j0);
+                        long qOff = (long)g * nq * d, kOff = ((long)g * nk + j0) * d;
+                        float* dst = pt + (long)kb * nq;
+                        var lvec = new ReadOnlySpan<float>((float*)pl + (long)g * nq, nq);
+                        var dvec = delta.AsSpan(g * nq, nq);
+                        CpuGemm.Sgemm(false, false, n, nq, d, (float*)pk + kOff, d, (float*)pqt + qOff, nq, pt, nq, alpha: scale);
+                        CpuGemm.Sgemm(false, false, n, nq, d, (float*)pv + kOff, d, (float*)pdot + qOff, nq, dst, nq);
+                        for (int c = 0; c < n; c++)
                         {
-                            int g = item / kBlocks, j0 = (item - g * kBlocks) * kb, n = Math.Min(kb, nk - j0);
-                            long qOff = (long)g * nq * d, kOff = ((long)g * nk + j0) * d;
-                            float* dst = pt + (long)kb * nq;
-                            var lvec = new ReadOnlySpan<float>((float*)pl + (long)g * nq, nq);
-                            var dvec = delta.AsSpan(g * nq, nq);
-                            CpuGemm.Sgemm(false, true, n, nq, d, (float*)pk + kOff, d, (float*)pq + qOff, d, pt, nq, alpha: scale);
-                            CpuGemm.Sgemm(false, true, n, nq, d, (float*)pv + kOff, d, (float*)pdo + qOff, d, dst, nq);
-                            for (int c = 0; c < n; c++)
-                            {
-                                var prow = new Span<float>(pt + (long)c * nq, nq);
-                                var dsrow = new Span<float>(dst + (long)c * nq, nq);
-                                if (bias is not null && bias[(g / heads) * nk + j0 + c] != 0f) { prow.Clear(); dsrow.Clear(); continue; }   // masked key
-                                TensorPrimitives.Subtract(prow, lvec, prow);
-                                TensorPrimitives.Exp(prow, prow);
-                                TensorPrimitives.Subtract(dsrow, dvec, dsrow);
-                                TensorPrimitives.Multiply(dsrow, prow, dsrow);
-                            }
-                            CpuGemm.Sgemm(false, false, n, d, nq, pt, nq, (float*)pdo + qOff, d, (float*)pdv + kOff, d);
-                            CpuGemm.Sgemm(false, false, n, d, nq, dst, nq, (float*)pq + qOff, d, (float*)pdk + kOff, d, alpha: scale);
+                            var prow = new Span<float>(pt + (long)c * nq, nq);
+                            var dsrow = new Span<float>(dst + (long)c * nq, nq);
+                            if (bias is not null && bias[(g / heads) * nk + j0 + c] != 0f) { prow.Clear(); dsrow.Clear(); continue; }   // masked key
+                            TensorPrimitives.Subtract(prow, lvec, prow);
+                            TensorPrimitives.Exp(prow, prow);
+                            TensorPrimitives.Subtract(dsrow, dvec, dsrow);
+                            TensorPrimitives.Multiply(dsrow, prow, dsrow);
                         }
-                }
-                finally { ArrayPool<float>.Shared.Return(buf); }
-            });
-        }
-        finally { ArrayPool<float>.Shared.Return(delta); }
+                        CpuGemm.Sgemm(false, true, n, d, nq, pt, nq, (float*)pdot + qOff, nq, (float*)pdv + kOff, d);
+                        CpuGemm.Sgemm(false, true, n, d, nq, dst, nq, (float*)pqt + qOff, nq, (float*)pdk + kOff, d, alpha: scale);
+                    }
+            }
+            finally { ArrayPool<float>.Shared.Return(buf); }
+        });
     }
 
     protected internal override void Rotary(Tensor x, Tensor y, float theta, int offset, bool inverse)
