@@ -1,0 +1,120 @@
+namespace Mdm.Kernels;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// Largest head dimension the GPU attention kernels take (their shared-memory tiles hold rows of this length).
+    /// The CPU backend takes any D.
+    /// </summary>
+    public const int AttentionMaxGpuHeadDim = 128;
+
+    /// <summary>
+    /// Multi-head scaled dot-product attention, as PyTorch's <c>F.scaled_dot_product_attention(q, k, v, attn_mask)</c>
+    /// with the default scale and a boolean key mask broadcast over heads and queries:
+    /// <c>o = softmax((q·D^-1/4)(k·D^-1/4)ᵀ + mask) · v</c>, softmax over the keys in f32.
+    /// <list type="bullet">
+    /// <item>q [B,H,Nq,D]; k and v [B,H,Nk,D] (self-attention: Nk = Nq; cross-attention: Nk text tokens).</item>
+    /// <item>mask: null, or an F32 key-padding mask [B,Nk]: 0 = masked key, any other value (use 1) = attend.</item>
+    /// <item>Returns o [B,H,Nq,D] and lse [B,H,Nq] = log Σ_j exp(s_ij) over the attended keys, which the backward needs.</item>
+    /// <item>A query row whose keys are all masked (PyTorch gives NaN there) has o = 0 and lse = +∞ here, and zero
+    /// gradients in <see cref="AttentionBackward"/>.</item>
+    /// </list>
+    /// </summary>
+    public static (Tensor O, Tensor Lse) Attention(Tensor q, Tensor k, Tensor v, Tensor? mask = null, Tensor? o = null, Tensor? lse = null)
+    {
+        const string op = "Attention";
+        SameBackend(op, q, k, v, mask, o, lse); RequireF32(op, q, k, v, mask);
+        CheckAttentionInputs(op, q, k, v, mask);
+        int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3);
+        bool ownO = o is null;
+        o = Output(op, q, o, q.Dims);
+        try { lse = Output(op, q, lse, [b, h, nq]); }
+        catch { if (ownO) o.Dispose(); throw; }
+        if (lse.Numel == 0) return (o, lse);
+        if (k.Dim(2) == 0) { o.Backend.Fill(o, 0f); lse.Backend.Fill(lse, float.PositiveInfinity); }   // no keys: every row is fully masked
+        else q.Backend.AttentionForward(q, k, v, mask, o, lse, AttentionScale(d));
+        return (o, lse);
+    }
+
+    /// <summary>
+    /// Backward of <see cref="Attention"/>: dq, dk, dv from the forward's inputs, its outputs o and lse, and the
+    /// gradient dO of o. Gradients of fully masked query rows (and into masked keys) are 0.
+    /// </summary>
+    public static (Tensor Dq, Tensor Dk, Tensor Dv) AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
+        Tensor? mask = null, Tensor? dq = null, Tensor? dk = null, Tensor? dv = null)
+    {
+        const string op = "AttentionBackward";
+        SameBackend(op, q, k, v, o, lse, dO, mask, dq, dk, dv); RequireF32(op, q, k, v, o, lse, dO, mask);
+        CheckAttentionInputs(op, q, k, v, mask);
+        if (!Shape.Equal(o.Dims, q.Dims))
+            throw new ArgumentException($"{op}: o {o.ShapeString} must have the shape of q {q.ShapeString}");
+        if (!Shape.Equal(dO.Dims, q.Dims))
+            throw new ArgumentException($"{op}: dO {dO.ShapeString} must have the shape of q {q.ShapeString}");
+        if (lse.Rank != 3 || lse.Dim(0) != q.Dim(0) || lse.Dim(1) != q.Dim(1) || lse.Dim(2) != q.Dim(2))
+            throw new ArgumentException($"{op}: lse {lse.ShapeString} must be [B,H,Nq] = [{q.Dim(0)},{q.Dim(1)},{q.Dim(2)}] for q {q.ShapeString}");
+        bool ownDq = dq is null, ownDk = dk is null;
+        dq = Output(op, q, dq, q.Dims);
+        try
+        {
+            dk = Output(op, k, dk, k.Dims);
+            try { dv = Output(op, v, dv, v.Dims); }
+            catch { if (ownDk) dk.Dispose(); throw; }
+        }
+        catch { if (ownDq) dq.Dispose(); throw; }
+        if (q.Dim(2) == 0 || k.Dim(2) == 0)
+        {
+            if (dq.Numel > 0) dq.Backend.Fill(dq, 0f);
+            if (dk.Numel > 0) { dk.Backend.Fill(dk, 0f); dv.Backend.Fill(dv, 0f); }
+        }
+        else if (dq.Numel > 0) q.Backend.AttentionBackward(q, k, v, o, lse, dO, mask, dq, dk, dv, AttentionScale(q.Dim(3)));
+        return (dq, dk, dv);
+    }
+
+    /// <summary>
+    /// Rotary position encoding along axis 2 of x [B,H,N,D] (D even), rotate-half convention (GPT-NeoX / Hugging Face
+    /// <c>rotate_half</c>): for i &lt; D/2, with θ_i = (offset + n)·theta^(−2i/D),
+    /// <c>y[i] = x[i]·cos θ_i − x[i+D/2]·sin θ_i</c>, <c>y[i+D/2] = x[i+D/2]·cos θ_i + x[i]·sin θ_i</c>.
+    /// Positions are offset..offset+N−1 (0..N−1 by default). y may be x (in place).
+    /// Note: <c>rotary_embedding_torch</c> pairs interleaved channels (2i, 2i+1) instead; the two differ by a fixed
+    /// permutation of the q/k channels, so attention is the same up to how the qkv projection is laid out.
+    /// </summary>
+    public static Tensor Rotary(Tensor x, Tensor? y = null, float theta = 10000f, int offset = 0) =>
+        RotaryCore("Rotary", x, y, theta, offset, inverse: false);
+
+    /// <summary>Backward of <see cref="Rotary"/>: rotates the gradient dy by −θ_i (the rotation is orthogonal).</summary>
+    public static Tensor RotaryBackward(Tensor dy, Tensor? dx = null, float theta = 10000f, int offset = 0) =>
+        RotaryCore("RotaryBackward", dy, dx, theta, offset, inverse: true);
+
+    static Tensor RotaryCore(string op, Tensor x, Tensor? y, float theta, int offset, bool inverse)
+    {
+        SameBackend(op, x, y); RequireF32(op, x);
+        if (x.Rank != 4) throw new ArgumentException($"{op}: expected x [B,H,N,D], got {x.ShapeString}");
+        if (x.Dim(3) % 2 != 0) throw new ArgumentException($"{op}: head dim D must be even, got x {x.ShapeString}");
+        if (!(theta > 1f) || float.IsInfinity(theta)) throw new ArgumentException($"{op}: theta must be a finite base > 1, got {theta} for x {x.ShapeString}");
+        if (offset < 0) throw new ArgumentException($"{op}: position offset must be >= 0, got {offset} for x {x.ShapeString}");
+        y = Output(op, x, y, x.Dims);
+        if (x.Numel > 0) x.Backend.Rotary(x, y, theta, offset, inverse);
+        return y;
+    }
+
+    /// <summary>D^-1/4 on q times D^-1/4 on k, applied once to the dot product.</summary>
+    static float AttentionScale(int d) => (float)(1.0 / Math.Sqrt(Math.Max(d, 1)));
+
+    static void CheckAttentionInputs(string op, Tensor q, Tensor k, Tensor v, Tensor? mask)
+    {
+        if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
+            throw new ArgumentException($"{op}: expected q [B,H,Nq,D], k and v [B,H,Nk,D], got q {q.ShapeString}, k {k.ShapeString}, v {v.ShapeString}");
+        if (!Shape.Equal(k.Dims, v.Dims))
+            throw new ArgumentException($"{op}: k {k.ShapeString} and v {v.ShapeString} must have the same shape");
+        if (k.Dim(0) != q.Dim(0) || k.Dim(1) != q.Dim(1))
+            throw new ArgumentException($"{op}: batch and heads of q {q.ShapeString} and k {k.ShapeString} differ");
+        if (q.Dim(3) == 0)
+            throw new ArgumentException($"{op}: head dim D must be at least 1, got q {q.ShapeString}");
+        if (k.Dim(3) != q.Dim(3))
+            throw new ArgumentException($"{op}: head dim D of q {q.ShapeString} and k {k.ShapeString} differ");
+        if (mask is not null && (mask.Rank != 2 || mask.Dim(0) != k.Dim(0) || mask.Dim(1) != k.Dim(2)))
+            throw new ArgumentException($"{op}: key padding mask {mask.ShapeString} must be [B,Nk] = [{k.Dim(0)},{k.Dim(2)}] for q {q.ShapeString}, k {k.ShapeString}");
+        if (q.Backend.Kind != BackendKind.Cpu && q.Dim(3) > AttentionMaxGpuHeadDim)
+            throw new ArgumentException($"{op}: head dim D = {q.Dim(3)} exceeds {AttentionMaxGpuHeadDim}, the GPU kernels' limit (q {q.ShapeString}, k {k.ShapeString})");
+    }
+}
