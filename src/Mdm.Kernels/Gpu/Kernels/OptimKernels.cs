@@ -26,7 +26,7 @@ public static class OptimKernels
         {
             int row = t / chunks, c = t - row * chunks;
             int start = c * chunkLen;
-            int end = start + chunkLen < rowLen ? start + chunkLen : rowLen;
+            int end = rowLen - start < chunkLen ? rowLen : start + chunkLen;   // no int overflow near 2³¹
             int b = row * rowLen;
             float acc = 0f;
             for (int i = start + tid; i < end; i += threads)
