@@ -28,8 +28,8 @@ public static partial class KernelCatalog
     public static readonly Action<ArrayView<float>, ulong, ulong, float, float> RandomUniform = RandomKernels.Uniform;
     public static readonly Action<ArrayView<float>, ulong, ulong, float, float> RandomNormal = RandomKernels.Normal;
 
-    /// <summary>(name, kernel) for every field above, in declaration order.</summary>
-    public static IReadOnlyList<(string Name, Delegate Kernel)> All { get; } =
+    /// <summary>(name, kernel) for every field, in declaration order; computed on access, after every partial file's initialisers ran.</summary>
+    public static IReadOnlyList<(string Name, Delegate Kernel)> All =>
         typeof(KernelCatalog).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
             .Where(f => typeof(Delegate).IsAssignableFrom(f.FieldType))
             .Select(f => (f.Name, (Delegate)f.GetValue(null)!))
