@@ -29,9 +29,14 @@ public static partial class KernelCatalog
     public static readonly Action<ArrayView<float>, ulong, ulong, float, float> RandomNormal = RandomKernels.Normal;
 
     /// <summary>(name, kernel) for every field above, in declaration order.</summary>
-    public static IReadOnlyList<(string Name, Delegate Kernel)> All { get; } =
+    /// <remarks>
+    /// Built on first use, not by a field initializer: the order in which the initializers of the partial files
+    /// (KernelCatalog.&lt;Family&gt;.cs) run is unspecified, and an eager list could read their fields while still null.
+    /// </remarks>
+    public static IReadOnlyList<(string Name, Delegate Kernel)> All => all ??=
         typeof(KernelCatalog).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
             .Where(f => typeof(Delegate).IsAssignableFrom(f.FieldType))
             .Select(f => (f.Name, (Delegate)f.GetValue(null)!))
             .ToList();
+    static IReadOnlyList<(string Name, Delegate Kernel)>? all;
 }
