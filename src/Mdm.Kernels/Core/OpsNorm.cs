@@ -62,6 +62,7 @@ public static partial class Ops
         int n = CheckGroupNorm(op, x, groups, gamma, beta, a, b);
         int[] stats = [n, groups];
         CheckOutput(op, "y", y, x.Dims); CheckOutput(op, "mean", mean, stats); CheckOutput(op, "rstd", rstd, stats);
+        NoAliasing(op, [y, mean, rstd], x, gamma, beta, a, b);
         y = Output(op, x, y, x.Dims);
         mean = Output(op, x, mean, stats);
         rstd = Output(op, x, rstd, stats);
@@ -88,6 +89,7 @@ public static partial class Ops
         int[] param = [c], perSample = [n, c];
         CheckOutput(op, "dx", dx, x.Dims); CheckOutput(op, "dgamma", dgamma, param); CheckOutput(op, "dbeta", dbeta, param);
         CheckOutput(op, "da", da, perSample); CheckOutput(op, "db", db, perSample);
+        NoAliasing(op, [dx, dgamma, dbeta, da, db], dy, x, mean, rstd, gamma, beta, a, b);
         dx = Output(op, x, dx, x.Dims);
         dgamma = Output(op, x, dgamma, param);
         dbeta = Output(op, x, dbeta, param);
@@ -137,6 +139,7 @@ public static partial class Ops
         var (rows, d) = CheckLayerNorm(op, x, gamma, beta);
         var stats = x.Dims[..^1];
         CheckOutput(op, "y", y, x.Dims); CheckOutput(op, "mean", mean, stats); CheckOutput(op, "rstd", rstd, stats);
+        NoAliasing(op, [y, mean, rstd], x, gamma, beta);
         y = Output(op, x, y, x.Dims);
         mean = Output(op, x, mean, stats);
         rstd = Output(op, x, rstd, stats);
@@ -159,6 +162,7 @@ public static partial class Ops
             throw new ArgumentException($"{op}: saved mean {mean.ShapeString} and rstd {rstd.ShapeString} must be {Shape.Format(stats)} for x {x.ShapeString}");
         int[] param = [d];
         CheckOutput(op, "dx", dx, x.Dims); CheckOutput(op, "dgamma", dgamma, param); CheckOutput(op, "dbeta", dbeta, param);
+        NoAliasing(op, [dx, dgamma, dbeta], dy, x, mean, rstd, gamma);
         dx = Output(op, x, dx, x.Dims);
         dgamma = Output(op, x, dgamma, param);
         dbeta = Output(op, x, dbeta, param);
@@ -185,6 +189,23 @@ public static partial class Ops
     {
         if (!(eps >= 0) || float.IsInfinity(eps))
             throw new ArgumentException($"{op}: eps must be finite and >= 0, got {eps}");
+    }
+
+    /// <summary>
+    /// The norm kernels read their inputs again after writing parts of their outputs (statistics first, then the
+    /// normalised values), so an output may overlap no input and no other output.
+    /// </summary>
+    static void NoAliasing(string op, Tensor?[] outputs, params Tensor?[] inputs)
+    {
+        for (int i = 0; i < outputs.Length; i++)
+        {
+            var o = outputs[i];
+            if (o is null) continue;
+            foreach (var t in inputs.Concat(outputs.Skip(i + 1)))
+                if (t is not null && ReferenceEquals(o.Storage, t.Storage)
+                    && o.Offset * o.DType.Size() < (t.Offset + t.Numel) * t.DType.Size() && t.Offset * t.DType.Size() < (o.Offset + o.Numel) * o.DType.Size())
+                    throw new ArgumentException($"{op}: output {o.ShapeString} overlaps the memory of {t.ShapeString}; norm outputs must not alias inputs or each other");
+        }
     }
 
     /// <summary>Checks a caller-supplied output before anything is allocated (so a bad one leaks nothing).</summary>

@@ -336,6 +336,7 @@ public abstract class NormOpTests(BackendKind kind) : KernelFixture(kind)
         using var stats = B.Zeros(2, 32);
         using var statsWrong = B.Zeros(2, 16);
         using var dyWrong = B.Zeros(2, 64, 3, 4);
+        using var dyAlias = B.Zeros(2, 64, 3, 3);
         using var yWrong = B.Zeros(2, 64, 3);
         using var other = new CpuBackend();
         using var gOther = other.Zeros(64);
@@ -362,6 +363,15 @@ public abstract class NormOpTests(BackendKind kind) : KernelFixture(kind)
         ExpectArgumentError(() => Ops.GroupNormFilmSiluBackward(x, x, stats, stats, g64, g64, ab, abWrong, 32), "GroupNormFilmSiluBackward", "b [2,32]");
         ExpectArgumentError(() => Ops.GroupNormFilmSiluBackward(x, x, stats, stats, g64, g64, null, null, 32, da: ab), "GroupNormFilmSiluBackward", "da/db");
         ExpectArgumentError(() => Ops.GroupNormFilmSiluBackward(x, x, stats, stats, g64, g64, ab, ab, 32, dgamma: g32), "GroupNormFilmSiluBackward", "dgamma", "[32]");
+        ExpectArgumentError(() => Ops.GroupNorm(x, 32, g64, g64, y: x), "GroupNorm", "overlaps", "[2,64,3,3]");
+        ExpectArgumentError(() => Ops.GroupNormBackward(dyAlias, x, stats, stats, g64, 32, dx: dyAlias), "GroupNormBackward", "overlaps");
+        using var statsPair = B.Zeros(2, 2, 32);
+        using var meanView = statsPair.Slice(0, 1).Reshape(2, 32);
+        using var rstdView = statsPair.Slice(1, 1).Reshape(2, 32);
+        using var meanOverlap = statsPair.Reshape(4, 32).Slice(1, 2);
+        ExpectArgumentError(() => Ops.GroupNorm(x, 32, g64, g64, mean: meanView, rstd: meanOverlap), "GroupNorm", "overlaps");
+        var (yOk, _, _) = Ops.GroupNorm(x, 32, g64, g64, mean: meanView, rstd: rstdView);   // disjoint views of one buffer are fine
+        yOk.Dispose();
     }
 
     [Test]
@@ -392,6 +402,8 @@ public abstract class NormOpTests(BackendKind kind) : KernelFixture(kind)
         ExpectArgumentError(() => Ops.LayerNormBackward(x, x, statsWrong, stats, g16), "LayerNormBackward", "mean [5,1]");
         ExpectArgumentError(() => Ops.LayerNormBackward(x, x, stats, stats, g5), "LayerNormBackward", "gamma [5]");
         ExpectArgumentError(() => Ops.LayerNormBackward(x, x, stats, stats, g16, dbeta: g5), "LayerNormBackward", "dbeta", "[5]");
+        ExpectArgumentError(() => Ops.LayerNormBackward(x, x, stats, stats, g16, dgamma: g16), "LayerNormBackward", "overlaps", "[16]");
+        ExpectArgumentError(() => Ops.LayerNorm(x, g16, g16, mean: stats, rstd: stats), "LayerNorm", "overlaps", "[5]");
     }
 
     /// <summary>An empty batch is allowed: nothing to normalise, parameter gradients are zero.</summary>
