@@ -1,0 +1,30 @@
+using Mdm.Autograd;
+using Mdm.Kernels;
+
+namespace Mdm.Model;
+
+/// <summary>
+/// What a denoiser is conditioned on. All optional: none (unconditional), class labels, or text.
+/// Class labels use <see cref="NullClass"/> for "no class" (label dropout during training, the unconditional branch
+/// of classifier-free guidance). Text is precomputed token embeddings [B, S, D] with a mask [B, S] (1 = real token).
+/// </summary>
+public sealed record Conditioning(int[]? ClassLabels = null, Tensor? Tokens = null, Tensor? TokenMask = null)
+{
+    public const int NullClass = -1;
+    public static readonly Conditioning None = new();
+    public int BatchSize(int fallback) => ClassLabels?.Length ?? Tokens?.Dim(0) ?? fallback;
+}
+
+/// <summary>
+/// A multi-resolution denoiser (a UNet or a NestedUNet): given the noisy images of every resolution, ordered
+/// high → low, the integer timesteps t (one per sample, shared by all resolutions) and the conditioning, predict v for
+/// every resolution (same order and shapes). The diffusion code (loss, samplers) depends only on this interface.
+/// </summary>
+public interface IDenoiser
+{
+    /// <summary>Image sizes of the streams, high → low (e.g. [64, 16] for a 64→16 NestedUNet).</summary>
+    IReadOnlyList<int> Resolutions { get; }
+    int ImageChannels { get; }
+    Backend Backend { get; }
+    Variable[] Forward(IReadOnlyList<Variable> noisyHighToLow, IReadOnlyList<int> timesteps, Conditioning conditioning);
+}
