@@ -8,12 +8,15 @@ namespace Mdm.Bench;
 /// (BenchmarkDotNet arguments such as --filter '*Silu*' --job short pass through).
 /// `... -- gpu [--device cuda|ilgpu-cpu] [--quick] [--json FILE]` times the ILGPU kernels with device events
 /// and writes one JSON line per (op, shape), the input of scripts/gpu/compare.py.
+/// `... -- ptx --out DIR` writes the PTX of every catalogued kernel for sm_90 (no GPU needed) plus a manifest with each
+/// kernel's SASS budget, the input of scripts/sass-audit.py.
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "gpu") return GpuBench.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "ptx") return PtxDump.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

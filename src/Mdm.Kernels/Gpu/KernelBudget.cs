@@ -1,0 +1,28 @@
+using System.Reflection;
+
+namespace Mdm.Kernels.Gpu;
+
+/// <summary>
+/// What a kernel's SASS (ptxas 12.4, sm_90) may use; checked offline by scripts/sass-audit.py. Put it on the kernel's
+/// KernelCatalog field; kernels without one get the defaults (no spills, no stack, ≤ 128 registers).
+/// </summary>
+[AttributeUsage(AttributeTargets.Field)]
+public sealed class KernelBudgetAttribute : Attribute
+{
+    public int MaxRegisters { get; init; } = 128;
+    public int MaxStackBytes { get; init; }
+    public int MaxSpillBytes { get; init; }
+    /// <summary>Tensor-core kernels: SASS must contain HMMA.</summary>
+    public bool RequireHmma { get; init; }
+    /// <summary>Kernels that load fragments with ldmatrix: SASS must contain LDSM.</summary>
+    public bool RequireLdsm { get; init; }
+}
+
+public static partial class KernelCatalog
+{
+    static readonly KernelBudgetAttribute defaultBudget = new();
+
+    /// <summary>The budget declared on a catalogued kernel (or the default one).</summary>
+    public static KernelBudgetAttribute Budget(string name) =>
+        typeof(KernelCatalog).GetField(name, BindingFlags.Public | BindingFlags.Static)?.GetCustomAttribute<KernelBudgetAttribute>() ?? defaultBudget;
+}
