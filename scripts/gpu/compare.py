@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Joins Mdm's and PyTorch's benchmark JSON lines on (op, shape) and prints one markdown table.
 
-ratio = PyTorch time / Mdm time, so > 1 means Mdm is faster. % of copy = achieved GB/s over the measured
+ratio = PyTorch time / Mdm time, so > 1 means Mdm is faster. TFLOP/s = flops / time (formulas in BenchCases.cs). % of copy = achieved GB/s over the measured
 device-to-device copy bandwidth of the same implementation (the 'copy' case).
 """
 import json
@@ -33,14 +33,16 @@ def main(argv):
     card = next(iter(ours.values()))["card"]
     print(f"card: {card}")
     print()
-    print("| op | shape | Mdm ms | PyTorch ms | ratio (torch/mdm) | Mdm GB/s | % of copy BW |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| op | shape | Mdm ms | PyTorch ms | ratio (torch/mdm) | Mdm GB/s | % of copy BW | Mdm TFLOP/s | PyTorch TFLOP/s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, r in ours.items():
         t = theirs.get(key)
         tms = f"{t['ms']:.4f}" if t else "n/a"
         ratio = f"{t['ms'] / r['ms']:.2f}x" if t and r["ms"] > 0 else "n/a"
         pct = f"{100 * r['gbps'] / copy_bw:.0f}%" if copy_bw else "n/a"
-        print(f"| {key[0]} | {key[1]} | {r['ms']:.4f} | {tms} | {ratio} | {r['gbps']:.1f} | {pct} |")
+        tf = f"{r['tflops']:.2f}" if r.get("flops") else "-"
+        ttf = f"{t['tflops']:.2f}" if t and t.get("flops") else "-"
+        print(f"| {key[0]} | {key[1]} | {r['ms']:.4f} | {tms} | {ratio} | {r['gbps']:.1f} | {pct} | {tf} | {ttf} |")
     return 0
 
 

@@ -24,7 +24,66 @@ def cases(quick):
         ("silu_bwd", act, 12 * n, 8 * n, lambda t: (t.randn(act), t.randn(act)), lambda a: t_ops.ops.aten.silu_backward(a[1], a[0])),
         ("sum_rows", rows, 4 * nr, nr, lambda t: (t.randn(rows),), lambda a: a[0].sum(dim=1)),
         ("sum_nhw", act, 4 * n, n, lambda t: (t.randn(act),), lambda a: a[0].sum(dim=(0, 2, 3))),
-    ]
+    ] + more_cases(quick, act, n)
+
+
+def more_cases(quick, act, n):
+    """The issue-7 targets. PyTorch runs its fast path: bf16 where Mdm's target is bf16, eager separate kernels for
+    GroupNorm+FiLM+SiLU (what a PyTorch model does), cudnn.benchmark + channels_last for convs, fused AdamW."""
+    F = lambda: t_ops.nn.functional
+    groups = min(32, act[1])
+    out = [("gn_film_silu_fwd", act, 8 * n, 10 * n,
+            lambda t: (t.randn(act), t.ones([act[1]]), t.zeros([act[1]]), t.randn([act[0], act[1], 1, 1]), t.randn([act[0], act[1], 1, 1])),
+            lambda a: F().silu(F().group_norm(a[0], groups, a[1], a[2]) * (1 + a[3]) + a[4]))]
+    mm = 33 if quick else 4096
+    out.append(("matmul_bf16", [mm, mm], 3 * 2 * mm * mm, 2 * mm ** 3,
+                lambda t: (t.randn([mm, mm]).bfloat16(), t.randn([mm, mm]).bfloat16()), lambda a: a[0] @ a[1]))
+    out.append(("matmul_f32", [mm, mm], 3 * 4 * mm * mm, 2 * mm ** 3,
+                lambda t: (t.randn([mm, mm]), t.randn([mm, mm])), lambda a: a[0] @ a[1]))
+    for n_tok, d in ((17 if quick else 1024, 8 if quick else 64), (9 if quick else 256, 8 if quick else 96)):
+        qs = [1 if quick else 16, 8, n_tok, d]
+        e = qs[0] * qs[1] * n_tok * d
+        f = 4 * qs[0] * qs[1] * n_tok * n_tok * d
+        out.append(("attention_fwd", qs, 16 * e, f,
+                    lambda t, qs=qs: tuple(t.randn(qs).bfloat16() for _ in range(3)),
+                    lambda a: F().scaled_dot_product_attention(a[0], a[1], a[2])))
+        out.append(("attention_bwd", qs, 36 * e, 2.5 * f, lambda t, qs=qs: _attention_graph(t, qs), _attention_backward))
+    cx = [1, 4, 9, 9] if quick else [16, 256, 64, 64]
+    out.append(("conv3x3_fwd", cx, 8 * cx[0] * cx[1] * cx[2] * cx[3], 2 * cx[0] * cx[1] * cx[2] * cx[3] * cx[1] * 9,
+                lambda t: _conv_inputs(t, cx), lambda a: F().conv2d(a[0], a[1], a[2], padding=1)))
+    np_ = 1000 if quick else 25_000_000
+    out.append(("adam_clip", [np_], 28 * np_, 0, lambda t: _adam_state(t, np_), _adam_step))
+    out.append(("ema", [np_], 12 * np_, 0, lambda t: (t.randn([np_]), t.randn([np_])), lambda a: a[0].lerp_(a[1], 1e-4)))
+    return out
+
+
+def _attention_graph(t, qs):
+    q, k, v = (t.randn(qs).bfloat16().requires_grad_() for _ in range(3))
+    o = t_ops.nn.functional.scaled_dot_product_attention(q, k, v)
+    return (q, k, v, o, t.randn(qs).bfloat16())
+
+
+def _attention_backward(a):
+    return t_ops.autograd.grad(a[3], (a[0], a[1], a[2]), a[4], retain_graph=True)
+
+
+def _conv_inputs(t, cx):
+    t_ops.backends.cudnn.benchmark = True
+    x = t.randn(cx).bfloat16().to(memory_format=t_ops.channels_last)
+    w = t.randn([cx[1], cx[1], 3, 3]).bfloat16().to(memory_format=t_ops.channels_last)
+    return (x, w, t.randn([cx[1]]).bfloat16())
+
+
+def _adam_state(t, n):
+    p = t_ops.nn.Parameter(t.randn([n]))
+    p.grad = t.randn([n])
+    opt = t_ops.optim.AdamW([p], lr=1e-4, weight_decay=0, fused=True)
+    return (p, opt)
+
+
+def _adam_step(a):
+    t_ops.nn.utils.clip_grad_norm_([a[0]], 2.0)
+    a[1].step()
 
 
 t_ops = None

@@ -38,5 +38,53 @@ public static class BenchCases
         yield return new("silu_bwd", act, 12.0 * n, 8.0 * n, b => new(R(b, act, 1), R(b, act, 2), b.Empty(act)), s => Ops.SiluBackward(s[0], s[1], s[2]));
         yield return new("sum_rows", rows, 4.0 * nr, nr, b => new(R(b, rows, 1), b.Empty(rows[0])), s => Ops.Sum(s[0], [1], false, s[1]));
         yield return new("sum_nhw", act, 4.0 * n, n, b => new(R(b, act, 1), b.Empty(act[1])), s => Ops.Sum(s[0], [0, 2, 3], false, s[1]));
+
+        // GroupNorm(32) + FiLM + SiLU, fused: reads x once, writes y once (+ tiny a, b, gamma, beta).
+        int[] film = [act[0], act[1]];
+        int groups = Math.Min(32, act[1]);
+        yield return new("gn_film_silu_fwd", act, 8.0 * n, 10.0 * n,
+            b => new(R(b, act, 1), b.Full(1f, act[1]), b.Zeros(act[1]), R(b, film, 2), R(b, film, 3), b.Empty(act), b.Empty(act[0], groups), b.Empty(act[0], groups)),
+            s => Ops.GroupNormFilmSilu(s[0], groups, s[1], s[2], s[3], s[4], 1e-5f, s[5], s[6], s[7]));
+
+        // Matmul: bf16 storage, f32 accumulation. FLOPs 2·M·N·K.
+        int mm = quick ? 33 : 4096;
+        int[] sq = [mm, mm];
+        yield return new("matmul_bf16", sq, 3.0 * 2 * mm * mm, 2.0 * mm * mm * mm,
+            b => new(Ops.ToBF16(R(b, sq, 1)), Ops.ToBF16(R(b, sq, 2)), b.Empty(sq)), s => Ops.MatMul(s[0], s[1], false, false, s[2]));
+        yield return new("matmul_f32", sq, 3.0 * 4 * mm * mm, 2.0 * mm * mm * mm,
+            b => new(R(b, sq, 1), R(b, sq, 2), b.Empty(sq)), s => Ops.MatMul(s[0], s[1], false, false, s[2]));
+
+        // Attention at the 64² model's shapes: [B, 8 heads, N, D]. FLOPs 4·B·H·N²·D forward, 2.5× that for backward.
+        foreach (var (nTok, d) in new[] { (quick ? 17 : 1024, quick ? 8 : 64), (quick ? 9 : 256, quick ? 8 : 96) })
+        {
+            int[] qs = [quick ? 1 : 16, 8, nTok, d];
+            double f = 4.0 * qs[0] * qs[1] * (double)nTok * nTok * d;
+            long e = Kernels.Shape.Numel(qs);
+            yield return new("attention_fwd", qs, 16.0 * e, f,
+                b => new(R(b, qs, 1), R(b, qs, 2), R(b, qs, 3), b.Empty(qs), b.Empty(qs[0], qs[1], nTok)),
+                s => Ops.Attention(s[0], s[1], s[2], null, s[3], s[4]));
+            yield return new("attention_bwd", qs, 36.0 * e, 2.5 * f,
+                b =>
+                {
+                    var q = R(b, qs, 1); var k = R(b, qs, 2); var v = R(b, qs, 3);
+                    var (o, lse) = Ops.Attention(q, k, v);
+                    return new(q, k, v, o, lse, R(b, qs, 4), b.Empty(qs), b.Empty(qs), b.Empty(qs));
+                },
+                s => Ops.AttentionBackward(s[0], s[1], s[2], s[3], s[4], s[5], null, s[6], s[7], s[8]));
+        }
+
+        // Conv 3×3, stride 1, pad 1 at a 64² UNet level: FLOPs 2·N·Cout·H·W·Cin·9.
+        int[] cx = quick ? [1, 4, 9, 9] : [16, 256, 64, 64];
+        int[] cw = [cx[1], cx[1], 3, 3];
+        double convFlops = 2.0 * cx[0] * cx[1] * cx[2] * cx[3] * cx[1] * 9;
+        yield return new("conv3x3_fwd", cx, 8.0 * Kernels.Shape.Numel(cx), convFlops,
+            b => new(R(b, cx, 1), R(b, cw, 2), R(b, [cx[1]], 3), b.Empty(cx)), s => Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]));
+
+        // Fused Adam + clip over a flat parameter vector (25M params, ~the 64→256 outer level): reads p, g, m, v; writes p, m, v.
+        int np = quick ? 1000 : 25_000_000;
+        yield return new("adam_clip", [np], 28.0 * np, 0,
+            b => new(R(b, [np], 1), R(b, [np], 2), b.Zeros(np), b.Zeros(np), b.Full(3f, 1)),
+            s => Ops.AdamStep(s[0], s[1], s[2], s[3], AdamOptions.AdamW(1e-4, 0), 10, s[4], 2f));
+        yield return new("ema", [np], 12.0 * np, 0, b => new(R(b, [np], 1), R(b, [np], 2)), s => Ops.EmaUpdate(s[0], s[1], 0.9999f));
     }
 }
