@@ -176,7 +176,7 @@ public sealed class Sampler
             throw new ArgumentException($"Sampler: {given.Count} initial noise tensors for {Denoiser.Resolutions.Count} resolutions");
         var g = given[r];
         if (!Shape.Equal(g.Dims, shape) || !ReferenceEquals(g.Backend, Denoiser.Backend))
-            throw new ArgumentException($"Sampler: initial noise {r} is {g} , expected {Shape.Format(shape)} on {Denoiser.Backend.Info.KindName}");
+            throw new ArgumentException($"Sampler: initial noise {r} is {g}, expected {Shape.Format(shape)} on {Denoiser.Backend.Info.KindName}");
         return Ops.Copy(g);
     }
 
