@@ -1,0 +1,213 @@
+using Mdm.Autograd;
+using Mdm.Kernels;
+
+namespace Mdm.Model.Diffusion;
+
+/// <summary>
+/// The multi-resolution training loss of ml-mdm (§3.3–3.6 of the reference). From images [B, C, R, R] in [−1, 1]:
+/// the average-pool pyramid (one level per denoiser stream), one t ~ U{0..N−1} per sample shared by all streams,
+/// independent N(0, I) noise per stream, x_t = √g_r·x + √(1 − g_r)·ε with g_r the shifted gammas[t + 1], the denoiser
+/// called with the integer t, the prediction converted to the loss target (ε̂ = √(1 − g)·x_t + √g·v̂ for v → ε) and
+/// L_r = mean_CHW (ε̂ − ε)² per sample; the loss is mean_b Σ_r w_r·L_r, where resolution r counts only for its first
+/// ⌊m_r·B⌋ samples and is divided by m_r under a mixed ratio. Every stream stays in the graph even when it weighs 0.
+/// The denoiser sees full batches at every resolution; samples a resolution does not train on are masked in the loss.
+/// </summary>
+public sealed class DiffusionLoss
+{
+    public DiffusionLoss(IDenoiser denoiser, DiffusionConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(denoiser);
+        Denoiser = denoiser;
+        Schedule = new NoiseSchedule(config, denoiser.Resolutions);
+        Weights = config.LossWeights(denoiser.Resolutions.Count);
+        Fractions = config.MixedFractions(denoiser.Resolutions.Count);
+    }
+
+    public IDenoiser Denoiser { get; }
+    public NoiseSchedule Schedule { get; }
+    public DiffusionConfig Config => Schedule.Config;
+    /// <summary>w_r with use_double_loss applied.</summary>
+    public IReadOnlyList<double> Weights { get; }
+    /// <summary>m_r, the cumulative mixed-ratio fractions (all 1 without a mixed ratio).</summary>
+    public IReadOnlyList<double> Fractions { get; }
+
+    /// <summary>How many leading samples of a batch of <paramref name="batch"/> resolution r trains on: ⌊m_r·B⌋.</summary>
+    public int CountedSamples(int resolution, int batch) => (int)Math.Floor(Fractions[resolution] * batch);
+
+    /// <summary>The loss of one training step; t and noise come from Philox streams of (<paramref name="seed"/>, <paramref name="step"/>).
+    /// Call inside a <see cref="Graph"/> and dispose the result after the backward pass (it owns the noise and constants).</summary>
+    public DiffusionLossResult Compute(Tensor images, Conditioning conditioning, ulong seed, ulong step)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        return Compute(images, conditioning, DiffusionRandom.Timesteps(images.Rank > 0 ? images.Dim(0) : 0, Schedule.NumSteps, seed, step), seed, step);
+    }
+
+    /// <summary>As <see cref="Compute(Tensor, Conditioning, ulong, ulong)"/> with the timesteps given (each in [0, N)).</summary>
+    public DiffusionLossResult Compute(Tensor images, Conditioning conditioning, IReadOnlyList<int> timesteps, ulong seed, ulong step)
+    {
+        ArgumentNullException.ThrowIfNull(conditioning);
+        int batch = CheckInputs(images, conditioning, timesteps);
+        int levels = Denoiser.Resolutions.Count;
+        var b = images.Backend;
+        var owned = new List<Tensor>();
+        Tensor Own(Tensor t) { owned.Add(t); return t; }
+        Tensor PerSample(double[] values, bool image) =>
+            Own(b.FromArray(Array.ConvertAll(values, v => (float)v), image ? [batch, 1, 1, 1] : [batch]));
+        try
+        {
+            var counts = new int[levels];
+            for (int r = 0; r < levels; r++)
+            {
+                counts[r] = CountedSamples(r, batch);
+                if (counts[r] == 0 && Weights[r] > 0)
+                    throw new ArgumentException($"DiffusionLoss: with mixedRatio {DiffusionConfig.Format(Config.MixedRatio!)} a batch of {batch} gives resolution {Denoiser.Resolutions[r]} no samples; use a larger batch");
+            }
+
+            // Pyramid (high → low), then each stream's clean image (divided by s_r without the SNR shift).
+            var pyramid = new Tensor[levels];
+            pyramid[0] = images;
+            for (int r = 1; r < levels; r++)
+                pyramid[r] = Own(Ops.AvgPool2d(pyramid[r - 1], Denoiser.Resolutions[r - 1] / Denoiser.Resolutions[r]));
+
+            var noisy = new Variable[levels];
+            var predictionScale = new Variable?[levels];
+            var noisyOffset = new Variable?[levels];
+            var targets = new Variable[levels];
+            var lossWeights = new Variable[levels];
+            for (int r = 0; r < levels; r++)
+            {
+                double signal = Schedule.SignalScale(r);
+                var clean = signal == 1 ? pyramid[r] : Own(Ops.Scale(pyramid[r], (float)(1 / signal)));
+                var eps = Own(b.Empty(clean.Shape));
+                DiffusionRandom.Normal(eps, seed, step, 1 + r);
+
+                var g = timesteps.Select(t => Schedule.Gamma(t + 1, r)).ToArray();
+                var xt = Own(Combine(clean, eps, PerSample(g.Select(Math.Sqrt).ToArray(), true), PerSample(g.Select(v => Math.Sqrt(1 - v)).ToArray(), true)));
+                noisy[r] = new Variable(xt);
+
+                var conv = g.Select(v => Parameterization.Convert(Config.PredictionType, Config.LossTargetType, v)).ToArray();
+                if (conv.Any(c => c.OfPrediction != 1)) predictionScale[r] = new Variable(PerSample(conv.Select(c => c.OfPrediction).ToArray(), true));
+                if (conv.Any(c => c.OfNoisy != 0))
+                {
+                    using var k = b.FromArray(conv.Select(c => (float)c.OfNoisy).ToArray(), batch, 1, 1, 1);
+                    noisyOffset[r] = new Variable(Own(Ops.Mul(xt, k)));
+                }
+
+                var mix = g.Select(v => Parameterization.Target(Config.LossTargetType, v)).ToArray();
+                targets[r] = new Variable(mix.All(m => m == new TargetMix(0, 1)) ? eps
+                    : mix.All(m => m == new TargetMix(1, 0)) ? clean
+                    : Own(Combine(clean, eps, PerSample(mix.Select(m => m.OfClean).ToArray(), true), PerSample(mix.Select(m => m.OfNoise).ToArray(), true))));
+
+                var w = new double[batch];
+                for (int i = 0; i < counts[r]; i++) w[i] = Weights[r] / Fractions[r];
+                lossWeights[r] = new Variable(PerSample(w, false));
+            }
+
+            var predictions = Denoiser.Forward(noisy, timesteps, conditioning);
+            CheckOutputs(predictions, noisy);
+
+            Variable? total = null;
+            var perSample = new Tensor[levels];
+            for (int r = 0; r < levels; r++)
+            {
+                var estimate = predictions[r];
+                if (predictionScale[r] is { } scale) estimate = F.Mul(estimate, scale);
+                if (noisyOffset[r] is { } offset) estimate = F.Add(estimate, offset);
+                var lossR = F.MseLossPerSample(estimate, targets[r]);
+                perSample[r] = Own(Ops.Copy(lossR.Data));
+                var term = F.Mul(lossR, lossWeights[r]);
+                total = total is null ? term : F.Add(total, term);
+            }
+            var loss = F.Scale(F.Sum(total!), 1f / batch);
+            return new DiffusionLossResult(loss, timesteps.ToArray(), perSample, counts, owned);
+        }
+        catch
+        {
+            foreach (var t in owned) t.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>a·x + b·y with per-sample [B, 1, 1, 1] coefficients.</summary>
+    static Tensor Combine(Tensor x, Tensor y, Tensor a, Tensor b)
+    {
+        using var ax = Ops.Mul(x, a);
+        using var by = Ops.Mul(y, b);
+        return Ops.Add(ax, by);
+    }
+
+    int CheckInputs(Tensor images, Conditioning conditioning, IReadOnlyList<int> timesteps)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(timesteps);
+        int r0 = Denoiser.Resolutions[0], c = Denoiser.ImageChannels;
+        if (images.Rank != 4 || images.Dim(1) != c || images.Dim(2) != r0 || images.Dim(3) != r0 || images.Dim(0) < 1)
+            throw new ArgumentException($"DiffusionLoss: images {images.ShapeString}, expected [B>=1,{c},{r0},{r0}] for a denoiser with resolutions {string.Join(",", Denoiser.Resolutions)}");
+        if (!ReferenceEquals(images.Backend, Denoiser.Backend))
+            throw new ArgumentException($"DiffusionLoss: images live on {images.Backend.Info.KindName}, the denoiser on {Denoiser.Backend.Info.KindName}");
+        if (images.DType != DType.F32) throw new ArgumentException($"DiffusionLoss: images must be F32, got {images.DType.Name()}");
+        int batch = images.Dim(0);
+        if (timesteps.Count != batch)
+            throw new ArgumentException($"DiffusionLoss: {timesteps.Count} timesteps for a batch of {batch}");
+        for (int i = 0; i < batch; i++)
+            if (timesteps[i] < 0 || timesteps[i] >= Schedule.NumSteps)
+                throw new ArgumentException($"DiffusionLoss: timestep {timesteps[i]} of sample {i} outside [0, {Schedule.NumSteps})");
+        if (conditioning.BatchSize(batch) != batch)
+            throw new ArgumentException($"DiffusionLoss: the conditioning has batch {conditioning.BatchSize(batch)}, the images {batch}");
+        return batch;
+    }
+
+    void CheckOutputs(Variable[] predictions, Variable[] noisy)
+    {
+        if (predictions is null || predictions.Length != noisy.Length)
+            throw new InvalidOperationException($"DiffusionLoss: the denoiser returned {predictions?.Length ?? 0} outputs for {noisy.Length} resolutions");
+        for (int r = 0; r < noisy.Length; r++)
+            if (!Shape.Equal(predictions[r].Data.Dims, noisy[r].Data.Dims))
+                throw new InvalidOperationException($"DiffusionLoss: the denoiser's output {r} is {predictions[r].Data.ShapeString}, its input was {noisy[r].Data.ShapeString}");
+    }
+}
+
+/// <summary>
+/// One step's loss: the scalar <see cref="Loss"/> (backward from it), the timesteps drawn, and the unweighted
+/// per-sample losses L_r of every resolution for logging. Owns the noise and constants the backward pass reads:
+/// dispose it after <c>Loss.Backward()</c>.
+/// </summary>
+public sealed class DiffusionLossResult : IDisposable
+{
+    readonly List<Tensor> owned;
+
+    internal DiffusionLossResult(Variable loss, int[] timesteps, Tensor[] perSample, int[] counted, List<Tensor> owned)
+    {
+        Loss = loss;
+        Timesteps = timesteps;
+        PerSampleLosses = perSample;
+        CountedSamples = counted;
+        this.owned = owned;
+    }
+
+    public Variable Loss { get; }
+    public IReadOnlyList<int> Timesteps { get; }
+    /// <summary>L_r [B] per resolution (high → low), before weights and masks.</summary>
+    public IReadOnlyList<Tensor> PerSampleLosses { get; }
+    /// <summary>⌊m_r·B⌋: resolution r trains on samples [0, CountedSamples[r]).</summary>
+    public IReadOnlyList<int> CountedSamples { get; }
+
+    /// <summary>Mean L_r over the samples each resolution trains on (reads the device; NaN where none count).</summary>
+    public double[] ResolutionLosses()
+    {
+        var result = new double[PerSampleLosses.Count];
+        for (int r = 0; r < result.Length; r++)
+        {
+            var values = PerSampleLosses[r].ToArray();
+            int n = CountedSamples[r];
+            result[r] = n == 0 ? double.NaN : values.Take(n).Sum(v => (double)v) / n;
+        }
+        return result;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in owned) t.Dispose();
+        owned.Clear();
+    }
+}
