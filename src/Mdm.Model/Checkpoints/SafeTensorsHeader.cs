@@ -6,7 +6,7 @@ namespace Mdm.Model.Checkpoints;
 
 /// <summary>
 /// Parses and validates a safetensors JSON header as the reference reader does, plus what it leaves to chance:
-/// duplicate keys (anywhere), unknown fields, a first byte other than '{', and trailing content after the object.
+/// duplicate keys (anywhere), unknown or repeated fields, a first byte other than '{', and content after the object.
 /// Every problem becomes a <see cref="CheckpointFormatException"/> naming the file and the offending key.
 /// </summary>
 internal static class SafeTensorsHeader
@@ -35,7 +35,7 @@ internal static class SafeTensorsHeader
                 if (key == MetadataKey) ReadMetadata(ref reader, file, metadata);
                 else entries.Add(ReadEntry(ref reader, file, key));
             }
-            if (reader.Read()) throw new CheckpointFormatException(file, $"header has content after the JSON object at byte {reader.TokenStartIndex}");
+            reader.Read();   // only whitespace (the padding) may follow the object; anything else throws JsonException
             return (entries, metadata);
         }
         catch (JsonException e)
