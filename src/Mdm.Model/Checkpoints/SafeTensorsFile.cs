@@ -18,6 +18,7 @@ public sealed class SafeTensorsFile : IDisposable
     readonly bool leaveOpen;
     readonly Dictionary<string, SafeTensorsEntry> byName;
     readonly object gate = new();
+    bool disposed;
 
     SafeTensorsFile(Stream stream, bool leaveOpen, string displayName, List<SafeTensorsEntry> entries,
         Dictionary<string, string> metadata, long dataStart, long headerBytes)
@@ -185,8 +186,6 @@ public sealed class SafeTensorsFile : IDisposable
             }
         }
     }
-
-    bool disposed;
 
     public void Dispose()
     {
