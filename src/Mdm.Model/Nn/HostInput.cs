@@ -1,0 +1,48 @@
+using Mdm.Autograd;
+using Mdm.Kernels;
+
+namespace Mdm.Model.Nn;
+
+/// <summary>Host-built inputs (sinusoids, one-hot labels, pooling weights) as variables the active graph owns.</summary>
+internal static class HostInput
+{
+    /// <summary>
+    /// Uploads the values as a constant. Under a graph the result is graph-owned (freed with the graph, kept alive for
+    /// backward); without one it belongs to the caller, like any op output.
+    /// </summary>
+    public static Variable Constant(Backend backend, float[] values, params int[] shape)
+    {
+        using var leaf = new Variable(backend.FromArray(values, shape));
+        return F.Reshape(leaf, shape);
+    }
+
+    /// <summary>Zeros of a shape (padding), owned like <see cref="Constant"/>.</summary>
+    public static Variable Zeros(Backend backend, params int[] shape)
+    {
+        using var leaf = new Variable(backend.Zeros(shape));
+        return F.Reshape(leaf, shape);
+    }
+}
+
+/// <summary>
+/// The sinusoid of ml-mdm's time (and micro-conditioning) embedding, computed on the host from the values: T/8
+/// frequencies f_k = exp(−k·ln(10000)/(T/8)); the row is [sin(v·f), cos(v·f)] (width T/4). Computed in float64 and
+/// rounded once (torch rounds v·f to float32 first, a difference below 1e-4 at v = 999).
+/// </summary>
+public static class Sinusoid
+{
+    public static float[] Embed(IReadOnlyList<double> values, int temporalDim)
+    {
+        int half = temporalDim / 8, width = temporalDim / 4;
+        var r = new float[values.Count * width];
+        double c = Math.Log(10000) / half;
+        for (int b = 0; b < values.Count; b++)
+            for (int k = 0; k < half; k++)
+            {
+                double a = values[b] * Math.Exp(-k * c);
+                r[b * width + k] = (float)Math.Sin(a);
+                r[b * width + half + k] = (float)Math.Cos(a);
+            }
+        return r;
+    }
+}
