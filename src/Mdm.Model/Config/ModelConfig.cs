@@ -124,8 +124,6 @@ public sealed record ModelConfig
                 throw new ArgumentException($"{path}.outer.skipMidBlocks: false, but an outer level has no mid block (the inner model replaces it)");
             if (HasCondEmb && o.Temporal != inner.Temporal)
                 throw new ArgumentException($"{path}.outer.temporalDim: {o.Temporal} differs from the innermost UNet's {inner.Temporal}; the pooled conditioning embedding is added at every level, so they must be equal");
-            if (size % n.NestRatio != 0)
-                throw new ArgumentException($"{path}: image size {size} is not divisible by the nest ratio {n.NestRatio} (2^(levels − 1) of {o.Levels} outer levels)");
             size /= n.NestRatio;
         }
         ValidateLevel(inner, innerPath, outer: false, size);

@@ -11,16 +11,11 @@ namespace Mdm.Tests.Model;
 /// <summary>
 /// The engine's NestedUNet against the independent float64 reference (<see cref="ReferenceMdm"/>) with the same
 /// weights: forward outputs of every resolution, and a whole-network float64 gradcheck w.r.t. the noisy inputs and
-/// several parameter tensors.
+/// several parameter tensors. No IlgpuCpu fixture: the whole network (hundreds of kernel launches) is too slow there;
+/// the kernels themselves are checked on IlgpuCpu by their op tests.
 /// </summary>
-public class GoldenModelTests
+public abstract class GoldenModelTests(BackendKind kind) : KernelFixture(kind)
 {
-    Backend B = null!;
-    Random Rng = null!;
-
-    [OneTimeSetUp] public void GetBackend() => B = TestBackends.Get(BackendKind.Cpu);
-    [SetUp] public void FreshSeed() => Rng = TestSeed.NewRandom();
-
     sealed record Setup(UNet Model, ModelConfig Config, Variable[] Streams, int[] T, Conditioning Text, double[] Tokens, double[] Mask) : IDisposable
     {
         public void Dispose()
@@ -132,3 +127,6 @@ public class GoldenModelTests
         Assert.That(result.Passed, $"{result}\n{TestSeed.Describe()}");
     }
 }
+
+public class GoldenModelTests_Cpu() : GoldenModelTests(BackendKind.Cpu);
+[GpuFixture] public class GoldenModelTests_Cuda() : GoldenModelTests(BackendKind.Cuda);
