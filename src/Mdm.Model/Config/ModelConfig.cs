@@ -159,7 +159,7 @@ public sealed record ModelConfig
         for (int i = 0; i < l; i++)
             if (c.AttentionLayersAt(i) > 0 && c.ResolutionChannels![i] % Nn.SelfAttention.Heads != 0)
                 throw new ArgumentException($"{path}.resolutionChannels[{i}]: {c.ResolutionChannels[i]} channels at an attention level are not divisible by the {Nn.SelfAttention.Heads} heads");
-        bool mid = outer ? false : c.SkipMidBlocks != true;
+        bool mid = !outer && c.SkipMidBlocks != true;
         if (mid && c.ResolutionChannels![^1] % Nn.SelfAttention.Heads != 0)
             throw new ArgumentException($"{path}.resolutionChannels[{l - 1}]: the mid block's attention needs channels divisible by {Nn.SelfAttention.Heads} heads, got {c.ResolutionChannels[^1]}");
         if (c.TemporalDim is { } t && (t < 8 || t % 8 != 0))

@@ -231,7 +231,7 @@ public class UNet : ModelModule, IDenoiser
         int batch = xt.Shape[0];
         var c = cond.ForBatch(batch);
         var tembAct = F.Silu(TimeEmbedding(timesteps, batch, c, microValues));
-        var x = convIn.Forward(xt);
+        var x = ForwardInput(xt);
         if (features is not null) x = F.Add(x, features);
         var skips = new List<Variable> { x };
         x = ForwardDown(x, tembAct, c, skips);
