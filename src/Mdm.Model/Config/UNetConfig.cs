@@ -1,0 +1,84 @@
+using System.Text.Json.Serialization;
+
+namespace Mdm.Model.Config;
+
+/// <summary>
+/// One UNet level (ml-mdm's <c>UNetConfig</c>): a stand-alone UNet, the innermost UNet of a NestedUNet, or the outer
+/// shallow UNet of one nesting level. List fields of length 1 are broadcast to every level, as in ml-mdm.
+/// Defaults follow ml-mdm's dataclass where it has one.
+/// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record UNetConfig
+{
+    /// <summary>Channels per level; L = its length, with L − 1 downsamples.</summary>
+    public int[] ResolutionChannels { get; init; } = [128, 256, 256, 512, 1024];
+
+    /// <summary>ResNets per level on the down path (the up path has one more). One value or one per level.</summary>
+    public int[] NumResnetsPerResolution { get; init; } = [2];
+
+    /// <summary>Level indices (0 = full resolution) with attention blocks (and cross-attention when text is used).</summary>
+    public int[] AttentionLevels { get; init; } = [2, 3];
+
+    /// <summary>Attention blocks after each ResNet of an attention level. One value or one per level.</summary>
+    public int[] NumAttentionLayers { get; init; } = [1];
+
+    /// <summary>Width T of the time embedding; null means 4 · ResolutionChannels[0].</summary>
+    public int? TemporalDim { get; init; }
+
+    /// <summary>Text token width (2048 for flan-t5-xl); ≤ 0 means no text conditioning. Set it on the innermost UNet
+    /// (outer levels inherit it; an outer level that sets it must agree).</summary>
+    public int ConditioningFeatureDim { get; init; } = -1;
+
+    /// <summary>If &gt; 0, <c>lm_proj</c> maps text tokens to this width, which becomes the cross-attention width. Innermost only.</summary>
+    public int ConditioningFeatureProjDim { get; init; } = -1;
+
+    /// <summary>Use the token padding mask inside cross-attention (ml-mdm's 64² configs turn it off).</summary>
+    public bool MaskedCrossAttention { get; init; } = true;
+
+    /// <summary>Attention blocks end with GroupNorm → 1×1 conv (4C) → GELU → zero-init 1×1 conv.</summary>
+    public bool UseAttentionFfn { get; init; }
+
+    /// <summary>ml-mdm's "KEY:DEFAULT[,KEY:DEFAULT…]", e.g. "scale:64": one embedding MLP per key.</summary>
+    public string? MicroConditioning { get; init; }
+
+    /// <summary>GroupNorm groups of every norm (ml-mdm: <c>num_groups_norm</c>, 32; its attention norms hard-code 32).</summary>
+    public int Groups { get; init; } = 32;
+
+    /// <summary>Class-conditional models: the number of classes (0 = none). Innermost only. A learned extra row serves
+    /// <see cref="Conditioning.NullClass"/>, so classifier-free guidance works.</summary>
+    public int NumClasses { get; init; }
+
+    /// <summary>No mid block. Null = the usual choice: false for a (innermost or stand-alone) UNet, true for the outer
+    /// UNet of a nesting level, where the inner model takes the mid block's place (false is rejected there).</summary>
+    public bool? SkipMidBlocks { get; init; }
+
+    /// <summary>No pooled-conditioning projection (<c>cond_emb</c>, and then no <c>lm_proj</c>) on the innermost UNet.
+    /// Outer levels never have one: they use the innermost's.</summary>
+    public bool SkipCondEmb { get; init; }
+
+    [JsonIgnore] public int Levels => ResolutionChannels.Length;
+    [JsonIgnore] public int Temporal => TemporalDim ?? 4 * (ResolutionChannels.Length > 0 ? ResolutionChannels[0] : 0);
+    public int ResnetsAt(int level) => NumResnetsPerResolution.Length == 1 ? NumResnetsPerResolution[0] : NumResnetsPerResolution[level];
+    public int AttentionLayersAt(int level) =>
+        !AttentionLevels.Contains(level) ? 0 : NumAttentionLayers.Length == 1 ? NumAttentionLayers[0] : NumAttentionLayers[level];
+
+    /// <summary>The micro-conditioning keys and defaults, in order.</summary>
+    public IReadOnlyList<(string Key, float Default)> MicroConditions(string where)
+    {
+        if (string.IsNullOrWhiteSpace(MicroConditioning)) return [];
+        var r = new List<(string, float)>();
+        foreach (var item in MicroConditioning.Split(','))
+        {
+            var kv = item.Split(':');
+            if (kv.Length != 2 || kv[0].Trim().Length == 0 || kv[0].Contains('.') ||
+                !float.TryParse(kv[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float v))
+                throw new ArgumentException($"{where}.microConditioning: '{item}' in '{MicroConditioning}' is not KEY:NUMBER");
+            if (kv[0].Trim() == "scale" && !(v > 0))
+                throw new ArgumentException($"{where}.microConditioning: the default of 'scale' must be positive, got {v}");
+            if (r.Any(x => x.Item1 == kv[0].Trim()))
+                throw new ArgumentException($"{where}.microConditioning: key '{kv[0].Trim()}' appears twice in '{MicroConditioning}'");
+            r.Add((kv[0].Trim(), v));
+        }
+        return r;
+    }
+}

@@ -1,0 +1,79 @@
+using Mdm.Autograd;
+
+namespace Mdm.Model.Nn;
+
+// Mixed precision (bf16 autocast, ml-mdm's fp16=1) is not implemented: when it is, Dense and Conv are where the
+// matmul/conv operands get cast (Ops take BF16 operands with f32 accumulation); norms, softmax and upsampling stay f32.
+
+/// <summary>torch.nn.Linear: weight [out, in], bias [out]; PyTorch default init or zeros.</summary>
+public sealed class Dense : ModelModule
+{
+    public Dense(ParameterFactory f, int inFeatures, int outFeatures, bool bias = true, bool zeroInit = false) : base(f)
+    {
+        InFeatures = inFeatures; OutFeatures = outFeatures;
+        Weight = Declare("weight", zeroInit ? ParameterInit.Zeros : ParameterInit.KaimingUniform, inFeatures, outFeatures, inFeatures);
+        if (bias) Bias = Declare("bias", zeroInit ? ParameterInit.Zeros : ParameterInit.BiasUniform, inFeatures, outFeatures);
+    }
+
+    public int InFeatures { get; }
+    public int OutFeatures { get; }
+    public Variable Weight { get; }
+    public Variable? Bias { get; }
+
+    public Variable Forward(Variable x) => F.Linear(x, Weight, Bias);
+}
+
+/// <summary>torch.nn.Conv2d with a square kernel, bias, and "same" padding by default; PyTorch default init or zeros.</summary>
+public sealed class Conv : ModelModule
+{
+    public Conv(ParameterFactory f, int inChannels, int outChannels, int kernel, int stride = 1, bool zeroInit = false) : base(f)
+    {
+        Stride = stride; Padding = kernel / 2;
+        int fanIn = inChannels * kernel * kernel;
+        Weight = Declare("weight", zeroInit ? ParameterInit.Zeros : ParameterInit.KaimingUniform, fanIn, outChannels, inChannels, kernel, kernel);
+        Bias = Declare("bias", zeroInit ? ParameterInit.Zeros : ParameterInit.BiasUniform, fanIn, outChannels);
+    }
+
+    public int Stride { get; }
+    public int Padding { get; }
+    public Variable Weight { get; }
+    public Variable Bias { get; }
+
+    public Variable Forward(Variable x) => F.Conv2d(x, Weight, Bias, Stride, Padding);
+}
+
+/// <summary>torch.nn.GroupNorm(groups, channels), eps 1e-5, affine (weight 1, bias 0), plus the fused SiLU/FiLM forms.</summary>
+public sealed class GroupNorm : ModelModule
+{
+    public GroupNorm(ParameterFactory f, int groups, int channels) : base(f)
+    {
+        Groups = groups;
+        Weight = Declare("weight", ParameterInit.Ones, channels, channels);
+        Bias = Declare("bias", ParameterInit.Zeros, channels, channels);
+    }
+
+    public const float Eps = 1e-5f;
+    public int Groups { get; }
+    public Variable Weight { get; }
+    public Variable Bias { get; }
+
+    public Variable Forward(Variable x) => F.GroupNorm(x, Groups, Weight, Bias, Eps);
+    public Variable ForwardSilu(Variable x) => F.GroupNormSilu(x, Groups, Weight, Bias, Eps);
+    /// <summary>SiLU(GroupNorm(x)·(1 + a) + b), a and b [N, C].</summary>
+    public Variable ForwardFilmSilu(Variable x, Variable a, Variable b) => F.GroupNormFilmSilu(x, Groups, Weight, Bias, a, b, Eps);
+}
+
+/// <summary>torch.nn.LayerNorm(dim), eps 1e-5, affine, over the last axis.</summary>
+public sealed class LayerNorm : ModelModule
+{
+    public LayerNorm(ParameterFactory f, int dim) : base(f)
+    {
+        Weight = Declare("weight", ParameterInit.Ones, dim, dim);
+        Bias = Declare("bias", ParameterInit.Zeros, dim, dim);
+    }
+
+    public Variable Weight { get; }
+    public Variable Bias { get; }
+
+    public Variable Forward(Variable x) => F.LayerNorm(x, Weight, Bias, 1e-5f);
+}

@@ -1,0 +1,41 @@
+using Mdm.Autograd;
+using Mdm.Kernels;
+
+namespace Mdm.Model.Nn;
+
+/// <summary>
+/// ml-mdm's FiLM ResNet block (§1.3): h = conv1(SiLU(norm1(x))); (a, b) = time_layer(SiLU(temb)) split in halves;
+/// h = SiLU(norm2(h)·(1 + a) + b); out = conv2(h) (zero-init) + (conv3(x) when the width changes, else x).
+/// Dropout is 0 in every ml-mdm config and is not modelled.
+/// </summary>
+public sealed class ResNet : ModelModule
+{
+    readonly GroupNorm norm1, norm2;
+    readonly Conv conv1, conv2;
+    readonly Dense timeLayer;
+    readonly Conv? conv3;
+
+    public ResNet(ParameterFactory f, int inChannels, int outChannels, int temporalDim, int groups) : base(f)
+    {
+        InChannels = inChannels; OutChannels = outChannels;
+        norm1 = Child("norm1", new GroupNorm(f, groups, inChannels));
+        conv1 = Child("conv1", new Conv(f, inChannels, outChannels, 3));
+        timeLayer = Child("time_layer", new Dense(f, temporalDim, 2 * outChannels));
+        norm2 = Child("norm2", new GroupNorm(f, groups, outChannels));
+        conv2 = Child("conv2", new Conv(f, outChannels, outChannels, 3, zeroInit: true));
+        if (inChannels != outChannels) conv3 = Child("conv3", new Conv(f, inChannels, outChannels, 1));
+    }
+
+    public int InChannels { get; }
+    public int OutChannels { get; }
+
+    /// <param name="x">[B, Cin, H, W]</param>
+    /// <param name="tembAct">SiLU(temb) [B, T], shared by every block of the level</param>
+    public Variable Forward(Variable x, Variable tembAct)
+    {
+        var h = conv1.Forward(norm1.ForwardSilu(x));
+        var ab = F.Split(timeLayer.Forward(tembAct), [OutChannels, OutChannels], 1);
+        h = conv2.Forward(norm2.ForwardFilmSilu(h, ab[0], ab[1]));
+        return F.Add(h, conv3 is null ? x : conv3.Forward(x));
+    }
+}

@@ -1,0 +1,65 @@
+using Mdm.Autograd;
+using Mdm.Kernels;
+
+namespace Mdm.Model.Nn;
+
+/// <summary>
+/// One level of a UNet (ml-mdm's <c>ResNetBlock</c>, §1.5): ResNets, each followed by its attention blocks (stored
+/// flat: attn[i·L + j]), then an optional resample — a stride-2 3×3 conv (down path) or nearest ×2 + 3×3 conv (up
+/// path). On the up path each ResNet first concatenates the next skip on channels.
+/// </summary>
+public sealed class ResNetBlock : ModelModule
+{
+    readonly ResNet[] resnets;
+    readonly SelfAttention[] attn;
+    readonly Conv? resample;
+
+    public enum Resample { None, Down, Up }
+
+    /// <param name="inChannels">input width of each ResNet (on the up path: current width + skip width)</param>
+    public ResNetBlock(ParameterFactory f, int[] inChannels, int outChannels, int temporalDim, int groups,
+        int attentionLayersPerResnet, int condDim, bool useFfn, Resample resampling) : base(f)
+    {
+        AttentionLayersPerResnet = attentionLayersPerResnet;
+        Resampling = resampling;
+        var rs = Child("resnets", new ModuleGroup(f));
+        resnets = inChannels.Select((c, i) => rs.Add(i.ToString(), new ResNet(f, c, outChannels, temporalDim, groups))).ToArray();
+        if (attentionLayersPerResnet > 0)
+        {
+            var ag = Child("attn", new ModuleGroup(f));
+            attn = Enumerable.Range(0, inChannels.Length * attentionLayersPerResnet)
+                .Select(i => ag.Add(i.ToString(), new SelfAttention(f, outChannels, groups, condDim, useFfn))).ToArray();
+        }
+        else attn = [];
+        if (resampling == Resample.Down) resample = Child("resample", new Conv(f, outChannels, outChannels, 3, stride: 2));
+        else if (resampling == Resample.Up) resample = Child("resample", new Conv(f, outChannels, outChannels, 3));
+    }
+
+    public int AttentionLayersPerResnet { get; }
+    public Resample Resampling { get; }
+    public int ResnetCount => resnets.Length;
+
+    /// <param name="skips">up path: the skips to consume, newest first (one per ResNet); null on the down path</param>
+    /// <param name="activations">down path: receives every ResNet output and the resample output (the skips)</param>
+    public Variable Forward(Variable x, Variable tembAct, Variable? tokens, Tensor? mask,
+        IReadOnlyList<Variable>? skips = null, List<Variable>? activations = null)
+    {
+        if (skips is not null && skips.Count != resnets.Length)
+            throw new InvalidOperationException($"ResNetBlock: {skips.Count} skips for {resnets.Length} ResNets");
+        int l = AttentionLayersPerResnet;
+        for (int i = 0; i < resnets.Length; i++)
+        {
+            if (skips is not null) x = F.Concat([x, skips[i]], 1);
+            x = resnets[i].Forward(x, tembAct);
+            for (int j = 0; j < l; j++) x = attn[i * l + j].Forward(x, tokens, mask);
+            activations?.Add(x);
+        }
+        if (resample is not null)
+        {
+            if (Resampling == Resample.Up) x = F.UpsampleNearest2x(x);
+            x = resample.Forward(x);
+            activations?.Add(x);
+        }
+        return x;
+    }
+}
