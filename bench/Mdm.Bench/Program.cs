@@ -17,6 +17,7 @@ public static class Program
     {
         if (args.Length > 0 && args[0] == "gpu") return GpuBench.Run(args[1..]);
         if (args.Length > 0 && args[0] == "ptx") return PtxDump.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "step") return TrainStepBench.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using Mdm.Autograd;
+using Mdm.Kernels;
+using Mdm.Model;
+using Mdm.Model.Config;
+using Mdm.Model.Diffusion;
+using Mdm.Model.Training;
+
+namespace Mdm.Bench;
+
+/// <summary>
+/// End-to-end training step: diffusion loss (pyramid, noise, NestedUNet forward), backward, clip + AdamW, EMA.
+/// `Mdm.Bench step --config configs/cpu-demo.json [--batch 16] [--device cpu|cuda|ilgpu-cpu] [--steps 5] [--json FILE]`
+/// Reports seconds per step (median after a warm-up step) and images/s, with a phase breakdown of the last step.
+/// </summary>
+public static class TrainStepBench
+{
+    public static int Run(string[] args)
+    {
+        string config = "configs/cpu-demo.json", device = "cpu", json = "";
+        int batch = 16, steps = 5;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+        {
+            switch (args[i])
+            {
+                case "--config": config = args[i + 1]; break;
+                case "--device": device = args[i + 1]; break;
+                case "--batch": batch = int.Parse(args[i + 1]); break;
+                case "--steps": steps = int.Parse(args[i + 1]); break;
+                case "--json": json = args[i + 1]; break;
+                default: Console.Error.WriteLine($"step bench: unknown argument '{args[i]}'"); return 2;
+            }
+        }
+        var modelConfig = ModelConfig.Load(config);
+        using var backend = Backends.Create(Backends.Parse(device));
+        var model = ModelFactory.Create(modelConfig, backend, seed: 1);
+        var diffusion = new DiffusionConfig();
+        var loss = new DiffusionLoss(model, diffusion);
+        using var opt = new AdamWOptimizer(model.NamedParameters(), AdamOptions.AdamW(1e-4, 0), 2f);
+        using var ema = new ExponentialMovingAverage(model.NamedParameters(), 0.9999f);
+        int size = modelConfig.ImageSize, channels = modelConfig.ImageChannels;
+        using var images = Ops.RandomUniform(backend.Empty(batch, channels, size, size), 7, 0, -1f, 1f);
+        var labels = modelConfig.NumClasses > 0 ? Enumerable.Range(0, batch).Select(i => i % modelConfig.NumClasses).ToArray() : null;
+        var cond = new Conditioning(ClassLabels: labels);
+        Console.WriteLine($"{config}: {ModelFactory.CountParameters(modelConfig).Total / 1e6:F2} M parameters, batch {batch} at {size}², {backend.Info}");
+
+        var times = new List<double>();
+        double fwd = 0, bwd = 0, upd = 0;
+        for (int s = 0; s <= steps; s++)
+        {
+            if (s == 1) OpProfiler.Reset();
+            var sw = Stopwatch.StartNew();
+            float value;
+            using (var g = new Graph())
+            {
+                using var result = loss.Compute(images, cond, seed: 3, step: (ulong)s);
+                value = result.Loss.Item();
+                fwd = sw.Elapsed.TotalMilliseconds;
+                result.Loss.Backward();
+                backend.Synchronize();
+                bwd = sw.Elapsed.TotalMilliseconds - fwd;
+            }
+            using (opt.Step(1e-4)) { }
+            ema.Update();
+            backend.Synchronize();
+            double total = sw.Elapsed.TotalMilliseconds;
+            upd = total - fwd - bwd;
+            if (s > 0) times.Add(total);   // step 0 is the warm-up (JIT, kernel loads)
+            Console.WriteLine($"step {s}: {total,8:F1} ms  (forward+loss {fwd:F1}, backward {bwd:F1}, clip+adam+ema {upd:F1})  loss {value:F4}");
+        }
+        if (OpProfiler.Enabled) Console.WriteLine("per-op time over all steps (MDM_PROFILE=1):\n" + OpProfiler.Report());
+        times.Sort();
+        double median = times[times.Count / 2];
+        Console.WriteLine($"median {median / 1000:F3} s/step, {batch / (median / 1000):F1} images/s");
+        if (json.Length > 0)
+            File.AppendAllText(json, System.Text.Json.JsonSerializer.Serialize(new
+            {
+                op = "train_step", shape = $"{Path.GetFileNameWithoutExtension(config)}-b{batch}", ms = median, bytes = 0.0, flops = 0.0, gbps = 0.0, tflops = 0.0,
+                card = backend.Info.Name, impl = "mdm", images_per_s = batch / (median / 1000),
+            }) + Environment.NewLine);
+        model.DisposeParameters();
+        return 0;
+    }
+}
