@@ -1,77 +1,159 @@
-using System.Numerics.Tensors;
+using System.Buffers;
+using System.Runtime.Intrinsics;
 
 namespace Mdm.Kernels.Cpu;
 
 /// <summary>
 /// Single-precision GEMM for the CPU backend, shared by matmul, convolution (im2col) and attention:
 /// C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, where op(A) is [M,K] (A stored [K,M] when transA) and op(B) is
-/// [K,N] (B stored [N,K] when transB). Rows of C are split across cores. Two inner forms, both TensorPrimitives:
-/// NN is a sum of scaled B rows (axpy), NT a dot product per element; TN/TT copy the strided A row first.
+/// [K,N] (B stored [N,K] when transB). Transposed operands are first packed into plain row-major copies (O(MK + KN)
+/// work against O(MNK)), so one register-tiled kernel does all the arithmetic: a 4×32 block of C held in sixteen
+/// 256-bit accumulators, streaming K in L2-sized chunks. Row blocks are split across cores.
 /// </summary>
 public static unsafe class CpuGemm
 {
-    public static void Sgemm(bool transA, bool transB, int m, int n, int k,
-        float* a, int lda, float* b, int ldb, float* c, int ldc, float alpha = 1f, float beta = 0f)
-    {
-        if (m == 0 || n == 0) return;
-        nint pa = (nint)a, pb = (nint)b, pc = (nint)c;
-        CpuBackend.ParallelRange(m, (long)n * Math.Max(k, 1), (i0, i1) =>
-            Rows(transA, transB, i0, i1, n, k, (float*)pa, lda, (float*)pb, ldb, (float*)pc, ldc, alpha, beta));
-    }
+    const int MR = 4, NR = 32, KC = 256, NC = 256;
 
-    /// <summary>Batched GEMM over contiguous matrices: batch i uses A + i·strideA, etc. Parallel over batch·rows.</summary>
+    public static void Sgemm(bool transA, bool transB, int m, int n, int k,
+        float* a, int lda, float* b, int ldb, float* c, int ldc, float alpha = 1f, float beta = 0f) =>
+        SgemmBatched(1, transA, transB, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, alpha, beta);
+
+    /// <summary>Batched GEMM over contiguous matrices: batch i uses A + i·strideA, etc. Parallel over batch·row blocks.</summary>
     public static void SgemmBatched(int batch, bool transA, bool transB, int m, int n, int k,
         float* a, int lda, long strideA, float* b, int ldb, long strideB, float* c, int ldc, long strideC,
         float alpha = 1f, float beta = 0f)
     {
         if (batch == 0 || m == 0 || n == 0) return;
-        nint pa = (nint)a, pb = (nint)b, pc = (nint)c;
-        CpuBackend.ParallelRange(batch * m, (long)n * Math.Max(k, 1), (r0, r1) =>
-        {
-            for (int r = r0; r < r1;)
-            {
-                int bi = r / m, i0 = r - bi * m, i1 = Math.Min(m, i0 + (r1 - r));
-                Rows(transA, transB, i0, i1, n, k, (float*)pa + bi * strideA, lda, (float*)pb + bi * strideB, ldb,
-                    (float*)pc + bi * strideC, ldc, alpha, beta);
-                r += i1 - i0;
-            }
-        });
-    }
-
-    static void Rows(bool transA, bool transB, int i0, int i1, int n, int k,
-        float* a, int lda, float* b, int ldb, float* c, int ldc, float alpha, float beta)
-    {
-        float[]? rowBuf = transA ? System.Buffers.ArrayPool<float>.Shared.Rent(k) : null;
+        // Pack transposed operands once per batch entry (a broadcast operand, stride 0, is packed once).
+        int aBatches = transA ? (strideA == 0 ? 1 : batch) : 0, bBatches = transB ? (strideB == 0 ? 1 : batch) : 0;
+        float[]? packA = aBatches > 0 ? ArrayPool<float>.Shared.Rent(checked(aBatches * m * k)) : null;
+        float[]? packB = bBatches > 0 ? ArrayPool<float>.Shared.Rent(checked(bBatches * k * n)) : null;
         try
         {
-            for (int i = i0; i < i1; i++)
+            fixed (float* pA = packA, pB = packB)
             {
-                var crow = new Span<float>(c + (long)i * ldc, n);
-                if (beta == 0f) crow.Clear(); else if (beta != 1f) TensorPrimitives.Multiply(crow, beta, crow);
-                if (k == 0) continue;
-                ReadOnlySpan<float> arow;
-                if (transA)
+                nint pa = (nint)a, pb = (nint)b, pc = (nint)c, ppa = (nint)pA, ppb = (nint)pB;
+                if (aBatches > 0)
+                    CpuBackend.ParallelRange(aBatches * m, k, (r0, r1) => Transpose((float*)pa, lda, strideA, (float*)ppa, k, m, r0, r1));
+                if (bBatches > 0)
+                    CpuBackend.ParallelRange(bBatches * k, n, (r0, r1) => Transpose((float*)pb, ldb, strideB, (float*)ppb, n, k, r0, r1));
+                int rowBlocks = (m + MR - 1) / MR;
+                CpuBackend.ParallelRange(batch * rowBlocks, (long)MR * n * Math.Max(k, 1), (t0, t1) =>
                 {
-                    for (int p = 0; p < k; p++) rowBuf![p] = a[(long)p * lda + i];
-                    arow = rowBuf.AsSpan(0, k);
-                }
-                else arow = new ReadOnlySpan<float>(a + (long)i * lda, k);
-
-                if (transB)
-                {
-                    for (int j = 0; j < n; j++)
-                        crow[j] += alpha * TensorPrimitives.Dot(arow, new ReadOnlySpan<float>(b + (long)j * ldb, k));
-                }
-                else
-                {
-                    for (int p = 0; p < k; p++)
+                    for (int t = t0; t < t1; t++)
                     {
-                        float s = alpha * arow[p];
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(b + (long)p * ldb, n), s, crow, crow);
+                        int bi = t / rowBlocks, i0 = (t - bi * rowBlocks) * MR, rows = Math.Min(MR, m - i0);
+                        float* A = aBatches > 0 ? (float*)ppa + (aBatches == 1 ? 0 : (long)bi * m * k) + (long)i0 * k : (float*)pa + bi * strideA + (long)i0 * lda;
+                        int ldA = aBatches > 0 ? k : lda;
+                        float* B = bBatches > 0 ? (float*)ppb + (bBatches == 1 ? 0 : (long)bi * k * n) : (float*)pb + bi * strideB;
+                        int ldB = bBatches > 0 ? n : ldb;
+                        RowBlock(A, ldA, B, ldB, (float*)pc + bi * strideC + (long)i0 * ldc, ldc, rows, n, k, alpha, beta);
                     }
-                }
+                });
             }
         }
-        finally { if (rowBuf is not null) System.Buffers.ArrayPool<float>.Shared.Return(rowBuf); }
+        finally
+        {
+            if (packA is not null) ArrayPool<float>.Shared.Return(packA);
+            if (packB is not null) ArrayPool<float>.Shared.Return(packB);
+        }
+    }
+
+    /// <summary>
+    /// Rows [r0, r1) (counted over all batches) of the packed dst[rows × cols] from a source stored transposed,
+    /// [cols × rows] with row stride ld: dst[b][r][q] = src[b][q·ld + r]. A: rows = M, cols = K; B: rows = K, cols = N.
+    /// </summary>
+    static void Transpose(float* src, int ld, long stride, float* dst, int cols, int rows, int r0, int r1)
+    {
+        for (int t = r0; t < r1; t++)
+        {
+            int bi = t / rows, r = t - bi * rows;
+            float* s = src + bi * stride + r;
+            float* d = dst + ((long)bi * rows + r) * cols;
+            for (int q = 0; q < cols; q++) d[q] = s[(long)q * ld];
+        }
+    }
+
+    /// <summary>C[rows ≤ 4, n] = alpha·A[rows, k]·B[k, n] + beta·C, K in chunks of KC, N in panels of NC.</summary>
+    static void RowBlock(float* a, int lda, float* b, int ldb, float* c, int ldc, int rows, int n, int k, float alpha, float beta)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var crow = new Span<float>(c + (long)r * ldc, n);
+            if (beta == 0f) crow.Clear(); else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(crow, beta, crow);
+        }
+        if (k == 0 || alpha == 0f) return;
+        for (int j0 = 0; j0 < n; j0 += NC)
+        {
+            int nc = Math.Min(NC, n - j0);
+            for (int p0 = 0; p0 < k; p0 += KC)
+            {
+                int kc = Math.Min(KC, k - p0);
+                int j = 0;
+                if (rows == MR && Vector256.IsHardwareAccelerated)
+                    for (; j + NR <= nc; j += NR) Kernel4x32(a + p0, lda, b + (long)p0 * ldb + j0 + j, ldb, c + j0 + j, ldc, kc, alpha);
+                // Edges (last columns, or fewer than 4 rows): one row at a time, 8 lanes then scalars.
+                for (int r = 0; r < rows; r++)
+                    EdgeRow(a + (long)r * lda + p0, b + (long)p0 * ldb + j0, ldb, c + (long)r * ldc + j0, j, nc, kc, alpha);
+            }
+        }
+    }
+
+    static void Kernel4x32(float* a, int lda, float* b, int ldb, float* c, int ldc, int kc, float alpha)
+    {
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
+                         c10 = default, c11 = default, c12 = default, c13 = default,
+                         c20 = default, c21 = default, c22 = default, c23 = default,
+                         c30 = default, c31 = default, c32 = default, c33 = default;
+        float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
+        for (int p = 0; p < kc; p++)
+        {
+            float* bp = b + (long)p * ldb;
+            var b0 = Vector256.Load(bp); var b1 = Vector256.Load(bp + 8); var b2 = Vector256.Load(bp + 16); var b3 = Vector256.Load(bp + 24);
+            var x = Vector256.Create(a0[p]);
+            c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
+            c02 = Vector256.FusedMultiplyAdd(x, b2, c02); c03 = Vector256.FusedMultiplyAdd(x, b3, c03);
+            x = Vector256.Create(a1[p]);
+            c10 = Vector256.FusedMultiplyAdd(x, b0, c10); c11 = Vector256.FusedMultiplyAdd(x, b1, c11);
+            c12 = Vector256.FusedMultiplyAdd(x, b2, c12); c13 = Vector256.FusedMultiplyAdd(x, b3, c13);
+            x = Vector256.Create(a2[p]);
+            c20 = Vector256.FusedMultiplyAdd(x, b0, c20); c21 = Vector256.FusedMultiplyAdd(x, b1, c21);
+            c22 = Vector256.FusedMultiplyAdd(x, b2, c22); c23 = Vector256.FusedMultiplyAdd(x, b3, c23);
+            x = Vector256.Create(a3[p]);
+            c30 = Vector256.FusedMultiplyAdd(x, b0, c30); c31 = Vector256.FusedMultiplyAdd(x, b1, c31);
+            c32 = Vector256.FusedMultiplyAdd(x, b2, c32); c33 = Vector256.FusedMultiplyAdd(x, b3, c33);
+        }
+        var al = Vector256.Create(alpha);
+        Store(c, al, c00, c01, c02, c03);
+        Store(c + ldc, al, c10, c11, c12, c13);
+        Store(c + 2L * ldc, al, c20, c21, c22, c23);
+        Store(c + 3L * ldc, al, c30, c31, c32, c33);
+    }
+
+    static void Store(float* c, Vector256<float> alpha, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
+    {
+        Vector256.FusedMultiplyAdd(alpha, v0, Vector256.Load(c)).Store(c);
+        Vector256.FusedMultiplyAdd(alpha, v1, Vector256.Load(c + 8)).Store(c + 8);
+        Vector256.FusedMultiplyAdd(alpha, v2, Vector256.Load(c + 16)).Store(c + 16);
+        Vector256.FusedMultiplyAdd(alpha, v3, Vector256.Load(c + 24)).Store(c + 24);
+    }
+
+    /// <summary>c[j0..nc) += alpha·a[0..kc)·b[0..kc, j0..nc) for one row.</summary>
+    static void EdgeRow(float* a, float* b, int ldb, float* c, int j0, int nc, int kc, float alpha)
+    {
+        int j = j0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; j + 8 <= nc; j += 8)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int p = 0; p < kc; p++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(a[p]), Vector256.Load(b + (long)p * ldb + j), acc);
+                Vector256.FusedMultiplyAdd(Vector256.Create(alpha), acc, Vector256.Load(c + j)).Store(c + j);
+            }
+        for (; j < nc; j++)
+        {
+            float acc = 0f;
+            for (int p = 0; p < kc; p++) acc += a[p] * b[(long)p * ldb + j];
+            c[j] += alpha * acc;
+        }
     }
 }

@@ -11,6 +11,10 @@ public class CpuGemmTests
     [TestCase(true, false, 5, 33, 19)]
     [TestCase(true, true, 16, 9, 31)]
     [TestCase(false, false, 1, 1, 1)]
+    [TestCase(false, false, 70, 301, 45)]
+    [TestCase(false, true, 37, 290, 300)]
+    [TestCase(true, false, 9, 97, 600)]
+    [TestCase(true, true, 66, 33, 257)]
     public unsafe void SgemmMatchesReference(bool ta, bool tb, int m, int n, int k)
     {
         var rng = TestSeed.NewRandom();
