@@ -98,7 +98,7 @@ public static class Png
                 byte predicted = filter switch { 0 => 0, 1 => a, 2 => b, 3 => (byte)((a + b) >> 1), _ => PngDecoder.Paeth(a, b, c) };
                 byte v = (byte)(row[i] - predicted);
                 scratch[i] = v;
-                cost += Math.Abs((sbyte)v);
+                cost += v < 128 ? v : 256 - v;   // |v| read as a signed byte
             }
             if (cost < best)
             {
