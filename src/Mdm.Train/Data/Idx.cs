@@ -44,6 +44,22 @@ public static class Idx
         return file;
     }
 
+    /// <summary>
+    /// GZipStream stops silently at a missing trailer, so compare the trailer (CRC-32 and length of the content,
+    /// little-endian) with what was read: a cut or damaged file is caught. IDX .gz files are single-member.
+    /// </summary>
+    static void CheckGzipTrailer(byte[] file, byte[] header, byte[] data, string source)
+    {
+        if (file.Length < 18) throw new DataFormatException(source, "gzip file too short for its header and trailer");
+        uint crc = BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(file.Length - 8));
+        uint size = BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(file.Length - 4));
+        uint actualSize = (uint)(header.Length + data.LongLength);
+        uint actualCrc = Crc32.Append(Crc32.Compute(header), data);
+        if (crc != actualCrc || size != actualSize)
+            throw new DataFormatException(source, $"gzip trailer (CRC 0x{crc:X8}, {size} bytes) does not match the content " +
+                                                  $"(CRC 0x{actualCrc:X8}, {actualSize} bytes): the file is truncated or corrupt");
+    }
+
     static (int[] Dims, byte[] Data) Read(byte[] file, string source, int rank)
     {
         bool gzip = file.Length >= 2 && file[0] == 0x1F && file[1] == 0x8B;
@@ -73,14 +89,16 @@ public static class Idx
             }
             long available = gzip ? file.LongLength * MaxDeflateRatio : file.LongLength - header.Length;
             if (count > available)
-                throw new DataFormatException(source, $"dimensions [{string.Join(", ", dims)}] need {count} data bytes, the file holds " +
-                                                      (gzip ? "far fewer" : $"{available}"));
+                throw new DataFormatException(source, gzip
+                    ? $"dimensions [{string.Join(", ", dims)}] need {count} data bytes, more than a {file.Length}-byte gzip file can hold"
+                    : $"truncated: dimensions [{string.Join(", ", dims)}] need {count} data bytes, the file holds {available}");
 
             var data = new byte[count];
             got = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
             if (got < count) throw new DataFormatException(source, $"truncated: dimensions [{string.Join(", ", dims)}] need {count} data bytes, found {got}");
             if (stream.ReadByte() >= 0)
                 throw new DataFormatException(source, $"file is longer than dimensions [{string.Join(", ", dims)}] imply ({count} data bytes)");
+            if (gzip) CheckGzipTrailer(file, header, data, source);
             return (dims, data);
         }
         catch (InvalidDataException e) { throw new DataFormatException(source, $"corrupt gzip data ({e.Message})", e); }
