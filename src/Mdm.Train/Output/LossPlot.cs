@@ -68,8 +68,7 @@ public static class LossPlot
         Func<double, double> yMap = o.LogY ? Math.Log10 : v => v;
         var (yLoData, yHiData) = Range([.. ys.Select(yMap)]);
         double[] yTicks = o.LogY ? LogTicks(yLoData, yHiData) : NiceTicks(yLoData, yHiData, 6);
-        double yLo = Math.Min(yLoData, yMap(yTicks[0])), yHi = Math.Max(yHiData, yMap(yTicks[^1]));
-        if (!o.LogY) (yLo, yHi) = (yTicks[0], yTicks[^1]);
+        double yLo = yTicks[0], yHi = yTicks[^1];   // ticks (in log10 units on a log axis) enclose the data
         if (yHi - yLo < 1e-300) (yLo, yHi) = (yLo - 1, yHi + 1);
         if (xHi - xLo < 1e-300) (xLo, xHi) = (xLo - 1, xHi + 1);
         double Px(double x) => MarginLeft + (x - xLo) / (xHi - xLo) * plotW;
@@ -97,6 +96,7 @@ public static class LossPlot
 
         // Legend, top right inside the plot.
         double lx = MarginLeft + plotW - 170, ly = MarginTop + 16;
+        svg.Append(CultureInfo.InvariantCulture, $"""<rect x="{F(lx - 8)}" y="{F(ly - 12)}" width="176" height="{(smooth.Length > 0 ? 42 : 24)}" fill="white" fill-opacity="0.8"/>""").Append('\n');
         Line(svg, lx, ly, lx + 24, ly, RawColour, 2);
         Text(svg, lx + 30, ly + 4, "raw", "start", 12);
         if (smooth.Length > 0)

@@ -126,6 +126,11 @@ public class ShapesTests
         ImageGrid.Save(Path.Combine(dir, "shapes.png"), batch, 36, 3, 32, 32, columns: 6, scale: 3);
         var clips = new MovingShapesDataset(24, 8, 6, seed: 1);
         FrameStrip.Save(Path.Combine(dir, "moving.png"), Enumerable.Range(0, 6).SelectMany(i => ((IDataset)clips).Load(i).Values).ToArray(), 6, 8, 3, 24, 24, scale: 3);
+        var noise = new Random(1);
+        double[] steps = [.. Enumerable.Range(0, 3000).Select(i => i * 5.0)];
+        double[] losses = [.. steps.Select(x => 0.04 + 0.5 / (1 + x / 400) * (0.7 + 0.6 * noise.NextDouble()))];
+        LossPlot.Save(Path.Combine(dir, "loss.svg"), steps, losses);
+        LossPlot.Save(Path.Combine(dir, "loss-log.svg"), steps, losses, new LossPlotOptions { LogY = true, Title = "loss (log)" });
         TestContext.Out.WriteLine($"previews in {dir}");
     }
 }
