@@ -65,8 +65,9 @@ public sealed class EmojiDataset : PreparedImageDataset
             var list = new List<Entry>();
             foreach (var e in doc.RootElement.EnumerateArray())
             {
-                string category = e.GetProperty("category").GetString() ?? throw new DataFormatException(json, "null category");
-                string name = e.GetProperty("short_name").GetString() ?? "";
+                string name = e.TryGetProperty("short_name", out var n) ? n.GetString() ?? "" : "?";
+                string category = (e.TryGetProperty("category", out var c) ? c.GetString() : null)
+                                  ?? throw new DataFormatException(json, $"emoji '{name}' has no category");
                 Add(list, e, name, category, json);
                 if (includeSkinVariations && e.TryGetProperty("skin_variations", out var variations) && variations.ValueKind == JsonValueKind.Object)
                     foreach (var v in variations.EnumerateObject()) Add(list, v.Value, $"{name}:{v.Name}", category, json);
@@ -82,9 +83,10 @@ public sealed class EmojiDataset : PreparedImageDataset
     static void Add(List<Entry> list, JsonElement e, string name, string category, string json)
     {
         if (e.TryGetProperty("has_img_twitter", out var has) && has.ValueKind == JsonValueKind.False) return;
-        int x = e.GetProperty("sheet_x").GetInt32(), y = e.GetProperty("sheet_y").GetInt32();
+        JsonElement Field(string key) => e.TryGetProperty(key, out var v) ? v : throw new DataFormatException(json, $"emoji '{name}' has no '{key}'");
+        int x = Field("sheet_x").GetInt32(), y = Field("sheet_y").GetInt32();
         if (x < 0 || y < 0) throw new DataFormatException(json, $"emoji '{name}' has sheet position ({x}, {y})");
-        list.Add(new Entry(e.GetProperty("unified").GetString() ?? "", name, category, x, y, e.GetProperty("image").GetString() ?? ""));
+        list.Add(new Entry(Field("unified").GetString() ?? "", name, category, x, y, Field("image").GetString() ?? ""));
     }
 
     public override int LabelOf(int index)

@@ -131,6 +131,12 @@ public class ShapesTests
         double[] losses = [.. steps.Select(x => 0.04 + 0.5 / (1 + x / 400) * (0.7 + 0.6 * noise.NextDouble()))];
         LossPlot.Save(Path.Combine(dir, "loss.svg"), steps, losses);
         LossPlot.Save(Path.Combine(dir, "loss-log.svg"), steps, losses, new LossPlotOptions { LogY = true, Title = "loss (log)" });
+        if (File.Exists(Path.Combine(EmojiTests.RepositoryDataFolder(), "emoji.json")))
+        {
+            var emoji = EmojiDataset.Open(EmojiTests.RepositoryDataFolder(), imageSize: 32);
+            var picks = Enumerable.Range(0, 48).Select(i => i * (emoji.Count / 48)).ToArray();
+            ImageGrid.Save(Path.Combine(dir, "emoji.png"), picks.SelectMany(i => ((IDataset)emoji).Load(i).Values).ToArray(), 48, 3, 32, 32, columns: 8, scale: 2);
+        }
         TestContext.Out.WriteLine($"previews in {dir}");
     }
 }
