@@ -49,7 +49,7 @@ public class ShapesTests
     public void EachClassHasItsDistinguishingFeature()
     {
         const int size = 48;
-        var set = new ShapesDataset(size, 600, TestSeed.NewRandom().Next());
+        var set = new ShapesDataset(size, 240, TestSeed.NewRandom().Next());
         for (int i = 0; i < set.Count; i++)
         {
             var s = set.Spec(i);
