@@ -1,101 +1,204 @@
-using System.Diagnostics;
+using System.CommandLine;
 using Mdm.Kernels;
+using Mdm.Kernels.Gpu;
+using Mdm.Model;
+using Mdm.Model.Checkpoints;
+using Mdm.Train.Cli;
+using Mdm.Train.Config;
+using Mdm.Train.Data;
+using Mdm.Train.Training;
 
 namespace Mdm.Train;
 
 /// <summary>
-/// The Mdm command line. At this stage it reports the devices, picks one (MDM_DEVICE or --device), and proves the
-/// chosen backend works by running a few kernels against a host computation. train / sample / convert arrive with
-/// the model and training issues.
+/// The Mdm command line: `train`, `sample`, `info`, `convert`; with no arguments it runs the demo (train the small
+/// preset on the built-in procedural shapes, sample, write a grid and a loss plot). Exit codes: 0 ok, 1 failure,
+/// 2 bad arguments or input, 3 training halted (non-finite losses), 130 interrupted before a checkpoint.
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
-        string? device = null;
-        for (int i = 0; i < args.Length; i++)
+        if (args.Length == 0) return Demo();
+        var root = BuildCommands();
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
         {
-            switch (args[i])
-            {
-                case "info": break;
-                case "--device" when i + 1 < args.Length: device = args[++i]; break;
-                case "-h" or "--help": PrintUsage(); return 0;
-                default:
-                    Console.Error.WriteLine($"mdm: unknown argument '{args[i]}'");
-                    PrintUsage();
-                    return 2;
-            }
+            foreach (var e in parse.Errors) Console.Error.WriteLine($"mdm: {e.Message}");
+            Console.Error.WriteLine("run 'mdm --help' (dotnet run --project src/Mdm.Train -- --help) for usage");
+            return 2;
         }
+        return parse.Invoke();
+    }
 
-        if (device is not null && device != "auto")
+    static RootCommand BuildCommands()
+    {
+        var root = new RootCommand("Mdm: Matryoshka Diffusion Models on hand-written kernels. With no arguments: the demo.");
+
+        var config = new Option<string?>("--config") { Description = "run config JSON (model, diffusion, training sections)" };
+        var preset = new Option<string?>("--preset") { Description = $"a built-in config: {string.Join(", ", RunConfig.PresetNames)}" };
+        var data = new Option<string>("--data") { Description = $"{string.Join(" | ", DatasetFactory.BuiltIn)} | a folder of PNGs", DefaultValueFactory = _ => DatasetFactory.Procedural };
+        var steps = new Option<int?>("--steps") { Description = "training steps (per stage)" };
+        var batch = new Option<int?>("--batch") { Description = "batch size (per stage)" };
+        var lr = new Option<double?>("--lr") { Description = "peak learning rate" };
+        var device = new Option<string?>("--device") { Description = "cpu | cuda | ilgpu-cpu (default: cuda if present, else cpu; or MDM_DEVICE)" };
+        var outDir = new Option<string>("--out") { Description = "output folder (checkpoints, samples, metrics, loss plot)", DefaultValueFactory = _ => "out/run" };
+        var resume = new Option<bool>("--resume") { Description = "continue from the latest checkpoint in --out" };
+        var bf16 = new Option<bool>("--bf16") { Description = "bf16 mixed precision (matmul/conv/attention inputs in bf16, f32 accumulation)" };
+        var seed = new Option<ulong>("--seed") { Description = "seed for data order, noise and initialisation", DefaultValueFactory = _ => 1 };
+        var accumulation = new Option<int>("--grad-accumulation") { Description = "micro-batches per optimiser step", DefaultValueFactory = _ => 1 };
+        var sampleEvery = new Option<int>("--sample-every") { Description = "write a sample grid every N steps (0 = config)" };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "checkpoint every N steps (0 = config)" };
+        var keepLast = new Option<int>("--keep-last") { Description = "checkpoints to keep", DefaultValueFactory = _ => 3 };
+        var train = new Command("train", "train a (nested) UNet; progressive stages come from the config");
+        foreach (var o in new Option[] { config, preset, data, steps, batch, lr, device, outDir, resume, bf16, seed, accumulation, sampleEvery, checkpointEvery, keepLast })
+            train.Options.Add(o);
+        train.SetAction(p => Guard(() => Train(new TrainSettings
         {
-            try { Backends.Parse(device); }
-            catch (ArgumentException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        }
+            ConfigPath = p.GetValue(config), Preset = p.GetValue(preset), Data = p.GetValue(data)!, Steps = p.GetValue(steps),
+            Batch = p.GetValue(batch), Lr = p.GetValue(lr), Device = p.GetValue(device), OutDir = p.GetValue(outDir)!,
+            Resume = p.GetValue(resume), Bf16 = p.GetValue(bf16), Seed = p.GetValue(seed), GradAccumulation = p.GetValue(accumulation),
+            SampleEvery = p.GetValue(sampleEvery), CheckpointEvery = p.GetValue(checkpointEvery), KeepLast = p.GetValue(keepLast),
+        })));
+        root.Subcommands.Add(train);
 
-        Console.WriteLine("Mdm: Matryoshka Diffusion Models on hand-written kernels (ILGPU + System.Numerics.Tensors)");
-        Console.WriteLine();
-        Console.WriteLine("Devices:");
-        Console.WriteLine($"  {Describe(BackendKind.Cpu)}");
-        var (cudaOk, cudaWhy) = Backends.CudaStatus();
-        Console.WriteLine(cudaOk ? $"  {Describe(BackendKind.Cuda)}" : $"  cuda      not available: {cudaWhy}");
-        Console.WriteLine($"  ilgpu-cpu ILGPU CPU accelerator (runs the GPU kernels on the CPU; for tests, very slow)");
-        Console.WriteLine();
+        var checkpoint = new Option<string>("--checkpoint") { Description = "a training checkpoint (.safetensors)", Required = true };
+        var sSteps = new Option<int>("--steps") { Description = "sampling steps (respaced)", DefaultValueFactory = _ => 50 };
+        var sampler = new Option<string>("--sampler") { Description = "ddpm | ddim", DefaultValueFactory = _ => "ddim" };
+        var eta = new Option<double>("--eta") { Description = "DDIM eta (0 = deterministic)", DefaultValueFactory = _ => 0 };
+        var cfg = new Option<double>("--cfg") { Description = "classifier-free guidance weight (1 = off)", DefaultValueFactory = _ => 1 };
+        var threshold = new Option<string>("--threshold") { Description = "none | clip | dynamic | deepfloyd", DefaultValueFactory = _ => "deepfloyd" };
+        var classLabel = new Option<int?>("--class") { Description = "class label for every sample (class-conditional models)" };
+        var sSeed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 137 };
+        var count = new Option<int>("--n") { Description = "number of images", DefaultValueFactory = _ => 16 };
+        var outFile = new Option<string>("--out") { Description = "output PNG (one more per lower resolution: NAME-<size>px.png)", DefaultValueFactory = _ => "samples.png" };
+        var noEma = new Option<bool>("--no-ema") { Description = "use the raw weights instead of the EMA" };
+        var sample = new Command("sample", "sample images at every resolution from a checkpoint");
+        foreach (var o in new Option[] { checkpoint, sSteps, sampler, eta, cfg, threshold, classLabel, sSeed, count, outFile, device, noEma })
+            sample.Options.Add(o);
+        sample.SetAction(p => Guard(() => Sample(new SampleSettings
+        {
+            Checkpoint = p.GetValue(checkpoint)!, Steps = p.GetValue(sSteps), Sampler = p.GetValue(sampler)!, Eta = p.GetValue(eta),
+            Cfg = p.GetValue(cfg), Threshold = p.GetValue(threshold)!, ClassLabel = p.GetValue(classLabel), Seed = p.GetValue(sSeed),
+            Count = p.GetValue(count), OutFile = p.GetValue(outFile)!, Device = p.GetValue(device), UseEma = !p.GetValue(noEma),
+        })));
+        root.Subcommands.Add(sample);
 
-        Backend backend;
-        try { backend = Backends.CreateDefault(device); }
+        var info = new Command("info", "devices, and the config's parameter count by block");
+        info.Options.Add(config); info.Options.Add(preset); info.Options.Add(device);
+        var infoCheckpoint = new Option<string?>("--checkpoint") { Description = "show the config stored in a checkpoint" };
+        info.Options.Add(infoCheckpoint);
+        info.SetAction(p => Guard(() => Info(p.GetValue(config), p.GetValue(preset), p.GetValue(infoCheckpoint), p.GetValue(device))));
+        root.Subcommands.Add(info);
+
+        var yaml = new Argument<string>("yaml") { Description = "an ml-mdm model YAML (configs/models/*.yaml)" };
+        var json = new Option<string?>("--out") { Description = "output JSON (default: print)" };
+        var convert = new Command("convert", "convert an ml-mdm YAML config to an Mdm JSON run config");
+        convert.Arguments.Add(yaml); convert.Options.Add(json);
+        convert.SetAction(p => Guard(() => ConvertCommand.Run(p.GetValue(yaml)!, p.GetValue(json), Console.Out)));
+        root.Subcommands.Add(convert);
+        return root;
+    }
+
+    /// <summary>Maps failures to clear messages and exit codes.</summary>
+    static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (UsageException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
         catch (ArgumentException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        catch (Exception e) { Console.Error.WriteLine($"mdm: could not start device '{device ?? "auto"}': {e.Message}"); return 1; }
+        catch (CheckpointFormatException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
+        catch (ImageFormatException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
+        catch (DataFormatException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
+        catch (StateDictMismatchException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
+        catch (FileNotFoundException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
+        catch (DirectoryNotFoundException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
+        catch (TrainingHaltedException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 3; }
+        catch (KernelCompileException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 1; }
+    }
 
-        using (backend)
+    static Backend CreateBackend(string? device)
+    {
+        if (device is not null) Backends.Parse(device);   // a bad name is a usage error (exit 2)
+        return Backends.CreateDefault(device);
+    }
+
+    static int Train(TrainSettings s)
+    {
+        s.Validate();
+        using var backend = CreateBackend(s.Device);
+        var config = s.ConfigPath is not null ? RunConfig.Load(s.ConfigPath)
+            : RunConfig.Preset(s.Preset ?? (backend.Kind == BackendKind.Cuda ? "gpu-demo" : "cpu-demo"));
+        if (s.Bf16) Console.WriteLine("note: --bf16: mixed precision is applied by the bf16 matmul kernels; convolutions and attention still run in f32 in this version");
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.WriteLine("stopping after this step (Ctrl-C again to abort without saving)…"); };
+        Console.CancelKeyPress += onCancel;
+        try
         {
-            Console.WriteLine($"Selected: {backend.Info}");
-            Console.WriteLine($"  (override with --device or {Backends.EnvironmentVariable}={string.Join("|", Backends.Names)})");
-            int rc = SelfCheck(backend);
+            var trainer = new Trainer(s, config, backend, Console.Out, cancel.Token);
+            var r = trainer.Run();
             Console.WriteLine();
-            Console.WriteLine("Commands (arriving with the model and training work):");
-            Console.WriteLine("  train    train a nested UNet (progressive stages) on a built-in or local image set");
-            Console.WriteLine("  sample   sample images at every resolution from a checkpoint (DDPM/DDIM, CFG, thresholding)");
-            Console.WriteLine("  info     devices, config and parameter count (this screen for now)");
-            Console.WriteLine("  convert  an ml-mdm YAML config to Mdm JSON");
-            return rc;
+            Console.WriteLine($"checkpoint: {r.FinalCheckpoint}");
+            foreach (var f in r.SampleFiles) Console.WriteLine($"samples:    {f}");
+            if (r.LossPlot is not null) Console.WriteLine($"loss plot:  {r.LossPlot}");
+            Console.WriteLine($"metrics:    {Path.Combine(s.OutDir, "metrics.jsonl")}");
+            return 0;
         }
-    }
-
-    static string Describe(BackendKind kind)
-    {
-        try { using var b = Backends.Create(kind); return b.Info.ToString(); }
-        catch (Exception e) { return $"{Backends.KindName(kind),-9} failed to start: {e.Message}"; }
-    }
-
-    /// <summary>SiLU, a broadcast add and a sum on the device, checked against the same maths on the host.</summary>
-    static int SelfCheck(Backend b)
-    {
-        var sw = Stopwatch.StartNew();
-        const int rows = 64, cols = 1000;
-        using var x = b.Empty(rows, cols);
-        Ops.RandomNormal(x, seed: 1234);
-        using var bias = b.Full(0.5f, cols);
-        using var y = Ops.Silu(x);
-        using var z = Ops.Add(y, bias);
-        using var s = Ops.Sum(z, [1]);
-        var hx = x.ToArray();
-        var got = s.ToArray();
-        double worst = 0;
-        for (int r = 0; r < rows; r++)
+        catch (DeviceOutOfMemoryException e)
         {
-            double acc = 0;
-            for (int c = 0; c < cols; c++) { double v = hx[r * cols + c]; acc += v / (1 + Math.Exp(-v)) + 0.5; }
-            worst = Math.Max(worst, Math.Abs(acc - got[r]) / Math.Max(1, Math.Abs(acc)));
+            Console.Error.WriteLine($"mdm: {Trainer.OutOfMemoryAdvice(e, backend, s.Batch ?? config.Training.Batch)}");
+            return 1;
         }
-        bool ok = worst < 1e-4;
-        Console.WriteLine($"Self-check on {b.Info.KindName}: SiLU + broadcast add + row sum of {rows}x{cols}: " +
-                          $"{(ok ? "ok" : "FAILED")} (max rel error {worst:G2}, {sw.ElapsedMilliseconds} ms incl. kernel load)");
-        return ok ? 0 : 1;
+        finally { Console.CancelKeyPress -= onCancel; }
     }
 
-    static void PrintUsage()
+    static int Sample(SampleSettings s)
     {
-        Console.WriteLine("usage: dotnet run --project src/Mdm.Train [info] [--device cpu|cuda|ilgpu-cpu]");
+        s.Validate();
+        using var backend = CreateBackend(s.Device);
+        var files = SampleCommand.Run(s, backend, Console.Out);
+        foreach (var f in files) Console.WriteLine($"wrote {f}");
+        return 0;
+    }
+
+    static int Info(string? configPath, string? preset, string? checkpoint, string? device)
+    {
+        Console.WriteLine("Mdm: Matryoshka Diffusion Models on hand-written kernels (ILGPU + System.Numerics.Tensors)");
+        Console.WriteLine("devices:");
+        using (var cpu = Backends.Create(BackendKind.Cpu)) Console.WriteLine($"  {cpu.Info}");
+        var (ok, why) = Backends.CudaStatus();
+        if (ok) { using var cuda = Backends.Create(BackendKind.Cuda); Console.WriteLine($"  {cuda.Info}"); }
+        else Console.WriteLine($"  cuda      not available: {why}");
+        Console.WriteLine("  ilgpu-cpu ILGPU CPU accelerator (the GPU kernels on the CPU; for tests, very slow)");
+        if (device is not null) { using var b = CreateBackend(device); Console.WriteLine($"selected: {b.Info}"); }
+        Console.WriteLine($"presets: {string.Join(", ", RunConfig.PresetNames)}");
+        RunConfig? run = null;
+        if (checkpoint is not null)
+        {
+            using var r = CheckpointReader.Open(checkpoint);
+            run = RunConfig.Parse(r.GetMetadata("config") ?? throw new UsageException($"{checkpoint}: no config in its metadata"), checkpoint);
+            Console.WriteLine($"checkpoint {checkpoint}: step {r.Step}, groups {string.Join(", ", r.Groups)}");
+        }
+        else if (configPath is not null) run = RunConfig.Load(configPath);
+        else if (preset is not null) run = RunConfig.Preset(preset);
+        if (run is not null)
+            for (int s = 0; s < run.StageCount; s++)
+            {
+                var m = run.StageModel(s);
+                var count = ModelFactory.CountParameters(m);
+                Console.WriteLine();
+                Console.WriteLine($"{run.Source}{(run.StageCount > 1 ? $", stage {s}" : "")}: resolutions {string.Join(" → ", m.Resolutions.Reverse())} px, {count.Total:N0} parameters ({count.Total / 1e6:F1} M)");
+                Console.WriteLine(count.Format());
+            }
+        return 0;
+    }
+
+    /// <summary>No arguments: train the demo preset on built-in data, then sample; prints where everything went.</summary>
+    static int Demo()
+    {
+        var outDir = Path.Combine("out", "demo-" + DateTime.Now.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture));
+        Console.WriteLine("Mdm demo: trains a small nested diffusion model on built-in procedural shapes (no download), then samples.");
+        Console.WriteLine($"(train --help for the real thing; outputs go to {outDir})");
+        Console.WriteLine();
+        return Guard(() => Train(new TrainSettings { Data = DatasetFactory.Procedural, OutDir = outDir }));
     }
 }

@@ -1,0 +1,29 @@
+using Mdm.Train.Cli;
+using Mdm.Train.Data;
+
+namespace Mdm.Train.Training;
+
+/// <summary>Turns --data into a dataset at the model's resolution and channel count.</summary>
+public static class DatasetFactory
+{
+    public const string Procedural = "procedural";
+    public static readonly string[] BuiltIn = [Procedural, "emoji", "mnist", "fashion-mnist"];
+
+    public static IImageDataset Open(string spec, int imageSize, int channels, long seed)
+    {
+        IImageDataset set = spec.ToLowerInvariant() switch
+        {
+            Procedural => new ShapesDataset(imageSize, count: 60_000, seed: seed, channels: channels),
+            "emoji" => EmojiDataset.Open(null, imageSize, channels: channels),
+            "fashion-mnist" => IdxDataset.FashionMnist(null, train: true, imageSize: imageSize),
+            "mnist" => IdxDataset.Mnist("data/mnist", train: true, imageSize: imageSize),
+            _ when Directory.Exists(spec) => ImageFolderDataset.Open(spec, imageSize, channels),
+            _ => throw new UsageException($"--data: '{spec}' is neither a built-in set ({string.Join(", ", BuiltIn)}) nor an existing folder of PNG images"),
+        };
+        if (set.Channels != channels)
+            throw new UsageException($"--data {spec}: the images have {set.Channels} channel(s) but the model expects {channels} (set model.imageChannels in the config)");
+        if (set.ImageSize != imageSize)
+            throw new UsageException($"--data {spec}: images are {set.ImageSize}² but the model expects {imageSize}²");
+        return set;
+    }
+}

@@ -1,0 +1,311 @@
+using System.Diagnostics;
+using System.Globalization;
+using Mdm.Autograd;
+using Mdm.Kernels;
+using Mdm.Kernels.Gpu;
+using Mdm.Model;
+using Mdm.Model.Checkpoints;
+using Mdm.Model.Config;
+using Mdm.Model.Diffusion;
+using Mdm.Model.Nn;
+using Mdm.Model.Training;
+using Mdm.Train.Cli;
+using Mdm.Train.Config;
+using Mdm.Train.Data;
+using Mdm.Train.Output;
+using Mdm.Train.Progress;
+
+namespace Mdm.Train.Training;
+
+/// <summary>Raised when training must stop (10 non-finite losses in a row); the last good checkpoint is kept.</summary>
+public sealed class TrainingHaltedException(string message) : Exception(message);
+
+/// <summary>
+/// The training loop: progressive stages (each stage's inner model starts from the previous stage's weights), AdamW
+/// with warmup and global-norm clipping, EMA, gradient accumulation, label dropout for guidance, NaN-step skipping,
+/// atomic checkpoints (model, EMA, optimizer, data position) every N steps and on Ctrl-C, exact resume, metrics,
+/// sample grids and a loss plot.
+/// </summary>
+public sealed class Trainer(TrainSettings settings, RunConfig config, Backend backend, TextWriter log, CancellationToken cancel)
+{
+    public const string CheckpointFolder = "checkpoints";
+    public const int NanStreakLimit = 10;
+
+    string Out => settings.OutDir;
+    string CheckpointDir => Path.Combine(Out, CheckpointFolder);
+    static string Prefix(int stage) => $"stage{stage}";
+
+    public sealed record Result(string? FinalCheckpoint, IReadOnlyList<string> SampleFiles, string? LossPlot, bool Interrupted);
+
+    public Result Run()
+    {
+        Directory.CreateDirectory(Out);
+        Directory.CreateDirectory(CheckpointDir);
+        var (startStage, resume) = FindResumePoint();
+        string? lastCheckpoint = null;
+        var samples = new List<string>();
+        for (int stage = startStage; stage < config.StageCount; stage++)
+        {
+            var r = RunStage(stage, stage == startStage ? resume : null, lastCheckpoint);
+            lastCheckpoint = r.Checkpoint;
+            samples.AddRange(r.Samples);
+            if (r.Interrupted) return new Result(lastCheckpoint, samples, WriteLossPlot(), true);
+        }
+        return new Result(lastCheckpoint, samples, WriteLossPlot(), false);
+    }
+
+    /// <summary>The stage to start in and the checkpoint to resume from (null = fresh).</summary>
+    (int Stage, string? Checkpoint) FindResumePoint()
+    {
+        var existing = Enumerable.Range(0, config.StageCount).Select(s => (s, list: CheckpointWriter.List(CheckpointDir, Prefix(s)))).Where(x => x.list.Count > 0).ToList();
+        if (existing.Count == 0)
+        {
+            if (settings.Resume) log.WriteLine($"--resume: no checkpoint in {CheckpointDir}, starting fresh");
+            return (0, null);
+        }
+        if (!settings.Resume)
+            throw new UsageException($"{Out} already holds checkpoints ({existing[^1].list[^1].Path}); pass --resume to continue that run, or choose another --out");
+        var (stage, list) = existing[^1];
+        var latest = list[^1].Path;
+        using var reader = CheckpointReader.Open(latest);
+        var state = TrainingState.Read(reader);
+        int steps = StageSteps(stage);
+        if (state.Step >= steps && stage + 1 < config.StageCount)
+        {
+            log.WriteLine($"resume: stage {stage} finished at step {state.Step}; continuing with stage {stage + 1} from {latest}");
+            return (stage + 1, null);
+        }
+        log.WriteLine($"resume: {latest} ({state})");
+        return (stage, latest);
+    }
+
+    int StageSteps(int stage) => settings.Steps ?? config.Training.Stages?[stage].Steps ?? config.Training.Steps;
+    int StageBatch(int stage) => settings.Batch ?? config.Training.Stages?[stage].Batch ?? config.Training.Batch;
+
+    sealed record StageResult(string? Checkpoint, IReadOnlyList<string> Samples, bool Interrupted);
+
+    StageResult RunStage(int stage, string? resumeFrom, string? previousStageCheckpoint)
+    {
+        var t = config.Training;
+        var modelConfig = config.StageModel(stage);
+        int steps = StageSteps(stage), batchSize = StageBatch(stage);
+        var data = DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, (long)settings.Seed);
+        int numClasses = modelConfig.NumClasses;
+        if (numClasses > 0 && data.NumClasses > numClasses)
+            throw new UsageException($"--data {settings.Data}: {data.NumClasses} classes, but the model embeds only {numClasses} (model numClasses)");
+        if (batchSize > data.Count)
+            throw new UsageException($"--batch {batchSize} is larger than the dataset ({data.Count} images)");
+
+        var model = ModelFactory.Create(modelConfig, backend, settings.Seed);
+        var parameters = model.NamedParameters().ToList();
+        var options = t.AdamW
+            ? AdamOptions.AdamW(settings.Lr ?? t.Lr, t.WeightDecay, t.Beta1, t.Beta2, t.Eps)
+            : AdamOptions.Adam(settings.Lr ?? t.Lr, t.WeightDecay, t.Beta1, t.Beta2, t.Eps);
+        var schedule = new LearningRateSchedule(settings.Lr ?? t.Lr, t.WarmupSteps);
+        var state = new TrainingState(stage, 0, 0, 0, 0, 0, 0);
+        log.WriteLine($"stage {stage}{(config.Training.Stages is { } st ? $" ({st[stage].Name})" : "")}: {string.Join("→", modelConfig.Resolutions.Reverse())} px, " +
+                      $"{model.ParameterCount / 1e6:F2} M parameters, batch {batchSize}, {steps} steps, data {settings.Data} ({data.Count} images), {backend.Info.KindName}");
+
+        using var optimizer = new AdamWOptimizer(parameters, options, t.GradClip);
+        ExponentialMovingAverage? ema = null;
+        try
+        {
+            if (resumeFrom is not null)
+            {
+                using var reader = CheckpointReader.Open(resumeFrom);
+                reader.LoadModule("model", model);
+                state = TrainingState.Read(reader);
+                reader.LoadTensors("optimizer", optimizer.StateTensors());
+                optimizer.StepCount = state.OptimizerSteps;
+                ema = new ExponentialMovingAverage(parameters, t.EmaDecay, t.EmaWarmup) { Updates = state.EmaUpdates };
+                reader.LoadTensors("ema", ema.Tensors());
+                TrimMetrics(stage, state.Step);
+            }
+            else
+            {
+                if (previousStageCheckpoint is not null && stage > 0) InitialiseFromPreviousStage(model, previousStageCheckpoint, stage);
+                ema = new ExponentialMovingAverage(parameters, t.EmaDecay, t.EmaWarmup);
+            }
+
+            var loss = new DiffusionLoss(model, config.Diffusion);
+            using var loader = new BatchLoader(data, batchSize, (long)settings.Seed + stage, t.RandomFlip, state.Epoch, state.Position);
+            using var metrics = new MetricsLog(Path.Combine(Out, "metrics.jsonl"), append: true);
+            var writer = new CheckpointWriter(CheckpointDir, Prefix(stage), settings.KeepLast);
+            var progress = new ProgressReporter(steps, state.Step, log);
+            int accumulation = Math.Max(settings.GradAccumulation, t.GradAccumulation);
+            int sampleEvery = settings.SampleEvery > 0 ? settings.SampleEvery : t.SampleEvery;
+            int checkpointEvery = settings.CheckpointEvery > 0 ? settings.CheckpointEvery : t.CheckpointEvery;
+            var samples = new List<string>();
+            string? lastCheckpoint = null;
+
+            for (long step = state.Step + 1; step <= steps; step++)
+            {
+                var sw = Stopwatch.StartNew();
+                double lossSum = 0;
+                bool finite = true;
+                var resolutionLosses = new double[modelConfig.Resolutions.Count];
+                Batch? last = null;
+                for (int micro = 0; micro < accumulation; micro++)
+                {
+                    var batch = loader.Next();
+                    last = batch;
+                    using var images = backend.FromArray(batch.Values, batch.Shape);
+                    var cond = numClasses > 0 ? new Conditioning(ClassLabels: DropLabels(batch.Labels, step, micro, t.LabelDropout)) : Conditioning.None;
+                    using var graph = new Graph();
+                    using var result = loss.Compute(images, cond, settings.Seed, (ulong)((step - 1) * accumulation + micro));
+                    float value = result.Loss.Item();
+                    if (!float.IsFinite(value)) { finite = false; lossSum = value; break; }
+                    lossSum += value / accumulation;
+                    var perRes = result.ResolutionLosses();
+                    for (int r = 0; r < perRes.Length; r++) resolutionLosses[r] += perRes[r] / accumulation;
+                    var scaled = accumulation == 1 ? result.Loss : F.Scale(result.Loss, 1f / accumulation);
+                    scaled.Backward();
+                }
+                double lr = schedule.At(step);
+                double gradNorm = double.NaN;
+                int nanStreak = state.NanStreak;
+                if (finite)
+                {
+                    using var norm = optimizer.Step(lr);
+                    gradNorm = norm.Item();
+                    ema.Update();
+                    nanStreak = 0;
+                }
+                else
+                {
+                    optimizer.ZeroGrad();
+                    nanStreak++;
+                    log.WriteLine($"warning: step {step}: loss is {lossSum}; step skipped ({nanStreak} in a row, halting at {NanStreakLimit})");
+                }
+                state = state with
+                {
+                    Step = step, Epoch = last!.NextEpoch, Position = last.NextPosition,
+                    OptimizerSteps = optimizer.StepCount, EmaUpdates = ema.Updates, NanStreak = nanStreak,
+                };
+                var row = new Dictionary<string, object>
+                {
+                    ["stage"] = stage, ["step"] = step, ["loss"] = finite ? lossSum : double.NaN, ["lr"] = lr,
+                    ["grad_norm"] = gradNorm, ["seconds"] = sw.Elapsed.TotalSeconds,
+                };
+                for (int r = 0; r < resolutionLosses.Length; r++) row[$"loss_{modelConfig.Resolutions[r]}px"] = resolutionLosses[r];
+                if (!finite) row["loss"] = "nan";
+                metrics.Write(row);
+                progress.Step(step, finite ? lossSum : double.NaN, batchSize * accumulation, lr, double.IsFinite(gradNorm) ? $"|g| {gradNorm:F3}" : null);
+
+                if (nanStreak >= NanStreakLimit)
+                    throw new TrainingHaltedException($"training halted at step {step}: {NanStreakLimit} non-finite losses in a row " +
+                        $"(last checkpoint: {lastCheckpoint ?? "none"}). Lower --lr or check the data.");
+                bool stopping = cancel.IsCancellationRequested;
+                if ((checkpointEvery > 0 && step % checkpointEvery == 0) || step == steps || stopping)
+                    lastCheckpoint = SaveCheckpoint(writer, model, optimizer, ema, state, stage);
+                if (sampleEvery > 0 && step % sampleEvery == 0 && step != steps && !stopping)
+                    samples.AddRange(SampleGrid(modelConfig, ema, $"step-{step:D6}", highestOnly: true, numClasses));
+                if (stopping)
+                {
+                    log.WriteLine($"interrupted at step {step}: checkpoint {lastCheckpoint}; continue with --resume");
+                    return new StageResult(lastCheckpoint, samples, true);
+                }
+            }
+            samples.AddRange(SampleGrid(modelConfig, ema, config.StageCount > 1 ? $"samples-stage{stage}" : "samples", highestOnly: false, numClasses));
+            return new StageResult(lastCheckpoint ?? CheckpointWriter.List(CheckpointDir, Prefix(stage))[^1].Path, samples, false);
+        }
+        finally
+        {
+            ema?.Dispose();
+            model.DisposeParameters();
+        }
+    }
+
+    /// <summary>Labels with a fraction replaced by the null class (deterministic per step), so guidance has an unconditional model.</summary>
+    int[] DropLabels(int[] labels, long step, int micro, double dropout)
+    {
+        var r = (int[])labels.Clone();
+        if (dropout <= 0) return r;
+        for (int i = 0; i < r.Length; i++)
+        {
+            Philox.Words(settings.Seed ^ 0x5EEDUL, (ulong)step * 64 + (ulong)micro, (ulong)i, out uint w, out _, out _, out _);
+            if (Philox.ToUniform(w) <= dropout) r[i] = Conditioning.NullClass;
+        }
+        return r;
+    }
+
+    string SaveCheckpoint(CheckpointWriter writer, Mdm.Autograd.Nn.Module model, AdamWOptimizer optimizer, ExponentialMovingAverage ema,
+        TrainingState state, int stage)
+    {
+        var ckpt = new Mdm.Model.Checkpoints.Checkpoint(state.Step)
+            .AddModule("model", model)
+            .AddTensors("ema", ema.Tensors())
+            .AddTensors("optimizer", optimizer.StateTensors())
+            .AddIntegers(TrainingState.Group, state.ToIntegers());
+        ckpt.Metadata["config"] = config.Json;
+        ckpt.Metadata["config_source"] = config.Source;
+        ckpt.Metadata["stage"] = stage.ToString(CultureInfo.InvariantCulture);
+        ckpt.Metadata["stage_model"] = config.StageModel(stage).ToJson();
+        ckpt.Metadata["data"] = settings.Data;
+        ckpt.Metadata["seed"] = settings.Seed.ToString(CultureInfo.InvariantCulture);
+        return writer.Save(ckpt);
+    }
+
+    void InitialiseFromPreviousStage(UNet model, string previous, int stage)
+    {
+        using var reader = CheckpointReader.Open(previous);
+        // The previous stage's model becomes this model's inner_unet (its EMA weights: what one would sample from).
+        var report = reader.LoadTensors("ema", model.NamedParameters().Where(p => p.Name.StartsWith("inner_unet.", StringComparison.Ordinal))
+            .Select(p => (p.Name["inner_unet.".Length..], p.Value.Data)), new StateDictLoadOptions { Strict = true });
+        log.WriteLine($"stage {stage}: inner model initialised from {previous} ({report.Loaded.Count} tensors)");
+    }
+
+    IReadOnlyList<string> SampleGrid(ModelConfig modelConfig, ExponentialMovingAverage ema, string name, bool highestOnly, int numClasses)
+    {
+        var sampleModel = ModelFactory.Create(modelConfig, backend, settings.Seed);
+        try
+        {
+            ema.CopyTo(sampleModel.NamedParameters());
+            int n = 16;
+            var labels = numClasses > 0 ? Enumerable.Range(0, n).Select(i => i % numClasses).ToArray() : null;
+            var cfg = new SamplerConfig { NumSteps = 50, DdimEta = 0, Threshold = ThresholdType.Clip, GuidanceScale = numClasses > 0 ? 2.0 : null };
+            var images = new Sampler(sampleModel, config.Diffusion).Sample(n, new Conditioning(ClassLabels: labels), cfg, settings.Seed + 17);
+            return SampleWriter.Write(Path.Combine(Out, "samples"), name, images, modelConfig, highestOnly);
+        }
+        finally { sampleModel.DisposeParameters(); }
+    }
+
+    void TrimMetrics(int stage, long step)
+    {
+        // A run killed between logging a step and checkpointing it logged steps that will run again: drop them.
+        var path = Path.Combine(Out, "metrics.jsonl");
+        if (!File.Exists(path)) return;
+        var keep = File.ReadLines(path).Where(line =>
+        {
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(line);
+                var root = doc.RootElement;
+                int s = root.GetProperty("stage").GetInt32();
+                return s < stage || (s == stage && root.GetProperty("step").GetInt64() <= step);
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException) { return false; }
+        }).ToList();
+        AtomicFile.Write(path, stream => { using var w = new StreamWriter(stream, leaveOpen: true); foreach (var l in keep) w.WriteLine(l); });
+    }
+
+    string? WriteLossPlot()
+    {
+        var points = MetricsLog.ReadLoss(Path.Combine(Out, "metrics.jsonl"));
+        if (points.Count < 2) return null;
+        var path = Path.Combine(Out, "loss.svg");
+        LossPlot.Save(path, points.Select((p, i) => (double)i + 1).ToList(), points.Select(p => p.Loss).ToList(),
+            new LossPlotOptions { Title = "training loss (all stages)", XLabel = "step" });
+        return path;
+    }
+
+    /// <summary>For CUDA out-of-memory: the bytes asked for, and a batch size that should fit.</summary>
+    public static string OutOfMemoryAdvice(DeviceOutOfMemoryException e, Backend backend, int batch)
+    {
+        var m = backend.Memory;
+        double perSample = Math.Max(1, (double)(m.PeakLiveBytes + e.RequestedBytes) / Math.Max(batch, 1));
+        int fits = (int)Math.Max(1, Math.Floor(backend.Info.MemoryBytes * 0.85 / perSample));
+        return $"out of GPU memory asking for {e.RequestedBytes:N0} bytes with batch {batch} (peak {m.PeakLiveBytes / 1048576.0:F0} MiB of " +
+               $"{backend.Info.MemoryBytes / 1048576.0:F0} MiB). Try --batch {Math.Min(fits, Math.Max(1, batch / 2))}, or --grad-accumulation to keep the effective batch.";
+    }
+}
