@@ -101,6 +101,7 @@ public static class Idx
             if (gzip) CheckGzipTrailer(file, header, data, source);
             return (dims, data);
         }
-        catch (InvalidDataException e) { throw new DataFormatException(source, $"corrupt gzip data ({e.Message})", e); }
+        // zlib reports bad data as InvalidDataException, some states as ZLibException (an IOException): both mean corrupt.
+        catch (Exception e) when (e is InvalidDataException or IOException) { throw new DataFormatException(source, $"corrupt gzip data ({e.Message})", e); }
     }
 }

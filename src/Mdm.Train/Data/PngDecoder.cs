@@ -201,7 +201,8 @@ sealed class PngDecoder
             using var z = new ZLibStream(new MemoryStream(compressed), CompressionMode.Decompress);
             got = z.ReadAtLeast(raw, rawSize, throwOnEndOfStream: false);
         }
-        catch (InvalidDataException e) { throw Error($"corrupt compressed image data ({e.Message})", e); }
+        // zlib reports bad data as InvalidDataException, some states as ZLibException (an IOException): both mean corrupt.
+        catch (Exception e) when (e is InvalidDataException or IOException) { throw Error($"corrupt compressed image data ({e.Message})", e); }
         if (got < rawSize) throw Error($"compressed image data ends early: {got} of {rawSize} bytes for {width}x{height}");
         return raw;
     }
