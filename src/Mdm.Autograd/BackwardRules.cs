@@ -43,6 +43,8 @@ internal static partial class BackwardRules
                 if (s.Scale != 1f) Ops.Scale(dx, s.Scale, dx);
                 return [dx];
             }
+            case "cast_bf16":
+                return [MixedPrecision.RoundToBF16(g)];
             case "checkpoint":
                 return Checkpoint.Backward(n, g);
             case "reshape":

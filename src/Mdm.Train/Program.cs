@@ -128,9 +128,7 @@ public static class Program
         using var backend = CreateBackend(s.Device);
         var config = s.ConfigPath is not null ? RunConfig.Load(s.ConfigPath)
             : RunConfig.Preset(s.Preset ?? (backend.Kind == BackendKind.Cuda ? "gpu-demo" : "cpu-demo"));
-        if (s.Bf16)
-            throw new UsageException("--bf16: mixed-precision training needs bf16 convolution and attention kernels, which this version does not have yet " +
-                                     "(bf16 exists for matmul/Linear only); train in f32 (leave out --bf16)");
+        if (s.Bf16) Console.WriteLine("bf16 mixed precision: matmul/conv/attention operands rounded to bf16, f32 accumulation and f32 master weights");
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.WriteLine("stopping after this step (Ctrl-C again to abort without saving)…"); };
         Console.CancelKeyPress += onCancel;
