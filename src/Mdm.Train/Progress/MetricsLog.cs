@@ -16,9 +16,17 @@ public sealed class MetricsLog : IDisposable
 
     public string Path { get; }
 
+    /// <summary>Non-finite numbers are written as the strings "nan", "inf", "-inf" (JSON has no NaN).</summary>
     public void Write(IReadOnlyDictionary<string, object> values)
     {
-        writer.WriteLine(JsonSerializer.Serialize(values));
+        var clean = values.ToDictionary(kv => kv.Key, kv => kv.Value switch
+        {
+            double d when double.IsNaN(d) => "nan",
+            double d when double.IsInfinity(d) => d > 0 ? "inf" : "-inf",
+            float f when !float.IsFinite(f) => float.IsNaN(f) ? "nan" : f > 0 ? "inf" : "-inf",
+            var v => v,
+        });
+        writer.WriteLine(JsonSerializer.Serialize(clean));
         writer.Flush();
     }
 

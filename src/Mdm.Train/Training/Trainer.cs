@@ -26,7 +26,8 @@ public sealed class TrainingHaltedException(string message) : Exception(message)
 /// atomic checkpoints (model, EMA, optimizer, data position) every N steps and on Ctrl-C, exact resume, metrics,
 /// sample grids and a loss plot.
 /// </summary>
-public sealed class Trainer(TrainSettings settings, RunConfig config, Backend backend, TextWriter log, CancellationToken cancel)
+public sealed class Trainer(TrainSettings settings, RunConfig config, Backend backend, TextWriter log, CancellationToken cancel,
+    Func<int, IImageDataset>? datasetForImageSize = null)
 {
     public const string CheckpointFolder = "checkpoints";
     public const int NanStreakLimit = 10;
@@ -89,7 +90,8 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         var t = config.Training;
         var modelConfig = config.StageModel(stage);
         int steps = StageSteps(stage), batchSize = StageBatch(stage);
-        var data = DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, (long)settings.Seed);
+        var data = datasetForImageSize?.Invoke(modelConfig.ImageSize)
+                   ?? DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, (long)settings.Seed);
         int numClasses = modelConfig.NumClasses;
         if (numClasses > 0 && data.NumClasses > numClasses)
             throw new UsageException($"--data {settings.Data}: {data.NumClasses} classes, but the model embeds only {numClasses} (model numClasses)");
