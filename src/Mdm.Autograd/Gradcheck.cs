@@ -32,24 +32,8 @@ public static class Gradcheck
         var o = options ?? new GradcheckOptions();
         var report = new List<string>();
         bool passed = true;
-        var backend = inputs[0].Backend;
 
-        // Analytic: one backward pass of Σ w∘f(x).
-        float[] w;
-        double[][] analytic = new double[inputs.Length][];
-        foreach (var v in inputs) v.ZeroGrad();
-        using (var g = new Graph())
-        {
-            var y = f(inputs);
-            w = RandomWeights(y.Data.Numel, o.Seed);
-            using var seed = backend.FromArray(w, y.Shape);
-            y.Backward(seed);
-        }
-        for (int i = 0; i < inputs.Length; i++)
-        {
-            analytic[i] = inputs[i].Grad is { } gr ? Array.ConvertAll(gr.ToArray(), v => (double)v) : new double[inputs[i].Data.Numel];
-            inputs[i].ZeroGrad();
-        }
+        var (w, analytic) = AnalyticGradients(f, inputs, o.Seed);
 
         double Loss()
         {
@@ -105,22 +89,7 @@ public static class Gradcheck
         Variable[] inputs, GradcheckOptions? options = null)
     {
         var o = options ?? new GradcheckOptions { Eps = 1e-6, Atol = 1e-5, Rtol = 1e-3 };
-        var backend = inputs[0].Backend;
-        float[] w;
-        var analytic = new double[inputs.Length][];
-        foreach (var v in inputs) v.ZeroGrad();
-        using (new Graph())
-        {
-            var y = engine(inputs);
-            w = RandomWeights(y.Data.Numel, o.Seed);
-            using var seed = backend.FromArray(w, y.Shape);
-            y.Backward(seed);
-        }
-        for (int i = 0; i < inputs.Length; i++)
-        {
-            analytic[i] = inputs[i].Grad is { } gr ? Array.ConvertAll(gr.ToArray(), v => (double)v) : new double[inputs[i].Data.Numel];
-            inputs[i].ZeroGrad();
-        }
+        var (w, analytic) = AnalyticGradients(engine, inputs, o.Seed);
         var x = inputs.Select(v => Array.ConvertAll(v.Data.ToArray(), f => (double)f)).ToArray();
         double Loss(double[][] xs)
         {
@@ -166,6 +135,27 @@ public static class Gradcheck
             report.Add($"input {i} {inputs[i].Data.ShapeString}: {(ok ? "ok" : "FAILED")}, worst {100 * worst:F0}% of tolerance ({worstText})");
         }
         return new GradcheckResult(passed, report);
+    }
+
+    /// <summary>One backward pass of Σ w∘f(x) for a fixed random w: returns w and each input's gradient (zeros if none).</summary>
+    static (float[] W, double[][] Analytic) AnalyticGradients(Func<Variable[], Variable> f, Variable[] inputs, ulong seed)
+    {
+        float[] w;
+        var analytic = new double[inputs.Length][];
+        foreach (var v in inputs) v.ZeroGrad();
+        using (new Graph())
+        {
+            var y = f(inputs);
+            w = RandomWeights(y.Data.Numel, seed);
+            using var seedGrad = inputs[0].Backend.FromArray(w, y.Shape);
+            y.Backward(seedGrad);
+        }
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            analytic[i] = inputs[i].Grad is { } gr ? Array.ConvertAll(gr.ToArray(), v => (double)v) : new double[inputs[i].Data.Numel];
+            inputs[i].ZeroGrad();
+        }
+        return (w, analytic);
     }
 
     static double Evaluate(Tensor x, float[] x0, double[] dir, double eps, Func<double> loss)

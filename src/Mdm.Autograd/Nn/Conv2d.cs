@@ -9,14 +9,7 @@ public sealed class Conv2d : Module
         bool bias = true, bool zeroInit = false, ulong seed = 0, string name = "conv")
     {
         Stride = stride; Padding = padding;
-        int fanIn = inChannels * kernel * kernel;
-        var w = backend.Empty(outChannels, inChannels, kernel, kernel);
-        Weight = Parameter("weight", zeroInit ? Init.Zeros(w) : Init.KaimingUniform(w, fanIn, seed, name + ".weight"));
-        if (bias)
-        {
-            var b = backend.Empty(outChannels);
-            Bias = Parameter("bias", zeroInit ? Init.Zeros(b) : Init.BiasUniform(b, fanIn, seed, name + ".bias"));
-        }
+        (Weight, Bias) = ConvParameters.Declare(this, backend, [outChannels, inChannels, kernel, kernel], bias, zeroInit, seed, name);
     }
 
     public int Stride { get; }
@@ -34,14 +27,7 @@ public sealed class Conv1d : Module
         bool bias = true, bool zeroInit = false, ulong seed = 0, string name = "conv")
     {
         Stride = stride; Padding = padding;
-        int fanIn = inChannels * kernel;
-        var w = backend.Empty(outChannels, inChannels, kernel);
-        Weight = Parameter("weight", zeroInit ? Init.Zeros(w) : Init.KaimingUniform(w, fanIn, seed, name + ".weight"));
-        if (bias)
-        {
-            var b = backend.Empty(outChannels);
-            Bias = Parameter("bias", zeroInit ? Init.Zeros(b) : Init.BiasUniform(b, fanIn, seed, name + ".bias"));
-        }
+        (Weight, Bias) = ConvParameters.Declare(this, backend, [outChannels, inChannels, kernel], bias, zeroInit, seed, name);
     }
 
     public int Stride { get; }
@@ -50,4 +36,18 @@ public sealed class Conv1d : Module
     public Variable? Bias { get; }
 
     public Variable Forward(Variable x) => F.Conv1d(x, Weight, Bias, Stride, Padding);
+}
+
+/// <summary>Weight [out, in, k...] (Kaiming-uniform a=√5, or zeros) and bias [out] (U(±1/√fan_in), or zeros).</summary>
+static class ConvParameters
+{
+    public static (Variable Weight, Variable? Bias) Declare(Module m, Backend backend, int[] weightShape, bool bias, bool zeroInit, ulong seed, string name)
+    {
+        int fanIn = (int)(Shape.Numel(weightShape) / weightShape[0]);
+        var w = backend.Empty(weightShape);
+        var weight = m.AddParameter("weight", zeroInit ? Init.Zeros(w) : Init.KaimingUniform(w, fanIn, seed, name + ".weight"));
+        if (!bias) return (weight, null);
+        var b = backend.Empty(weightShape[0]);
+        return (weight, m.AddParameter("bias", zeroInit ? Init.Zeros(b) : Init.BiasUniform(b, fanIn, seed, name + ".bias")));
+    }
 }

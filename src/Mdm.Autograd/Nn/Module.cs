@@ -21,6 +21,9 @@ public abstract class Module
         return p;
     }
 
+    /// <summary>For helpers that declare a module's parameters on its behalf.</summary>
+    internal Variable AddParameter(string name, Tensor value) => Parameter(name, value);
+
     protected T Child<T>(string name, T module) where T : Module
     {
         CheckName(name);
