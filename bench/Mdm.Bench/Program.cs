@@ -8,6 +8,7 @@ namespace Mdm.Bench;
 /// (BenchmarkDotNet arguments such as --filter '*Silu*' --job short pass through).
 /// `... -- gpu [--device cuda|ilgpu-cpu] [--quick] [--json FILE]` times the ILGPU kernels with device events
 /// and writes one JSON line per (op, shape), the input of scripts/gpu/compare.py.
+/// `... -- lab gemm [version]` runs the CPU GEMM kernel lab (numbered versions, checked and timed; see Lab/).
 /// `... -- ptx --out DIR` writes the PTX of every catalogued kernel for sm_90 (no GPU needed) plus a manifest with each
 /// kernel's SASS budget, the input of scripts/sass-audit.py.
 /// </summary>
@@ -18,6 +19,7 @@ public static class Program
         if (args.Length > 0 && args[0] == "gpu") return GpuBench.Run(args[1..]);
         if (args.Length > 0 && args[0] == "ptx") return PtxDump.Run(args[1..]);
         if (args.Length > 0 && args[0] == "step") return TrainStepBench.Run(args[1..]);
+        if (args.Length > 1 && args[0] == "lab" && args[1] == "gemm") return Lab.GemmLab.Run(args[2..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }
