@@ -19,11 +19,8 @@ public sealed unsafe partial class CpuBackend
     static int SamplesPerChunk(in Conv2dGeometry g) =>
         (int)Math.Clamp(ConvColumnBudget / Math.Max(1L * g.PatchSize * g.Ho * g.Wo, 1), 1, Math.Max(g.N, 1));
 
-    static int ColumnTile(int patch, int cols)
-    {
-        int t = Math.Max(64, ConvL2Floats / Math.Max(patch, 1)) & ~15;
-        return Math.Min(t, cols);
-    }
+    // CpuGemm blocks K and N for the caches itself (L2-sized panels), so every product is one call over all columns.
+    static int ColumnTile(int patch, int cols) => cols;
 
     protected internal override void Conv2dForward(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
     {

@@ -8,11 +8,11 @@ namespace Mdm.Kernels.Cpu;
 /// C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, where op(A) is [M,K] (A stored [K,M] when transA) and op(B) is
 /// [K,N] (B stored [N,K] when transB). Transposed operands are first packed into plain row-major copies (O(MK + KN)
 /// work against O(MNK)), so one register-tiled kernel does all the arithmetic: a 4×32 block of C held in sixteen
-/// 256-bit accumulators, streaming K in L2-sized chunks. Row blocks are split across cores.
+/// 256-bit accumulators, streaming K in L2-sized chunks. Tiles of 64 rows × 256 columns are split across cores.
 /// </summary>
 public static unsafe class CpuGemm
 {
-    const int MR = 4, NR = 32, KC = 256, NC = 256;
+    const int MR = 4, NR = 32, KC = 256, NC = 256, MC = 64;
 
     public static void Sgemm(bool transA, bool transB, int m, int n, int k,
         float* a, int lda, float* b, int ldb, float* c, int ldc, float alpha = 1f, float beta = 0f) =>
@@ -37,17 +37,21 @@ public static unsafe class CpuGemm
                     CpuBackend.ParallelRange(aBatches * m, k, (r0, r1) => Transpose((float*)pa, lda, strideA, (float*)ppa, k, m, r0, r1));
                 if (bBatches > 0)
                     CpuBackend.ParallelRange(bBatches * k, n, (r0, r1) => Transpose((float*)pb, ldb, strideB, (float*)ppb, n, k, r0, r1));
-                int rowBlocks = (m + MR - 1) / MR;
-                CpuBackend.ParallelRange(batch * rowBlocks, (long)MR * n * Math.Max(k, 1), (t0, t1) =>
+                // Tasks are (batch, block of MC rows, panel of NC columns): inside a task each K chunk of the B panel
+                // (KC×NC floats, L2-sized) is reused by every row block, so wide products stay compute-bound.
+                int mChunks = (m + MC - 1) / MC, nPanels = (n + NC - 1) / NC;
+                CpuBackend.ParallelRange(batch * mChunks * nPanels, (long)Math.Min(MC, m) * Math.Min(NC, n) * Math.Max(k, 1), (t0, t1) =>
                 {
                     for (int t = t0; t < t1; t++)
                     {
-                        int bi = t / rowBlocks, i0 = (t - bi * rowBlocks) * MR, rows = Math.Min(MR, m - i0);
-                        float* A = aBatches > 0 ? (float*)ppa + (aBatches == 1 ? 0 : (long)bi * m * k) + (long)i0 * k : (float*)pa + bi * strideA + (long)i0 * lda;
+                        int bi = t / (mChunks * nPanels), rest = t - bi * mChunks * nPanels;
+                        int i0 = rest / nPanels * MC, j0 = rest % nPanels * NC;
+                        float* A = aBatches > 0 ? (float*)ppa + (aBatches == 1 ? 0 : (long)bi * m * k) : (float*)pa + bi * strideA;
                         int ldA = aBatches > 0 ? k : lda;
                         float* B = bBatches > 0 ? (float*)ppb + (bBatches == 1 ? 0 : (long)bi * k * n) : (float*)pb + bi * strideB;
                         int ldB = bBatches > 0 ? n : ldb;
-                        RowBlock(A, ldA, B, ldB, (float*)pc + bi * strideC + (long)i0 * ldc, ldc, rows, n, k, alpha, beta);
+                        Tile(A + (long)i0 * ldA, ldA, B + j0, ldB, (float*)pc + bi * strideC + (long)i0 * ldc + j0, ldc,
+                            Math.Min(MC, m - i0), Math.Min(NC, n - j0), k, alpha, beta);
                     }
                 });
             }
@@ -65,36 +69,52 @@ public static unsafe class CpuGemm
     /// </summary>
     static void Transpose(float* src, int ld, long stride, float* dst, int cols, int rows, int r0, int r1)
     {
-        for (int t = r0; t < r1; t++)
+        // 32×32 blocks so both the strided reads and the writes stay in cache lines.
+        const int T = 32;
+        for (int t = r0; t < r1;)
         {
-            int bi = t / rows, r = t - bi * rows;
-            float* s = src + bi * stride + r;
-            float* d = dst + ((long)bi * rows + r) * cols;
-            for (int q = 0; q < cols; q++) d[q] = s[(long)q * ld];
+            int bi = t / rows, rStart = t - bi * rows, rEnd = Math.Min(rows, rStart + (r1 - t));
+            float* s = src + bi * stride;
+            float* d = dst + (long)bi * rows * cols;
+            for (int q0 = 0; q0 < cols; q0 += T)
+            {
+                int q1 = Math.Min(cols, q0 + T);
+                for (int rb = rStart; rb < rEnd; rb += T)
+                {
+                    int re = Math.Min(rEnd, rb + T);
+                    for (int q = q0; q < q1; q++)
+                    {
+                        float* sq = s + (long)q * ld;
+                        for (int r = rb; r < re; r++) d[(long)r * cols + q] = sq[r];
+                    }
+                }
+            }
+            t += rEnd - rStart;
         }
     }
 
-    /// <summary>C[rows ≤ 4, n] = alpha·A[rows, k]·B[k, n] + beta·C, K in chunks of KC, N in panels of NC.</summary>
-    static void RowBlock(float* a, int lda, float* b, int ldb, float* c, int ldc, int rows, int n, int k, float alpha, float beta)
+    /// <summary>C[rows, nc] = alpha·A[rows, k]·B[k, nc] + beta·C for one tile: K in chunks of KC, rows in blocks of MR.</summary>
+    static void Tile(float* a, int lda, float* b, int ldb, float* c, int ldc, int rows, int nc, int k, float alpha, float beta)
     {
         for (int r = 0; r < rows; r++)
         {
-            var crow = new Span<float>(c + (long)r * ldc, n);
+            var crow = new Span<float>(c + (long)r * ldc, nc);
             if (beta == 0f) crow.Clear(); else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(crow, beta, crow);
         }
         if (k == 0 || alpha == 0f) return;
-        for (int j0 = 0; j0 < n; j0 += NC)
+        for (int p0 = 0; p0 < k; p0 += KC)
         {
-            int nc = Math.Min(NC, n - j0);
-            for (int p0 = 0; p0 < k; p0 += KC)
+            int kc = Math.Min(KC, k - p0);
+            for (int i = 0; i < rows; i += MR)
             {
-                int kc = Math.Min(KC, k - p0);
+                int rb = Math.Min(MR, rows - i);
+                float* ai = a + (long)i * lda + p0, ci = c + (long)i * ldc;
+                float* bp = b + (long)p0 * ldb;
                 int j = 0;
-                if (rows == MR && Vector256.IsHardwareAccelerated)
-                    for (; j + NR <= nc; j += NR) Kernel4x32(a + p0, lda, b + (long)p0 * ldb + j0 + j, ldb, c + j0 + j, ldc, kc, alpha);
+                if (rb == MR && Vector256.IsHardwareAccelerated)
+                    for (; j + NR <= nc; j += NR) Kernel4x32(ai, lda, bp + j, ldb, ci + j, ldc, kc, alpha);
                 // Edges (last columns, or fewer than 4 rows): one row at a time, 8 lanes then scalars.
-                for (int r = 0; r < rows; r++)
-                    EdgeRow(a + (long)r * lda + p0, b + (long)p0 * ldb + j0, ldb, c + (long)r * ldc + j0, j, nc, kc, alpha);
+                for (int r = 0; r < rb; r++) EdgeRow(ai + (long)r * lda, bp, ldb, ci + (long)r * ldc, j, nc, kc, alpha);
             }
         }
     }
