@@ -68,8 +68,9 @@ public sealed class TemporalMlp : ModelModule
 /// h = mlp(attn(h)) (attention along time per pixel); back to [B·F, C, h, w]; h = up_conv(nearest ×2 (h));
 /// out = x + h. The attention and MLP branches are zero-initialised residuals, but up_conv is not, so the block
 /// is not the identity at initialisation: it starts as x + up_conv(up(down_conv(x))).
-/// Odd H or W: the stride-2 conv gives ⌈H/2⌉, the upsample 2⌈H/2⌉ = H + 1, and the last row/column is dropped
-/// (ml-mdm would fail on the residual add; nearest upsampling of the even-position samples aligns top-left).
+/// Odd H or W: the stride-2 conv gives ⌈H/2⌉, the upsample 2⌈H/2⌉ = H + 1, and the last row/column is dropped before
+/// up_conv (so up_conv pads at the true border; ml-mdm would fail on the residual add; nearest upsampling of the
+/// even-position samples aligns top-left).
 /// </summary>
 public sealed class TemporalAttentionBlock : ModelModule
 {
@@ -105,9 +106,9 @@ public sealed class TemporalAttentionBlock : ModelModule
         var h = downConv.Forward(x);
         int hh = h.Shape[2], hw = h.Shape[3];
         var seq = mlp.Forward(attn.Forward(FrameOps.FramesToSequences(h, frames)));
-        h = upConv.Forward(F.UpsampleNearest2x(FrameOps.SequencesToFrames(seq, hh, hw)));
+        h = F.UpsampleNearest2x(FrameOps.SequencesToFrames(seq, hh, hw));
         if (2 * hh != height) h = F.Narrow(h, 2, 0, height);
         if (2 * hw != width) h = F.Narrow(h, 3, 0, width);
-        return F.Add(x, h);
+        return F.Add(x, upConv.Forward(h));
     }
 }
