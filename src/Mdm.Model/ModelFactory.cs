@@ -25,8 +25,8 @@ public static class ModelFactory
 
     static UNet Build(ModelConfig config, ParameterFactory f) =>
         config.Nested is { } n
-            ? new NestedUNet(f, n, config.ImageChannels, config.ImageSize, config.TextFeatureDim, config.CrossAttentionDim)
-            : new UNet(f, config.Unet!, UNet.Role.Innermost, config.ImageChannels, config.ImageSize, config.TextFeatureDim, config.CrossAttentionDim);
+            ? new NestedUNet(f, n, config.ImageChannels, config.ImageSize, config.TextFeatureDim, config.CrossAttentionDim, config.Frames)
+            : new UNet(f, config.Unet!, UNet.Role.Innermost, config.ImageChannels, config.ImageSize, config.TextFeatureDim, config.CrossAttentionDim, config.Frames);
 }
 
 /// <summary>The parameters of a model (names are ml-mdm state-dict keys), their total and a per-block breakdown.</summary>

@@ -14,6 +14,10 @@ public sealed record ModelConfig
 {
     public int ImageSize { get; init; } = 64;
     public int ImageChannels { get; init; } = 3;
+
+    /// <summary>Video: frames per clip of the highest-resolution stream (1 = an image model). Each stream's batch is
+    /// [clips · frames, C, H, W] (see <see cref="StreamFrames"/>).</summary>
+    public int Frames { get; init; } = 1;
     public UNetConfig? Unet { get; init; }
     public NestedUNetConfig? Nested { get; init; }
 
@@ -83,6 +87,19 @@ public sealed record ModelConfig
         }
     }
 
+    /// <summary>Frames per clip of the streams, high → low (temporal nesting levels divide it; spatial ones keep it).</summary>
+    [JsonIgnore] public IReadOnlyList<int> StreamFrames
+    {
+        get
+        {
+            var r = new List<int> { Frames };
+            for (var n = Nested; n is not null; n = n.InnerNested) r.Add(r[^1] / n.FrameRatio);
+            return r;
+        }
+    }
+
+    [JsonIgnore] public bool IsVideo => Frames > 1;
+
     // ---- validation ----------------------------------------------------------------------------------------------
 
     /// <summary>Throws ArgumentException naming the field (JSON path) and value of the first impossible setting.</summary>
@@ -90,6 +107,7 @@ public sealed record ModelConfig
     {
         if (ImageChannels <= 0) throw new ArgumentException($"model.imageChannels: must be positive, got {ImageChannels}");
         if (ImageSize <= 0) throw new ArgumentException($"model.imageSize: must be positive, got {ImageSize}");
+        if (Frames <= 0) throw new ArgumentException($"model.frames: must be positive, got {Frames}");
         if ((Unet is null) == (Nested is null))
             throw new ArgumentException("model: set exactly one of \"unet\" (a plain UNet) and \"nested\" (a NestedUNet)");
         string structurePath = "model.nested";
@@ -106,12 +124,12 @@ public sealed record ModelConfig
         if (inner.NumClasses > 0 && inner.SkipCondEmb)
             throw new ArgumentException($"{innerPath}.skipCondEmb: a class-conditional model ({inner.NumClasses} classes) needs its cond embedding");
 
-        int size = ImageSize;
+        int size = ImageSize, frames = Frames;
         string path = "model.nested";
         for (var n = Nested; n is not null; n = n.InnerNested, path += ".innerNested")
         {
             var o = n.Outer ?? throw new ArgumentException($"{path}.outer: missing");
-            ValidateLevel(o, path + ".outer", outer: true, size);
+            ValidateLevel(o, path + ".outer", outer: true, size, frames);
             if (o.Levels < 2)
                 throw new ArgumentException($"{path}.outer.resolutionChannels: a nesting level needs at least 2 levels (one downsample), got {o.Levels}");
             if (o.ConditioningFeatureDim > 0 && o.ConditioningFeatureDim != inner.ConditioningFeatureDim)
@@ -125,8 +143,9 @@ public sealed record ModelConfig
             if (HasCondEmb && o.Temporal != inner.Temporal)
                 throw new ArgumentException($"{path}.outer.temporalDim: {o.Temporal} differs from the innermost UNet's {inner.Temporal}; the pooled conditioning embedding is added at every level, so they must be equal");
             size /= n.NestRatio;
+            frames /= n.FrameRatio;
         }
-        ValidateLevel(inner, innerPath, outer: false, size);
+        ValidateLevel(inner, innerPath, outer: false, size, frames);
     }
 
     /// <summary>Whether a pooled conditioning vector (text through cond_emb, or a class embedding) is added to temb.</summary>
@@ -139,7 +158,7 @@ public sealed record ModelConfig
         return p + ".innerUnet";
     }
 
-    static void ValidateLevel(UNetConfig c, string path, bool outer, int size)
+    static void ValidateLevel(UNetConfig c, string path, bool outer, int size, int frames)
     {
         int l = c.ResolutionChannels?.Length ?? 0;
         if (l == 0) throw new ArgumentException($"{path}.resolutionChannels: needs at least one level");
@@ -167,8 +186,23 @@ public sealed record ModelConfig
         if (c.TemporalDim is null && c.Temporal % 8 != 0)
             throw new ArgumentException($"{path}.temporalDim: the default 4 · {c.ResolutionChannels![0]} = {c.Temporal} is not a multiple of 8; set temporalDim");
         c.MicroConditions(path);
+        CheckPerLevel(c.NumTemporalAttentionLayers, l, path + ".numTemporalAttentionLayers", min: 0);
+        for (int i = 0; i < l; i++)
+        {
+            if (c.TemporalAttentionLayersAt(i) == 0) continue;
+            int ch = c.ResolutionChannels![i], heads = Nn.TemporalAttentionBlock.HeadsFor(ch);
+            if (ch % heads != 0)
+                throw new ArgumentException($"{path}.resolutionChannels[{i}]: {ch} channels at a temporal attention level do not split into {heads} heads of ~{Nn.TemporalAttentionBlock.HeadChannels}");
+            if (c.TemporalPositionalEncoding && (ch / heads) % 2 != 0)
+                throw new ArgumentException($"{path}.temporalPositionalEncoding: rotary encoding needs an even head width, but level {i} has {ch} channels in {heads} heads");
+        }
         int ratio = 1 << (l - 1);
-        if (size <= 0 || size % ratio != 0)
+        if (c.TemporalMode)
+        {
+            if (frames % ratio != 0)
+                throw new ArgumentException($"{path}.temporalMode: {l} levels halve the frames {l - 1} times and need a frame count divisible by {ratio}, but this level's clips have {frames} frames");
+        }
+        else if (size <= 0 || size % ratio != 0)
             throw new ArgumentException($"{path}.resolutionChannels: {l} levels need an image size divisible by {ratio}, but this level's images are {size}²");
     }
 

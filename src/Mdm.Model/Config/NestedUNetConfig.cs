@@ -25,6 +25,10 @@ public sealed record NestedUNetConfig
     /// <summary>False: this level's noisy input is divided by its per-sample unbiased std over (C, H, W) before conv_in.</summary>
     public bool SkipNormalization { get; init; }
 
-    /// <summary>Spatial ratio between this level's image and the inner model's image.</summary>
-    [JsonIgnore] public int NestRatio => 1 << (Outer.Levels - 1);
+    /// <summary>Spatial ratio between this level's image and the inner model's image (1 for a temporal level).</summary>
+    [JsonIgnore] public int NestRatio => Outer.TemporalMode ? 1 : 1 << (Outer.Levels - 1);
+
+    /// <summary>Ratio of frames between this level's clip and the inner model's (2^(L−1) for a temporal level, else 1):
+    /// the inner stream holds every FrameRatio-th frame.</summary>
+    [JsonIgnore] public int FrameRatio => Outer.TemporalMode ? 1 << (Outer.Levels - 1) : 1;
 }

@@ -56,11 +56,26 @@ public sealed record UNetConfig
     /// Outer levels never have one: they use the innermost's.</summary>
     public bool SkipCondEmb { get; init; }
 
+    /// <summary>Video: temporal attention blocks (§6.3) after each ResNet (and its spatial attention) of a level, on the
+    /// down and up paths, never in the mid block. One value or one per level; 0 = none.</summary>
+    public int[] NumTemporalAttentionLayers { get; init; } = [0];
+
+    /// <summary>Video: rotary position encoding of q and k along time in the temporal attention blocks (ml-mdm's
+    /// <c>temporal_positional_encoding</c>); false means no positional information at all, as in ml-mdm.</summary>
+    public bool TemporalPositionalEncoding { get; init; }
+
+    /// <summary>Video: the levels of this UNet resample along time (Conv1d over frames, §6.2) instead of space, so
+    /// frames halve per level and h×w stays. Set on the outer UNet of a temporal nesting level.</summary>
+    public bool TemporalMode { get; init; }
+
     [JsonIgnore] public int Levels => ResolutionChannels.Length;
     [JsonIgnore] public int Temporal => TemporalDim ?? 4 * (ResolutionChannels.Length > 0 ? ResolutionChannels[0] : 0);
     public int ResnetsAt(int level) => NumResnetsPerResolution.Length == 1 ? NumResnetsPerResolution[0] : NumResnetsPerResolution[level];
     public int AttentionLayersAt(int level) =>
         !AttentionLevels.Contains(level) ? 0 : NumAttentionLayers.Length == 1 ? NumAttentionLayers[0] : NumAttentionLayers[level];
+
+    public int TemporalAttentionLayersAt(int level) =>
+        NumTemporalAttentionLayers.Length == 1 ? NumTemporalAttentionLayers[0] : NumTemporalAttentionLayers[level];
 
     /// <summary>The micro-conditioning keys and defaults, in order.</summary>
     public IReadOnlyList<(string Key, float Default)> MicroConditions(string where)

@@ -17,15 +17,16 @@ public sealed class NestedUNet : UNet
     readonly Conv? inAdapter;
     readonly Conv outAdapter;
 
-    public NestedUNet(ParameterFactory f, NestedUNetConfig config, int imageChannels, int imageSize, int textDim, int crossDim)
-        : base(f, config.Outer, Role.Outer, imageChannels, imageSize, textDim, crossDim)
+    public NestedUNet(ParameterFactory f, NestedUNetConfig config, int imageChannels, int imageSize, int textDim, int crossDim,
+        int frames = 1)
+        : base(f, config.Outer, Role.Outer, imageChannels, imageSize, textDim, crossDim, frames)
     {
         Nesting = config;
-        int innerSize = imageSize / config.NestRatio;
+        int innerSize = imageSize / config.NestRatio, innerFrames = BottleneckFrames;
         inner = Child("inner_unet", config.InnerNested is { } n
-            ? new NestedUNet(f, n, imageChannels, innerSize, textDim, crossDim)
+            ? new NestedUNet(f, n, imageChannels, innerSize, textDim, crossDim, innerFrames)
             : new UNet(f, config.InnerUnet ?? throw new ArgumentException("NestedUNet: the config has neither innerUnet nor innerNested"),
-                Role.Innermost, imageChannels, innerSize, textDim, crossDim));
+                Role.Innermost, imageChannels, innerSize, textDim, crossDim, innerFrames));
         int outerLast = config.Outer.ResolutionChannels[^1], innerFirst = inner.Config.ResolutionChannels[0];
         if (!config.SkipInnerUnetInput) inAdapter = Child("in_adapter", new Conv(f, outerLast, innerFirst, 3, zeroInit: true));
         outAdapter = Child("out_adapter", new Conv(f, innerFirst, outerLast, 3, zeroInit: true));
@@ -34,6 +35,7 @@ public sealed class NestedUNet : UNet
     public NestedUNetConfig Nesting { get; }
     public UNet Inner => inner;
     public override IReadOnlyList<int> Resolutions => [ImageSize, .. inner.Resolutions];
+    public override IReadOnlyList<int> StreamFrames => [Frames, .. inner.StreamFrames];
 
     public override ConditioningState ForwardConditioning(Conditioning c, int batch) => inner.ForwardConditioning(c, batch);
 
@@ -44,7 +46,9 @@ public sealed class NestedUNet : UNet
         if (index + Resolutions.Count != streams.Count)
             throw new ArgumentException($"NestedUNet: stream {index} of {streams.Count} does not leave the {Resolutions.Count} streams this level needs");
         var xt = streams[index];
-        int bh = xt.Shape[0], bl = streams[index + 1].Shape[0];
+        // samples (clips) of this stream and the next one; the bottleneck has the inner model's frames per clip
+        int bh = FrameOps.Clips(xt.Shape[0], Frames, "NestedUNet"), bl = FrameOps.Clips(streams[index + 1].Shape[0], inner.Frames, "NestedUNet");
+        int innerFrames = inner.Frames;
         var c = cond.ForBatch(bh);
         var tembAct = F.Silu(TimeEmbedding(timesteps, bh, c, microValues));
         var x = ForwardInput(Nesting.SkipNormalization ? xt : StdNormalize.Apply(xt));
@@ -56,12 +60,12 @@ public sealed class NestedUNet : UNet
         if (toInner is not null && bh < bl)
         {
             var pad = toInner.Shape;
-            pad[0] = bl - bh;
+            pad[0] = (bl - bh) * innerFrames;
             toInner = F.Concat([toInner, HostInput.Zeros(Backend, pad)], 0);
         }
         var (low, innerFeatures) = inner.ForwardDenoising(streams, index + 1, toInner, timesteps, cond, microValues);
         var back = outAdapter.Forward(innerFeatures);
-        x = F.Add(x, bh < bl ? F.Narrow(back, 0, 0, bh) : back);
+        x = F.Add(x, bh < bl ? F.Narrow(back, 0, 0, bh * innerFrames) : back);
 
         x = ForwardUp(x, tembAct, c, skips);
         return ([ForwardOutput(x), .. low], x);

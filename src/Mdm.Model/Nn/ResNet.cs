@@ -30,11 +30,19 @@ public sealed class ResNet : ModelModule
     public int OutChannels { get; }
 
     /// <param name="x">[B, Cin, H, W]</param>
-    /// <param name="tembAct">SiLU(temb) [B, T], shared by every block of the level</param>
+    /// <param name="tembAct">SiLU(temb) [B, T], shared by every block of the level; for a clip batch x [B·F, …] the
+    /// scale and shift of each clip are repeated for its F frames (as ml-mdm does)</param>
     public Variable Forward(Variable x, Variable tembAct)
     {
         var h = conv1.Forward(norm1.ForwardSilu(x));
-        var ab = F.Split(timeLayer.Forward(tembAct), [OutChannels, OutChannels], 1);
+        var film = timeLayer.Forward(tembAct);
+        if (film.Shape[0] != x.Shape[0])
+        {
+            if (film.Shape[0] == 0 || x.Shape[0] % film.Shape[0] != 0)
+                throw new ArgumentException($"ResNet: a batch of {x.Shape[0]} frames is not a whole number of clips for {film.Shape[0]} time embeddings");
+            film = FrameOps.RepeatPerFrame(film, x.Shape[0] / film.Shape[0]);
+        }
+        var ab = F.Split(film, [OutChannels, OutChannels], 1);
         h = conv2.Forward(norm2.ForwardFilmSilu(h, ab[0], ab[1]));
         return F.Add(h, conv3 is null ? x : conv3.Forward(x));
     }

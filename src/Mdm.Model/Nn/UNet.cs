@@ -10,6 +10,9 @@ namespace Mdm.Model.Nn;
 /// (up_blocks.0 is the deepest level), and the output head conv_out(SiLU(norm_out(x))). As the innermost model of a
 /// NestedUNet it also adds the outer features to its conv_in output and hands its final features (before norm_out)
 /// back. The innermost (or stand-alone) UNet owns the conditioning: lm_proj, cond_emb and the class embedding.
+/// Video: the input is a clip batch [B·F, C, H, W] (<see cref="Frames"/> frames per clip, frame f of clip b at row
+/// b·F + f); timesteps and conditioning are per clip, ResNets repeat each clip's FiLM for its frames, temporal attention
+/// blocks follow the spatial ones, and in <see cref="UNetConfig.TemporalMode"/> the levels resample time, not space.
 /// </summary>
 public class UNet : ModelModule, IDenoiser
 {
@@ -32,10 +35,13 @@ public class UNet : ModelModule, IDenoiser
 
     /// <param name="textDim">width of the text tokens the model is given (≤ 0: no text)</param>
     /// <param name="crossDim">width of the tokens inside the network (after lm_proj); the attention blocks' cond width</param>
-    public UNet(ParameterFactory f, UNetConfig config, Role role, int imageChannels, int imageSize, int textDim, int crossDim)
+    /// <param name="frames">frames per clip of this model's stream (1 = images)</param>
+    public UNet(ParameterFactory f, UNetConfig config, Role role, int imageChannels, int imageSize, int textDim, int crossDim,
+        int frames = 1)
         : base(f)
     {
-        Config = config; ImageChannels = imageChannels; ImageSize = imageSize; TextDim = textDim;
+        if (frames < 1) throw new ArgumentOutOfRangeException(nameof(frames), frames, "frames must be ≥ 1");
+        Config = config; ImageChannels = imageChannels; ImageSize = imageSize; TextDim = textDim; Frames = frames;
         int t = config.Temporal, groups = config.Groups, levels = config.Levels;
         TemporalDim = t;
         tembLayer1 = Child("temb_layer1", new Dense(f, t / 4, t));
@@ -65,23 +71,29 @@ public class UNet : ModelModule, IDenoiser
         var skipChannels = new Stack<int>([channels]);
         var downGroup = Child("down_blocks", new ModuleGroup(f));
         down = new ResNetBlock[levels];
-        for (int i = 0; i < levels; i++)
+        var levelFrames = new int[levels];
+        bool rotary = config.TemporalPositionalEncoding, time = config.TemporalMode;
+        for (int i = 0, fr = frames; i < levels; i++)
         {
             int c = config.ResolutionChannels[i], n = config.ResnetsAt(i);
             var ins = new int[n];
             for (int j = 0; j < n; j++) { ins[j] = j == 0 ? channels : c; skipChannels.Push(c); }
             if (i != levels - 1) skipChannels.Push(c);
+            levelFrames[i] = fr;
             down[i] = downGroup.Add(i.ToString(), new ResNetBlock(f, ins, c, t, groups, config.AttentionLayersAt(i),
-                CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != levels - 1 ? ResNetBlock.Resample.Down : ResNetBlock.Resample.None));
+                CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != levels - 1 ? ResNetBlock.Resample.Down : ResNetBlock.Resample.None,
+                fr, config.TemporalAttentionLayersAt(i), rotary, time));
+            fr = down[i].OutputFrames;
             channels = c;
         }
+        BottleneckFrames = levelFrames[^1];
         if (role == Role.Innermost && config.SkipMidBlocks != true)
         {
             var midGroup = Child("mid_blocks", new ModuleGroup(f));
             mid =
             [
-                midGroup.Add("0", new ResNetBlock(f, [channels], channels, t, groups, 1, crossDim, config.UseAttentionFfn, ResNetBlock.Resample.None)),
-                midGroup.Add("1", new ResNetBlock(f, [channels], channels, t, groups, 0, -1, false, ResNetBlock.Resample.None)),
+                midGroup.Add("0", new ResNetBlock(f, [channels], channels, t, groups, 1, crossDim, config.UseAttentionFfn, ResNetBlock.Resample.None, BottleneckFrames)),
+                midGroup.Add("1", new ResNetBlock(f, [channels], channels, t, groups, 0, -1, false, ResNetBlock.Resample.None, BottleneckFrames)),
             ];
         }
         var upGroup = Child("up_blocks", new ModuleGroup(f));
@@ -92,7 +104,8 @@ public class UNet : ModelModule, IDenoiser
             var ins = new int[n];
             for (int j = 0; j < n; j++) { ins[j] = channels + skipChannels.Pop(); channels = c; }
             up[u] = upGroup.Add(u.ToString(), new ResNetBlock(f, ins, c, t, groups, config.AttentionLayersAt(i),
-                CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != 0 ? ResNetBlock.Resample.Up : ResNetBlock.Resample.None));
+                CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != 0 ? ResNetBlock.Resample.Up : ResNetBlock.Resample.None,
+                levelFrames[i], config.TemporalAttentionLayersAt(i), rotary, time));
         }
         FeatureChannels = channels;
         normOut = Child("norm_out", new GroupNorm(f, groups, channels));
@@ -109,10 +122,16 @@ public class UNet : ModelModule, IDenoiser
     public int TemporalDim { get; }
     public int TextDim { get; }
     public int NumClasses { get; }
+    /// <summary>Frames per clip of this model's own stream (1 = images).</summary>
+    public int Frames { get; }
+    /// <summary>Frames per clip at the deepest level (what a nested inner model's stream has).</summary>
+    public int BottleneckFrames { get; }
     /// <summary>Channels of the final feature map (level 0's width) that a parent level receives.</summary>
     public int FeatureChannels { get; }
     public Backend Backend => Factory.Backend ?? throw new InvalidOperationException("UNet: built to count parameters only");
     public virtual IReadOnlyList<int> Resolutions => [ImageSize];
+    /// <summary>Frames per clip of every stream, high → low (all 1 for an image model).</summary>
+    public virtual IReadOnlyList<int> StreamFrames => [Frames];
 
     // ---- IDenoiser ------------------------------------------------------------------------------------------------
 
@@ -129,17 +148,21 @@ public class UNet : ModelModule, IDenoiser
         RequireAllocated();
         ArgumentNullException.ThrowIfNull(conditioning);
         var res = Resolutions;
+        var frames = StreamFrames;
         if (noisyHighToLow.Count != res.Count)
             throw new ArgumentException($"{GetType().Name}: expected {res.Count} noisy inputs (resolutions {string.Join(", ", res)}, high → low), got {noisyHighToLow.Count}");
+        var clips = new int[res.Count];
         for (int r = 0; r < res.Count; r++)
         {
             var s = noisyHighToLow[r].Shape;
-            if (s.Length != 4 || s[1] != ImageChannels || s[2] != res[r] || s[3] != res[r])
-                throw new ArgumentException($"{GetType().Name}: noisy input {r} is [{string.Join(", ", s)}], expected [B, {ImageChannels}, {res[r]}, {res[r]}]");
-            if (r > 0 && s[0] < noisyHighToLow[r - 1].Shape[0])
-                throw new ArgumentException($"{GetType().Name}: noisy input {r} has batch {s[0]}, smaller than the higher resolution's {noisyHighToLow[r - 1].Shape[0]} (a higher resolution may only hold the first samples of a lower one)");
+            string batchText = frames[r] == 1 ? "B" : $"B·{frames[r]}";
+            if (s.Length != 4 || s[1] != ImageChannels || s[2] != res[r] || s[3] != res[r] || s[0] % frames[r] != 0)
+                throw new ArgumentException($"{GetType().Name}: noisy input {r} is [{string.Join(", ", s)}], expected [{batchText}, {ImageChannels}, {res[r]}, {res[r]}]");
+            clips[r] = s[0] / frames[r];
+            if (r > 0 && clips[r] < clips[r - 1])
+                throw new ArgumentException($"{GetType().Name}: noisy input {r} has {clips[r]} samples, fewer than the higher resolution's {clips[r - 1]} (a higher resolution may only hold the first samples of a lower one)");
         }
-        int batch = noisyHighToLow[^1].Shape[0];
+        int batch = clips[^1];
         if (timesteps.Count != batch)
             throw new ArgumentException($"{GetType().Name}: {timesteps.Count} timesteps for a batch of {batch}");
         if (microValues is not null)
@@ -228,7 +251,7 @@ public class UNet : ModelModule, IDenoiser
         if (index != streams.Count - 1)
             throw new ArgumentException($"UNet: a plain UNet takes the last stream, got stream {index} of {streams.Count}");
         var xt = streams[index];
-        int batch = xt.Shape[0];
+        int batch = FrameOps.Clips(xt.Shape[0], Frames, "UNet");
         var c = cond.ForBatch(batch);
         var tembAct = F.Silu(TimeEmbedding(timesteps, batch, c, microValues));
         var x = ForwardInput(xt);
