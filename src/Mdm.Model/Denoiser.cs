@@ -27,4 +27,11 @@ public interface IDenoiser
     int ImageChannels { get; }
     Backend Backend { get; }
     Variable[] Forward(IReadOnlyList<Variable> noisyHighToLow, IReadOnlyList<int> timesteps, Conditioning conditioning);
+
+    /// <summary>
+    /// Frames per clip of each stream, high → low (all 1 for images). A video stream r is [B·F_r, C, H, W], frame f of
+    /// clip b at row b·F_r + f; timesteps and conditioning are per clip. A stream with fewer frames than the one above
+    /// holds every (F_above/F_r)-th frame; one with as many frames holds the same frames at a lower resolution.
+    /// </summary>
+    IReadOnlyList<int> StreamFrames => Enumerable.Repeat(1, Resolutions.Count).ToArray();
 }

@@ -39,7 +39,8 @@ public sealed class DiffusionLoss
     public DiffusionLossResult Compute(Tensor images, Conditioning conditioning, ulong seed, ulong step)
     {
         ArgumentNullException.ThrowIfNull(images);
-        return Compute(images, conditioning, DiffusionRandom.Timesteps(images.Rank > 0 ? images.Dim(0) : 0, Schedule.NumSteps, seed, step), seed, step);
+        int clips = images.Rank > 0 ? images.Dim(0) / Math.Max(1, Denoiser.StreamFrames[0]) : 0;
+        return Compute(images, conditioning, DiffusionRandom.Timesteps(clips, Schedule.NumSteps, seed, step), seed, step);
     }
 
     /// <summary>As <see cref="Compute(Tensor, Conditioning, ulong, ulong)"/> with the timesteps given (each in [0, N)).</summary>
@@ -51,8 +52,16 @@ public sealed class DiffusionLoss
         var b = images.Backend;
         var owned = new List<Tensor>();
         Tensor Own(Tensor t) { owned.Add(t); return t; }
-        Tensor PerSample(double[] values, bool image) =>
-            Own(b.FromArray(Array.ConvertAll(values, v => (float)v), image ? [batch, 1, 1, 1] : [batch]));
+        var frames = Denoiser.StreamFrames;
+        int currentStream = 0;
+        // Per-clip values repeated for each frame row of the stream being built (all 1 frame for images).
+        Tensor PerSample(double[] values, bool image)
+        {
+            int f = frames[currentStream];
+            var rows = new float[values.Length * f];
+            for (int i = 0; i < rows.Length; i++) rows[i] = (float)values[i / f];
+            return Own(b.FromArray(rows, image ? [rows.Length, 1, 1, 1] : [rows.Length]));
+        }
         try
         {
             var counts = new int[levels];
@@ -67,7 +76,9 @@ public sealed class DiffusionLoss
             var pyramid = new Tensor[levels];
             pyramid[0] = images;
             for (int r = 1; r < levels; r++)
-                pyramid[r] = Own(Ops.AvgPool2d(pyramid[r - 1], Denoiser.Resolutions[r - 1] / Denoiser.Resolutions[r]));
+                pyramid[r] = frames[r] < frames[r - 1]
+                    ? Own(Nn.FrameOps.SubsampleFrames(pyramid[r - 1], frames[r - 1], frames[r - 1] / frames[r]))   // a temporal level
+                    : Own(Ops.AvgPool2d(pyramid[r - 1], Denoiser.Resolutions[r - 1] / Denoiser.Resolutions[r]));
 
             var noisy = new Variable[levels];
             var predictionScale = new Variable?[levels];
@@ -76,6 +87,7 @@ public sealed class DiffusionLoss
             var lossWeights = new Variable[levels];
             for (int r = 0; r < levels; r++)
             {
+                currentStream = r;
                 double signal = Schedule.SignalScale(r);
                 var clean = signal == 1 ? pyramid[r] : Own(Ops.Scale(pyramid[r], (float)(1 / signal)));
                 var eps = Own(b.Empty(clean.Shape));
@@ -89,7 +101,7 @@ public sealed class DiffusionLoss
                 if (conv.Any(c => c.OfPrediction != 1)) predictionScale[r] = new Variable(PerSample(conv.Select(c => c.OfPrediction).ToArray(), true));
                 if (conv.Any(c => c.OfNoisy != 0))
                 {
-                    using var k = b.FromArray(conv.Select(c => (float)c.OfNoisy).ToArray(), batch, 1, 1, 1);
+                    var k = PerSample(conv.Select(c => c.OfNoisy).ToArray(), true);
                     noisyOffset[r] = new Variable(Own(Ops.Mul(xt, k)));
                 }
 
@@ -98,8 +110,9 @@ public sealed class DiffusionLoss
                     : mix.All(m => m == new TargetMix(1, 0)) ? clean
                     : Own(Combine(clean, eps, PerSample(mix.Select(m => m.OfClean).ToArray(), true), PerSample(mix.Select(m => m.OfNoise).ToArray(), true))));
 
+                // A clip's loss is the mean over its frames: each frame row carries 1/F of the clip's weight.
                 var w = new double[batch];
-                for (int i = 0; i < counts[r]; i++) w[i] = Weights[r] / Fractions[r];
+                for (int i = 0; i < counts[r]; i++) w[i] = Weights[r] / Fractions[r] / frames[r];
                 lossWeights[r] = new Variable(PerSample(w, false));
             }
 
@@ -115,10 +128,11 @@ public sealed class DiffusionLoss
                 if (noisyOffset[r] is { } offset) estimate = F.Add(estimate, offset);
                 var lossR = F.MseLossPerSample(estimate, targets[r]);
                 perSample[r] = Own(Ops.Copy(lossR.Data));
-                var term = F.Mul(lossR, lossWeights[r]);
+                // Streams of a video model have different row counts (frames), so each term is summed on its own.
+                var term = F.Sum(F.Mul(lossR, lossWeights[r]));
                 total = total is null ? term : F.Add(total, term);
             }
-            var loss = F.Scale(F.Sum(total!), 1f / batch);
+            var loss = F.Scale(total!, 1f / batch);
             return new DiffusionLossResult(loss, timesteps.ToArray(), perSample, counts, owned);
         }
         catch
@@ -146,7 +160,12 @@ public sealed class DiffusionLoss
         if (!ReferenceEquals(images.Backend, Denoiser.Backend))
             throw new ArgumentException($"DiffusionLoss: images live on {images.Backend.Info.KindName}, the denoiser on {Denoiser.Backend.Info.KindName}");
         if (images.DType != DType.F32) throw new ArgumentException($"DiffusionLoss: images must be F32, got {images.DType.Name()}");
-        int batch = images.Dim(0);
+        int f0 = Denoiser.StreamFrames[0];
+        if (images.Dim(0) % f0 != 0)
+            throw new ArgumentException($"DiffusionLoss: {images.Dim(0)} image rows are not whole clips of {f0} frames");
+        int batch = images.Dim(0) / f0;   // clips (= images for an image model)
+        if (f0 > 1 && Config.MixedRatio is not null)
+            throw new ArgumentException("DiffusionLoss: mixedRatio is not supported for video models");
         if (timesteps.Count != batch)
             throw new ArgumentException($"DiffusionLoss: {timesteps.Count} timesteps for a batch of {batch}");
         for (int i = 0; i < batch; i++)
@@ -199,7 +218,8 @@ public sealed class DiffusionLossResult : IDisposable
         for (int r = 0; r < result.Length; r++)
         {
             var values = PerSampleLosses[r].ToArray();
-            int n = CountedSamples[r];
+            int perClip = values.Length / Math.Max(1, Timesteps.Count);   // frame rows per clip (1 for images)
+            int n = CountedSamples[r] * perClip;
             result[r] = n == 0 ? double.NaN : values.Take(n).Sum(v => (double)v) / n;
         }
         return result;

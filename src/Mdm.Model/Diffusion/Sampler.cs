@@ -117,7 +117,7 @@ public sealed class Sampler
 
     Tensor Transition(Tensor xt, Tensor prediction, int r, int t, int s, ulong slot, int batch, SamplerConfig config, ulong seed)
     {
-        using var guided = config.GuidanceScale is { } w ? Guide(prediction, batch, w) : null;
+        using var guided = config.GuidanceScale is { } w ? Guide(prediction, xt.Dim(0), w) : null;
         var pred = guided ?? prediction;
         double gt = Schedule.Gamma(t, r), gs = Schedule.Gamma(s, r);
 
@@ -157,7 +157,7 @@ public sealed class Sampler
         return (Math.Sqrt(gs) - c * Math.Sqrt(gt) / sigmaT, c / sigmaT, e * Math.Sqrt(posteriorVar));
     }
 
-    /// <summary>u + w·(c − u) from the doubled batch [unconditional; conditional].</summary>
+    /// <summary>u + w·(c − u) from the doubled batch [unconditional; conditional] (rows: clips × frames).</summary>
     static Tensor Guide(Tensor prediction, int batch, double w)
     {
         using var u = prediction.Slice(0, batch);
@@ -170,7 +170,7 @@ public sealed class Sampler
     Tensor InitialNoise(int r, int batch, ulong seed, IReadOnlyList<Tensor>? given)
     {
         int res = Denoiser.Resolutions[r];
-        int[] shape = [batch, Denoiser.ImageChannels, res, res];
+        int[] shape = [batch * Denoiser.StreamFrames[r], Denoiser.ImageChannels, res, res];
         if (given is null) return DiffusionRandom.Normal(Denoiser.Backend.Empty(shape), seed, 0, r);
         if (given.Count != Denoiser.Resolutions.Count)
             throw new ArgumentException($"Sampler: {given.Count} initial noise tensors for {Denoiser.Resolutions.Count} resolutions");
