@@ -9,6 +9,15 @@ public static class DatasetFactory
     public const string Procedural = "procedural";
     public static readonly string[] BuiltIn = [Procedural, "emoji", "mnist", "fashion-mnist"];
 
+    /// <summary>For a video model (frames &gt; 1): the built-in moving shapes (or `--data moving-shapes`) as clips.</summary>
+    public static IDataset Open(string spec, int imageSize, int channels, int frames, long seed)
+    {
+        if (frames <= 1) return Open(spec, imageSize, channels, seed);
+        if (spec.ToLowerInvariant() is not (Procedural or "moving-shapes"))
+            throw new UsageException($"--data {spec}: video models train on clips; the built-in set is 'moving-shapes' (folders of clips are not supported yet)");
+        return new MovingShapesDataset(imageSize, frames, count: 20_000, seed: seed, channels: channels);
+    }
+
     public static IImageDataset Open(string spec, int imageSize, int channels, long seed)
     {
         IImageDataset set = spec.ToLowerInvariant() switch

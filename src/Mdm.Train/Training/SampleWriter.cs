@@ -13,12 +13,27 @@ public static class SampleWriter
         var files = new List<string>();
         try
         {
+            if (model.Frames > 1)
+            {
+                // Video: the highest stream as an animated GIF (one tile per clip) and a PNG strip (a row per clip).
+                var t = images[0];
+                int frames = model.Frames, clips = t.Dim(0) / frames, c = t.Dim(1), h = t.Dim(2), w = t.Dim(3);
+                var data = t.ToArray();
+                var gif = Path.Combine(folder, $"{name}.gif");
+                int zoom = Math.Max(1, 64 / Math.Max(h, 1));
+                Gif.SaveClips(gif, data, clips, frames, c, h, w, scale: zoom);
+                var strip = Path.Combine(folder, $"{name}-frames.png");
+                FrameStrip.Save(strip, data, clips, frames, c, h, w, scale: zoom);
+                files.Add(gif); files.Add(strip);
+                if (highestOnly) return files;
+                name += "-stream";
+            }
             for (int r = 0; r < images.Length; r++)
             {
                 if (highestOnly && r > 0) break;
                 var t = images[r];
                 int n = t.Dim(0), c = t.Dim(1), h = t.Dim(2), w = t.Dim(3);
-                var path = Path.Combine(folder, r == 0 ? $"{name}.png" : $"{name}-{h}px.png");
+                var path = Path.Combine(folder, model.Frames > 1 ? $"{name}{r}-{h}px.png" : r == 0 ? $"{name}.png" : $"{name}-{h}px.png");
                 // Small images are scaled up (nearest) so the grid is easy to look at.
                 int scale = Math.Max(1, 128 / Math.Max(h, 1));
                 ImageGrid.Save(path, t.ToArray(), n, c, h, w, scale: scale);

@@ -27,7 +27,7 @@ public sealed class TrainingHaltedException(string message) : Exception(message)
 /// sample grids and a loss plot.
 /// </summary>
 public sealed class Trainer(TrainSettings settings, RunConfig config, Backend backend, TextWriter log, CancellationToken cancel,
-    Func<int, IImageDataset>? datasetForImageSize = null)
+    Func<int, IDataset>? datasetForImageSize = null)
 {
     public const string CheckpointFolder = "checkpoints";
     public const int NanStreakLimit = 10;
@@ -91,7 +91,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         var modelConfig = config.StageModel(stage);
         int steps = StageSteps(stage), batchSize = StageBatch(stage);
         var data = datasetForImageSize?.Invoke(modelConfig.ImageSize)
-                   ?? DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, (long)settings.Seed);
+                   ?? DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, modelConfig.Frames, (long)settings.Seed);
         int numClasses = modelConfig.NumClasses;
         if (numClasses > 0 && data.NumClasses > numClasses)
             throw new UsageException($"--data {settings.Data}: {data.NumClasses} classes, but the model embeds only {numClasses} (model numClasses)");
@@ -151,7 +151,9 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                 {
                     var batch = loader.Next();
                     last = batch;
-                    using var images = backend.FromArray(batch.Values, batch.Shape);
+                    // Clips [B, F, C, H, W] are the model's frame rows [B·F, C, H, W].
+                    int[] rows = batch.Shape.Length == 5 ? [batch.Shape[0] * batch.Shape[1], batch.Shape[2], batch.Shape[3], batch.Shape[4]] : batch.Shape;
+                    using var images = backend.FromArray(batch.Values, rows);
                     var cond = numClasses > 0 ? new Conditioning(ClassLabels: DropLabels(batch.Labels, step, micro, t.LabelDropout)) : Conditioning.None;
                     using var graph = new Graph();
                     using var autocast = MixedPrecision.Bf16(settings.Bf16);
@@ -267,6 +269,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             int n = 16;
             var labels = numClasses > 0 ? Enumerable.Range(0, n).Select(i => i % numClasses).ToArray() : null;
             var cfg = new SamplerConfig { NumSteps = 50, DdimEta = 0, Threshold = ThresholdType.Clip, GuidanceScale = numClasses > 0 ? 2.0 : null };
+            if (modelConfig.Frames > 1) { n = 6; labels = labels?.Take(n).ToArray(); }   // clips: fewer, each with all its frames
             var images = new Sampler(sampleModel, config.Diffusion).Sample(n, new Conditioning(ClassLabels: labels), cfg, settings.Seed + 17);
             return SampleWriter.Write(Path.Combine(Out, "samples"), name, images, modelConfig, highestOnly);
         }
