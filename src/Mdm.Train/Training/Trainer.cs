@@ -192,7 +192,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     ["stage"] = stage, ["step"] = step, ["loss"] = finite ? lossSum : double.NaN, ["lr"] = lr,
                     ["grad_norm"] = gradNorm, ["seconds"] = sw.Elapsed.TotalSeconds,
                 };
-                for (int r = 0; r < resolutionLosses.Length; r++) row[$"loss_{modelConfig.Resolutions[r]}px"] = resolutionLosses[r];
+                for (int r = 0; r < resolutionLosses.Length; r++) row[$"loss_{r}_{modelConfig.Resolutions[r]}px"] = resolutionLosses[r];
                 if (!finite) row["loss"] = "nan";
                 metrics.Write(row);
                 progress.Step(step, finite ? lossSum : double.NaN, batchSize * accumulation, lr, double.IsFinite(gradNorm) ? $"|g| {gradNorm:F3}" : null);
