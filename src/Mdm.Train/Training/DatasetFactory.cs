@@ -13,9 +13,10 @@ public static class DatasetFactory
     public static IDataset Open(string spec, int imageSize, int channels, int frames, long seed)
     {
         if (frames <= 1) return Open(spec, imageSize, channels, seed);
-        if (spec.ToLowerInvariant() is not (Procedural or "moving-shapes"))
-            throw new UsageException($"--data {spec}: video models train on clips; the built-in set is 'moving-shapes' (folders of clips are not supported yet)");
-        return new MovingShapesDataset(imageSize, frames, count: 20_000, seed: seed, channels: channels);
+        if (spec.ToLowerInvariant() is Procedural or "moving-shapes")
+            return new MovingShapesDataset(imageSize, frames, count: 20_000, seed: seed, channels: channels);
+        if (Directory.Exists(spec)) return ClipFolderDataset.Open(spec, frames, imageSize, channels);
+        throw new UsageException($"--data {spec}: video models train on clips: 'moving-shapes' (built in) or a folder with one sub-folder of PNG frames per clip");
     }
 
     public static IImageDataset Open(string spec, int imageSize, int channels, long seed)
