@@ -95,7 +95,7 @@ public static class Program
         var json = new Option<string?>("--out") { Description = "output JSON (default: print)" };
         var convert = new Command("convert", "convert an ml-mdm YAML config to an Mdm JSON run config");
         convert.Arguments.Add(yaml); convert.Options.Add(json);
-        convert.SetAction(p => Guard(() => ConvertCommand.Run(p.GetValue(yaml)!, p.GetValue(json), Console.Out)));
+        convert.SetAction(p => Guard(() => MlMdmYaml.Convert(p.GetValue(yaml)!, p.GetValue(json), Console.Out)));
         root.Subcommands.Add(convert);
         return root;
     }

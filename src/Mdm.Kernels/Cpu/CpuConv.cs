@@ -13,14 +13,23 @@ public sealed unsafe partial class CpuBackend
 {
     /// <summary>Largest im2col buffer (floats) held at once; a chunk of samples fills at most this much.</summary>
     const long ConvColumnBudget = 1L << 23;
-    /// <summary>Column tile width for the GEMMs so one tile of col (Cin·kh·kw × tile floats) stays in a core's L2.</summary>
-    const int ConvL2Floats = 1 << 17;
-
     static int SamplesPerChunk(in Conv2dGeometry g) =>
         (int)Math.Clamp(ConvColumnBudget / Math.Max(1L * g.PatchSize * g.Ho * g.Wo, 1), 1, Math.Max(g.N, 1));
 
-    // CpuGemm blocks K and N for the caches itself (L2-sized panels), so every product is one call over all columns.
-    static int ColumnTile(int patch, int cols) => cols;
+    delegate void ChunkBody(int n0, int nb, float* col);
+
+    /// <summary>Runs body over chunks of samples with a column buffer [nb, Cin·kh·kw, Ho·Wo] rented once for all chunks.</summary>
+    static void ForEachChunk(in Conv2dGeometry g, ChunkBody body)
+    {
+        int chunk = SamplesPerChunk(g);
+        float[] colArr = ArrayPool<float>.Shared.Rent((int)((long)chunk * g.PatchSize * g.Ho * g.Wo));
+        try
+        {
+            fixed (float* col = colArr)
+                for (int n0 = 0; n0 < g.N; n0 += chunk) body(n0, Math.Min(chunk, g.N - n0), col);
+        }
+        finally { ArrayPool<float>.Shared.Return(colArr); }
+    }
 
     protected internal override void Conv2dForward(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
     {
@@ -41,24 +50,14 @@ public sealed unsafe partial class CpuBackend
         if (geo.IsPointwise)
         {
             // y_n [Cout, HW] = W [Cout, Cin] · x_n [Cin, HW]
-            GemmColumnTiles(g.N, false, cout, p, k, pw, k, 0, px, (long)k * p, py, (long)cout * p, beta);
+            GemmSharedA(g.N, false, cout, p, k, pw, k, px, (long)k * p, py, (long)cout * p, beta);
             return;
         }
-        int chunk = SamplesPerChunk(g);
-        float[] colArr = ArrayPool<float>.Shared.Rent((int)((long)chunk * k * p));
-        try
+        ForEachChunk(geo, (n0, nb, col) =>
         {
-            fixed (float* col = colArr)
-            {
-                for (int n0 = 0; n0 < g.N; n0 += chunk)
-                {
-                    int nb = Math.Min(chunk, g.N - n0);
-                    Im2col(geo, px + (long)n0 * g.Cin * g.H * g.W, col, nb);
-                    GemmColumnTiles(nb, false, cout, p, k, pw, k, 0, col, (long)k * p, py + (long)n0 * cout * p, (long)cout * p, beta);
-                }
-            }
-        }
-        finally { ArrayPool<float>.Shared.Return(colArr); }
+            Im2col(geo, px + (long)n0 * geo.Cin * geo.H * geo.W, col, nb);
+            GemmSharedA(nb, false, cout, p, k, pw, k, col, (long)k * p, py + (long)n0 * cout * p, (long)cout * p, beta);
+        });
     }
 
     protected internal override void Conv2dBackwardInput(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g)
@@ -69,25 +68,15 @@ public sealed unsafe partial class CpuBackend
         if (geo.IsPointwise)
         {
             // dx_n [Cin, HW] = Wᵀ [Cin, Cout] · dy_n [Cout, HW]
-            GemmColumnTiles(g.N, true, k, p, cout, pw, k, 0, pdy, (long)cout * p, pdx, (long)k * p, 0f);
+            GemmSharedA(g.N, true, k, p, cout, pw, k, pdy, (long)cout * p, pdx, (long)k * p, 0f);
             return;
         }
-        int chunk = SamplesPerChunk(g);
-        float[] colArr = ArrayPool<float>.Shared.Rent((int)((long)chunk * k * p));
-        try
+        ForEachChunk(geo, (n0, nb, col) =>
         {
-            fixed (float* col = colArr)
-            {
-                for (int n0 = 0; n0 < g.N; n0 += chunk)
-                {
-                    int nb = Math.Min(chunk, g.N - n0);
-                    // dcol_n [Cin·kh·kw, Ho·Wo] = Wᵀ · dy_n, then scatter-add back to image positions.
-                    GemmColumnTiles(nb, true, k, p, cout, pw, k, 0, pdy + (long)n0 * cout * p, (long)cout * p, col, (long)k * p, 0f);
-                    Col2im(geo, col, pdx + (long)n0 * g.Cin * g.H * g.W, nb);
-                }
-            }
-        }
-        finally { ArrayPool<float>.Shared.Return(colArr); }
+            // dcol_n [Cin·kh·kw, Ho·Wo] = Wᵀ · dy_n, then scatter-add back to image positions.
+            GemmSharedA(nb, true, k, p, cout, pw, k, pdy + (long)n0 * cout * p, (long)cout * p, col, (long)k * p, 0f);
+            Col2im(geo, col, pdx + (long)n0 * geo.Cin * geo.H * geo.W, nb);
+        });
     }
 
     protected internal override void Conv2dBackwardWeight(Tensor x, Tensor dy, Tensor dweight, in Conv2dGeometry g)
@@ -101,22 +90,12 @@ public sealed unsafe partial class CpuBackend
                 WeightGradSample(cout, k, p, pdy + (long)n * cout * p, px + (long)n * k * p, pdw, first: n == 0);
             return;
         }
-        int chunk = SamplesPerChunk(g);
-        float[] colArr = ArrayPool<float>.Shared.Rent((int)((long)chunk * k * p));
-        try
+        ForEachChunk(geo, (n0, nb, col) =>
         {
-            fixed (float* col = colArr)
-            {
-                for (int n0 = 0; n0 < g.N; n0 += chunk)
-                {
-                    int nb = Math.Min(chunk, g.N - n0);
-                    Im2col(geo, px + (long)n0 * g.Cin * g.H * g.W, col, nb);
-                    for (int i = 0; i < nb; i++)
-                        WeightGradSample(cout, k, p, pdy + (long)(n0 + i) * cout * p, col + (long)i * k * p, pdw, first: n0 + i == 0);
-                }
-            }
-        }
-        finally { ArrayPool<float>.Shared.Return(colArr); }
+            Im2col(geo, px + (long)n0 * geo.Cin * geo.H * geo.W, col, nb);
+            for (int i = 0; i < nb; i++)
+                WeightGradSample(cout, k, p, pdy + (long)(n0 + i) * cout * p, col + (long)i * k * p, pdw, first: n0 + i == 0);
+        });
     }
 
     protected internal override void Conv2dBackwardBias(Tensor dy, Tensor dbias, in Conv2dGeometry g)
@@ -134,31 +113,14 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
-    /// <summary>dW [Cout, K] (+)= dy_n [Cout, P] · col_nᵀ [P, K], in column tiles of P so each col tile stays in cache.</summary>
-    static void WeightGradSample(int cout, int k, int p, float* dyn, float* coln, float* dw, bool first)
-    {
-        int tile = ColumnTile(k, p);
-        for (int p0 = 0; p0 < p; p0 += tile)
-        {
-            int w = Math.Min(tile, p - p0);
-            CpuGemm.Sgemm(false, true, cout, k, w, dyn + p0, p, coln + p0, p, dw, k, 1f, first && p0 == 0 ? 0f : 1f);
-        }
-    }
+    /// <summary>dW [Cout, K] (+)= dy_n [Cout, P] · col_nᵀ [P, K] (CpuGemm blocks for the caches itself).</summary>
+    static void WeightGradSample(int cout, int k, int p, float* dyn, float* coln, float* dw, bool first) =>
+        CpuGemm.Sgemm(false, true, cout, k, p, dyn, p, coln, p, dw, k, 1f, first ? 0f : 1f);
 
-    /// <summary>
-    /// C_i [m, cols] = op(A) [m, kk] · B_i [kk, cols] + beta·C_i for i in [0, batch), with A shared (stride 0), B_i and C_i
-    /// contiguous [·, cols] matrices at the given strides; done in column tiles so each tile of B stays in cache.
-    /// </summary>
-    static void GemmColumnTiles(int batch, bool transA, int m, int cols, int kk, float* a, int lda, long strideA,
-        float* b, long strideB, float* c, long strideC, float beta)
-    {
-        int tile = ColumnTile(kk, cols);
-        for (int c0 = 0; c0 < cols; c0 += tile)
-        {
-            int w = Math.Min(tile, cols - c0);
-            CpuGemm.SgemmBatched(batch, transA, false, m, w, kk, a, lda, strideA, b + c0, cols, strideB, c + c0, cols, strideC, 1f, beta);
-        }
-    }
+    /// <summary>C_i [m, cols] = op(A) [m, kk] · B_i [kk, cols] + beta·C_i for i in [0, batch), A shared by all i.</summary>
+    static void GemmSharedA(int batch, bool transA, int m, int cols, int kk, float* a, int lda,
+        float* b, long strideB, float* c, long strideC, float beta) =>
+        CpuGemm.SgemmBatched(batch, transA, false, m, cols, kk, a, lda, 0, b, cols, strideB, c, cols, strideC, 1f, beta);
 
     /// <summary>
     /// col[i] [Cin·kh·kw, Ho·Wo] for samples i in [0, nb): row (ci, kh, kw), column (oh, ow) holds
