@@ -26,17 +26,22 @@ else
 fi
 
 echo "== tests ($filter) =="
-timeout 300 "$apps/tests/Mdm.Tests" --filter "$filter" --output Detailed 2>&1 | tee "$OUT/tests.log" | grep -E "^(passed|failed|skipped)|total:|failed:|succeeded:|skipped:|error" | tail -80
+timeout 200 "$apps/tests/Mdm.Tests" --filter "$filter" --output Detailed 2>&1 | tee "$OUT/tests.log" | grep -E "^(passed|failed|skipped)|total:|failed:|succeeded:|skipped:|error" | tail -80
 test_rc=${PIPESTATUS[0]}
 
 echo "== Mdm benchmarks ($device) =="
-timeout 240 "$apps/bench/Mdm.Bench" gpu --device "$device" $quick --json "$OUT/mdm.json" 2>&1 | tee "$OUT/bench.log"
+timeout 120 "$apps/bench/Mdm.Bench" gpu --device "$device" $quick --json "$OUT/mdm.json" 2>&1 | tee "$OUT/bench.log"
 
 echo "== PyTorch benchmarks =="
 if [ $local_mode = 1 ]; then
   python3 scripts/gpu/torch_bench.py --list $quick
 else
-  timeout 180 python3 scripts/gpu/torch_bench.py --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
+  timeout 100 python3 scripts/gpu/torch_bench.py --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
+fi
+
+if [ $local_mode = 0 ]; then
+  echo "== end-to-end training step (gpu-demo, per-op profile) =="
+  MDM_PROFILE=1 timeout 90 "$apps/bench/Mdm.Bench" step --config configs/gpu-demo.json --batch 32 --device cuda --steps 4 --json "$OUT/mdm.json" 2>&1 | tee "$OUT/step.log" | grep -v "^step " | head -60
 fi
 
 echo "== table =="

@@ -35,10 +35,12 @@ def more_cases(quick, act, n):
     out = [("gn_film_silu_fwd", act, 8 * n, 10 * n,
             lambda t: (t.randn(act), t.ones([act[1]]), t.zeros([act[1]]), t.randn([act[0], act[1], 1, 1]), t.randn([act[0], act[1], 1, 1])),
             lambda a: F().silu(F().group_norm(a[0], groups, a[1], a[2]) * (1 + a[3]) + a[4]))]
+    gemms = [[33, 40, 24]] if quick else [[4096, 4096, 4096], [16384, 768, 256], [4096, 3072, 768]]
+    for gm, gn, gk in gemms:
+        out.append(("matmul_bf16", [gm, gn, gk], 2 * (gm * gk + gk * gn) + 4 * gm * gn, 2 * gm * gn * gk,
+                    lambda t, gm=gm, gn=gn, gk=gk: (t.randn([gm, gk]).bfloat16(), t.randn([gk, gn]).bfloat16()), lambda a: a[0] @ a[1]))
     mm = 33 if quick else 4096
-    out.append(("matmul_bf16", [mm, mm], 3 * 2 * mm * mm, 2 * mm ** 3,
-                lambda t: (t.randn([mm, mm]).bfloat16(), t.randn([mm, mm]).bfloat16()), lambda a: a[0] @ a[1]))
-    out.append(("matmul_f32", [mm, mm], 3 * 4 * mm * mm, 2 * mm ** 3,
+    out.append(("matmul_f32", [mm, mm, mm], 3 * 4 * mm * mm, 2 * mm ** 3,
                 lambda t: (t.randn([mm, mm]), t.randn([mm, mm])), lambda a: a[0] @ a[1]))
     for n_tok, d in ((17 if quick else 1024, 8 if quick else 64), (9 if quick else 256, 8 if quick else 96)):
         qs = [1 if quick else 16, 8, n_tok, d]
@@ -101,6 +103,26 @@ class _Factory:
     def empty(self, shape):
         return self.torch.empty(*shape, device="cuda", dtype=self.torch.float32)
 
+    def ones(self, shape):
+        return self.torch.ones(*shape, device="cuda", dtype=self.torch.float32)
+
+    def zeros(self, shape):
+        return self.torch.zeros(*shape, device="cuda", dtype=self.torch.float32)
+
+
+def time_case(torch, tensors, run, reps):
+    """Median-free mean over `reps` runs between two CUDA events, after 5 warm-up runs."""
+    for _ in range(5):
+        run(tensors)
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        run(tensors)
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / reps
+
 
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__)
@@ -124,17 +146,11 @@ def main(argv):
     f = _Factory(torch)
     out = []
     for op, shape, nbytes, flops, setup, run in cases(args.quick):
-        tensors = setup(f)
-        for _ in range(5):
-            run(tensors)
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(args.reps):
-            run(tensors)
-        end.record()
-        torch.cuda.synchronize()
-        ms = start.elapsed_time(end) / args.reps
+        try:
+            ms = time_case(torch, setup(f), run, args.reps)
+        except Exception as e:  # one broken case must not hide the others
+            print(f"{op:14} {'x'.join(map(str, shape)):18} FAILED: {type(e).__name__}: {e}", flush=True)
+            continue
         r = dict(op=op, shape="x".join(map(str, shape)), ms=ms, bytes=nbytes, flops=flops,
                  gbps=nbytes / (ms * 1e6), tflops=flops / (ms * 1e9), card=card, impl="torch " + torch.__version__)
         out.append(r)

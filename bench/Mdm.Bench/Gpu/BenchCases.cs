@@ -46,13 +46,19 @@ public static class BenchCases
             b => new(R(b, act, 1), b.Full(1f, act[1]), b.Zeros(act[1]), R(b, film, 2), R(b, film, 3), b.Empty(act), b.Empty(act[0], groups), b.Empty(act[0], groups)),
             s => Ops.GroupNormFilmSilu(s[0], groups, s[1], s[2], s[3], s[4], 1e-5f, s[5], s[6], s[7]));
 
-        // Matmul: bf16 storage, f32 accumulation. FLOPs 2·M·N·K.
+        // Matmul: bf16 storage, f32 accumulation (tensor cores on CUDA). FLOPs 2·M·N·K; shapes M×N×K: the 4096³ yardstick,
+        // then the UNet's own: a 64² level's 1×1 conv / qkv projection (16·32² tokens × 256 → 768) and an MLP (4096 × 768 → 3072).
+        int[][] gemms = quick ? [[33, 40, 24]] : [[4096, 4096, 4096], [16384, 768, 256], [4096, 3072, 768]];
+        foreach (var g in gemms)
+        {
+            int gm = g[0], gn = g[1], gk = g[2];
+            yield return new("matmul_bf16", g, 2.0 * ((double)gm * gk + (double)gk * gn) + 4.0 * gm * gn, 2.0 * gm * gn * gk,
+                b => new(Ops.ToBF16(R(b, [gm, gk], 1)), Ops.ToBF16(R(b, [gk, gn], 2)), b.Empty(gm, gn)), s => Ops.MatMul(s[0], s[1], false, false, s[2]));
+        }
         int mm = quick ? 33 : 4096;
-        int[] sq = [mm, mm];
-        yield return new("matmul_bf16", sq, 3.0 * 2 * mm * mm, 2.0 * mm * mm * mm,
-            b => new(Ops.ToBF16(R(b, sq, 1)), Ops.ToBF16(R(b, sq, 2)), b.Empty(sq)), s => Ops.MatMul(s[0], s[1], false, false, s[2]));
+        int[] sq = [mm, mm, mm];
         yield return new("matmul_f32", sq, 3.0 * 4 * mm * mm, 2.0 * mm * mm * mm,
-            b => new(R(b, sq, 1), R(b, sq, 2), b.Empty(sq)), s => Ops.MatMul(s[0], s[1], false, false, s[2]));
+            b => new(R(b, [mm, mm], 1), R(b, [mm, mm], 2), b.Empty(mm, mm)), s => Ops.MatMul(s[0], s[1], false, false, s[2]));
 
         // Attention at the 64² model's shapes: [B, 8 heads, N, D]. FLOPs 4·B·H·N²·D forward, 2.5× that for backward.
         foreach (var (nTok, d) in new[] { (quick ? 17 : 1024, quick ? 8 : 64), (quick ? 9 : 256, quick ? 8 : 96) })

@@ -1,4 +1,8 @@
+using System.Reflection;
 using ILGPU;
+using ILGPU.Backends;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using Mdm.Kernels.Gpu.Kernels;
 
@@ -9,15 +13,51 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> matmulF32 = null!;
     Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, GemmArgs> matmulBF16 = null!;
 
+    /// <summary>The tensor-core bf16 GEMMs, indexed by TransA·2 + TransB; null where not loaded (not CUDA).</summary>
+    Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[] matmulTensorCore = new Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[4];
+
+    /// <summary>Whether bf16 GEMMs run on tensor cores here, and if not, why.</summary>
+    public string TensorCoreStatus { get; private set; } = "not loaded";
+
     partial void LoadMatmulKernels(Loader loader)
     {
         var a = accelerator;
         matmulF32 = loader.Load(nameof(KernelCatalog.MatmulF32), () => a.LoadStreamKernel(KernelCatalog.MatmulF32));
         matmulBF16 = loader.Load(nameof(KernelCatalog.MatmulBF16), () => a.LoadStreamKernel(KernelCatalog.MatmulBF16));
+        string[] names = [nameof(KernelCatalog.MatmulBF16TensorCoreNN), nameof(KernelCatalog.MatmulBF16TensorCoreNT),
+                          nameof(KernelCatalog.MatmulBF16TensorCoreTN), nameof(KernelCatalog.MatmulBF16TensorCoreTT)];
+        Delegate[] kernels = [KernelCatalog.MatmulBF16TensorCoreNN, KernelCatalog.MatmulBF16TensorCoreNT,
+                              KernelCatalog.MatmulBF16TensorCoreTN, KernelCatalog.MatmulBF16TensorCoreTT];
+        for (int i = 0; i < 4; i++)
+        {
+            var kernel = kernels[i];
+            // Inline PTX only runs on CUDA; the CPU accelerator still compiles the kernel (so the catalogue stays whole).
+            if (Kind == BackendKind.Cuda)
+                matmulTensorCore[i] = loader.Load(names[i], () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>>(kernel));
+            else
+                loader.Load(names[i], () => a.LoadKernel((Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)kernel));
+        }
+        TensorCoreStatus = Kind == BackendKind.Cuda ? "mma.sync m16n8k16 bf16 (128x128x32 tiles, 3-stage cp.async)" : "CUDA only: bf16 GEMMs use the SIMT kernel";
+    }
+
+    /// <summary>Compiles an explicitly grouped kernel with this accelerator's PTX backend, rewrites its inline-PTX
+    /// depots into registers (<see cref="PtxLocalPromotion"/>) and loads the rewritten PTX.</summary>
+    TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel) where TDelegate : Delegate
+    {
+        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
+        var compiled = (PTXCompiledKernel)accelerator.GetBackend().Compile(entry, KernelSpecialization.Empty);
+        string ptx = PtxLocalPromotion.Promote(compiled.PTXAssembly, out int promoted);
+        if (promoted == 0) throw new InvalidOperationException($"{kernel.Method.Name}: no inline-PTX depots could be promoted");
+        // PTXCompiledKernel's constructor and EntryPoint are internal in ILGPU 1.5.3; the public LoadKernel takes the result.
+        var entryPoint = typeof(CompiledKernel).GetProperty("EntryPoint", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)!.GetValue(compiled);
+        var ctor = typeof(PTXCompiledKernel).GetConstructors(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic).Single(c => c.GetParameters().Length == 4);
+        var patched = (CompiledKernel)ctor.Invoke([compiled.Context, entryPoint, compiled.Info, ptx]);
+        return accelerator.LoadKernel(patched).CreateLauncherDelegate<TDelegate>();
     }
 
     protected internal override void Gemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d)
     {
+        if (a.DType == DType.BF16 && TryTensorCoreGemm(a, b, c, bias, d)) return;
         var p = new GemmArgs
         {
             Batch = d.Batch, M = d.M, N = d.N, K = d.K, Lda = d.Lda, Ldb = d.Ldb, Ldc = d.Ldc,
@@ -35,4 +75,38 @@ public sealed partial class IlgpuBackend
         if (a.DType == DType.BF16) matmulBF16(cfg, U16(a), U16(b), F32(c), biasView, p);
         else matmulF32(cfg, F32(a), F32(b), F32(c), biasView, p);
     }
+
+    /// <summary>The tensor-core path, when it can take the shape: cp.async moves 16-byte chunks, so every stored row
+    /// length and batch stride must be a multiple of 8 bf16 values and both operands 16-byte aligned.</summary>
+    bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d)
+    {
+        var kernel = matmulTensorCore[(d.TransA ? 2 : 0) + (d.TransB ? 1 : 0)];
+        if (kernel is null || !UseTensorCores) return false;
+        long pa = U16(a).LoadEffectiveAddressAsPtr().ToInt64(), pb = U16(b).LoadEffectiveAddressAsPtr().ToInt64();
+        if (d.Lda % 8 != 0 || d.Ldb % 8 != 0 || d.StrideA % 8 != 0 || d.StrideB % 8 != 0 || pa % 16 != 0 || pb % 16 != 0) return false;
+        int tilesM = (d.M + MatmulTensorCoreKernels.TileM - 1) / MatmulTensorCoreKernels.TileM;
+        int tilesN = (d.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
+        if (d.OutBatch > 65535 || d.StrideC > int.MaxValue || (long)d.M * d.N > int.MaxValue) return false;
+        if ((long)tilesM * tilesN == 0) return true;
+        var p = new TensorCoreGemmArgs
+        {
+            A = pa, B = pb, StrideA = d.StrideA, StrideB = d.StrideB,
+            M = d.M, N = d.N, K = d.K, Lda = d.Lda, Ldb = d.Ldb, Ldc = d.Ldc, StrideC = (int)d.StrideC,
+            Batch = d.Batch, SumBatch = d.SumBatch ? 1 : 0, HasBias = bias is null ? 0 : 1,
+            TilesN = tilesN, KTiles = (d.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK,
+        };
+        var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch), new Index2D(MatmulTensorCoreKernels.Threads, 1),
+            SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
+        kernel(accelerator.DefaultStream, cfg, F32(c), bias is null ? F32(c) : F32(bias), p);
+        Interlocked.Increment(ref tensorCoreGemms);
+        return true;
+    }
+
+    long tensorCoreGemms;
+
+    /// <summary>How many GEMMs took the tensor-core path (tests check that the shapes meant for it did).</summary>
+    public long TensorCoreGemms => Interlocked.Read(ref tensorCoreGemms);
+
+    /// <summary>Off = bf16 GEMMs take the SIMT kernel even on CUDA (for A/B comparisons in tests and benchmarks).</summary>
+    public bool UseTensorCores { get; set; } = true;
 }

@@ -43,7 +43,9 @@ public sealed partial class IlgpuBackend
     {
         var p = GroupNormShape(x, groups, a is not null, silu, eps);
         var g = F32(gamma);   // stands in for a and b when there is no FiLM (never read then)
-        groupNormForward(RowGroups((long)p.N * groups), F32(x), g, F32(beta), a is null ? g : F32(a), b is null ? g : F32(b),
+        // 512 threads per (n, g) on CUDA: four groups per SM, so a 16×32-group batch runs in one wave.
+        var cfg = Kind == BackendKind.Cuda ? new KernelConfig((int)Math.Min(Math.Max((long)p.N * groups, 1), maxGroups), 512) : RowGroups((long)p.N * groups);
+        groupNormForward(cfg, F32(x), g, F32(beta), a is null ? g : F32(a), b is null ? g : F32(b),
             F32(y), F32(mean), F32(rstd), p);
     }
 

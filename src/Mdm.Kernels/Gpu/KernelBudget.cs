@@ -16,6 +16,8 @@ public sealed class KernelBudgetAttribute : Attribute
     public bool RequireHmma { get; init; }
     /// <summary>Kernels that load fragments with ldmatrix: SASS must contain LDSM.</summary>
     public bool RequireLdsm { get; init; }
+    /// <summary>The kernel's PTX goes through <see cref="PtxLocalPromotion"/> before it is loaded (and audited).</summary>
+    public bool PromoteDepots { get; init; }
 }
 
 public static partial class KernelCatalog

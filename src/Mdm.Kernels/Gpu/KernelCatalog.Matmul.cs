@@ -10,3 +10,18 @@ public static partial class KernelCatalog
     public static readonly Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, GemmArgs> MatmulBF16 =
         MatmulKernels.Gemm<ushort, BF16Widen>;
 }
+
+// bf16 tensor-core GEMM (CUDA only; see MatmulTensorCoreKernels), one kernel per transpose combination.
+public static partial class KernelCatalog
+{
+    const int TensorCoreGemmRegisters = 255;
+
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNN = MatmulTensorCoreKernels.Gemm<OrientNN>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNT = MatmulTensorCoreKernels.Gemm<OrientNT>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTN = MatmulTensorCoreKernels.Gemm<OrientTN>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTT = MatmulTensorCoreKernels.Gemm<OrientTT>;
+}

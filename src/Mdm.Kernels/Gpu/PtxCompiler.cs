@@ -27,7 +27,8 @@ public static class PtxCompiler
         {
             var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
             var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
-            results.Add(new Result(name, compiled.Name, compiled.PTXAssembly));
+            var ptx = KernelCatalog.Budget(name).PromoteDepots ? PtxLocalPromotion.Promote(compiled.PTXAssembly, out _) : compiled.PTXAssembly;
+            results.Add(new Result(name, compiled.Name, ptx));
         }
         return results;
     }

@@ -325,7 +325,34 @@ public class MatmulOpTests_Cpu() : MatmulOpTests(BackendKind.Cpu)
     public void BatchedBroadcast256() => CheckMatMul([4, 64, 256], false, [128, 256], true);
 }
 public class MatmulOpTests_IlgpuCpu() : MatmulOpTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class MatmulOpTests_Cuda() : MatmulOpTests(BackendKind.Cuda);
+[GpuFixture]
+public class MatmulOpTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
+{
+    /// <summary>Shapes the tensor-core GEMM takes (every stored row a multiple of 8 values) but that are not whole
+    /// tiles: M, N off the 128 tile, K off the 32 slice, all four transpose forms, batched, broadcast and summed.</summary>
+    public static IEnumerable<TestCaseData> TensorCoreCases()
+    {
+        foreach (var (ta, tb, name) in new[] { (false, false, "NN"), (false, true, "NT"), (true, false, "TN"), (true, true, "TT") })
+        {
+            yield return new TestCaseData(0, 0, 200, 136, 72, ta, tb).SetArgDisplayNames($"200x136x72 {name}");
+            yield return new TestCaseData(3, 0, 136, 264, 40, ta, tb).SetArgDisplayNames($"[3,136,40]x[40,264] {name}");
+        }
+        yield return new TestCaseData(0, 2, 8, 384, 264, false, false).SetArgDisplayNames("[8,264]x[2,264,384] NN");
+        yield return new TestCaseData(2, 2, 256, 128, 512, false, true).SetArgDisplayNames("[2,256,512]x[2,128,512] NT");
+    }
+
+    /// <summary>The bf16 checks of <see cref="MatmulOpTests.MatMulBF16"/> on shapes routed to the tensor cores; fails if
+    /// they were not (the SIMT kernel would pass the same checks).</summary>
+    [TestCaseSource(nameof(TensorCoreCases))]
+    public void MatMulBF16OnTensorCores(int batchA, int batchB, int m, int n, int k, bool ta, bool tb)
+    {
+        var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)B;
+        long before = gpu.TensorCoreGemms;
+        MatMulBF16(batchA, batchB, m, n, k, ta, tb);
+        Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(3),
+            $"forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
+    }
+}
 
 /// <summary>The float64 MatMul and Linear backwards equal finite differences of their forwards.</summary>
 public class MatmulReferenceGradcheck

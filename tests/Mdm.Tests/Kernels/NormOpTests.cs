@@ -20,6 +20,7 @@ public abstract class NormOpTests(BackendKind kind) : KernelFixture(kind)
         yield return new TestCaseData(new[] { 3, 32, 5, 7 }, 32).SetArgDisplayNames("3x32x5x7 G32");
         yield return new TestCaseData(new[] { 2, 96, 4, 4 }, 32).SetArgDisplayNames("2x96x4x4 G32");
         yield return new TestCaseData(new[] { 1, 8, 113 }, 4).SetArgDisplayNames("1x8x113 G4");
+        yield return new TestCaseData(new[] { 2, 16, 24, 40 }, 8).SetArgDisplayNames("2x16x24x40 G8");   // channels longer than a CUDA group: the per-channel sweep
     }
 
     public static IEnumerable<TestCaseData> FusedCases()
@@ -30,6 +31,7 @@ public abstract class NormOpTests(BackendKind kind) : KernelFixture(kind)
             yield return new TestCaseData(new[] { 2, 64, 9, 9 }, 32, film).SetArgDisplayNames($"2x64x9x9 G32 {mode}");
             yield return new TestCaseData(new[] { 3, 32, 5, 7 }, 32, film).SetArgDisplayNames($"3x32x5x7 G32 {mode}");
             yield return new TestCaseData(new[] { 1, 8, 113 }, 4, film).SetArgDisplayNames($"1x8x113 G4 {mode}");
+            yield return new TestCaseData(new[] { 2, 16, 24, 40 }, 8, film).SetArgDisplayNames($"2x16x24x40 G8 {mode}");
         }
     }
 

@@ -76,14 +76,32 @@ public static class NormKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static float Sigmoid(float z) => 1f / (1f + MathF.Exp(-z));
 
+    /// <summary>Sum of v over the group via warp shuffles and one shared slot per warp, returned to every thread.
+    /// Must be reached by all threads of the group; group size a multiple of the warp size, at most 32 warps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float BlockSum(ArrayView<float> perWarp, float v)
+    {
+        for (int o = Warp.WarpSize / 2; o > 0; o /= 2) v += Warp.ShuffleDown(v, o);
+        int warps = Group.DimX / Warp.WarpSize;
+        if (Warp.LaneIdx == 0) perWarp[Warp.WarpIdx] = v;
+        Group.Barrier();
+        float total = 0f;
+        for (int w = 0; w < warps; w++) total += perWarp[w];   // every thread sums the few partials: no second round
+        Group.Barrier();   // all have read perWarp before the next call overwrites it
+        return total;
+    }
+
     /// <summary>
     /// One group per (n, g) (grid-stride): mean, then centred variance, then y = [SiLU]((x − mean)·rstd·gamma·(1+a) + beta·(1+a) + b)
-    /// over the group's C/G·S contiguous elements. Writes mean and rstd [N, G].
+    /// over the group's C/G·S contiguous elements. Writes mean and rstd [N, G]. The group's 128 KB (at 64², 8 channels)
+    /// comes from DRAM once; the second and third sweeps hit L2. When a channel has at least as many elements as the
+    /// group has threads, the last sweep walks channel by channel so scale and shift are computed once per channel,
+    /// not per element. Reductions are warp shuffles (two barriers each).
     /// </summary>
     public static void GroupNormForward(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
         ArrayView<float> b, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, GroupNormParams p)
     {
-        var shared = SharedMemory.Allocate<float>(MaxGroupSize);
+        var perWarp = SharedMemory.Allocate<float>(32);
         int tid = Group.IdxX, threads = Group.DimX;
         int cpg = p.C / p.Groups, m = cpg * p.S, rows = p.N * p.Groups;
         for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
@@ -91,35 +109,52 @@ public static class NormKernels
             int nn = row / p.Groups, c0 = (row - nn * p.Groups) * cpg, start = row * m;
             float acc = 0f;
             for (int i = tid; i < m; i += threads) acc += x[start + i];
-            float mu = GroupSum(shared, acc) / m;
+            float mu = BlockSum(perWarp, acc) / m;
             acc = 0f;
             for (int i = tid; i < m; i += threads)
             {
                 float d = x[start + i] - mu;
                 acc += d * d;
             }
-            float rs = 1f / MathF.Sqrt(GroupSum(shared, acc) / m + p.Eps);
+            float rs = 1f / MathF.Sqrt(BlockSum(perWarp, acc) / m + p.Eps);
             if (tid == 0)
             {
                 mean[row] = mu;
                 rstd[row] = rs;
             }
-            for (int i = tid; i < m; i += threads)
+            if (p.S >= threads)
             {
-                int ch = c0 + i / p.S;
-                float scale = gamma[ch] * rs, shift = beta[ch];
-                if (p.Film != 0)
+                for (int cc = 0; cc < cpg; cc++)
                 {
-                    float fa = 1f + a[nn * p.C + ch];
-                    scale *= fa;
-                    shift = shift * fa + b[nn * p.C + ch];
+                    int ch = c0 + cc, cs = start + cc * p.S;
+                    float scale = ChannelScale(gamma, a, p, nn, ch, rs), shift = ChannelShift(beta, a, b, p, nn, ch);
+                    for (int i = tid; i < p.S; i += threads) y[cs + i] = Activate((x[cs + i] - mu) * scale + shift, p.Silu);
                 }
-                float z = (x[start + i] - mu) * scale + shift;
-                if (p.Silu != 0) z *= Sigmoid(z);
-                y[start + i] = z;
+            }
+            else
+            {
+                for (int i = tid; i < m; i += threads)
+                {
+                    int ch = c0 + i / p.S;
+                    float scale = ChannelScale(gamma, a, p, nn, ch, rs), shift = ChannelShift(beta, a, b, p, nn, ch);
+                    y[start + i] = Activate((x[start + i] - mu) * scale + shift, p.Silu);
+                }
             }
         }
     }
+
+    /// <summary>gamma·rstd·(1 + a[n,c]) (FiLM) or gamma·rstd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float ChannelScale(ArrayView<float> gamma, ArrayView<float> a, GroupNormParams p, int nn, int ch, float rs) =>
+        p.Film != 0 ? gamma[ch] * rs * (1f + a[nn * p.C + ch]) : gamma[ch] * rs;
+
+    /// <summary>beta·(1 + a[n,c]) + b[n,c] (FiLM) or beta.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float ChannelShift(ArrayView<float> beta, ArrayView<float> a, ArrayView<float> b, GroupNormParams p, int nn, int ch) =>
+        p.Film != 0 ? beta[ch] * (1f + a[nn * p.C + ch]) + b[nn * p.C + ch] : beta[ch];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Activate(float z, int silu) => silu != 0 ? z * Sigmoid(z) : z;
 
     /// <summary>dz = dy·SiLU'(z) with z the pre-activation (SiLU mode), else dy.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

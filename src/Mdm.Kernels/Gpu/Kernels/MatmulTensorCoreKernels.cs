@@ -1,0 +1,243 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Mdm.Kernels.Gpu.Kernels;
+
+/// <summary>Which operand dimension is contiguous in memory: the transpose flags of a GEMM, fixed per compiled kernel.</summary>
+public interface IGemmOrientation { bool TransA { get; } bool TransB { get; } }
+public struct OrientNN : IGemmOrientation { public readonly bool TransA => false; public readonly bool TransB => false; }
+public struct OrientNT : IGemmOrientation { public readonly bool TransA => false; public readonly bool TransB => true; }
+public struct OrientTN : IGemmOrientation { public readonly bool TransA => true; public readonly bool TransB => false; }
+public struct OrientTT : IGemmOrientation { public readonly bool TransA => true; public readonly bool TransB => true; }
+
+/// <summary>Arguments of <see cref="MatmulTensorCoreKernels.Gemm"/>. A and B are raw device addresses (bf16 elements,
+/// 16-byte aligned); strides and leading dimensions are in elements and multiples of 8.</summary>
+public struct TensorCoreGemmArgs
+{
+    public long A, B, StrideA, StrideB;
+    public int M, N, K, Lda, Ldb, Ldc, StrideC, Batch, SumBatch, HasBias, TilesN, KTiles;
+}
+
+/// <summary>
+/// bf16 GEMM on tensor cores (mma.sync m16n8k16, f32 accumulate), v2 of the GPU GEMM (v1 = <see cref="MatmulKernels"/>,
+/// the SIMT kernel that still serves F32, ILGPU's CPU accelerator and shapes this one cannot take).
+/// A group of 256 threads (8 warps as 2×4) computes a 128×128 tile of C; each warp owns 64×32 = 4×4 mma tiles, 64
+/// f32 accumulators per thread. K advances in slices of 32 through a 3-stage cp.async pipeline in dynamic shared
+/// memory (3 × 16 KB = 48 KB: the most a launch gets without the opt-in). Fragments come in with ldmatrix (.trans for
+/// operands whose M/N dimension is the contiguous one). Shared rows are XOR-swizzled by 16-byte chunk so each
+/// ldmatrix phase (8 rows, one chunk column) hits 8 distinct bank groups without padding.
+/// Everything is unrolled by hand: ILGPU 1.5.3 does not unroll, and the accumulators must stay in registers.
+/// CUDA only (inline PTX); the host routes other backends and unaligned shapes to v1.
+/// </summary>
+public static class MatmulTensorCoreKernels
+{
+    public const int TileM = 128, TileN = 128, TileK = 32, Threads = 256, Stages = 3;
+    public const int OperandBytes = 8192, StageBytes = 2 * OperandBytes, SharedBytes = Stages * StageBytes;
+
+    // Two shared layouts per operand tile (128 along M or N, 32 along K):
+    //   K-contiguous  : 128 rows of 64 B (4 chunks of 8 k);   chunk' = chunk ^ ((row >> 1) & 3)
+    //   MN-contiguous :  32 rows of 256 B (16 chunks of 8 m/n); chunk' = chunk ^ (row & 7)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int KContigOffset(int row, int chunk) => row * 64 + ((chunk ^ ((row >> 1) & 3)) << 4);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int MnContigOffset(int row, int chunk) => row * 256 + ((chunk ^ (row & 7)) << 4);
+
+    public static void Gemm<TO>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p) where TO : struct, IGemmOrientation
+    {
+        var smem = SharedMemory.GetDynamic<byte>();   // addressed only from inline PTX (__dyn_shared_alloca)
+        var o = default(TO);
+        int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5;
+        int wm = warp >> 2, wn = warp & 3;
+        int tile = Grid.IdxX, tm = tile / p.TilesN;
+        int m0 = tm * TileM, n0 = (tile - tm * p.TilesN) * TileN;
+        int outBatch = Grid.IdxY;
+        int iters = p.KTiles * (p.SumBatch != 0 ? p.Batch : 1);
+
+        // Prologue: stages 0 and 1 in flight.
+        LoadStage(o, p, 0, outBatch, m0, n0, tid, 0, iters);
+        Commit();
+        LoadStage(o, p, 1, outBatch, m0, n0, tid, StageBytes, iters);
+        Commit();
+
+        Frag t00 = default, t01 = default, t02 = default, t03 = default, t10 = default, t11 = default, t12 = default, t13 = default;
+        Frag t20 = default, t21 = default, t22 = default, t23 = default, t30 = default, t31 = default, t32 = default, t33 = default;
+        int g = lane >> 3, r = lane & 7;
+        for (int it = 0; it < iters; it++)
+        {
+            WaitOneGroupPending();
+            Group.Barrier();   // stage `it` visible to all warps; stage it-1 no longer read by anyone
+            int next = it + 2;
+            LoadStage(o, p, next, outBatch, m0, n0, tid, (next % Stages) * StageBytes, iters);
+            Commit();
+
+            int sa = (it % Stages) * StageBytes, sb = sa + OperandBytes;
+            for (int ks = 0; ks < 2; ks++)
+            {
+                // A: 4 m16 tiles (rows wm*64 + i*16); B: 2 loads of two n8 tiles each (columns wn*32 + j*8).
+                U4 x0 = LoadA(o, sa, wm, lane, g, r, ks, 0), x1 = LoadA(o, sa, wm, lane, g, r, ks, 1);
+                U4 x2 = LoadA(o, sa, wm, lane, g, r, ks, 2), x3 = LoadA(o, sa, wm, lane, g, r, ks, 3);
+                U4 y0 = LoadB(o, sb, wn, g, r, ks, 0), y1 = LoadB(o, sb, wn, g, r, ks, 1);
+                t00 = Mma(t00, x0, y0.X, y0.Y); t01 = Mma(t01, x0, y0.Z, y0.W); t02 = Mma(t02, x0, y1.X, y1.Y); t03 = Mma(t03, x0, y1.Z, y1.W);
+                t10 = Mma(t10, x1, y0.X, y0.Y); t11 = Mma(t11, x1, y0.Z, y0.W); t12 = Mma(t12, x1, y1.X, y1.Y); t13 = Mma(t13, x1, y1.Z, y1.W);
+                t20 = Mma(t20, x2, y0.X, y0.Y); t21 = Mma(t21, x2, y0.Z, y0.W); t22 = Mma(t22, x2, y1.X, y1.Y); t23 = Mma(t23, x2, y1.Z, y1.W);
+                t30 = Mma(t30, x3, y0.X, y0.Y); t31 = Mma(t31, x3, y0.Z, y0.W); t32 = Mma(t32, x3, y1.X, y1.Y); t33 = Mma(t33, x3, y1.Z, y1.W);
+            }
+        }
+        WaitAll();
+
+        int cBase = outBatch * p.StrideC;
+        int row = m0 + wm * 64 + (lane >> 2), col = n0 + wn * 32 + (lane & 3) * 2;
+        StoreRow(c, bias, p, cBase, row, col, t00, t01, t02, t03);
+        StoreRow(c, bias, p, cBase, row + 16, col, t10, t11, t12, t13);
+        StoreRow(c, bias, p, cBase, row + 32, col, t20, t21, t22, t23);
+        StoreRow(c, bias, p, cBase, row + 48, col, t30, t31, t32, t33);
+        if (smem.Length < 0) c[0] = 0f;   // never true; keeps the dynamic shared buffer declared in the PTX
+    }
+
+    /// <summary>Issues the cp.async copies of pipeline iteration <paramref name="it"/> (nothing past the end): 512
+    /// 16-byte chunks per operand, two per thread. Chunks outside the matrix read 0 bytes and land as zeros.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void LoadStage<TO>(TO o, in TensorCoreGemmArgs p, int it, int outBatch, int m0, int n0, int tid, int stageOffset, int iters)
+        where TO : struct, IGemmOrientation
+    {
+        if (it >= iters) return;
+        int bb = p.SumBatch != 0 ? it / p.KTiles : outBatch;
+        int k0 = (it - (p.SumBatch != 0 ? bb * p.KTiles : 0)) * TileK;
+        long aBase = p.A + 2 * (bb * p.StrideA), bBase = p.B + 2 * (bb * p.StrideB);
+        for (int q = 0; q < 2; q++)
+        {
+            int id = tid + q * Threads;
+            CopyChunk(o.TransA, aBase, p.Lda, m0, p.M, k0, p.K, id, stageOffset);
+            CopyChunk(!o.TransB, bBase, p.Ldb, n0, p.N, k0, p.K, id, stageOffset + OperandBytes);
+        }
+    }
+
+    /// <summary>One 16-byte chunk of an operand tile. <paramref name="mnContiguous"/>: the tile's M/N index is the
+    /// contiguous one (A transposed, or B not transposed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void CopyChunk(bool mnContiguous, long baseAddr, int ld, int r0, int rows, int k0, int k, int id, int smemOffset)
+    {
+        int row, chunk, off;
+        long elem;
+        bool inside;
+        if (mnContiguous)
+        {
+            row = id >> 4; chunk = id & 15;                    // row = k, chunk = 8 columns of m/n
+            off = MnContigOffset(row, chunk);
+            inside = k0 + row < k && r0 + chunk * 8 < rows;
+            elem = (long)(k0 + row) * ld + r0 + chunk * 8;
+        }
+        else
+        {
+            row = id >> 2; chunk = id & 3;                     // row = m/n, chunk = 8 values of k
+            off = KContigOffset(row, chunk);
+            inside = r0 + row < rows && k0 + chunk * 8 < k;
+            elem = (long)(r0 + row) * ld + k0 + chunk * 8;
+        }
+        long src = inside ? baseAddr + 2 * elem : baseAddr;
+        CopyAsync16((uint)(smemOffset + off), src, inside ? 16u : 0u);
+    }
+
+    /// <summary>ldmatrix.x4 of A's m16k16 tile <paramref name="i"/> of the warp: each lane supplies one row address of
+    /// one of the four 8×8 matrices, giving mma's a0..a3.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static U4 LoadA<TO>(TO o, int sa, int wm, int lane, int g, int r, int ks, int i) where TO : struct, IGemmOrientation
+    {
+        if (o.TransA)
+            return LoadMatrixTrans(sa + MnContigOffset(ks * 16 + r + (g >> 1) * 8, (wm * 64 + i * 16 + (g & 1) * 8) >> 3));
+        return LoadMatrix(sa + KContigOffset(wm * 64 + i * 16 + (lane & 15), ks * 2 + (lane >> 4)));
+    }
+
+    /// <summary>ldmatrix.x4 of B's k16n16 block <paramref name="j"/> of the warp: (X, Y) = b0, b1 of the first n8 tile,
+    /// (Z, W) of the second.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static U4 LoadB<TO>(TO o, int sb, int wn, int g, int r, int ks, int j) where TO : struct, IGemmOrientation
+    {
+        if (o.TransB)
+            return LoadMatrix(sb + KContigOffset(wn * 32 + j * 16 + r + (g >> 1) * 8, ks * 2 + (g & 1)));
+        return LoadMatrixTrans(sb + MnContigOffset(ks * 16 + r + (g & 1) * 8, (wn * 32 + j * 16 + (g >> 1) * 8) >> 3));
+    }
+
+    /// <summary>The four f32 accumulators of one m16n8 tile, in mma.sync's fragment order
+    /// (rows g and g+8, columns 2·(lane%4) and +1).
+    /// Passed and returned by value: a local whose address is taken stays in local memory (ptxas cannot promote it).</summary>
+    public readonly struct Frag(float x, float y, float z, float w) { public readonly float X = x, Y = y, Z = z, W = w; }
+
+    /// <summary>Four 32-bit fragment registers (bf16 pairs), as ldmatrix.x4 returns them.</summary>
+    public readonly struct U4(uint x, uint y, uint z, uint w) { public readonly uint X = x, Y = y, Z = z, W = w; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreRow(ArrayView<float> c, ArrayView<float> bias, in TensorCoreGemmArgs p, int cBase, int row, int col, Frag t0, Frag t1, Frag t2, Frag t3)
+    {
+        StoreFrag(c, bias, p, cBase, row, col, t0);
+        StoreFrag(c, bias, p, cBase, row, col + 8, t1);
+        StoreFrag(c, bias, p, cBase, row, col + 16, t2);
+        StoreFrag(c, bias, p, cBase, row, col + 24, t3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreFrag(ArrayView<float> c, ArrayView<float> bias, in TensorCoreGemmArgs p, int cBase, int row, int col, Frag f)
+    {
+        Store(c, bias, p, cBase, row, col, f.X);
+        Store(c, bias, p, cBase, row, col + 1, f.Y);
+        Store(c, bias, p, cBase, row + 8, col, f.Z);
+        Store(c, bias, p, cBase, row + 8, col + 1, f.W);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Store(ArrayView<float> c, ArrayView<float> bias, in TensorCoreGemmArgs p, int cBase, int i, int j, float v)
+    {
+        if (i < p.M && j < p.N) c[cBase + i * p.Ldc + j] = p.HasBias != 0 ? v + bias[j] : v;
+    }
+
+    // ---- inline PTX (every operand 32 bits wide: see ilgpu-notes §1) ---------------------------------------------
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Frag Mma(Frag d, U4 a, uint b0, uint b1)
+    {
+        Ref<float> c0 = d.X, c1 = d.Y, c2 = d.Z, c3 = d.W;
+        Input<uint> x0 = a.X, x1 = a.Y, x2 = a.Z, x3 = a.W, y0 = b0, y1 = b1;
+        CudaAsm.EmitRef("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
+            ref c0, ref c1, ref c2, ref c3, ref x0, ref x1, ref x2, ref x3, ref y0, ref y1);
+        return new Frag(c0.Value, c1.Value, c2.Value, c3.Value);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static U4 LoadMatrix(int smemOffset)
+    {
+        Output<uint> o0 = default, o1 = default, o2 = default, o3 = default;
+        Input<uint> off = (uint)smemOffset;
+        CudaAsm.EmitRef("{\n\t.reg .u32 sa;\n\tmov.u32 sa, __dyn_shared_alloca;\n\tadd.u32 sa, sa, %4;\n\t" +
+                        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [sa];\n\t}",
+            ref o0, ref o1, ref o2, ref o3, ref off);
+        return new U4(o0.Value, o1.Value, o2.Value, o3.Value);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static U4 LoadMatrixTrans(int smemOffset)
+    {
+        Output<uint> o0 = default, o1 = default, o2 = default, o3 = default;
+        Input<uint> off = (uint)smemOffset;
+        CudaAsm.EmitRef("{\n\t.reg .u32 sa;\n\tmov.u32 sa, __dyn_shared_alloca;\n\tadd.u32 sa, sa, %4;\n\t" +
+                        "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [sa];\n\t}",
+            ref o0, ref o1, ref o2, ref o3, ref off);
+        return new U4(o0.Value, o1.Value, o2.Value, o3.Value);
+    }
+
+    /// <summary>cp.async of 16 bytes; <paramref name="srcBytes"/> = 0 writes 16 zero bytes and reads nothing.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void CopyAsync16(uint smemOffset, long src, uint srcBytes) =>
+        CudaAsm.Emit("{\n\t.reg .u32 sa;\n\tmov.u32 sa, __dyn_shared_alloca;\n\tadd.u32 sa, sa, %0;\n\t" +
+                     "cp.async.cg.shared.global [sa], [%1], 16, %2;\n\t}", smemOffset, src, srcBytes);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Commit() => CudaAsm.Emit("cp.async.commit_group;");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void WaitOneGroupPending() => CudaAsm.Emit("cp.async.wait_group 1;");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void WaitAll() => CudaAsm.Emit("cp.async.wait_group 0;");
+}
