@@ -14,6 +14,7 @@ mkdir -p "$OUT"
 
 rt=/tmp/mdm-dotnet
 if [ ! -x "$rt/dotnet" ]; then mkdir -p "$rt" && xz -dc .gpu/dotnet-runtime.tar.xz | tar -C "$rt" -xf -; fi
+export MDM_REPO_ROOT=$PWD   # the tests find configs/ here (the published test app runs from its own folder)
 export DOTNET_ROOT=$rt PATH=$rt:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 apps=/tmp/mdm-apps
 rm -rf "$apps" && mkdir -p "$apps" && xz -dc .gpu/apps.tar.xz | tar -C "$apps" -xf -

@@ -8,6 +8,13 @@ using Mdm.Kernels.Gpu.Kernels;
 
 namespace Mdm.Kernels.Gpu;
 
+/// <summary>The one driver call ILGPU 1.5.3 does not make for us.</summary>
+static class CudaDriver
+{
+    [System.Runtime.InteropServices.DllImport("libcuda.so.1")]
+    public static extern int cuFuncSetAttribute(IntPtr function, int attribute, int value);
+}
+
 public sealed partial class IlgpuBackend
 {
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> matmulF32 = null!;
@@ -33,26 +40,37 @@ public sealed partial class IlgpuBackend
             var kernel = kernels[i];
             // Inline PTX only runs on CUDA; the CPU accelerator still compiles the kernel (so the catalogue stays whole).
             if (Kind == BackendKind.Cuda)
-                matmulTensorCore[i] = loader.Load(names[i], () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>>(kernel));
+                matmulTensorCore[i] = loader.Load(names[i], () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>>(
+                    kernel, KernelCatalog.Budget(names[i]).Specialization, MatmulTensorCoreKernels.SharedBytes));
             else
                 loader.Load(names[i], () => a.LoadKernel((Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)kernel));
         }
-        TensorCoreStatus = Kind == BackendKind.Cuda ? "mma.sync m16n8k16 bf16 (128x128x32 tiles, 3-stage cp.async)" : "CUDA only: bf16 GEMMs use the SIMT kernel";
+        TensorCoreStatus = Kind == BackendKind.Cuda
+            ? $"mma.sync m16n8k16 bf16 ({MatmulTensorCoreKernels.TileM}x{MatmulTensorCoreKernels.TileN}x{MatmulTensorCoreKernels.TileK} tiles, {MatmulTensorCoreKernels.Stages}-stage cp.async, {MatmulTensorCoreKernels.SharedBytes / 1024} KB shared)"
+            : "CUDA only: bf16 GEMMs use the SIMT kernel";
     }
 
     /// <summary>Compiles an explicitly grouped kernel with this accelerator's PTX backend, rewrites its inline-PTX
-    /// depots into registers (<see cref="PtxLocalPromotion"/>) and loads the rewritten PTX.</summary>
-    TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel) where TDelegate : Delegate
+    /// depots into registers (<see cref="PtxLocalPromotion"/>) and loads the rewritten PTX. Kernels that use more than
+    /// 48 KB of dynamic shared memory must opt in per function (ILGPU never does): <paramref name="sharedBytes"/>.</summary>
+    TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel, KernelSpecialization specialization, int sharedBytes) where TDelegate : Delegate
     {
         var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
-        var compiled = (PTXCompiledKernel)accelerator.GetBackend().Compile(entry, KernelSpecialization.Empty);
+        var compiled = (PTXCompiledKernel)accelerator.GetBackend().Compile(entry, specialization);
         string ptx = PtxLocalPromotion.Promote(compiled.PTXAssembly, out int promoted);
         if (promoted == 0) throw new InvalidOperationException($"{kernel.Method.Name}: no inline-PTX depots could be promoted");
         // PTXCompiledKernel's constructor and EntryPoint are internal in ILGPU 1.5.3; the public LoadKernel takes the result.
         var entryPoint = typeof(CompiledKernel).GetProperty("EntryPoint", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)!.GetValue(compiled);
         var ctor = typeof(PTXCompiledKernel).GetConstructors(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic).Single(c => c.GetParameters().Length == 4);
         var patched = (CompiledKernel)ctor.Invoke([compiled.Context, entryPoint, compiled.Info, ptx]);
-        return accelerator.LoadKernel(patched).CreateLauncherDelegate<TDelegate>();
+        var loaded = accelerator.LoadKernel(patched);
+        if (sharedBytes > 48 * 1024)
+        {
+            const int MaxDynamicSharedSizeBytes = 8;   // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            int rc = CudaDriver.cuFuncSetAttribute(((ILGPU.Runtime.Cuda.CudaKernel)loaded).FunctionPtr, MaxDynamicSharedSizeBytes, sharedBytes);
+            if (rc != 0) throw new InvalidOperationException($"{kernel.Method.Name}: cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, {sharedBytes}) failed with CUDA error {rc}");
+        }
+        return loaded.CreateLauncherDelegate<TDelegate>();
     }
 
     protected internal override void Gemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d)

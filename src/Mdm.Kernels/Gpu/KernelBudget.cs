@@ -18,6 +18,14 @@ public sealed class KernelBudgetAttribute : Attribute
     public bool RequireLdsm { get; init; }
     /// <summary>The kernel's PTX goes through <see cref="PtxLocalPromotion"/> before it is loaded (and audited).</summary>
     public bool PromoteDepots { get; init; }
+    /// <summary>Launch bounds (.maxntid / .minnctapersm) the kernel is compiled with; 0 = none. Both together make
+    /// ptxas cap registers so that many groups fit on one multiprocessor.</summary>
+    public int MaxThreadsPerGroup { get; init; }
+    public int MinGroupsPerMultiprocessor { get; init; }
+
+    /// <summary>The ILGPU specialization these bounds ask for.</summary>
+    public ILGPU.Runtime.KernelSpecialization Specialization =>
+        MaxThreadsPerGroup > 0 ? new(MaxThreadsPerGroup, MinGroupsPerMultiprocessor > 0 ? MinGroupsPerMultiprocessor : null) : ILGPU.Runtime.KernelSpecialization.Empty;
 }
 
 public static partial class KernelCatalog

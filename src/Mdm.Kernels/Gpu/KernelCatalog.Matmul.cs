@@ -14,14 +14,14 @@ public static partial class KernelCatalog
 // bf16 tensor-core GEMM (CUDA only; see MatmulTensorCoreKernels), one kernel per transpose combination.
 public static partial class KernelCatalog
 {
-    const int TensorCoreGemmRegisters = 255;
+    const int TensorCoreGemmRegisters = 128;   // two groups of 256 threads per multiprocessor
 
-    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true)]
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = MatmulTensorCoreKernels.Threads, MinGroupsPerMultiprocessor = 2)]
     public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNN = MatmulTensorCoreKernels.Gemm<OrientNN>;
-    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true)]
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = MatmulTensorCoreKernels.Threads, MinGroupsPerMultiprocessor = 2)]
     public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNT = MatmulTensorCoreKernels.Gemm<OrientNT>;
-    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true)]
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = MatmulTensorCoreKernels.Threads, MinGroupsPerMultiprocessor = 2)]
     public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTN = MatmulTensorCoreKernels.Gemm<OrientTN>;
-    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true)]
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = MatmulTensorCoreKernels.Threads, MinGroupsPerMultiprocessor = 2)]
     public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTT = MatmulTensorCoreKernels.Gemm<OrientTT>;
 }

@@ -26,7 +26,7 @@ public static class PtxCompiler
         foreach (var (name, kernel) in KernelCatalog.All)
         {
             var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
-            var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
+            var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelCatalog.Budget(name).Specialization);
             var ptx = KernelCatalog.Budget(name).PromoteDepots ? PtxLocalPromotion.Promote(compiled.PTXAssembly, out _) : compiled.PTXAssembly;
             results.Add(new Result(name, compiled.Name, ptx));
         }

@@ -11,17 +11,18 @@ namespace Mdm.Tests.Model;
 public static class ModelTestUtil
 {
     /// <summary>configs/NAME from the repository root (found by walking up from the test binary).</summary>
-    /// <summary>Finds configs/NAME above the test binary (a build in the repo) or above the working directory (a
-    /// published copy run from the repository root, as on the GPU machine).</summary>
+    /// <summary>Finds configs/NAME above the test binary (a build in the repo), under $MDM_REPO_ROOT (a published copy
+    /// run elsewhere, as on the GPU machine: scripts/gpu/run.sh sets it) or above the working directory.</summary>
     public static string ConfigPath(string name)
     {
-        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+        var root = Environment.GetEnvironmentVariable("MDM_REPO_ROOT");
+        foreach (var start in new[] { AppContext.BaseDirectory, string.IsNullOrEmpty(root) ? "/" : root, Directory.GetCurrentDirectory() })
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
                 var p = Path.Combine(dir.FullName, "configs", name);
                 if (File.Exists(p)) return p;
             }
-        throw new FileNotFoundException($"configs/{name} not found above {AppContext.BaseDirectory} or {Directory.GetCurrentDirectory()}");
+        throw new FileNotFoundException($"configs/{name} not found above {AppContext.BaseDirectory}, $MDM_REPO_ROOT ({root}) or {Directory.GetCurrentDirectory()}");
     }
 
     public static ModelConfig LoadConfig(string name) => ModelConfig.Load(ConfigPath(name));

@@ -17,6 +17,11 @@ public struct SiluGradFunctor : IBinaryFunctor
     }
 }
 
+/// <summary>Unary maps, as struct functors (one specialised kernel each).</summary>
+public interface IUnaryFunctor { float Apply(float x); }
+public readonly struct ScaleFunctor(float alpha) : IUnaryFunctor { readonly float alpha = alpha; public float Apply(float x) => alpha * x; }
+public struct SiluFunctor : IUnaryFunctor { public readonly float Apply(float x) => x / (1f + MathF.Exp(-x)); }
+
 /// <summary>
 /// Elementwise kernels. All are explicitly grouped with a grid-stride loop, so the launcher picks a grid that fills
 /// the GPU (or, on the ILGPU CPU accelerator, just a few threads) independently of the element count.
@@ -29,34 +34,49 @@ public static class ElementwiseKernels
         for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride) y[i] = value;
     }
 
+    // The streaming kernels below take four grid-stride steps per trip, loads first: four independent loads in flight
+    // per thread instead of one (ILGPU does not unroll; on the H200 one load per trip reached ~70 % of PyTorch's copy).
+
     public static void Copy(ArrayView<float> x, ArrayView<float> y)
     {
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride) y[i] = x[i];
-    }
-
-    public static void Scale(ArrayView<float> x, ArrayView<float> y, float alpha)
-    {
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride) y[i] = alpha * x[i];
-    }
-
-    public static void SiluForward(ArrayView<float> x, ArrayView<float> y)
-    {
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride)
+        int stride = Grid.DimX * Group.DimX, n = y.IntLength, i = Grid.GlobalIndex.X;
+        for (; i < n - 3 * stride; i += 4 * stride)
         {
-            float v = x[i];
-            y[i] = v / (1f + MathF.Exp(-v));
+            float v0 = x[i], v1 = x[i + stride], v2 = x[i + 2 * stride], v3 = x[i + 3 * stride];
+            y[i] = v0; y[i + stride] = v1; y[i + 2 * stride] = v2; y[i + 3 * stride] = v3;
         }
+        for (; i < n; i += stride) y[i] = x[i];
     }
 
-    /// <summary>Same-shape binary op (no broadcasting): the common, fully coalesced case.</summary>
+    public static void Scale(ArrayView<float> x, ArrayView<float> y, float alpha) => Map(x, y, new ScaleFunctor(alpha));
+
+    public static void SiluForward(ArrayView<float> x, ArrayView<float> y) => Map(x, y, default(SiluFunctor));
+
+    /// <summary>y = f(x), four grid-stride steps per trip.</summary>
+    static void Map<TF>(ArrayView<float> x, ArrayView<float> y, TF f) where TF : struct, IUnaryFunctor
+    {
+        int stride = Grid.DimX * Group.DimX, n = y.IntLength, i = Grid.GlobalIndex.X;
+        for (; i < n - 3 * stride; i += 4 * stride)
+        {
+            float v0 = x[i], v1 = x[i + stride], v2 = x[i + 2 * stride], v3 = x[i + 3 * stride];
+            y[i] = f.Apply(v0); y[i + stride] = f.Apply(v1); y[i + 2 * stride] = f.Apply(v2); y[i + 3 * stride] = f.Apply(v3);
+        }
+        for (; i < n; i += stride) y[i] = f.Apply(x[i]);
+    }
+
+    /// <summary>Same-shape binary op (no broadcasting): the common, fully coalesced case; four steps per trip.</summary>
     public static void BinarySame<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) where TOp : struct, IBinaryFunctor
     {
         var op = default(TOp);
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride) y[i] = op.Apply(a[i], b[i]);
+        int stride = Grid.DimX * Group.DimX, n = y.IntLength, i = Grid.GlobalIndex.X;
+        for (; i < n - 3 * stride; i += 4 * stride)
+        {
+            float a0 = a[i], a1 = a[i + stride], a2 = a[i + 2 * stride], a3 = a[i + 3 * stride];
+            float b0 = b[i], b1 = b[i + stride], b2 = b[i + 2 * stride], b3 = b[i + 3 * stride];
+            y[i] = op.Apply(a0, b0); y[i + stride] = op.Apply(a1, b1);
+            y[i + 2 * stride] = op.Apply(a2, b2); y[i + 3 * stride] = op.Apply(a3, b3);
+        }
+        for (; i < n; i += stride) y[i] = op.Apply(a[i], b[i]);
     }
 
     /// <summary>Binary op with NumPy broadcasting: input offsets come from the plan's strides.</summary>

@@ -20,29 +20,68 @@ public struct TensorCoreGemmArgs
 }
 
 /// <summary>
-/// bf16 GEMM on tensor cores (mma.sync m16n8k16, f32 accumulate), v2 of the GPU GEMM (v1 = <see cref="MatmulKernels"/>,
-/// the SIMT kernel that still serves F32, ILGPU's CPU accelerator and shapes this one cannot take).
+/// bf16 GEMM on tensor cores (mma.sync m16n8k16, f32 accumulate). GPU GEMM v3; v1 = <see cref="MatmulKernels"/>, the
+/// SIMT kernel that still serves F32, ILGPU's CPU accelerator and shapes this one cannot take; v2 (commit 52fbf61) had
+/// 32-deep K slices in 48 KB and recomputed every copy address per slice (bench/RESULTS.md has both timings).
 /// A group of 256 threads (8 warps as 2×4) computes a 128×128 tile of C; each warp owns 64×32 = 4×4 mma tiles, 64
-/// f32 accumulators per thread. K advances in slices of 32 through a 3-stage cp.async pipeline in dynamic shared
-/// memory (3 × 16 KB = 48 KB: the most a launch gets without the opt-in). Fragments come in with ldmatrix (.trans for
-/// operands whose M/N dimension is the contiguous one). Shared rows are XOR-swizzled by 16-byte chunk so each
-/// ldmatrix phase (8 rows, one chunk column) hits 8 distinct bank groups without padding.
-/// Everything is unrolled by hand: ILGPU 1.5.3 does not unroll, and the accumulators must stay in registers.
+/// f32 accumulators per thread. K advances in slices of 64 through a 3-stage cp.async pipeline in dynamic shared
+/// memory (3 × 32 KB = 96 KB, above the 48 KB default: the host raises the kernel's limit with cuFuncSetAttribute).
+/// Fragments come in with ldmatrix (.trans for operands whose M/N dimension is the contiguous one). Shared rows are
+/// XOR-swizzled by 16-byte chunk so each ldmatrix phase (8 rows, one chunk column) hits 8 distinct bank groups.
+/// Each thread's copy addresses are worked out once; a slice only adds its k offset. The accumulators and fragments
+/// are separate locals passed by value: a local whose address is taken stays in local memory.
 /// CUDA only (inline PTX); the host routes other backends and unaligned shapes to v1.
 /// </summary>
 public static class MatmulTensorCoreKernels
 {
-    public const int TileM = 128, TileN = 128, TileK = 32, Threads = 256, Stages = 3;
-    public const int OperandBytes = 8192, StageBytes = 2 * OperandBytes, SharedBytes = Stages * StageBytes;
+    public const int TileM = 128, TileN = 128, TileK = 64, Threads = 256, Stages = 3;
+    public const int OperandBytes = TileM * TileK * 2, StageBytes = 2 * OperandBytes, SharedBytes = Stages * StageBytes;
 
-    // Two shared layouts per operand tile (128 along M or N, 32 along K):
-    //   K-contiguous  : 128 rows of 64 B (4 chunks of 8 k);   chunk' = chunk ^ ((row >> 1) & 3)
-    //   MN-contiguous :  32 rows of 256 B (16 chunks of 8 m/n); chunk' = chunk ^ (row & 7)
+    // Two shared layouts per operand tile (128 along M or N, 64 along K), both rows of whole 16-byte chunks:
+    //   K-contiguous  : 128 rows of 128 B (8 chunks of 8 k)
+    //   MN-contiguous :  64 rows of 256 B (16 chunks of 8 m/n)
+    // chunk' = chunk ^ (row & 7) in both: 8 consecutive rows at one logical chunk land in 8 different bank groups.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static int KContigOffset(int row, int chunk) => row * 64 + ((chunk ^ ((row >> 1) & 3)) << 4);
+    static int KContigOffset(int row, int chunk) => row * 128 + ((chunk ^ (row & 7)) << 4);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static int MnContigOffset(int row, int chunk) => row * 256 + ((chunk ^ (row & 7)) << 4);
+
+    /// <summary>A thread's share of one operand tile: four 16-byte chunks, q = 0..3, each 4096 bytes further in
+    /// shared memory and <see cref="ElemStep"/> elements further in global memory than the one before.</summary>
+    public struct ChunkPlan
+    {
+        public int Smem, KOffset, RowsOk;   // KOffset: the chunk's k (K-contiguous) or first row's k (MN-contiguous)
+        public long Elem, ElemStep;         // element offset of chunk 0 at k0 = 0
+    }
+
+    /// <summary>Where the pipeline will load next: slice k0 of batch Bb into stage Stage, Left slices to go.</summary>
+    public struct LoadCursor { public int K0, Bb, Left, Stage; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static ChunkPlan Plan(bool mnContiguous, int ld, int r0, int rows, int tid)
+    {
+        ChunkPlan c;
+        if (mnContiguous)
+        {
+            int row = tid >> 4, chunk = tid & 15;                // row = k, chunk = 8 columns of m/n
+            c.Smem = MnContigOffset(row, chunk);
+            c.KOffset = row;
+            c.RowsOk = r0 + chunk * 8 < rows ? 1 : 0;
+            c.Elem = (long)row * ld + r0 + chunk * 8;
+            c.ElemStep = 16L * ld;
+        }
+        else
+        {
+            int row = tid >> 3, chunk = tid & 7;                 // row = m/n, chunk = 8 values of k
+            c.Smem = KContigOffset(row, chunk);
+            c.KOffset = chunk * 8;
+            c.RowsOk = rows - r0 - row;                           // > 0 for chunk 0; chunk q is 32·q rows further
+            c.Elem = (long)(r0 + row) * ld + chunk * 8;
+            c.ElemStep = 32L * ld;
+        }
+        return c;
+    }
 
     public static void Gemm<TO>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p) where TO : struct, IGemmOrientation
     {
@@ -53,27 +92,29 @@ public static class MatmulTensorCoreKernels
         int tile = Grid.IdxX, tm = tile / p.TilesN;
         int m0 = tm * TileM, n0 = (tile - tm * p.TilesN) * TileN;
         int outBatch = Grid.IdxY;
-        int iters = p.KTiles * (p.SumBatch != 0 ? p.Batch : 1);
+
+        var planA = Plan(o.TransA, p.Lda, m0, p.M, tid);
+        var planB = Plan(!o.TransB, p.Ldb, n0, p.N, tid);
+        LoadCursor cur;
+        cur.K0 = 0; cur.Bb = p.SumBatch != 0 ? 0 : outBatch; cur.Left = p.KTiles * (p.SumBatch != 0 ? p.Batch : 1); cur.Stage = 0;
+        int iters = cur.Left;
 
         // Prologue: stages 0 and 1 in flight.
-        LoadStage(o, p, 0, outBatch, m0, n0, tid, 0, iters);
-        Commit();
-        LoadStage(o, p, 1, outBatch, m0, n0, tid, StageBytes, iters);
-        Commit();
+        cur = Issue(o, p, planA, planB, cur);
+        cur = Issue(o, p, planA, planB, cur);
 
         Frag t00 = default, t01 = default, t02 = default, t03 = default, t10 = default, t11 = default, t12 = default, t13 = default;
         Frag t20 = default, t21 = default, t22 = default, t23 = default, t30 = default, t31 = default, t32 = default, t33 = default;
-        int g = lane >> 3, r = lane & 7;
+        int g = lane >> 3, r = lane & 7, stage = 0;
         for (int it = 0; it < iters; it++)
         {
             WaitOneGroupPending();
             Group.Barrier();   // stage `it` visible to all warps; stage it-1 no longer read by anyone
-            int next = it + 2;
-            LoadStage(o, p, next, outBatch, m0, n0, tid, (next % Stages) * StageBytes, iters);
-            Commit();
+            cur = Issue(o, p, planA, planB, cur);
 
-            int sa = (it % Stages) * StageBytes, sb = sa + OperandBytes;
-            for (int ks = 0; ks < 2; ks++)
+            int sa = stage * StageBytes, sb = sa + OperandBytes;
+            stage = stage == Stages - 1 ? 0 : stage + 1;
+            for (int ks = 0; ks < TileK / 16; ks++)
             {
                 // A: 4 m16 tiles (rows wm*64 + i*16); B: 2 loads of two n8 tiles each (columns wn*32 + j*8).
                 U4 x0 = LoadA(o, sa, wm, lane, g, r, ks, 0), x1 = LoadA(o, sa, wm, lane, g, r, ks, 1);
@@ -96,48 +137,39 @@ public static class MatmulTensorCoreKernels
         if (smem.Length < 0) c[0] = 0f;   // never true; keeps the dynamic shared buffer declared in the PTX
     }
 
-    /// <summary>Issues the cp.async copies of pipeline iteration <paramref name="it"/> (nothing past the end): 512
-    /// 16-byte chunks per operand, two per thread. Chunks outside the matrix read 0 bytes and land as zeros.</summary>
+    /// <summary>Issues the cp.async copies of the slice under the cursor (none once all are issued), commits them as
+    /// one group, and moves the cursor on. Chunks outside the matrix read 0 bytes and land as zeros.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LoadStage<TO>(TO o, in TensorCoreGemmArgs p, int it, int outBatch, int m0, int n0, int tid, int stageOffset, int iters)
-        where TO : struct, IGemmOrientation
+    static LoadCursor Issue<TO>(TO o, in TensorCoreGemmArgs p, ChunkPlan a, ChunkPlan b, LoadCursor cur) where TO : struct, IGemmOrientation
     {
-        if (it >= iters) return;
-        int bb = p.SumBatch != 0 ? it / p.KTiles : outBatch;
-        int k0 = (it - (p.SumBatch != 0 ? bb * p.KTiles : 0)) * TileK;
-        long aBase = p.A + 2 * (bb * p.StrideA), bBase = p.B + 2 * (bb * p.StrideB);
-        for (int q = 0; q < 2; q++)
+        if (cur.Left > 0)
         {
-            int id = tid + q * Threads;
-            CopyChunk(o.TransA, aBase, p.Lda, m0, p.M, k0, p.K, id, stageOffset);
-            CopyChunk(!o.TransB, bBase, p.Ldb, n0, p.N, k0, p.K, id, stageOffset + OperandBytes);
+            int stageOffset = cur.Stage * StageBytes;
+            long aBase = p.A + 2 * (cur.Bb * p.StrideA), bBase = p.B + 2 * (cur.Bb * p.StrideB);
+            long ka = o.TransA ? (long)cur.K0 * p.Lda : cur.K0, kb = o.TransB ? cur.K0 : (long)cur.K0 * p.Ldb;
+            for (int q = 0; q < 4; q++)
+            {
+                CopyChunk(o.TransA, a, aBase, ka, cur.K0, p.K, q, stageOffset);
+                CopyChunk(!o.TransB, b, bBase, kb, cur.K0, p.K, q, stageOffset + OperandBytes);
+            }
+            cur.K0 += TileK;
+            if (cur.K0 >= p.K) { cur.K0 = 0; cur.Bb++; }
+            cur.Left--;
         }
+        cur.Stage = cur.Stage == Stages - 1 ? 0 : cur.Stage + 1;
+        Commit();   // an empty group past the end keeps "wait_group 1" meaning "the slice before is in"
+        return cur;
     }
 
-    /// <summary>One 16-byte chunk of an operand tile. <paramref name="mnContiguous"/>: the tile's M/N index is the
-    /// contiguous one (A transposed, or B not transposed).</summary>
+    /// <summary>Chunk q of a thread's plan for slice k0 (<paramref name="kElems"/> = k0 in elements along the stored rows).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void CopyChunk(bool mnContiguous, long baseAddr, int ld, int r0, int rows, int k0, int k, int id, int smemOffset)
+    static void CopyChunk(bool mnContiguous, ChunkPlan c, long baseAddr, long kElems, int k0, int k, int q, int stageOffset)
     {
-        int row, chunk, off;
-        long elem;
-        bool inside;
-        if (mnContiguous)
-        {
-            row = id >> 4; chunk = id & 15;                    // row = k, chunk = 8 columns of m/n
-            off = MnContigOffset(row, chunk);
-            inside = k0 + row < k && r0 + chunk * 8 < rows;
-            elem = (long)(k0 + row) * ld + r0 + chunk * 8;
-        }
-        else
-        {
-            row = id >> 2; chunk = id & 3;                     // row = m/n, chunk = 8 values of k
-            off = KContigOffset(row, chunk);
-            inside = r0 + row < rows && k0 + chunk * 8 < k;
-            elem = (long)(r0 + row) * ld + k0 + chunk * 8;
-        }
-        long src = inside ? baseAddr + 2 * elem : baseAddr;
-        CopyAsync16((uint)(smemOffset + off), src, inside ? 16u : 0u);
+        bool inside = mnContiguous
+            ? c.RowsOk != 0 && k0 + c.KOffset + q * 16 < k
+            : c.RowsOk > q * 32 && k0 + c.KOffset < k;
+        long src = inside ? baseAddr + 2 * (c.Elem + q * c.ElemStep + kElems) : baseAddr;
+        CopyAsync16((uint)(stageOffset + c.Smem + q * 4096), src, inside ? 16u : 0u);
     }
 
     /// <summary>ldmatrix.x4 of A's m16k16 tile <paramref name="i"/> of the warp: each lane supplies one row address of

@@ -107,16 +107,28 @@ public static class NormKernels
         for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
         {
             int nn = row / p.Groups, c0 = (row - nn * p.Groups) * cpg, start = row * m;
-            float acc = 0f;
-            for (int i = tid; i < m; i += threads) acc += x[start + i];
-            float mu = BlockSum(perWarp, acc) / m;
-            acc = 0f;
-            for (int i = tid; i < m; i += threads)
+            // Four independent loads per trip (ILGPU does not unroll): enough bytes in flight to cover DRAM latency.
+            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+            int i4 = tid;
+            for (; i4 < m - 3 * threads; i4 += 4 * threads)
             {
-                float d = x[start + i] - mu;
-                acc += d * d;
+                s0 += x[start + i4]; s1 += x[start + i4 + threads]; s2 += x[start + i4 + 2 * threads]; s3 += x[start + i4 + 3 * threads];
             }
-            float rs = 1f / MathF.Sqrt(BlockSum(perWarp, acc) / m + p.Eps);
+            for (; i4 < m; i4 += threads) s0 += x[start + i4];
+            float mu = BlockSum(perWarp, (s0 + s1) + (s2 + s3)) / m;
+            s0 = 0f; s1 = 0f; s2 = 0f; s3 = 0f;
+            i4 = tid;
+            for (; i4 < m - 3 * threads; i4 += 4 * threads)
+            {
+                float d0 = x[start + i4] - mu, d1 = x[start + i4 + threads] - mu, d2 = x[start + i4 + 2 * threads] - mu, d3 = x[start + i4 + 3 * threads] - mu;
+                s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3;
+            }
+            for (; i4 < m; i4 += threads)
+            {
+                float d = x[start + i4] - mu;
+                s0 += d * d;
+            }
+            float rs = 1f / MathF.Sqrt(BlockSum(perWarp, (s0 + s1) + (s2 + s3)) / m + p.Eps);
             if (tid == 0)
             {
                 mean[row] = mu;
@@ -128,7 +140,16 @@ public static class NormKernels
                 {
                     int ch = c0 + cc, cs = start + cc * p.S;
                     float scale = ChannelScale(gamma, a, p, nn, ch, rs), shift = ChannelShift(beta, a, b, p, nn, ch);
-                    for (int i = tid; i < p.S; i += threads) y[cs + i] = Activate((x[cs + i] - mu) * scale + shift, p.Silu);
+                    int i = tid;
+                    for (; i < p.S - 3 * threads; i += 4 * threads)
+                    {
+                        float v0 = x[cs + i], v1 = x[cs + i + threads], v2 = x[cs + i + 2 * threads], v3 = x[cs + i + 3 * threads];
+                        y[cs + i] = Activate((v0 - mu) * scale + shift, p.Silu);
+                        y[cs + i + threads] = Activate((v1 - mu) * scale + shift, p.Silu);
+                        y[cs + i + 2 * threads] = Activate((v2 - mu) * scale + shift, p.Silu);
+                        y[cs + i + 3 * threads] = Activate((v3 - mu) * scale + shift, p.Silu);
+                    }
+                    for (; i < p.S; i += threads) y[cs + i] = Activate((x[cs + i] - mu) * scale + shift, p.Silu);
                 }
             }
             else

@@ -185,8 +185,14 @@ public static class OptimKernels
     public static void EmaUpdate(ArrayView<float> ema, ArrayView<float> param, float decay)
     {
         float w = 1f - decay;
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < ema.IntLength; i += stride)
-            ema[i] = decay * ema[i] + w * param[i];
+        int stride = Grid.DimX * Group.DimX, n = ema.IntLength, i = Grid.GlobalIndex.X;
+        for (; i < n - 3 * stride; i += 4 * stride)   // four steps per trip, loads first (bytes in flight)
+        {
+            float e0 = ema[i], e1 = ema[i + stride], e2 = ema[i + 2 * stride], e3 = ema[i + 3 * stride];
+            float p0 = param[i], p1 = param[i + stride], p2 = param[i + 2 * stride], p3 = param[i + 3 * stride];
+            ema[i] = decay * e0 + w * p0; ema[i + stride] = decay * e1 + w * p1;
+            ema[i + 2 * stride] = decay * e2 + w * p2; ema[i + 3 * stride] = decay * e3 + w * p3;
+        }
+        for (; i < n; i += stride) ema[i] = decay * ema[i] + w * param[i];
     }
 }
