@@ -10,7 +10,8 @@ namespace Mdm.Bench;
 
 /// <summary>
 /// End-to-end training step: diffusion loss (pyramid, noise, NestedUNet forward), backward, clip + AdamW, EMA.
-/// `Mdm.Bench step --config configs/cpu-demo.json [--batch 16] [--device cpu|cuda|ilgpu-cpu] [--steps 5] [--json FILE]`
+/// `Mdm.Bench step --config configs/cpu-demo.json [--batch 16] [--device cpu|cuda|ilgpu-cpu] [--steps 5] [--bf16] [--json FILE]`
+/// (--bf16: bf16 autocast as `train --bf16`, tensor cores on CUDA).
 /// Reports seconds per step (median after a warm-up step) and images/s, with a phase breakdown of the last step.
 /// </summary>
 public static class TrainStepBench
@@ -19,6 +20,8 @@ public static class TrainStepBench
     {
         string config = "configs/cpu-demo.json", device = "cpu", json = "";
         int batch = 16, steps = 5;
+        bool bf16 = args.Contains("--bf16");
+        args = args.Where(a => a != "--bf16").ToArray();
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -42,7 +45,7 @@ public static class TrainStepBench
         using var images = Ops.RandomUniform(backend.Empty(batch, channels, size, size), 7, 0, -1f, 1f);
         var labels = modelConfig.NumClasses > 0 ? Enumerable.Range(0, batch).Select(i => i % modelConfig.NumClasses).ToArray() : null;
         var cond = new Conditioning(ClassLabels: labels);
-        Console.WriteLine($"{config}: {ModelFactory.CountParameters(modelConfig).Total / 1e6:F2} M parameters, batch {batch} at {size}², {backend.Info}");
+        Console.WriteLine($"{config}: {ModelFactory.CountParameters(modelConfig).Total / 1e6:F2} M parameters, batch {batch} at {size}², {(bf16 ? "bf16 autocast" : "f32")}, {backend.Info}");
 
         var times = new List<double>();
         double fwd = 0, bwd = 0, upd = 0;
@@ -51,6 +54,7 @@ public static class TrainStepBench
             if (s == 1) OpProfiler.Reset();
             var sw = Stopwatch.StartNew();
             float value;
+            using (MixedPrecision.Bf16(bf16))
             using (var g = new Graph())
             {
                 using var result = loss.Compute(images, cond, seed: 3, step: (ulong)s);
@@ -75,7 +79,7 @@ public static class TrainStepBench
         if (json.Length > 0)
             File.AppendAllText(json, System.Text.Json.JsonSerializer.Serialize(new
             {
-                op = "train_step", shape = $"{Path.GetFileNameWithoutExtension(config)}-b{batch}", ms = median, bytes = 0.0, flops = 0.0, gbps = 0.0, tflops = 0.0,
+                op = "train_step", shape = $"{Path.GetFileNameWithoutExtension(config)}-b{batch}{(bf16 ? "" : "-f32")}", ms = median, bytes = 0.0, flops = 0.0, gbps = 0.0, tflops = 0.0,
                 card = backend.Info.Name, impl = "mdm", images_per_s = batch / (median / 1000),
             }) + Environment.NewLine);
         model.DisposeParameters();

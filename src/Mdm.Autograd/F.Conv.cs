@@ -11,6 +11,17 @@ public static partial class F
         Record.Op("conv", Ops.Conv2d(x.Data, w.Data, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias],
             new ConvAttr(stride, padding, false));
 
+    /// <summary>Conv2d whose x and w already hold bf16 values (autocast): on a backend with tensor cores the forward
+    /// runs on bf16 copies (exact); the backward is the f32 rule either way.</summary>
+    public static Variable Conv2d(Variable x, Variable w, Variable? bias, int stride, int padding, bool bf16Operands)
+    {
+        if (!bf16Operands || !x.Data.Backend.HasTensorCores) return Conv2d(x, w, bias, stride, padding);
+        using var xb = Ops.ToBF16(x.Data);
+        using var wb = Ops.ToBF16(w.Data);
+        return Record.Op("conv", Ops.Conv2d(xb, wb, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias],
+            new ConvAttr(stride, padding, false));
+    }
+
     /// <summary>torch.nn.functional.conv1d (NCL, weight [Cout, Cin, k], optional bias).</summary>
     public static Variable Conv1d(Variable x, Variable w, Variable? bias = null, int stride = 1, int padding = 0) =>
         Record.Op("conv", Ops.Conv1d(x.Data, w.Data, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias],

@@ -15,6 +15,19 @@ public static partial class F
         bias is null
             ? Record.Op("linear", Ops.Linear(x.Data, w.Data), [x, w])
             : Record.Op("linear", Ops.Linear(x.Data, w.Data, bias.Data), [x, w, bias]);
+
+    /// <summary>Linear whose operands already hold bf16 values (autocast): where the backend has tensor cores the
+    /// forward runs on bf16 copies of them (exact), otherwise as <see cref="Linear(Variable, Variable, Variable?)"/>.
+    /// The backward is the same rule on the f32 values.</summary>
+    public static Variable Linear(Variable x, Variable w, Variable? bias, bool bf16Operands)
+    {
+        if (!bf16Operands || !x.Data.Backend.HasTensorCores) return Linear(x, w, bias);
+        using var xb = Ops.ToBF16(x.Data);
+        using var wb = Ops.ToBF16(w.Data);
+        return bias is null
+            ? Record.Op("linear", Ops.Linear(xb, wb), [x, w])
+            : Record.Op("linear", Ops.Linear(xb, wb, bias.Data), [x, w, bias]);
+    }
 }
 
 internal static partial class BackwardRules

@@ -79,12 +79,12 @@ public static class BenchCases
                 s => Ops.AttentionBackward(s[0], s[1], s[2], s[3], s[4], s[5], null, s[6], s[7], s[8]));
         }
 
-        // Conv 3×3, stride 1, pad 1 at a 64² UNet level: FLOPs 2·N·Cout·H·W·Cin·9.
+        // Conv 3×3, stride 1, pad 1 at a 64² UNet level, bf16 x and weight (f32 out; tensor cores on CUDA): FLOPs 2·N·Cout·H·W·Cin·9.
         int[] cx = quick ? [1, 4, 9, 9] : [16, 256, 64, 64];
         int[] cw = [cx[1], cx[1], 3, 3];
         double convFlops = 2.0 * cx[0] * cx[1] * cx[2] * cx[3] * cx[1] * 9;
         yield return new("conv3x3_fwd", cx, 8.0 * Kernels.Shape.Numel(cx), convFlops,
-            b => new(R(b, cx, 1), R(b, cw, 2), R(b, [cx[1]], 3), b.Empty(cx)), s => Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]));
+            b => new(Ops.ToBF16(R(b, cx, 1)), Ops.ToBF16(R(b, cw, 2)), R(b, [cx[1]], 3), b.Empty(cx)), s => Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]));
 
         // Fused Adam + clip over a flat parameter vector (25M params, ~the 64→256 outer level): reads p, g, m, v; writes p, m, v.
         int np = quick ? 1000 : 25_000_000;

@@ -39,6 +39,17 @@ public abstract partial class Backend
     /// <summary>y = conv2d(x, weight) + bias (bias may be null). Shapes as in <paramref name="g"/>; y is overwritten.</summary>
     protected internal abstract void Conv2dForward(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g);
 
+    /// <summary>
+    /// y = conv2d(x, weight) + bias with x and weight in BF16 (f32 accumulation, F32 y). This default widens both to
+    /// F32 (exact) and runs <see cref="Conv2dForward"/>; CUDA overrides it with tensor cores.
+    /// </summary>
+    protected internal virtual void Conv2dForwardBF16(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
+    {
+        using var xf = Ops.ToF32(x);
+        using var wf = Ops.ToF32(weight);
+        Conv2dForward(xf, wf, bias, y, g);
+    }
+
     /// <summary>dx = ∂L/∂x given dy = ∂L/∂y (the transposed convolution of dy with weight); dx is overwritten.</summary>
     protected internal abstract void Conv2dBackwardInput(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g);
 

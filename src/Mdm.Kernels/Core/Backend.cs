@@ -18,6 +18,10 @@ public enum BinaryOp { Add, Sub, Mul }
 public abstract partial class Backend : IDisposable
 {
     public abstract BackendKind Kind { get; }
+
+    /// <summary>True where bf16-storage matmuls and convolutions run on tensor cores (CUDA): autocast then hands them
+    /// bf16 tensors instead of f32 tensors holding bf16 values. Same values, f32 accumulation either way.</summary>
+    public virtual bool HasTensorCores => false;
     public abstract DeviceInfo Info { get; }
     public abstract MemoryStats Memory { get; }
 

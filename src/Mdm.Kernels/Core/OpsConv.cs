@@ -13,15 +13,20 @@ public static partial class Ops
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, Tensor? y = null) =>
         Conv2d(x, weight, bias, (stride, stride), (padding, padding), y);
 
-    /// <summary>Conv2d with a separate stride and padding per axis (H, W).</summary>
+    /// <summary>Conv2d with a separate stride and padding per axis (H, W). x and weight are both F32, or both BF16
+    /// (values widened exactly, products accumulated in f32, F32 output: on CUDA, tensor cores).</summary>
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, (int H, int W) stride, (int H, int W) padding, Tensor? y = null)
     {
         const string op = "Conv2d";
-        SameBackend(op, x, weight, bias, y); RequireF32(op, x, weight, bias);
+        SameBackend(op, x, weight, bias, y);
+        bool bf16 = x.DType == DType.BF16 && weight.DType == DType.BF16;   // bf16 storage, f32 accumulation and output
+        if (bf16) RequireF32(op, bias); else RequireF32(op, x, weight, bias);
         var g = Conv2dGeometryOf(op, x.Dims, weight.Dims, stride, padding, "x", "weight");
         CheckBias(op, bias, g, x, weight);
         y = Output(op, x, y, g.OutputShape);
-        if (y.Numel > 0) x.Backend.Conv2dForward(x, weight, bias, y, g);
+        if (y.Numel == 0) return y;
+        if (bf16) x.Backend.Conv2dForwardBF16(x, weight, bias, y, g);
+        else x.Backend.Conv2dForward(x, weight, bias, y, g);
         return y;
     }
 

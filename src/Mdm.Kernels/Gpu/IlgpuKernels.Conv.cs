@@ -9,6 +9,10 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, Conv2dGeometry> conv2dForward = null!;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dGeometry> conv2dBackwardInput = null!, conv2dBackwardWeight = null!;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> conv2dBackwardBias = null!;
+    Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, Conv2dGeometry, int, int> im2colBF16 = null!;
+
+    /// <summary>Bytes of bf16 im2col columns one tensor-core convolution call materialises at most (samples are chunked).</summary>
+    const long Im2ColBudgetBytes = 512L << 20;
 
     partial void LoadConvKernels(Loader loader)
     {
@@ -17,6 +21,35 @@ public sealed partial class IlgpuBackend
         conv2dBackwardInput = loader.Load(nameof(KernelCatalog.Conv2dBackwardInput), () => a.LoadStreamKernel(KernelCatalog.Conv2dBackwardInput));
         conv2dBackwardWeight = loader.Load(nameof(KernelCatalog.Conv2dBackwardWeight), () => a.LoadStreamKernel(KernelCatalog.Conv2dBackwardWeight));
         conv2dBackwardBias = loader.Load(nameof(KernelCatalog.Conv2dBackwardBias), () => a.LoadStreamKernel(KernelCatalog.Conv2dBackwardBias));
+        im2colBF16 = loader.Load(nameof(KernelCatalog.Im2ColBF16), () => a.LoadStreamKernel(KernelCatalog.Im2ColBF16));
+    }
+
+    /// <summary>
+    /// bf16 convolution on tensor cores: per chunk of samples, im2col into bf16 columns [Cin·KH·KW, Ho·Wo], then one
+    /// batched tensor-core GEMM y[n] = W [Cout, Cin·KH·KW] · cols[n] (W broadcast over the batch, the bias added per
+    /// output row), which writes NCHW directly. Falls back to the widened F32 kernel where the GEMM cannot take the
+    /// shape (Cin·KH·KW or Ho·Wo not a multiple of 8) or off CUDA.
+    /// </summary>
+    protected internal override void Conv2dForwardBF16(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
+    {
+        int k = g.PatchSize, pixels = g.Ho * g.Wo;
+        long perSample = 2L * k * pixels;
+        if (!UseTensorCores || matmulTensorCore[0] is null || k % 8 != 0 || pixels % 8 != 0 || perSample > Im2ColBudgetBytes)
+        {
+            base.Conv2dForwardBF16(x, weight, bias, y, g);
+            return;
+        }
+        int chunk = (int)Math.Max(1, Math.Min(g.N, Im2ColBudgetBytes / perSample));
+        using var cols = Empty(DType.BF16, chunk, k, pixels);
+        for (int n0 = 0; n0 < g.N; n0 += chunk)
+        {
+            int count = Math.Min(chunk, g.N - n0);
+            im2colBF16(Launch((long)count * k * pixels), U16(x), U16(cols), g, n0, count);
+            using var ySlice = y.Slice(n0, count);
+            var d = new MatmulDesc(count, g.Cout, pixels, k, false, false, 0, (long)k * pixels, (long)g.Cout * pixels, false);
+            if (!TryTensorCoreGemm(weight, cols, ySlice, bias, d, rowBias: true))
+                throw new InvalidOperationException($"Conv2dForwardBF16: the tensor-core GEMM refused {g} (alignment)");
+        }
     }
 
     protected internal override void Conv2dForward(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g) =>

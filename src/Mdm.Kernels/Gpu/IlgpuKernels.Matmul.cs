@@ -96,7 +96,8 @@ public sealed partial class IlgpuBackend
 
     /// <summary>The tensor-core path, when it can take the shape: cp.async moves 16-byte chunks, so every stored row
     /// length and batch stride must be a multiple of 8 bf16 values and both operands 16-byte aligned.</summary>
-    bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d)
+    /// <paramref name="rowBias"/>: bias is indexed by C's row (a convolution's output channel), not its column.
+    bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias = false)
     {
         var kernel = matmulTensorCore[(d.TransA ? 2 : 0) + (d.TransB ? 1 : 0)];
         if (kernel is null || !UseTensorCores) return false;
@@ -104,13 +105,15 @@ public sealed partial class IlgpuBackend
         if (d.Lda % 8 != 0 || d.Ldb % 8 != 0 || d.StrideA % 8 != 0 || d.StrideB % 8 != 0 || pa % 16 != 0 || pb % 16 != 0) return false;
         int tilesM = (d.M + MatmulTensorCoreKernels.TileM - 1) / MatmulTensorCoreKernels.TileM;
         int tilesN = (d.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
-        if (d.OutBatch > 65535 || d.StrideC > int.MaxValue || (long)d.M * d.N > int.MaxValue) return false;
+        if (d.OutBatch > 65535 || (long)d.OutBatch * d.StrideC > int.MaxValue || (long)d.M * d.N > int.MaxValue) return false;
+        long aRows = d.TransA ? d.K : d.M, bRows = d.TransB ? d.N : d.K;     // each matrix's byte offsets are 32-bit in the kernel
+        if (2L * aRows * d.Lda + 64L * d.Lda >= int.MaxValue || 2L * bRows * d.Ldb + 64L * d.Ldb >= int.MaxValue) return false;
         if ((long)tilesM * tilesN == 0) return true;
         var p = new TensorCoreGemmArgs
         {
             A = pa, B = pb, StrideA = d.StrideA, StrideB = d.StrideB,
             M = d.M, N = d.N, K = d.K, Lda = d.Lda, Ldb = d.Ldb, Ldc = d.Ldc, StrideC = (int)d.StrideC,
-            Batch = d.Batch, SumBatch = d.SumBatch ? 1 : 0, HasBias = bias is null ? 0 : 1,
+            Batch = d.Batch, SumBatch = d.SumBatch ? 1 : 0, HasBias = bias is null ? 0 : rowBias ? 2 : 1,
             TilesN = tilesN, KTiles = (d.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK,
         };
         var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch), new Index2D(MatmulTensorCoreKernels.Threads, 1),
@@ -124,6 +127,8 @@ public sealed partial class IlgpuBackend
 
     /// <summary>How many GEMMs took the tensor-core path (tests check that the shapes meant for it did).</summary>
     public long TensorCoreGemms => Interlocked.Read(ref tensorCoreGemms);
+
+    public override bool HasTensorCores => UseTensorCores && matmulTensorCore[0] is not null;
 
     /// <summary>Off = bf16 GEMMs take the SIMT kernel even on CUDA (for A/B comparisons in tests and benchmarks).</summary>
     public bool UseTensorCores { get; set; } = true;

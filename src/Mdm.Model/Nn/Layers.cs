@@ -4,6 +4,7 @@ namespace Mdm.Model.Nn;
 
 // Mixed precision (bf16 autocast, ml-mdm's fp16=1): inside MixedPrecision.Bf16(), Dense and Conv cast their input and
 // weight to bf16 (F.Autocast; f32 accumulation), as does attention for q, k, v; norms, softmax and upsampling stay f32.
+// On a backend with tensor cores the cast operands go to the matmul/conv as bf16 tensors (the same values).
 
 /// <summary>torch.nn.Linear: weight [out, in], bias [out]; PyTorch default init or zeros.</summary>
 public sealed class Dense : ModelModule
@@ -20,7 +21,7 @@ public sealed class Dense : ModelModule
     public Variable Weight { get; }
     public Variable? Bias { get; }
 
-    public Variable Forward(Variable x) => F.Linear(F.Autocast(x), F.Autocast(Weight), Bias);
+    public Variable Forward(Variable x) => F.Linear(F.Autocast(x), F.Autocast(Weight), Bias, MixedPrecision.Enabled);
 }
 
 /// <summary>torch.nn.Conv2d with a square kernel, bias, and "same" padding by default; PyTorch default init or zeros.</summary>
@@ -39,7 +40,7 @@ public sealed class Conv : ModelModule
     public Variable Weight { get; }
     public Variable Bias { get; }
 
-    public Variable Forward(Variable x) => F.Conv2d(F.Autocast(x), F.Autocast(Weight), Bias, Stride, Padding);
+    public Variable Forward(Variable x) => F.Conv2d(F.Autocast(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
 }
 
 /// <summary>torch.nn.GroupNorm(groups, channels), eps 1e-5, affine (weight 1, bias 0), plus the fused SiLU/FiLM forms.</summary>

@@ -86,6 +86,44 @@ public abstract class ConvOpTests(BackendKind kind) : KernelFixture(kind)
         }
     }
 
+    // ---- conv2d in bf16 (storage bf16, accumulation and output f32; tensor cores on CUDA) -------------------------
+
+    public static IEnumerable<TestCaseData> Conv2dBF16Cases()
+    {
+        yield return new Conv2dCase(2, 8, 24, 8, 12, 3, 3, 1, 1, 1, 1, true).Data();     // Cin·9 = 72 and 8·12 pixels: the tensor-core path on CUDA
+        yield return new Conv2dCase(2, 16, 8, 16, 16, 3, 3, 2, 2, 1, 1, false).Data();   // stride 2 -> 8x8; Cout 8 fills a sliver of the 128-row tile
+        yield return new Conv2dCase(2, 8, 5, 9, 9, 1, 1, 1, 1, 0, 0, true).Data();       // 81 pixels: not a multiple of 8, the widened fallback
+    }
+
+    /// <summary>BF16 x and weight: against float64 on the bf16-rounded values with an f32 accumulation budget.</summary>
+    [TestCaseSource(nameof(Conv2dBF16Cases))]
+    public void Conv2dForwardBF16(Conv2dCase c) => CheckConv2dBF16(c);
+
+    protected void CheckConv2dBF16(Conv2dCase c)
+    {
+        var (x, rx) = BF16Input(c.X);
+        var (w, rw) = BF16Input(c.Wt);
+        var (b, rb) = c.Bias ? Input(c.Cout) : (null, null);
+        using (x) using (w) using (b)
+        {
+            var expected = Ref.Conv2d(rx, c.X, rw, c.Wt, rb, c.SH, c.SW, c.PH, c.PW, out var ys, out var abs);
+            using var y = Poisoned(ys);
+            c.Forward(x, w, b, y);
+            Compare.AssertClose(Name("Conv2dForward bf16", c.X, c.Wt), y, expected, SumTolerance(c.Cin * c.KH * c.KW), abs);
+        }
+    }
+
+    /// <summary>A BF16 tensor of random values (rounded to nearest even) and the rounded values as doubles.</summary>
+    protected (Tensor t, double[] r) BF16Input(int[] shape)
+    {
+        var f = TestSeed.Uniform(Rng, Ref.Numel(shape));
+        var bits = new ushort[f.Length];
+        BFloat16.FromFloat(f, bits);
+        var t = B.Empty(DType.BF16, shape);
+        t.CopyFrom(bits);
+        return (t, Array.ConvertAll(bits, v => (double)BFloat16.ToFloat(v)));
+    }
+
     [TestCaseSource(nameof(Conv2dCases))]
     public void Conv2dBackwardInput(Conv2dCase c)
     {
@@ -255,7 +293,27 @@ public abstract class ConvOpTests(BackendKind kind) : KernelFixture(kind)
 
 public class ConvOpTests_Cpu() : ConvOpTests(BackendKind.Cpu);
 public class ConvOpTests_IlgpuCpu() : ConvOpTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class ConvOpTests_Cuda() : ConvOpTests(BackendKind.Cuda);
+[GpuFixture]
+public class ConvOpTests_Cuda() : ConvOpTests(BackendKind.Cuda)
+{
+    /// <summary>Shapes the tensor-core convolution takes, including two 128-row tiles of output channels and a
+    /// 64² level; fails if the GEMM did not run on tensor cores.</summary>
+    public static IEnumerable<TestCaseData> TensorCoreCases()
+    {
+        yield return new Conv2dCase(3, 32, 136, 16, 16, 3, 3, 1, 1, 1, 1, true).Data();
+        yield return new Conv2dCase(2, 64, 64, 32, 32, 3, 3, 1, 1, 1, 1, true).Data();
+        yield return new Conv2dCase(2, 16, 8, 16, 16, 3, 3, 2, 2, 1, 1, false).Data();
+    }
+
+    [TestCaseSource(nameof(TensorCoreCases))]
+    public void Conv2dBF16OnTensorCores(Conv2dCase c)
+    {
+        var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)B;
+        long before = gpu.TensorCoreGemms;
+        CheckConv2dBF16(c);
+        Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(1), $"the convolution should have run on tensor cores ({gpu.TensorCoreStatus})");
+    }
+}
 
 /// <summary>
 /// The CPU backend on model-sized shapes: many channels, 32×32 images, and a batch whose im2col buffer exceeds one

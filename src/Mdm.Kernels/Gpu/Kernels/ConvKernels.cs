@@ -140,4 +140,25 @@ public static class ConvKernels
             Group.Barrier();
         }
     }
+
+    /// <summary>
+    /// im2col in bf16 for the tensor-core convolution: cols[b][k][p] = x[n0 + b][ci][oy·s − pad + ky][ox·s − pad + kx]
+    /// (0 outside the image) with k = (ci·KH + ky)·KW + kx, p = oy·Wo + ox, for <paramref name="count"/> samples
+    /// from <paramref name="n0"/>. The column index runs fastest, so the writes coalesce. Grid-stride.
+    /// </summary>
+    public static void Im2ColBF16(ArrayView<ushort> x, ArrayView<ushort> cols, Conv2dGeometry g, int n0, int count)
+    {
+        int khw = g.KH * g.KW, k = g.Cin * khw, p = g.Ho * g.Wo, hw = g.H * g.W;
+        int total = count * k * p, stride = Grid.DimX * Group.DimX;
+        for (int e = Grid.GlobalIndex.X; e < total; e += stride)
+        {
+            int col = e % p, row = e / p, kk = row % k, b = row / k;
+            int ci = kk / khw, r = kk - ci * khw, ky = r / g.KW, kx = r - ky * g.KW;
+            int oy = col / g.Wo, ox = col - oy * g.Wo;
+            int iy = oy * g.StrideH - g.PadH + ky, ix = ox * g.StrideW - g.PadW + kx;
+            ushort v = 0;
+            if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) v = x[((n0 + b) * g.Cin + ci) * hw + iy * g.W + ix];
+            cols[e] = v;
+        }
+    }
 }

@@ -16,7 +16,9 @@ public struct OrientTT : IGemmOrientation { public readonly bool TransA => true;
 public struct TensorCoreGemmArgs
 {
     public long A, B, StrideA, StrideB;
-    public int M, N, K, Lda, Ldb, Ldc, StrideC, Batch, SumBatch, HasBias, TilesN, KTiles;
+    public int M, N, K, Lda, Ldb, Ldc, StrideC, Batch, SumBatch, TilesN, KTiles;
+    /// <summary>0: none; 1: bias[column] (Linear); 2: bias[row] (a convolution's output channel).</summary>
+    public int HasBias;
 }
 
 /// <summary>
@@ -48,11 +50,12 @@ public static class MatmulTensorCoreKernels
     static int MnContigOffset(int row, int chunk) => row * 256 + ((chunk ^ (row & 7)) << 4);
 
     /// <summary>A thread's share of one operand tile: four 16-byte chunks, q = 0..3, each 4096 bytes further in
-    /// shared memory and <see cref="ElemStep"/> elements further in global memory than the one before.</summary>
+    /// shared memory and <see cref="ByteStep"/> bytes further in global memory than the one before. Offsets inside one
+    /// matrix are 32-bit (the host checks each matrix is under 2 GB): the copy loop then costs one 64-bit add per chunk.</summary>
     public struct ChunkPlan
     {
         public int Smem, KOffset, RowsOk;   // KOffset: the chunk's k (K-contiguous) or first row's k (MN-contiguous)
-        public long Elem, ElemStep;         // element offset of chunk 0 at k0 = 0
+        public int Bytes, ByteStep;         // byte offset of chunk 0 at k0 = 0, and from chunk q to q + 1
     }
 
     /// <summary>Where the pipeline will load next: slice k0 of batch Bb into stage Stage, Left slices to go.</summary>
@@ -68,8 +71,8 @@ public static class MatmulTensorCoreKernels
             c.Smem = MnContigOffset(row, chunk);
             c.KOffset = row;
             c.RowsOk = r0 + chunk * 8 < rows ? 1 : 0;
-            c.Elem = (long)row * ld + r0 + chunk * 8;
-            c.ElemStep = 16L * ld;
+            c.Bytes = 2 * (row * ld + r0 + chunk * 8);
+            c.ByteStep = 32 * ld;
         }
         else
         {
@@ -77,8 +80,8 @@ public static class MatmulTensorCoreKernels
             c.Smem = KContigOffset(row, chunk);
             c.KOffset = chunk * 8;
             c.RowsOk = rows - r0 - row;                           // > 0 for chunk 0; chunk q is 32·q rows further
-            c.Elem = (long)(r0 + row) * ld + chunk * 8;
-            c.ElemStep = 32L * ld;
+            c.Bytes = 2 * ((r0 + row) * ld + chunk * 8);
+            c.ByteStep = 64 * ld;
         }
         return c;
     }
@@ -146,7 +149,7 @@ public static class MatmulTensorCoreKernels
         {
             int stageOffset = cur.Stage * StageBytes;
             long aBase = p.A + 2 * (cur.Bb * p.StrideA), bBase = p.B + 2 * (cur.Bb * p.StrideB);
-            long ka = o.TransA ? (long)cur.K0 * p.Lda : cur.K0, kb = o.TransB ? cur.K0 : (long)cur.K0 * p.Ldb;
+            int ka = 2 * (o.TransA ? cur.K0 * p.Lda : cur.K0), kb = 2 * (o.TransB ? cur.K0 : cur.K0 * p.Ldb);
             for (int q = 0; q < 4; q++)
             {
                 CopyChunk(o.TransA, a, aBase, ka, cur.K0, p.K, q, stageOffset);
@@ -161,15 +164,16 @@ public static class MatmulTensorCoreKernels
         return cur;
     }
 
-    /// <summary>Chunk q of a thread's plan for slice k0 (<paramref name="kElems"/> = k0 in elements along the stored rows).</summary>
+    /// <summary>Chunk q of a thread's plan for slice k0 (<paramref name="kBytes"/> = k0's byte offset along the stored rows).
+    /// A chunk outside the matrix copies 0 bytes from the matrix's first address (valid, never read).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void CopyChunk(bool mnContiguous, ChunkPlan c, long baseAddr, long kElems, int k0, int k, int q, int stageOffset)
+    static void CopyChunk(bool mnContiguous, ChunkPlan c, long baseAddr, int kBytes, int k0, int k, int q, int stageOffset)
     {
         bool inside = mnContiguous
             ? c.RowsOk != 0 && k0 + c.KOffset + q * 16 < k
             : c.RowsOk > q * 32 && k0 + c.KOffset < k;
-        long src = inside ? baseAddr + 2 * (c.Elem + q * c.ElemStep + kElems) : baseAddr;
-        CopyAsync16((uint)(stageOffset + c.Smem + q * 4096), src, inside ? 16u : 0u);
+        int offset = inside ? c.Bytes + q * c.ByteStep + kBytes : 0;
+        CopyAsync16((uint)(stageOffset + c.Smem + q * 4096), baseAddr + offset, inside ? 16u : 0u);
     }
 
     /// <summary>ldmatrix.x4 of A's m16k16 tile <paramref name="i"/> of the warp: each lane supplies one row address of
@@ -221,7 +225,7 @@ public static class MatmulTensorCoreKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Store(ArrayView<float> c, ArrayView<float> bias, in TensorCoreGemmArgs p, int cBase, int i, int j, float v)
     {
-        if (i < p.M && j < p.N) c[cBase + i * p.Ldc + j] = p.HasBias != 0 ? v + bias[j] : v;
+        if (i < p.M && j < p.N) c[cBase + i * p.Ldc + j] = p.HasBias == 1 ? v + bias[j] : p.HasBias == 2 ? v + bias[i] : v;
     }
 
     // ---- inline PTX (every operand 32 bits wide: see ilgpu-notes §1) ---------------------------------------------
