@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import pathlib
+import re
 import sys
 
 
@@ -39,32 +40,10 @@ def parse_args(argv=None):
 # ---- config (ModelConfig / NestedUNetConfig / UNetConfig; JSON with comments and trailing commas) ---------------------
 
 def _strip_json(text):
-    """Removes // and /* */ comments and trailing commas outside strings (System.Text.Json's lenient options)."""
-    out, i, n, in_str = [], 0, len(text), False
-    while i < n:
-        c = text[i]
-        if in_str:
-            out.append(text[i:i + 2] if c == "\\" else c)
-            i += 2 if c == "\\" else 1
-            in_str = c != '"'
-        elif c == '"':
-            in_str = True; out.append(c); i += 1
-        elif text.startswith("//", i):
-            j = text.find("\n", i); i = n if j < 0 else j
-        elif text.startswith("/*", i):
-            j = text.find("*/", i + 2); i = n if j < 0 else j + 2
-        else:
-            out.append(c); i += 1
-    s, out, in_str = "".join(out), [], False
-    for i, c in enumerate(s):            # second pass: drop a ',' whose next non-space character closes a list/object
-        if in_str:
-            in_str = not (c == '"' and s[i - 1] != "\\")
-        elif c == '"':
-            in_str = True
-        elif c == "," and s[i + 1:].lstrip()[:1] in ("}", "]"):
-            continue
-        out.append(c)
-    return "".join(out)
+    """Drops // and /* */ comments, then trailing commas, outside strings (System.Text.Json's lenient options)."""
+    def outside_strings(pattern, s):
+        return re.sub(r'("(?:\\.|[^"\\])*")|' + pattern, lambda m: m.group(1) or "", s, flags=re.S)
+    return outside_strings(r",(?=\s*[}\]])", outside_strings(r"//[^\n]*|/\*.*?\*/", text))
 
 
 UNET_DEFAULTS = dict(  # UNetConfig.cs defaults (ml-mdm's dataclass)
@@ -73,43 +52,35 @@ UNET_DEFAULTS = dict(  # UNetConfig.cs defaults (ml-mdm's dataclass)
     maskedCrossAttention=True, useAttentionFfn=False, microConditioning=None, groups=32, numClasses=0,
     skipMidBlocks=None, skipCondEmb=False, numTemporalAttentionLayers=[0], temporalPositionalEncoding=False,
     temporalMode=False)
-NESTED_DEFAULTS = dict(outer=None, innerUnet=None, innerNested=None, skipInnerUnetInput=False, skipNormalization=False)
+NESTED_DEFAULTS = dict(outer={}, innerUnet=None, innerNested=None, skipInnerUnetInput=False, skipNormalization=False)
 MODEL_DEFAULTS = dict(imageSize=64, imageChannels=3, frames=1, unet=None, nested=None)
 
 
-def _with_defaults(d, defaults, where):
-    unknown = set(d) - set(defaults)
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}")
-    return {**defaults, **d}
-
-
-def _unet(d, where):
-    u = _with_defaults(d, UNET_DEFAULTS, where)
-    if u["temporalMode"] or any(u["numTemporalAttentionLayers"]):
+def _section(d, defaults, where):
+    """Fills in the defaults; unknown fields are errors (as in our [JsonUnmappedMemberHandling(Disallow)])."""
+    if set(d) - set(defaults):
+        raise ValueError(f"{where}: unknown field(s) {sorted(set(d) - set(defaults))}")
+    d = {**defaults, **d}
+    if defaults is UNET_DEFAULTS and (d["temporalMode"] or any(d["numTemporalAttentionLayers"])):
         raise ValueError(f"{where}: video (temporal) levels are not mirrored by this script")
-    return u
-
-
-def _nested(d, where):
-    n = _with_defaults(d, NESTED_DEFAULTS, where)
-    n["outer"] = _unet(n["outer"] or {}, where + ".outer")
-    n["innerUnet"] = _unet(n["innerUnet"], where + ".innerUnet") if n["innerUnet"] is not None else None
-    n["innerNested"] = _nested(n["innerNested"], where + ".innerNested") if n["innerNested"] is not None else None
-    if (n["innerUnet"] is None) == (n["innerNested"] is None):
-        raise ValueError(f"{where}: set exactly one of innerUnet and innerNested")
-    return n
+    if defaults is NESTED_DEFAULTS:
+        if (d["innerUnet"] is None) == (d["innerNested"] is None):
+            raise ValueError(f"{where}: set exactly one of innerUnet and innerNested")
+        d["outer"] = _section(d["outer"], UNET_DEFAULTS, where + ".outer")
+        for key, defs in (("innerUnet", UNET_DEFAULTS), ("innerNested", NESTED_DEFAULTS)):
+            d[key] = _section(d[key], defs, f"{where}.{key}") if d[key] is not None else None
+    return d
 
 
 def load_config(path):
     root = json.loads(_strip_json(pathlib.Path(path).read_text()))
-    m = _with_defaults(root.get("model", root), MODEL_DEFAULTS, "model")
+    m = _section(root.get("model", root), MODEL_DEFAULTS, "model")
     if m["frames"] != 1:
         raise ValueError("model.frames: video models are not mirrored by this script")
     if (m["unet"] is None) == (m["nested"] is None):
         raise ValueError("model: set exactly one of unet and nested")
-    m["unet"] = _unet(m["unet"], "model.unet") if m["unet"] is not None else None
-    m["nested"] = _nested(m["nested"], "model.nested") if m["nested"] is not None else None
+    m["unet"] = _section(m["unet"], UNET_DEFAULTS, "model.unet") if m["unet"] is not None else None
+    m["nested"] = _section(m["nested"], NESTED_DEFAULTS, "model.nested") if m["nested"] is not None else None
     return m
 
 
@@ -119,7 +90,6 @@ def innermost(m):
         n = n["innerNested"]
     return m["unet"] if n is None else n["innerUnet"]
 
-
 def resolutions(m):
     r, n = [m["imageSize"]], m["nested"]
     while n is not None:                 # NestedUNetConfig.NestRatio = 2^(outer levels − 1)
@@ -127,18 +97,14 @@ def resolutions(m):
         n = n["innerNested"]
     return r
 
-
-def per_level(values, i):
+def per_level(values, i):               # a list of length 1 is broadcast to every level
     return values[0] if len(values) == 1 else values[i]
-
 
 def temporal_dim(u):
     return u["temporalDim"] or 4 * u["resolutionChannels"][0]
 
-
 def attention_layers(u, i):
     return per_level(u["numAttentionLayers"], i) if i in u["attentionLevels"] else 0
-
 
 def micro_conditions(u):                 # "scale:64,foo:1" → [("scale", 64.0), ("foo", 1.0)]
     s = u["microConditioning"]
@@ -149,10 +115,9 @@ def micro_conditions(u):                 # "scale:64,foo:1" → [("scale", 64.0)
 
 def build_model(m):
     """ModelFactory.Build: the text width and the cross-attention width come from the innermost UNet."""
+    import torch
     import torch.nn as nn
     import torch.nn.functional as F
-    import torch
-
     inner_cfg = innermost(m)
     text_dim = inner_cfg["conditioningFeatureDim"]
     cross_dim = -1 if text_dim <= 0 else (inner_cfg["conditioningFeatureProjDim"] if inner_cfg["conditioningFeatureProjDim"] > 0 else text_dim)
@@ -249,7 +214,7 @@ def build_model(m):
         def __init__(self, u, owner, image_channels):
             super().__init__()
             t, groups, chans = temporal_dim(u), u["groups"], u["resolutionChannels"]
-            self.t, self.masked = t, u["maskedCrossAttention"]
+            self.t, self.masked, self.normalize = t, u["maskedCrossAttention"], False
             self.temb_layer1, self.temb_layer2 = nn.Linear(t // 4, t), nn.Linear(t, t)
             self.cond_emb = nn.Linear(cross_dim, t, bias=False) if owner and text_dim > 0 and not u["skipCondEmb"] else None
             # class_emb is a bias-free Dense over a one-hot with an extra "no class" row: weight [T, classes + 1]
@@ -311,33 +276,34 @@ def build_model(m):
                 temb = temb + second(F.silu(first(sinusoid(v, self.t))))
             return F.silu(temb)
 
-        def down(self, x, temb_act, tokens, mask, skips):
-            for block in self.down_blocks:
-                x = block(x, temb_act, tokens, mask, acts=skips)
-            return x
-
-        def up(self, x, temb_act, tokens, mask, skips):
-            for block in self.up_blocks:
-                n = len(block.resnets)
-                taken = skips[-n:][::-1]       # newest first
-                del skips[-n:]
-                x = block(x, temb_act, tokens, mask, skips=taken)
-            return x
-
         def denoise(self, streams, index, features, t, cond):
-            """forward_denoising: returns (predictions of streams[index:], final features before norm_out)."""
+            """forward_denoising: returns (predictions of streams[index:], final features before norm_out).
+            features: the outer level's in_adapter output, added after conv_in."""
             emb, tokens, mask = cond
             temb_act = self.time_embedding(t, emb)
-            x = self.conv_in(streams[index])
+            xt = streams[index]
+            if self.normalize:                 # StdNormalize: per-sample unbiased std over (C, H, W)
+                xt = xt / xt.std(dim=(1, 2, 3), keepdim=True)
+            x = self.conv_in(xt)
             if features is not None:
                 x = x + features
             skips = [x]
-            x = self.down(x, temb_act, tokens, mask, skips)
+            for block in self.down_blocks:     # records every ResNet output and resample output as a skip
+                x = block(x, temb_act, tokens, mask, acts=skips)
+            x, low = self.middle(x, temb_act, streams, index, t, cond)
+            for block in self.up_blocks:       # each ResNet eats one skip, newest first
+                n = len(block.resnets)
+                taken = skips[-n:][::-1]
+                del skips[-n:]
+                x = block(x, temb_act, tokens, mask, skips=taken)
+            return [self.conv_out(F.silu(self.norm_out(x)))] + low, x
+
+        def middle(self, x, temb_act, streams, index, t, cond):
+            """The bottleneck: the mid block (ResNet → attention → ResNet) if any; returns (x, lower predictions)."""
             if self.mid_blocks is not None:
-                x = self.mid_blocks[0](x, temb_act, tokens, mask)
+                x = self.mid_blocks[0](x, temb_act, cond[1], cond[2])
                 x = self.mid_blocks[1](x, temb_act, None, None)
-            x = self.up(x, temb_act, tokens, mask, skips)
-            return [self.conv_out(F.silu(self.norm_out(x)))], x
+            return x, []
 
         def forward(self, streams, t, labels=None, tokens=None, mask=None):
             return self.denoise(streams, 0, None, t, self.conditioning(labels, tokens, mask))[0]
@@ -355,22 +321,11 @@ def build_model(m):
         def conditioning(self, labels, tokens, mask):
             return self.inner_unet.conditioning(labels, tokens, mask)
 
-        def denoise(self, streams, index, features, t, cond):
-            emb, tokens, mask = cond
-            temb_act = self.time_embedding(t, emb)
-            xt = streams[index]
-            if self.normalize:                 # StdNormalize: per-sample unbiased std over (C, H, W)
-                xt = xt / xt.std(dim=(1, 2, 3), keepdim=True)
-            x = self.conv_in(xt)
-            if features is not None:
-                x = x + features
-            skips = [x]
-            x = self.down(x, temb_act, tokens, mask, skips)
+        def middle(self, x, temb_act, streams, index, t, cond):
+            """in_adapter(bottleneck) joins the inner model's conv_in output; out_adapter(inner features) is added back."""
             to_inner = self.in_adapter(x) if self.in_adapter is not None else None
             low, inner_features = self.inner_unet.denoise(streams, index + 1, to_inner, t, cond)
-            x = x + self.out_adapter(inner_features)
-            x = self.up(x, temb_act, tokens, mask, skips)
-            return [self.conv_out(F.silu(self.norm_out(x)))] + low, x
+            return x + self.out_adapter(inner_features), low
 
     return NestedUNet(m["nested"], m["imageChannels"]) if m["nested"] is not None \
         else UNet(m["unet"], True, m["imageChannels"])
@@ -382,9 +337,7 @@ def gamma_tables(res, device, n_steps=1000, power=1.0):
     """NoiseSchedule: DeepFloyd base gammas (N + 1 entries, g[0] = 1), per stream shifted by s_r = R_r / R_lowest in SNR.
     Returns (√g_r, √(1 − g_r)) tables [streams, N + 1] on the device."""
     import torch
-
-    def ab(tau):
-        return math.cos((tau + 0.008) / 1.008 * math.pi / 2) ** 2
+    ab = lambda tau: math.cos((tau + 0.008) / 1.008 * math.pi / 2) ** 2   # noqa: E731 – iDDPM squaredcos_cap_v2
     g = [1.0]
     for i in range(1, n_steps + 1):
         g.append(g[-1] * (1 - min(1 - ab(i / n_steps) / ab((i - 1) / n_steps), 0.999)))
@@ -417,6 +370,7 @@ def diffusion_loss(model, images, res, alpha, sigma, labels, tokens, mask):
 
 
 def bench(args, m):
+    import contextlib
     import statistics
     import time
     import torch
@@ -450,10 +404,7 @@ def bench(args, m):
           f"{', bf16 autocast' if use_autocast else ', fp32'}")
 
     def step():
-        if use_autocast:
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = diffusion_loss(model, images, res, alpha, sigma, labels, tokens, mask)
-        else:
+        with torch.autocast("cuda", dtype=torch.bfloat16) if use_autocast else contextlib.nullcontext():
             loss = diffusion_loss(model, images, res, alpha, sigma, labels, tokens, mask)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 2.0)
@@ -462,9 +413,8 @@ def bench(args, m):
         with torch.no_grad():              # EMA 0.9999: ema += (1 − d)·(p − ema)
             if hasattr(torch, "_foreach_lerp_"):
                 torch._foreach_lerp_(ema, params, 1 - 0.9999)
-            else:
-                for e, p in zip(ema, params):
-                    e.lerp_(p, 1 - 0.9999)
+            else:                          # torch < 2.0 (the CPU check)
+                torch._foreach_mul_(ema, 0.9999); torch._foreach_add_(ema, params, alpha=1 - 0.9999)
         return loss.detach()
 
     times = []
@@ -482,10 +432,10 @@ def bench(args, m):
     ips = b / (median / 1000)
     print(f"median {median / 1000:.3f} s/step, {ips:.1f} images/s")
     if args.json:
+        impl = f"torch {torch.__version__} eager " + ("bf16 autocast" if use_autocast else "fp32 cpu")
         with open(args.json, "a") as f:
             f.write(json.dumps({"op": "train_step", "shape": f"{pathlib.Path(args.config).stem}-b{b}", "ms": median,
-                                "bytes": 0, "flops": 0, "gbps": 0, "tflops": 0, "card": card,
-                                "impl": f"torch {torch.__version__} eager bf16 autocast" if use_autocast else f"torch {torch.__version__} eager fp32 cpu",
+                                "bytes": 0, "flops": 0, "gbps": 0, "tflops": 0, "card": card, "impl": impl,
                                 "images_per_s": ips}) + "\n")
 
 

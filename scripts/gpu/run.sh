@@ -41,8 +41,17 @@ else
 fi
 
 if [ $local_mode = 0 ]; then
-  echo "== end-to-end training step (gpu-demo, per-op profile) =="
-  MDM_PROFILE=1 timeout 90 "$apps/bench/Mdm.Bench" step --config configs/gpu-demo.json --batch 32 --device cuda --steps 4 --json "$OUT/mdm.json" 2>&1 | tee "$OUT/step.log" | grep -v "^step " | head -60
+  # End to end: our training step (bf16 autocast, tensor cores) and, where tools/torch_nested_unet.py is present, the
+  # same network from the same config in PyTorch eager autocast. "config:batch:steps:timeout" entries.
+  for spec in ${STEP_SPECS:-gpu-demo:32:4:60 imagenet-64-256:8:3:120}; do
+    IFS=: read -r cfg batch steps limit <<<"$spec"
+    echo "== end-to-end training step: $cfg, batch $batch =="
+    MDM_PROFILE=1 timeout "$limit" "$apps/bench/Mdm.Bench" step --config "configs/$cfg.json" --batch "$batch" --device cuda --steps "$steps" --bf16 \
+      --json "$OUT/mdm.json" 2>&1 | tee "$OUT/step-$cfg.log" | grep -v "^step " | head -24
+    if [ -f tools/torch_nested_unet.py ]; then
+      timeout "$limit" python3 tools/torch_nested_unet.py --config "configs/$cfg.json" --bench --batch "$batch" --steps "$steps" --json "$OUT/torch.json" 2>&1 | tail -3
+    fi
+  done
 fi
 
 echo "== table =="

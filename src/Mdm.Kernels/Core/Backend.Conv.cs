@@ -50,6 +50,22 @@ public abstract partial class Backend
         Conv2dForward(xf, wf, bias, y, g);
     }
 
+    /// <summary>Conv2dBackwardInput with dy and weight in BF16 (F32 dx); default: widen and run the F32 kernel.</summary>
+    protected internal virtual void Conv2dBackwardInputBF16(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g)
+    {
+        using var dyf = Ops.ToF32(dy);
+        using var wf = Ops.ToF32(weight);
+        Conv2dBackwardInput(dyf, wf, dx, g);
+    }
+
+    /// <summary>Conv2dBackwardWeight with x and dy in BF16 (F32 dweight); default: widen and run the F32 kernel.</summary>
+    protected internal virtual void Conv2dBackwardWeightBF16(Tensor x, Tensor dy, Tensor dweight, in Conv2dGeometry g)
+    {
+        using var xf = Ops.ToF32(x);
+        using var dyf = Ops.ToF32(dy);
+        Conv2dBackwardWeight(xf, dyf, dweight, g);
+    }
+
     /// <summary>dx = ∂L/∂x given dy = ∂L/∂y (the transposed convolution of dy with weight); dx is overwritten.</summary>
     protected internal abstract void Conv2dBackwardInput(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g);
 

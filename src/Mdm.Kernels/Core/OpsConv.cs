@@ -33,7 +33,7 @@ public static partial class Ops
     /// <summary>
     /// Gradient of Conv2d with respect to its input (torch.nn.grad.conv2d_input): dy [N, Cout, Ho, Wo] and weight give
     /// dx of <paramref name="inputShape"/>. The input shape is needed because stride &gt; 1 maps several input sizes to one
-    /// output size (9×9 and 10×10 both give 5×5 at stride 2, padding 1).
+    /// output size (9×9 and 10×10 both give 5×5 at stride 2, padding 1). dy and weight are both F32 or both BF16.
     /// </summary>
     public static Tensor Conv2dBackwardInput(Tensor dy, Tensor weight, int[] inputShape, int stride = 1, int padding = 0, Tensor? dx = null) =>
         Conv2dBackwardInput(dy, weight, inputShape, (stride, stride), (padding, padding), dx);
@@ -41,19 +41,23 @@ public static partial class Ops
     public static Tensor Conv2dBackwardInput(Tensor dy, Tensor weight, int[] inputShape, (int H, int W) stride, (int H, int W) padding, Tensor? dx = null)
     {
         const string op = "Conv2dBackwardInput";
-        SameBackend(op, dy, weight, dx); RequireF32(op, dy, weight);
+        SameBackend(op, dy, weight, dx);
+        bool bf16 = dy.DType == DType.BF16 && weight.DType == DType.BF16;   // bf16 storage, f32 accumulation, F32 dx
+        if (!bf16) RequireF32(op, dy, weight);
         var g = Conv2dGeometryOf(op, inputShape, weight.Dims, stride, padding, "input shape", "weight");
         CheckGradOutput(op, dy, g);
         dx = Output(op, dy, dx, g.InputShape);
         if (dx.Numel == 0) return dx;
         if (g.N == 0 || g.Cout == 0) { dx.Backend.Fill(dx, 0f); return dx; }
-        dy.Backend.Conv2dBackwardInput(dy, weight, dx, g);
+        if (bf16) dy.Backend.Conv2dBackwardInputBF16(dy, weight, dx, g);
+        else dy.Backend.Conv2dBackwardInput(dy, weight, dx, g);
         return dx;
     }
 
     /// <summary>
     /// Gradient of Conv2d with respect to its weight (torch.nn.grad.conv2d_weight): x and dy give dweight of
     /// <paramref name="weightShape"/> [Cout, Cin, kh, kw], summed over the batch. The result is overwritten, not accumulated.
+    /// dy and x are both F32 or both BF16.
     /// </summary>
     public static Tensor Conv2dBackwardWeight(Tensor dy, Tensor x, int[] weightShape, int stride = 1, int padding = 0, Tensor? dweight = null) =>
         Conv2dBackwardWeight(dy, x, weightShape, (stride, stride), (padding, padding), dweight);
@@ -61,13 +65,16 @@ public static partial class Ops
     public static Tensor Conv2dBackwardWeight(Tensor dy, Tensor x, int[] weightShape, (int H, int W) stride, (int H, int W) padding, Tensor? dweight = null)
     {
         const string op = "Conv2dBackwardWeight";
-        SameBackend(op, dy, x, dweight); RequireF32(op, dy, x);
+        SameBackend(op, dy, x, dweight);
+        bool bf16 = dy.DType == DType.BF16 && x.DType == DType.BF16;        // bf16 storage, f32 accumulation, F32 dweight
+        if (!bf16) RequireF32(op, dy, x);
         var g = Conv2dGeometryOf(op, x.Dims, weightShape, stride, padding, "x", "weight shape");
         CheckGradOutput(op, dy, g);
         dweight = Output(op, dy, dweight, g.WeightShape);
         if (dweight.Numel == 0) return dweight;
         if (g.N == 0) { dweight.Backend.Fill(dweight, 0f); return dweight; }
-        dy.Backend.Conv2dBackwardWeight(x, dy, dweight, g);
+        if (bf16) dy.Backend.Conv2dBackwardWeightBF16(x, dy, dweight, g);
+        else dy.Backend.Conv2dBackwardWeight(x, dy, dweight, g);
         return dweight;
     }
 

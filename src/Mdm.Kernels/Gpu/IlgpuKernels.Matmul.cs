@@ -20,8 +20,11 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> matmulF32 = null!;
     Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, GemmArgs> matmulBF16 = null!;
 
-    /// <summary>The tensor-core bf16 GEMMs, indexed by TransA·2 + TransB; null where not loaded (not CUDA).</summary>
-    Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[] matmulTensorCore = new Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[4];
+    /// <summary>The tensor-core bf16 GEMMs, indexed by Wide·4 + TransA·2 + TransB; null where not loaded (not CUDA).</summary>
+    Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[] matmulTensorCore = new Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[8];
+
+    /// <summary>Which warp layout bf16 GEMMs use: 4 warps of 64×64 (true) or 8 warps of 64×32 (benchmarks compare both).</summary>
+    public bool WideWarpTiles { get; set; } = true;
 
     /// <summary>Whether bf16 GEMMs run on tensor cores here, and if not, why.</summary>
     public string TensorCoreStatus { get; private set; } = "not loaded";
@@ -32,10 +35,14 @@ public sealed partial class IlgpuBackend
         matmulF32 = loader.Load(nameof(KernelCatalog.MatmulF32), () => a.LoadStreamKernel(KernelCatalog.MatmulF32));
         matmulBF16 = loader.Load(nameof(KernelCatalog.MatmulBF16), () => a.LoadStreamKernel(KernelCatalog.MatmulBF16));
         string[] names = [nameof(KernelCatalog.MatmulBF16TensorCoreNN), nameof(KernelCatalog.MatmulBF16TensorCoreNT),
-                          nameof(KernelCatalog.MatmulBF16TensorCoreTN), nameof(KernelCatalog.MatmulBF16TensorCoreTT)];
+                          nameof(KernelCatalog.MatmulBF16TensorCoreTN), nameof(KernelCatalog.MatmulBF16TensorCoreTT),
+                          nameof(KernelCatalog.MatmulBF16TensorCoreWideNN), nameof(KernelCatalog.MatmulBF16TensorCoreWideNT),
+                          nameof(KernelCatalog.MatmulBF16TensorCoreWideTN), nameof(KernelCatalog.MatmulBF16TensorCoreWideTT)];
         Delegate[] kernels = [KernelCatalog.MatmulBF16TensorCoreNN, KernelCatalog.MatmulBF16TensorCoreNT,
-                              KernelCatalog.MatmulBF16TensorCoreTN, KernelCatalog.MatmulBF16TensorCoreTT];
-        for (int i = 0; i < 4; i++)
+                              KernelCatalog.MatmulBF16TensorCoreTN, KernelCatalog.MatmulBF16TensorCoreTT,
+                              KernelCatalog.MatmulBF16TensorCoreWideNN, KernelCatalog.MatmulBF16TensorCoreWideNT,
+                              KernelCatalog.MatmulBF16TensorCoreWideTN, KernelCatalog.MatmulBF16TensorCoreWideTT];
+        for (int i = 0; i < kernels.Length; i++)
         {
             var kernel = kernels[i];
             // Inline PTX only runs on CUDA; the CPU accelerator still compiles the kernel (so the catalogue stays whole).
@@ -46,7 +53,7 @@ public sealed partial class IlgpuBackend
                 loader.Load(names[i], () => a.LoadKernel((Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)kernel));
         }
         TensorCoreStatus = Kind == BackendKind.Cuda
-            ? $"mma.sync m16n8k16 bf16 ({MatmulTensorCoreKernels.TileM}x{MatmulTensorCoreKernels.TileN}x{MatmulTensorCoreKernels.TileK} tiles, {MatmulTensorCoreKernels.Stages}-stage cp.async, {MatmulTensorCoreKernels.SharedBytes / 1024} KB shared)"
+            ? $"mma.sync m16n8k16 bf16 ({MatmulTensorCoreKernels.TileM}x{MatmulTensorCoreKernels.TileN}x{MatmulTensorCoreKernels.TileK} tiles, {MatmulTensorCoreKernels.Stages}-stage cp.async, {MatmulTensorCoreKernels.SharedBytes / 1024} KB shared, {(WideWarpTiles ? "4 warps of 64x64" : "8 warps of 64x32")})"
             : "CUDA only: bf16 GEMMs use the SIMT kernel";
     }
 
@@ -99,7 +106,8 @@ public sealed partial class IlgpuBackend
     /// <paramref name="rowBias"/>: bias is indexed by C's row (a convolution's output channel), not its column.
     bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias = false)
     {
-        var kernel = matmulTensorCore[(d.TransA ? 2 : 0) + (d.TransB ? 1 : 0)];
+        bool wide = WideWarpTiles;
+        var kernel = matmulTensorCore[(wide ? 4 : 0) + (d.TransA ? 2 : 0) + (d.TransB ? 1 : 0)];
         if (kernel is null || !UseTensorCores) return false;
         long pa = U16(a).LoadEffectiveAddressAsPtr().ToInt64(), pb = U16(b).LoadEffectiveAddressAsPtr().ToInt64();
         if (d.Lda % 8 != 0 || d.Ldb % 8 != 0 || d.StrideA % 8 != 0 || d.StrideB % 8 != 0 || pa % 16 != 0 || pb % 16 != 0) return false;
@@ -116,7 +124,7 @@ public sealed partial class IlgpuBackend
             Batch = d.Batch, SumBatch = d.SumBatch ? 1 : 0, HasBias = bias is null ? 0 : rowBias ? 2 : 1,
             TilesN = tilesN, KTiles = (d.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK,
         };
-        var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch), new Index2D(MatmulTensorCoreKernels.Threads, 1),
+        var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch), new Index2D(wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
         kernel(accelerator.DefaultStream, cfg, F32(c), bias is null ? F32(c) : F32(bias), p);
         Interlocked.Increment(ref tensorCoreGemms);

@@ -11,17 +11,27 @@ public static partial class KernelCatalog
         MatmulKernels.Gemm<ushort, BF16Widen>;
 }
 
-// bf16 tensor-core GEMM (CUDA only; see MatmulTensorCoreKernels), one kernel per transpose combination.
+// bf16 tensor-core GEMM (CUDA only; see MatmulTensorCoreKernels), one kernel per transpose combination and warp layout.
 public static partial class KernelCatalog
 {
-    const int TensorCoreGemmRegisters = 128;   // two groups of 256 threads per multiprocessor
+    const int TensorCoreGemmRegisters = 128;   // 8 warps: two groups of 256 threads per multiprocessor
+    const int WideGemmRegisters = 255;         // 4 warps of 64×64 (128 accumulators): two groups of 128 threads
 
-    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = MatmulTensorCoreKernels.Threads, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNN = MatmulTensorCoreKernels.Gemm<OrientNN>;
-    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = MatmulTensorCoreKernels.Threads, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNT = MatmulTensorCoreKernels.Gemm<OrientNT>;
-    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = MatmulTensorCoreKernels.Threads, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTN = MatmulTensorCoreKernels.Gemm<OrientTN>;
-    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = MatmulTensorCoreKernels.Threads, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTT = MatmulTensorCoreKernels.Gemm<OrientTT>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNN = MatmulTensorCoreKernels.Gemm<OrientNN, EightWarps64x32>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNT = MatmulTensorCoreKernels.Gemm<OrientNT, EightWarps64x32>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTN = MatmulTensorCoreKernels.Gemm<OrientTN, EightWarps64x32>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTT = MatmulTensorCoreKernels.Gemm<OrientTT, EightWarps64x32>;
+
+    [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideNN = MatmulTensorCoreKernels.Gemm<OrientNN, FourWarps64x64>;
+    [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideNT = MatmulTensorCoreKernels.Gemm<OrientNT, FourWarps64x64>;
+    [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideTN = MatmulTensorCoreKernels.Gemm<OrientTN, FourWarps64x64>;
+    [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideTT = MatmulTensorCoreKernels.Gemm<OrientTT, FourWarps64x64>;
 }

@@ -62,3 +62,65 @@ public class MixedPrecisionTests
         }
     }
 }
+
+/// <summary>
+/// On CUDA, autocast hands Linear and Conv2d bf16 tensors (tensor cores), forward and backward. The forward must equal
+/// the emulation (f32 storage of the same bf16 values) up to f32 summation order; the gradients differ only by dy being
+/// rounded to bf16 first, as torch.autocast does, so they agree to bf16 precision.
+/// </summary>
+[GpuFixture]
+public class MixedPrecisionTensorCoreTests_Cuda
+{
+    [Test]
+    public void AutocastConvAndLinearOnTensorCoresMatchTheEmulation()
+    {
+        var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)TestBackends.Get(BackendKind.Cuda);
+        var rng = TestSeed.NewRandom();
+        var xs = TestSeed.Uniform(rng, 2 * 16 * 8 * 8);
+        var ws = TestSeed.Uniform(rng, 24 * 16 * 9);
+        var bs = TestSeed.Uniform(rng, 24);
+        var ls = TestSeed.Uniform(rng, 40 * 24);
+        var gs = TestSeed.Uniform(rng, 2 * 64 * 40);
+
+        (float[] y, float[] dx, float[] dw, float[] dl) Run(bool tensorCores)
+        {
+            gpu.UseTensorCores = tensorCores;
+            try
+            {
+                using var x = new Variable(gpu.FromArray(xs, 2, 16, 8, 8), requiresGrad: true);
+                using var w = new Variable(gpu.FromArray(ws, 24, 16, 3, 3), requiresGrad: true);
+                using var b = new Variable(gpu.FromArray(bs, 24), requiresGrad: true);
+                using var l = new Variable(gpu.FromArray(ls, 40, 24), requiresGrad: true);
+                using var g = gpu.FromArray(gs, 2, 64, 40);
+                float[] yv;
+                using (new Graph())
+                {
+                    using var autocast = MixedPrecision.Bf16();
+                    var h = F.Conv2d(F.Autocast(x), F.Autocast(w), b, 1, 1, MixedPrecision.Enabled);      // [2, 24, 8, 8]
+                    var t = F.Permute(F.Reshape(h, 2, 24, 64), 0, 2, 1);                                   // [2, 64, 24]
+                    var y = F.Linear(F.Autocast(t), F.Autocast(l), null, MixedPrecision.Enabled);           // [2, 64, 40]
+                    yv = y.Data.ToArray();
+                    y.Backward(g);
+                }
+                return (yv, x.Grad!.ToArray(), w.Grad!.ToArray(), l.Grad!.ToArray());
+            }
+            finally { gpu.UseTensorCores = true; }
+        }
+
+        long before = gpu.TensorCoreGemms;
+        var fast = Run(true);
+        Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(5), "conv forward, dx, dw and linear forward, dx, dw on tensor cores");
+        var emulated = Run(false);
+        AssertClose("forward", fast.y, emulated.y, 1e-4);
+        AssertClose("conv dx", fast.dx, emulated.dx, 2e-2);
+        AssertClose("conv dw", fast.dw, emulated.dw, 2e-2);
+        AssertClose("linear dw", fast.dl, emulated.dl, 2e-2);
+    }
+
+    static void AssertClose(string what, float[] got, float[] want, double relative)
+    {
+        double scale = want.Max(v => Math.Abs((double)v)), worst = 0;
+        for (int i = 0; i < got.Length; i++) worst = Math.Max(worst, Math.Abs(got[i] - want[i]));
+        Assert.That(worst, Is.LessThanOrEqualTo(relative * scale), $"{what}: max |difference| {worst:G3} against max |value| {scale:G3}\n{TestSeed.Describe()}");
+    }
+}

@@ -113,6 +113,28 @@ public abstract class ConvOpTests(BackendKind kind) : KernelFixture(kind)
         }
     }
 
+    /// <summary>BF16 dy with BF16 weight (input gradient) and BF16 x (weight gradient): against float64 on the rounded values.</summary>
+    [TestCaseSource(nameof(Conv2dBF16Cases))]
+    public void Conv2dBackwardBF16(Conv2dCase c) => CheckConv2dBackwardBF16(c);
+
+    protected void CheckConv2dBackwardBF16(Conv2dCase c)
+    {
+        var (x, rx) = BF16Input(c.X);
+        var (w, rw) = BF16Input(c.Wt);
+        var (dy, rdy) = BF16Input(c.Y);
+        using (x) using (w) using (dy)
+        {
+            using var dx = Poisoned(c.X);
+            c.BackwardInput(dy, w, dx);
+            var ex = Ref.Conv2dBackwardInput(rdy, rw, c.Wt, c.X, c.SH, c.SW, c.PH, c.PW, out var absX);
+            Compare.AssertClose(Name("Conv2dBackwardInput bf16", c.Y, c.Wt), dx, ex, SumTolerance(c.Cout * c.KH * c.KW), absX);
+            using var dw = Poisoned(c.Wt);
+            c.BackwardWeight(dy, x, dw);
+            var ew = Ref.Conv2dBackwardWeight(rx, c.X, rdy, c.Wt, c.SH, c.SW, c.PH, c.PW, out var absW);
+            Compare.AssertClose(Name("Conv2dBackwardWeight bf16", c.X, c.Y), dw, ew, SumTolerance((long)c.N * c.Y[2] * c.Y[3]), absW);
+        }
+    }
+
     /// <summary>A BF16 tensor of random values (rounded to nearest even) and the rounded values as doubles.</summary>
     protected (Tensor t, double[] r) BF16Input(int[] shape)
     {
@@ -312,6 +334,9 @@ public class ConvOpTests_Cuda() : ConvOpTests(BackendKind.Cuda)
         long before = gpu.TensorCoreGemms;
         CheckConv2dBF16(c);
         Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(1), $"the convolution should have run on tensor cores ({gpu.TensorCoreStatus})");
+        before = gpu.TensorCoreGemms;
+        CheckConv2dBackwardBF16(c);
+        Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(2), $"both gradients should have run on tensor cores ({gpu.TensorCoreStatus})");
     }
 }
 

@@ -347,10 +347,18 @@ public class MatmulOpTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
     public void MatMulBF16OnTensorCores(int batchA, int batchB, int m, int n, int k, bool ta, bool tb)
     {
         var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)B;
-        long before = gpu.TensorCoreGemms;
-        MatMulBF16(batchA, batchB, m, n, k, ta, tb);
-        Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(3),
-            $"forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
+        foreach (bool wide in new[] { true, false })   // both warp layouts
+        {
+            gpu.WideWarpTiles = wide;
+            try
+            {
+                long before = gpu.TensorCoreGemms;
+                MatMulBF16(batchA, batchB, m, n, k, ta, tb);
+                Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(3),
+                    $"forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
+            }
+            finally { gpu.WideWarpTiles = true; }
+        }
     }
 }
 

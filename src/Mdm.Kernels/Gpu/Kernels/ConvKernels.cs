@@ -161,4 +161,36 @@ public static class ConvKernels
             cols[e] = v;
         }
     }
+
+    /// <summary>
+    /// col2im for the tensor-core input gradient, gather form (no atomics): dx[n0 + b][ci][iy][ix] = Σ over taps (ky, kx)
+    /// whose output position oy = (iy + pad − ky) / stride (exact, in range), likewise ox, of cols[b][(ci·KH + ky)·KW + kx][oy·Wo + ox].
+    /// </summary>
+    public static void Col2Im(ArrayView<float> cols, ArrayView<float> dx, Conv2dGeometry g, int n0, int count)
+    {
+        int khw = g.KH * g.KW, k = g.Cin * khw, p = g.Ho * g.Wo, hw = g.H * g.W;
+        int total = count * g.Cin * hw, stride = Grid.DimX * Group.DimX;
+        for (int e = Grid.GlobalIndex.X; e < total; e += stride)
+        {
+            int pix = e % hw, plane = e / hw, ci = plane % g.Cin, b = plane / g.Cin;
+            int iy = pix / g.W, ix = pix - iy * g.W;
+            float acc = 0f;
+            for (int ky = 0; ky < g.KH; ky++)
+            {
+                int ty = iy + g.PadH - ky;
+                if (ty < 0 || ty % g.StrideH != 0) continue;
+                int oy = ty / g.StrideH;
+                if (oy >= g.Ho) continue;
+                for (int kx = 0; kx < g.KW; kx++)
+                {
+                    int tx = ix + g.PadW - kx;
+                    if (tx < 0 || tx % g.StrideW != 0) continue;
+                    int ox = tx / g.StrideW;
+                    if (ox >= g.Wo) continue;
+                    acc += cols[(b * k + (ci * g.KH + ky) * g.KW + kx) * p + oy * g.Wo + ox];
+                }
+            }
+            dx[(n0 + b) * g.Cin * hw + ci * hw + pix] = acc;
+        }
+    }
 }

@@ -11,6 +11,17 @@ public struct OrientNT : IGemmOrientation { public readonly bool TransA => false
 public struct OrientTN : IGemmOrientation { public readonly bool TransA => true; public readonly bool TransB => false; }
 public struct OrientTT : IGemmOrientation { public readonly bool TransA => true; public readonly bool TransB => true; }
 
+/// <summary>How a group's 128×128 tile is split among warps (fixed per compiled kernel).</summary>
+public interface IGemmWarps
+{
+    /// <summary>128 (4 warps of 64×64) or 256 (8 warps of 64×32).</summary>
+    int Threads { get; }
+    /// <summary>64-column warp tiles: 8 ldmatrix per 32 mma instead of 6 per 16 (less shared-memory traffic per mma).</summary>
+    bool Wide { get; }
+}
+public struct EightWarps64x32 : IGemmWarps { public readonly int Threads => 256; public readonly bool Wide => false; }
+public struct FourWarps64x64 : IGemmWarps { public readonly int Threads => 128; public readonly bool Wide => true; }
+
 /// <summary>Arguments of <see cref="MatmulTensorCoreKernels.Gemm"/>. A and B are raw device addresses (bf16 elements,
 /// 16-byte aligned); strides and leading dimensions are in elements and multiples of 8.</summary>
 public struct TensorCoreGemmArgs
@@ -25,8 +36,8 @@ public struct TensorCoreGemmArgs
 /// bf16 GEMM on tensor cores (mma.sync m16n8k16, f32 accumulate). GPU GEMM v3; v1 = <see cref="MatmulKernels"/>, the
 /// SIMT kernel that still serves F32, ILGPU's CPU accelerator and shapes this one cannot take; v2 (commit 52fbf61) had
 /// 32-deep K slices in 48 KB and recomputed every copy address per slice (bench/RESULTS.md has both timings).
-/// A group of 256 threads (8 warps as 2×4) computes a 128×128 tile of C; each warp owns 64×32 = 4×4 mma tiles, 64
-/// f32 accumulators per thread. K advances in slices of 64 through a 3-stage cp.async pipeline in dynamic shared
+/// A group computes a 128×128 tile of C, split by <see cref="IGemmWarps"/>: 8 warps of 64×32 (4×4 mma tiles, 64 f32
+/// accumulators per thread) or 4 warps of 64×64 (4×8 tiles, 128 accumulators; a quarter less ldmatrix traffic per mma). K advances in slices of 64 through a 3-stage cp.async pipeline in dynamic shared
 /// memory (3 × 32 KB = 96 KB, above the 48 KB default: the host raises the kernel's limit with cuFuncSetAttribute).
 /// Fragments come in with ldmatrix (.trans for operands whose M/N dimension is the contiguous one). Shared rows are
 /// XOR-swizzled by 16-byte chunk so each ldmatrix phase (8 rows, one chunk column) hits 8 distinct bank groups.
@@ -36,7 +47,7 @@ public struct TensorCoreGemmArgs
 /// </summary>
 public static class MatmulTensorCoreKernels
 {
-    public const int TileM = 128, TileN = 128, TileK = 64, Threads = 256, Stages = 3;
+    public const int TileM = 128, TileN = 128, TileK = 64, Stages = 3;
     public const int OperandBytes = TileM * TileK * 2, StageBytes = 2 * OperandBytes, SharedBytes = Stages * StageBytes;
 
     // Two shared layouts per operand tile (128 along M or N, 64 along K), both rows of whole 16-byte chunks:
@@ -61,8 +72,10 @@ public static class MatmulTensorCoreKernels
     /// <summary>Where the pipeline will load next: slice k0 of batch Bb into stage Stage, Left slices to go.</summary>
     public struct LoadCursor { public int K0, Bb, Left, Stage; }
 
+    /// <summary>Chunk q of thread tid is chunk id = tid + q·threads of the tile: the same column chunk, threads/8
+    /// (K-contiguous) or threads/16 (MN-contiguous) rows further, which is always threads·16 bytes of shared memory.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static ChunkPlan Plan(bool mnContiguous, int ld, int r0, int rows, int tid)
+    static ChunkPlan Plan(bool mnContiguous, int ld, int r0, int rows, int tid, int threads)
     {
         ChunkPlan c;
         if (mnContiguous)
@@ -72,88 +85,108 @@ public static class MatmulTensorCoreKernels
             c.KOffset = row;
             c.RowsOk = r0 + chunk * 8 < rows ? 1 : 0;
             c.Bytes = 2 * (row * ld + r0 + chunk * 8);
-            c.ByteStep = 32 * ld;
+            c.ByteStep = 2 * (threads >> 4) * ld;
         }
         else
         {
             int row = tid >> 3, chunk = tid & 7;                 // row = m/n, chunk = 8 values of k
             c.Smem = KContigOffset(row, chunk);
             c.KOffset = chunk * 8;
-            c.RowsOk = rows - r0 - row;                           // > 0 for chunk 0; chunk q is 32·q rows further
+            c.RowsOk = rows - r0 - row;                           // > 0 for chunk 0; chunk q is q·threads/8 rows further
             c.Bytes = 2 * ((r0 + row) * ld + chunk * 8);
-            c.ByteStep = 64 * ld;
+            c.ByteStep = 2 * (threads >> 3) * ld;
         }
         return c;
     }
 
-    public static void Gemm<TO>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p) where TO : struct, IGemmOrientation
+    public static void Gemm<TO, TW>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p)
+        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps
     {
         var smem = SharedMemory.GetDynamic<byte>();   // addressed only from inline PTX (__dyn_shared_alloca)
         var o = default(TO);
+        var w = default(TW);
         int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5;
-        int wm = warp >> 2, wn = warp & 3;
+        int wm = w.Wide ? warp >> 1 : warp >> 2, colBase = w.Wide ? (warp & 1) * 64 : (warp & 3) * 32;
         int tile = Grid.IdxX, tm = tile / p.TilesN;
         int m0 = tm * TileM, n0 = (tile - tm * p.TilesN) * TileN;
         int outBatch = Grid.IdxY;
 
-        var planA = Plan(o.TransA, p.Lda, m0, p.M, tid);
-        var planB = Plan(!o.TransB, p.Ldb, n0, p.N, tid);
+        var planA = Plan(o.TransA, p.Lda, m0, p.M, tid, w.Threads);
+        var planB = Plan(!o.TransB, p.Ldb, n0, p.N, tid, w.Threads);
         LoadCursor cur;
         cur.K0 = 0; cur.Bb = p.SumBatch != 0 ? 0 : outBatch; cur.Left = p.KTiles * (p.SumBatch != 0 ? p.Batch : 1); cur.Stage = 0;
         int iters = cur.Left;
 
         // Prologue: stages 0 and 1 in flight.
-        cur = Issue(o, p, planA, planB, cur);
-        cur = Issue(o, p, planA, planB, cur);
+        cur = Issue(o, w, p, planA, planB, cur);
+        cur = Issue(o, w, p, planA, planB, cur);
 
-        Frag t00 = default, t01 = default, t02 = default, t03 = default, t10 = default, t11 = default, t12 = default, t13 = default;
-        Frag t20 = default, t21 = default, t22 = default, t23 = default, t30 = default, t31 = default, t32 = default, t33 = default;
+        // t{i}{j}: rows wm·64 + i·16, columns colBase + j·8 (j ≥ 4 only in the wide layout).
+        Frag t00 = default, t01 = default, t02 = default, t03 = default, t04 = default, t05 = default, t06 = default, t07 = default;
+        Frag t10 = default, t11 = default, t12 = default, t13 = default, t14 = default, t15 = default, t16 = default, t17 = default;
+        Frag t20 = default, t21 = default, t22 = default, t23 = default, t24 = default, t25 = default, t26 = default, t27 = default;
+        Frag t30 = default, t31 = default, t32 = default, t33 = default, t34 = default, t35 = default, t36 = default, t37 = default;
         int g = lane >> 3, r = lane & 7, stage = 0;
         for (int it = 0; it < iters; it++)
         {
             WaitOneGroupPending();
             Group.Barrier();   // stage `it` visible to all warps; stage it-1 no longer read by anyone
-            cur = Issue(o, p, planA, planB, cur);
+            cur = Issue(o, w, p, planA, planB, cur);
 
             int sa = stage * StageBytes, sb = sa + OperandBytes;
             stage = stage == Stages - 1 ? 0 : stage + 1;
             for (int ks = 0; ks < TileK / 16; ks++)
             {
-                // A: 4 m16 tiles (rows wm*64 + i*16); B: 2 loads of two n8 tiles each (columns wn*32 + j*8).
                 U4 x0 = LoadA(o, sa, wm, lane, g, r, ks, 0), x1 = LoadA(o, sa, wm, lane, g, r, ks, 1);
                 U4 x2 = LoadA(o, sa, wm, lane, g, r, ks, 2), x3 = LoadA(o, sa, wm, lane, g, r, ks, 3);
-                U4 y0 = LoadB(o, sb, wn, g, r, ks, 0), y1 = LoadB(o, sb, wn, g, r, ks, 1);
+                U4 y0 = LoadB(o, sb, colBase, g, r, ks, 0), y1 = LoadB(o, sb, colBase, g, r, ks, 1);
                 t00 = Mma(t00, x0, y0.X, y0.Y); t01 = Mma(t01, x0, y0.Z, y0.W); t02 = Mma(t02, x0, y1.X, y1.Y); t03 = Mma(t03, x0, y1.Z, y1.W);
                 t10 = Mma(t10, x1, y0.X, y0.Y); t11 = Mma(t11, x1, y0.Z, y0.W); t12 = Mma(t12, x1, y1.X, y1.Y); t13 = Mma(t13, x1, y1.Z, y1.W);
                 t20 = Mma(t20, x2, y0.X, y0.Y); t21 = Mma(t21, x2, y0.Z, y0.W); t22 = Mma(t22, x2, y1.X, y1.Y); t23 = Mma(t23, x2, y1.Z, y1.W);
                 t30 = Mma(t30, x3, y0.X, y0.Y); t31 = Mma(t31, x3, y0.Z, y0.W); t32 = Mma(t32, x3, y1.X, y1.Y); t33 = Mma(t33, x3, y1.Z, y1.W);
+                if (w.Wide)
+                {
+                    U4 y2 = LoadB(o, sb, colBase, g, r, ks, 2), y3 = LoadB(o, sb, colBase, g, r, ks, 3);
+                    t04 = Mma(t04, x0, y2.X, y2.Y); t05 = Mma(t05, x0, y2.Z, y2.W); t06 = Mma(t06, x0, y3.X, y3.Y); t07 = Mma(t07, x0, y3.Z, y3.W);
+                    t14 = Mma(t14, x1, y2.X, y2.Y); t15 = Mma(t15, x1, y2.Z, y2.W); t16 = Mma(t16, x1, y3.X, y3.Y); t17 = Mma(t17, x1, y3.Z, y3.W);
+                    t24 = Mma(t24, x2, y2.X, y2.Y); t25 = Mma(t25, x2, y2.Z, y2.W); t26 = Mma(t26, x2, y3.X, y3.Y); t27 = Mma(t27, x2, y3.Z, y3.W);
+                    t34 = Mma(t34, x3, y2.X, y2.Y); t35 = Mma(t35, x3, y2.Z, y2.W); t36 = Mma(t36, x3, y3.X, y3.Y); t37 = Mma(t37, x3, y3.Z, y3.W);
+                }
             }
         }
         WaitAll();
 
         int cBase = outBatch * p.StrideC;
-        int row = m0 + wm * 64 + (lane >> 2), col = n0 + wn * 32 + (lane & 3) * 2;
+        int row = m0 + wm * 64 + (lane >> 2), col = n0 + colBase + (lane & 3) * 2;
         StoreRow(c, bias, p, cBase, row, col, t00, t01, t02, t03);
         StoreRow(c, bias, p, cBase, row + 16, col, t10, t11, t12, t13);
         StoreRow(c, bias, p, cBase, row + 32, col, t20, t21, t22, t23);
         StoreRow(c, bias, p, cBase, row + 48, col, t30, t31, t32, t33);
+        if (w.Wide)
+        {
+            StoreRow(c, bias, p, cBase, row, col + 32, t04, t05, t06, t07);
+            StoreRow(c, bias, p, cBase, row + 16, col + 32, t14, t15, t16, t17);
+            StoreRow(c, bias, p, cBase, row + 32, col + 32, t24, t25, t26, t27);
+            StoreRow(c, bias, p, cBase, row + 48, col + 32, t34, t35, t36, t37);
+        }
         if (smem.Length < 0) c[0] = 0f;   // never true; keeps the dynamic shared buffer declared in the PTX
     }
 
     /// <summary>Issues the cp.async copies of the slice under the cursor (none once all are issued), commits them as
     /// one group, and moves the cursor on. Chunks outside the matrix read 0 bytes and land as zeros.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static LoadCursor Issue<TO>(TO o, in TensorCoreGemmArgs p, ChunkPlan a, ChunkPlan b, LoadCursor cur) where TO : struct, IGemmOrientation
+    static LoadCursor Issue<TO, TW>(TO o, TW w, in TensorCoreGemmArgs p, ChunkPlan a, ChunkPlan b, LoadCursor cur)
+        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps
     {
         if (cur.Left > 0)
         {
             int stageOffset = cur.Stage * StageBytes;
             long aBase = p.A + 2 * (cur.Bb * p.StrideA), bBase = p.B + 2 * (cur.Bb * p.StrideB);
             int ka = 2 * (o.TransA ? cur.K0 * p.Lda : cur.K0), kb = 2 * (o.TransB ? cur.K0 : cur.K0 * p.Ldb);
-            for (int q = 0; q < 4; q++)
+            for (int q = 0; q < 1024 / w.Threads; q++)
             {
-                CopyChunk(o.TransA, a, aBase, ka, cur.K0, p.K, q, stageOffset);
-                CopyChunk(!o.TransB, b, bBase, kb, cur.K0, p.K, q, stageOffset + OperandBytes);
+                CopyChunk(o.TransA, a, aBase, ka, cur.K0, p.K, q, w.Threads, stageOffset);
+                CopyChunk(!o.TransB, b, bBase, kb, cur.K0, p.K, q, w.Threads, stageOffset + OperandBytes);
             }
             cur.K0 += TileK;
             if (cur.K0 >= p.K) { cur.K0 = 0; cur.Bb++; }
@@ -167,13 +200,13 @@ public static class MatmulTensorCoreKernels
     /// <summary>Chunk q of a thread's plan for slice k0 (<paramref name="kBytes"/> = k0's byte offset along the stored rows).
     /// A chunk outside the matrix copies 0 bytes from the matrix's first address (valid, never read).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void CopyChunk(bool mnContiguous, ChunkPlan c, long baseAddr, int kBytes, int k0, int k, int q, int stageOffset)
+    static void CopyChunk(bool mnContiguous, ChunkPlan c, long baseAddr, int kBytes, int k0, int k, int q, int threads, int stageOffset)
     {
         bool inside = mnContiguous
-            ? c.RowsOk != 0 && k0 + c.KOffset + q * 16 < k
-            : c.RowsOk > q * 32 && k0 + c.KOffset < k;
+            ? c.RowsOk != 0 && k0 + c.KOffset + q * (threads >> 4) < k
+            : c.RowsOk > q * (threads >> 3) && k0 + c.KOffset < k;
         int offset = inside ? c.Bytes + q * c.ByteStep + kBytes : 0;
-        CopyAsync16((uint)(stageOffset + c.Smem + q * 4096), baseAddr + offset, inside ? 16u : 0u);
+        CopyAsync16((uint)(stageOffset + c.Smem + q * threads * 16), baseAddr + offset, inside ? 16u : 0u);
     }
 
     /// <summary>ldmatrix.x4 of A's m16k16 tile <paramref name="i"/> of the warp: each lane supplies one row address of
@@ -186,14 +219,14 @@ public static class MatmulTensorCoreKernels
         return LoadMatrix(sa + KContigOffset(wm * 64 + i * 16 + (lane & 15), ks * 2 + (lane >> 4)));
     }
 
-    /// <summary>ldmatrix.x4 of B's k16n16 block <paramref name="j"/> of the warp: (X, Y) = b0, b1 of the first n8 tile,
+    /// <summary>ldmatrix.x4 of B's k16n16 block <paramref name="j"/> of the warp (columns colBase + j·16): (X, Y) = b0, b1 of the first n8 tile,
     /// (Z, W) of the second.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static U4 LoadB<TO>(TO o, int sb, int wn, int g, int r, int ks, int j) where TO : struct, IGemmOrientation
+    static U4 LoadB<TO>(TO o, int sb, int colBase, int g, int r, int ks, int j) where TO : struct, IGemmOrientation
     {
         if (o.TransB)
-            return LoadMatrix(sb + KContigOffset(wn * 32 + j * 16 + r + (g >> 1) * 8, ks * 2 + (g & 1)));
-        return LoadMatrixTrans(sb + MnContigOffset(ks * 16 + r + (g & 1) * 8, (wn * 32 + j * 16 + (g >> 1) * 8) >> 3));
+            return LoadMatrix(sb + KContigOffset(colBase + j * 16 + r + (g >> 1) * 8, ks * 2 + (g & 1)));
+        return LoadMatrixTrans(sb + MnContigOffset(ks * 16 + r + (g & 1) * 8, (colBase + j * 16 + (g >> 1) * 8) >> 3));
     }
 
     /// <summary>The four f32 accumulators of one m16n8 tile, in mma.sync's fragment order
