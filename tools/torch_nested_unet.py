@@ -378,7 +378,7 @@ def bench(args, m):
     if args.device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("CUDA is not available (use --device cpu for a smoke test)")
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = True   # usual eager practice; its autotuning falls in the warm-up step
     torch.manual_seed(1)
     model = build_model(m).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]

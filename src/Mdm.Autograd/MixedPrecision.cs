@@ -29,11 +29,7 @@ public static class MixedPrecision
     }
 
     /// <summary>x rounded to the nearest bf16 value, kept in f32 storage.</summary>
-    public static Tensor RoundToBF16(Tensor x)
-    {
-        using var b = Ops.ToBF16(x);
-        return Ops.ToF32(b);
-    }
+    public static Tensor RoundToBF16(Tensor x) => Ops.RoundToBF16(x);
 }
 
 public static partial class F

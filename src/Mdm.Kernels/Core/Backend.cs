@@ -80,6 +80,14 @@ public abstract partial class Backend : IDisposable
     protected internal abstract void SumAxis(Tensor x, Tensor y, int outer, int reduce, int inner);
     protected internal abstract void ConvertToBF16(Tensor x, Tensor y);
     protected internal abstract void ConvertToF32(Tensor x, Tensor y);
+
+    /// <summary>y = x rounded to bf16, F32 storage. Default: narrow into a temporary, then widen.</summary>
+    protected internal virtual void RoundToBF16(Tensor x, Tensor y)
+    {
+        using var b = Empty(DType.BF16, x.Shape);
+        ConvertToBF16(x, b);
+        ConvertToF32(b, y);
+    }
     /// <summary>Uniform in [lo, hi): Philox stream (seed, subsequence), element i = lane i%4 of block i/4.</summary>
     protected internal abstract void RandomUniform(Tensor y, ulong seed, ulong subsequence, float lo, float hi);
     protected internal abstract void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std);

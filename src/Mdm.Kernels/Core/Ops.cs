@@ -67,6 +67,16 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>y = x rounded to the nearest bf16 value (ties to even), kept in F32 storage: autocast's cast.
+    /// One pass (ToBF16 then ToF32 would be two launches and a temporary).</summary>
+    public static Tensor RoundToBF16(Tensor x, Tensor? y = null)
+    {
+        SameBackend("RoundToBF16", x, y); RequireF32("RoundToBF16", x);
+        y = Output("RoundToBF16", x, y, x.Dims);
+        if (x.Numel > 0) x.Backend.RoundToBF16(x, y);
+        return y;
+    }
+
     public static Tensor ToF32(Tensor x, Tensor? y = null)
     {
         SameBackend("ToF32", x, y);

@@ -9,7 +9,7 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, Conv2dGeometry> conv2dForward = null!;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dGeometry> conv2dBackwardInput = null!, conv2dBackwardWeight = null!;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> conv2dBackwardBias = null!;
-    Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, Conv2dGeometry, int, int> im2colBF16 = null!;
+    Action<KernelConfig, ArrayView<ushort>, ArrayView<uint>, Conv2dGeometry, int, int> im2colBF16 = null!;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, Conv2dGeometry, int, int> col2im = null!;
 
     /// <summary>Bytes of bf16 im2col columns one tensor-core convolution call materialises at most (samples are chunked).</summary>
@@ -26,9 +26,19 @@ public sealed partial class IlgpuBackend
         col2im = loader.Load(nameof(KernelCatalog.Col2Im), () => a.LoadStreamKernel(KernelCatalog.Col2Im));
     }
 
-    /// <summary>Whether the tensor-core convolution can take this geometry (else the widened F32 kernels run).</summary>
-    bool TensorCoreConv(in Conv2dGeometry g, long bytesPerSample) =>
-        UseTensorCores && matmulTensorCore[0] is not null && g.PatchSize % 8 == 0 && (g.Ho * g.Wo) % 8 == 0 && bytesPerSample <= Im2ColBudgetBytes;
+    /// <summary>bf16 columns of samples n0 .. n0+count−1 into cols (one group per column-matrix row).</summary>
+    void Im2Col(Tensor x, Tensor cols, in Conv2dGeometry g, int n0, int count) =>
+        im2colBF16(new KernelConfig((int)Math.Clamp((long)count * g.PatchSize, 1, maxGroups), groupSize), U16(x),
+            U16(cols).SubView(0, (long)count * g.PatchSize * g.Ho * g.Wo).Cast<uint>(), g, n0, count);
+
+    /// <summary>
+    /// Whether a bf16 convolution is lowered to im2col/col2im + GEMM (else the widened F32 kernels run): on CUDA when
+    /// the tensor-core GEMM can take the shapes; on the CPU accelerator too (SIMT GEMM), so CI runs the same
+    /// im2col/col2im kernels on tiny shapes.
+    /// </summary>
+    bool LowerConv(in Conv2dGeometry g, long bytesPerSample) =>
+        (Kind == BackendKind.IlgpuCpu || (UseTensorCores && matmulTensorCore[0] is not null))
+        && g.PatchSize % 8 == 0 && (g.Ho * g.Wo) % 8 == 0 && bytesPerSample <= Im2ColBudgetBytes;
 
     /// <summary>
     /// bf16 input gradient on tensor cores: per chunk of samples, dcols[n] = Wᵀ [Cin·KH·KW, Cout] · dy[n] [Cout, Ho·Wo]
@@ -38,7 +48,7 @@ public sealed partial class IlgpuBackend
     {
         int k = g.PatchSize, pixels = g.Ho * g.Wo;
         long perSample = 4L * k * pixels;
-        if (!TensorCoreConv(g, perSample)) { base.Conv2dBackwardInputBF16(dy, weight, dx, g); return; }
+        if (!LowerConv(g, perSample)) { base.Conv2dBackwardInputBF16(dy, weight, dx, g); return; }
         int chunk = (int)Math.Max(1, Math.Min(g.N, Im2ColBudgetBytes / perSample));
         using var cols = Empty(DType.F32, chunk, k, pixels);
         for (int n0 = 0; n0 < g.N; n0 += chunk)
@@ -47,8 +57,8 @@ public sealed partial class IlgpuBackend
             using var dySlice = dy.Slice(n0, count);
             using var colSlice = cols.Slice(0, count);
             var d = new MatmulDesc(count, k, pixels, g.Cout, true, false, 0, (long)g.Cout * pixels, (long)k * pixels, false);
-            if (!TryTensorCoreGemm(weight, dySlice, colSlice, null, d))
-                throw new InvalidOperationException($"Conv2dBackwardInputBF16: the tensor-core GEMM refused {g} (alignment)");
+            Gemm(weight, dySlice, colSlice, null, d);   // tensor cores on CUDA
+
             col2im(Launch((long)count * g.Cin * g.H * g.W), F32(cols), F32(dx), g, n0, count);
         }
     }
@@ -61,7 +71,7 @@ public sealed partial class IlgpuBackend
     {
         int k = g.PatchSize, pixels = g.Ho * g.Wo;
         long perSample = 2L * k * pixels;
-        if (!TensorCoreConv(g, perSample)) { base.Conv2dBackwardWeightBF16(x, dy, dweight, g); return; }
+        if (!LowerConv(g, perSample)) { base.Conv2dBackwardWeightBF16(x, dy, dweight, g); return; }
         int chunk = (int)Math.Max(1, Math.Min(g.N, Im2ColBudgetBytes / perSample));
         using var cols = Empty(DType.BF16, chunk, k, pixels);
         using var partial = g.N > chunk ? Empty(DType.F32, g.Cout, k) : null;
@@ -71,12 +81,11 @@ public sealed partial class IlgpuBackend
             for (int n0 = 0; n0 < g.N; n0 += chunk)
             {
                 int count = Math.Min(chunk, g.N - n0);
-                im2colBF16(Launch((long)count * k * pixels), U16(x), U16(cols), g, n0, count);
+                Im2Col(x, cols, g, n0, count);
                 using var dySlice = dy.Slice(n0, count);
                 var target = n0 == 0 ? dw2 : partial!;
                 var d = new MatmulDesc(count, g.Cout, k, pixels, false, true, (long)g.Cout * pixels, (long)k * pixels, 0, true);
-                if (!TryTensorCoreGemm(dySlice, cols, target, null, d))
-                    throw new InvalidOperationException($"Conv2dBackwardWeightBF16: the tensor-core GEMM refused {g} (alignment)");
+                Gemm(dySlice, cols, target, null, d);   // tensor cores on CUDA
                 if (n0 > 0) Ops.Add(dw2, partial!, dw2);
             }
         }
@@ -84,7 +93,7 @@ public sealed partial class IlgpuBackend
     }
 
     /// <summary>
-    /// bf16 convolution on tensor cores: per chunk of samples, im2col into bf16 columns [Cin·KH·KW, Ho·Wo], then one
+    /// bf16 convolution as GEMM (tensor cores on CUDA): per chunk of samples, im2col into bf16 columns [Cin·KH·KW, Ho·Wo], then one
     /// batched tensor-core GEMM y[n] = W [Cout, Cin·KH·KW] · cols[n] (W broadcast over the batch, the bias added per
     /// output row), which writes NCHW directly. Falls back to the widened F32 kernel where the GEMM cannot take the
     /// shape (Cin·KH·KW or Ho·Wo not a multiple of 8) or off CUDA.
@@ -93,7 +102,7 @@ public sealed partial class IlgpuBackend
     {
         int k = g.PatchSize, pixels = g.Ho * g.Wo;
         long perSample = 2L * k * pixels;
-        if (!UseTensorCores || matmulTensorCore[0] is null || k % 8 != 0 || pixels % 8 != 0 || perSample > Im2ColBudgetBytes)
+        if (!LowerConv(g, perSample))
         {
             base.Conv2dForwardBF16(x, weight, bias, y, g);
             return;
@@ -103,11 +112,14 @@ public sealed partial class IlgpuBackend
         for (int n0 = 0; n0 < g.N; n0 += chunk)
         {
             int count = Math.Min(chunk, g.N - n0);
-            im2colBF16(Launch((long)count * k * pixels), U16(x), U16(cols), g, n0, count);
+            Im2Col(x, cols, g, n0, count);
             using var ySlice = y.Slice(n0, count);
             var d = new MatmulDesc(count, g.Cout, pixels, k, false, false, 0, (long)k * pixels, (long)g.Cout * pixels, false);
             if (!TryTensorCoreGemm(weight, cols, ySlice, bias, d, rowBias: true))
-                throw new InvalidOperationException($"Conv2dForwardBF16: the tensor-core GEMM refused {g} (alignment)");
+            {
+                Gemm(weight, cols, ySlice, null, d);   // SIMT GEMM (CPU accelerator), then the per-channel bias
+                if (bias is not null) { using var b4 = bias.Reshape(1, g.Cout, 1, 1); Ops.Add(ySlice, b4, ySlice); }
+            }
         }
     }
 

@@ -7,7 +7,7 @@ namespace Mdm.Kernels.Gpu;
 public sealed partial class IlgpuBackend
 {
     Action<KernelConfig, ArrayView<float>, float> fill = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>> copy = null!, siluForward = null!;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>> copy = null!, siluForward = null!, roundToBF16 = null!;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, float> scale = null!;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>> addSame = null!, subSame = null!, mulSame = null!, siluBackward = null!;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, BroadcastPlan> addBcast = null!, subBcast = null!, mulBcast = null!;
@@ -42,6 +42,7 @@ public sealed partial class IlgpuBackend
         sumMiddle = L(nameof(KernelCatalog.SumMiddle), () => a.LoadStreamKernel(KernelCatalog.SumMiddle));
         toBF16 = L(nameof(KernelCatalog.ToBF16), () => a.LoadStreamKernel(KernelCatalog.ToBF16));
         toF32 = L(nameof(KernelCatalog.ToF32), () => a.LoadStreamKernel(KernelCatalog.ToF32));
+        roundToBF16 = L(nameof(KernelCatalog.RoundToBF16), () => a.LoadStreamKernel(KernelCatalog.RoundToBF16));
         uniform = L(nameof(KernelCatalog.RandomUniform), () => a.LoadStreamKernel(KernelCatalog.RandomUniform));
         normal = L(nameof(KernelCatalog.RandomNormal), () => a.LoadStreamKernel(KernelCatalog.RandomNormal));
         // Op families live in their own files (IlgpuKernels.<Family>.cs); each loads its kernels with L(...).
@@ -105,6 +106,7 @@ public sealed partial class IlgpuBackend
 
     protected internal override void ConvertToBF16(Tensor x, Tensor y) => toBF16(Launch(y.Numel), F32(x), U16(y));
     protected internal override void ConvertToF32(Tensor x, Tensor y) => toF32(Launch(y.Numel), U16(x), F32(y));
+    protected internal override void RoundToBF16(Tensor x, Tensor y) => roundToBF16(Launch(y.Numel), F32(x), F32(y));
 
     protected internal override void RandomUniform(Tensor y, ulong seed, ulong subsequence, float lo, float hi) =>
         uniform(Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, lo, hi - lo);

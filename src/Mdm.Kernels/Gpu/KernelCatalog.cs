@@ -25,6 +25,7 @@ public static partial class KernelCatalog
     public static readonly Action<ArrayView<float>, ArrayView<float>, int, int, int> SumMiddle = ReduceKernels.SumMiddle;
     public static readonly Action<ArrayView<float>, ArrayView<ushort>> ToBF16 = ElementwiseKernels.ToBF16;
     public static readonly Action<ArrayView<ushort>, ArrayView<float>> ToF32 = ElementwiseKernels.ToF32;
+    public static readonly Action<ArrayView<float>, ArrayView<float>> RoundToBF16 = ElementwiseKernels.RoundToBF16;
     public static readonly Action<ArrayView<float>, ulong, ulong, float, float> RandomUniform = RandomKernels.Uniform;
     public static readonly Action<ArrayView<float>, ulong, ulong, float, float> RandomNormal = RandomKernels.Normal;
 

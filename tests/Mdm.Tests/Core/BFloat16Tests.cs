@@ -122,6 +122,26 @@ public abstract class BFloat16KernelTests(BackendKind kind) : KernelFixture(kind
                 Assert.Fail($"ToBF16 on {Backends.KindName(Kind)}: 0x{BitConverter.SingleToInt32Bits(f[i]):X8} gave 0x{got[i]:X4}, host 0x{want:X4}\n{TestSeed.Describe()}");
         }
     }
+
+    [Test]
+    public void RoundToBF16MatchesHost()
+    {
+        ushort[] lows = [0x0000, 0x7FFF, 0x8000, 0x8001, 0xFFFF];
+        var f = new float[4096 * lows.Length + 1031];
+        int k = 0;
+        for (int i = 0; i < 4096; i++) { int hi = i * 16 + Rng.Next(16); foreach (var lo in lows) f[k++] = BitConverter.Int32BitsToSingle((hi << 16) | lo); }
+        while (k < f.Length) f[k++] = BitConverter.Int32BitsToSingle(Rng.Next() ^ (Rng.Next() << 1));
+        using var x = Upload(f, f.Length);
+        using var y = Poisoned(f.Length);
+        Ops.RoundToBF16(x, y);
+        var got = y.ToArray();
+        for (int i = 0; i < f.Length; i++)
+        {
+            float want = BFloat16.ToFloat(BFloat16.FromFloat(f[i]));
+            if (BitConverter.SingleToInt32Bits(got[i]) != BitConverter.SingleToInt32Bits(want) && !(float.IsNaN(want) && float.IsNaN(got[i])))
+                Assert.Fail($"RoundToBF16 on {Backends.KindName(Kind)}: 0x{BitConverter.SingleToInt32Bits(f[i]):X8} gave {got[i]:G9}, host {want:G9}\n{TestSeed.Describe()}");
+        }
+    }
 }
 
 public class BFloat16KernelTests_Cpu() : BFloat16KernelTests(BackendKind.Cpu);

@@ -143,23 +143,36 @@ public static class ConvKernels
 
     /// <summary>
     /// im2col in bf16 for the tensor-core convolution: cols[b][k][p] = x[n0 + b][ci][oy·s − pad + ky][ox·s − pad + kx]
-    /// (0 outside the image) with k = (ci·KH + ky)·KW + kx, p = oy·Wo + ox, for <paramref name="count"/> samples
-    /// from <paramref name="n0"/>. The column index runs fastest, so the writes coalesce. Grid-stride.
+    /// (0 outside the image) with k = (ci·KH + ky)·KW + kx, p = oy·Wo + ox, for <paramref name="count"/> samples from
+    /// <paramref name="n0"/>. One group per column-matrix row (grid-stride), so (ci, ky, kx) is worked out once per row;
+    /// each thread writes two neighbouring columns as one 32-bit store (Ho·Wo is even: the host requires a multiple of 8).
     /// </summary>
-    public static void Im2ColBF16(ArrayView<ushort> x, ArrayView<ushort> cols, Conv2dGeometry g, int n0, int count)
+    public static void Im2ColBF16(ArrayView<ushort> x, ArrayView<uint> cols, Conv2dGeometry g, int n0, int count)
     {
-        int khw = g.KH * g.KW, k = g.Cin * khw, p = g.Ho * g.Wo, hw = g.H * g.W;
-        int total = count * k * p, stride = Grid.DimX * Group.DimX;
-        for (int e = Grid.GlobalIndex.X; e < total; e += stride)
+        int khw = g.KH * g.KW, k = g.Cin * khw, pairs = g.Ho * g.Wo / 2, hw = g.H * g.W;
+        int rows = count * k;
+        for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
         {
-            int col = e % p, row = e / p, kk = row % k, b = row / k;
+            int b = row / k, kk = row - b * k;
             int ci = kk / khw, r = kk - ci * khw, ky = r / g.KW, kx = r - ky * g.KW;
-            int oy = col / g.Wo, ox = col - oy * g.Wo;
-            int iy = oy * g.StrideH - g.PadH + ky, ix = ox * g.StrideW - g.PadW + kx;
-            ushort v = 0;
-            if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W) v = x[((n0 + b) * g.Cin + ci) * hw + iy * g.W + ix];
-            cols[e] = v;
+            int src = ((n0 + b) * g.Cin + ci) * hw, dst = row * pairs;
+            for (int j = Group.IdxX; j < pairs; j += Group.DimX)
+            {
+                int col = 2 * j, oy = col / g.Wo, ox = col - oy * g.Wo;
+                uint lo = Tap(x, g, src, oy, ox, ky, kx);
+                if (++ox == g.Wo) { ox = 0; oy++; }
+                uint hi = Tap(x, g, src, oy, ox, ky, kx);
+                cols[dst + j] = lo | (hi << 16);
+            }
         }
+    }
+
+    /// <summary>x at output position (oy, ox) for tap (ky, kx) of one input plane, or 0 in the padding.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    static uint Tap(ArrayView<ushort> x, Conv2dGeometry g, int plane, int oy, int ox, int ky, int kx)
+    {
+        int iy = oy * g.StrideH - g.PadH + ky, ix = ox * g.StrideW - g.PadW + kx;
+        return iy >= 0 && iy < g.H && ix >= 0 && ix < g.W ? x[plane + iy * g.W + ix] : 0u;
     }
 
     /// <summary>
@@ -175,6 +188,21 @@ public static class ConvKernels
             int pix = e % hw, plane = e / hw, ci = plane % g.Cin, b = plane / g.Cin;
             int iy = pix / g.W, ix = pix - iy * g.W;
             float acc = 0f;
+            if (g.StrideH == 1 && g.StrideW == 1)   // the common case: no divisibility tests, no divisions
+            {
+                for (int ky = 0; ky < g.KH; ky++)
+                {
+                    int oy = iy + g.PadH - ky;
+                    if (oy < 0 || oy >= g.Ho) continue;
+                    for (int kx = 0; kx < g.KW; kx++)
+                    {
+                        int ox = ix + g.PadW - kx;
+                        if (ox >= 0 && ox < g.Wo) acc += cols[(b * k + (ci * g.KH + ky) * g.KW + kx) * p + oy * g.Wo + ox];
+                    }
+                }
+                dx[(n0 + b) * g.Cin * hw + ci * hw + pix] = acc;
+                continue;
+            }
             for (int ky = 0; ky < g.KH; ky++)
             {
                 int ty = iy + g.PadH - ky;

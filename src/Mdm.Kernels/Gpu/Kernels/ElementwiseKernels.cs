@@ -21,6 +21,11 @@ public struct SiluGradFunctor : IBinaryFunctor
 public interface IUnaryFunctor { float Apply(float x); }
 public readonly struct ScaleFunctor(float alpha) : IUnaryFunctor { readonly float alpha = alpha; public float Apply(float x) => alpha * x; }
 public struct SiluFunctor : IUnaryFunctor { public readonly float Apply(float x) => x / (1f + MathF.Exp(-x)); }
+/// <summary>Round to the nearest bf16 (ties to even, NaN kept), widened back: autocast's cast in one pass.</summary>
+public struct RoundBF16Functor : IUnaryFunctor
+{
+    public readonly float Apply(float x) => Interop.IntAsFloat((uint)BFloat16.FromBits((uint)Interop.FloatAsInt(x)) << 16);
+}
 
 /// <summary>
 /// Elementwise kernels. All are explicitly grouped with a grid-stride loop, so the launcher picks a grid that fills
@@ -51,6 +56,8 @@ public static class ElementwiseKernels
     public static void Scale(ArrayView<float> x, ArrayView<float> y, float alpha) => Map(x, y, new ScaleFunctor(alpha));
 
     public static void SiluForward(ArrayView<float> x, ArrayView<float> y) => Map(x, y, default(SiluFunctor));
+
+    public static void RoundToBF16(ArrayView<float> x, ArrayView<float> y) => Map(x, y, default(RoundBF16Functor));
 
     /// <summary>y = f(x), four grid-stride steps per trip.</summary>
     static void Map<TF>(ArrayView<float> x, ArrayView<float> y, TF f) where TF : struct, IUnaryFunctor
