@@ -33,6 +33,11 @@ test_rc=${PIPESTATUS[0]}
 echo "== Mdm benchmarks ($device) =="
 timeout 120 "$apps/bench/Mdm.Bench" gpu --device "$device" $quick --json "$OUT/mdm.json" 2>&1 | tee "$OUT/bench.log"
 
+if [ $local_mode = 0 ]; then
+  echo "== kernel lab: attention v1 (SIMT) vs v2 (tensor cores, not promoted) =="
+  timeout 60 "$apps/bench/Mdm.Bench" lab attention 2>&1 | tee "$OUT/lab-attention.log"
+fi
+
 echo "== PyTorch benchmarks =="
 if [ $local_mode = 1 ]; then
   python3 scripts/gpu/torch_bench.py --list $quick

@@ -18,6 +18,14 @@ public sealed partial class IlgpuBackend
         return F32(t);
     }
 
+    /// <summary>The raw device address of a tensor's first element (any dtype), for kernels that take addresses
+    /// (cp.async in the tensor-core kernels). Only meaningful on CUDA.</summary>
+    public static long DeviceAddress(Tensor t)
+    {
+        if (t.Backend is not IlgpuBackend) throw new ArgumentException($"DeviceAddress: tensor {t.ShapeString} is on {t.Backend.Info.KindName}, not an ILGPU backend");
+        return Raw(t).LoadEffectiveAddressAsPtr().ToInt64();
+    }
+
     /// <summary>Grid-stride launch shape for <paramref name="items"/> independent work items.</summary>
     public KernelConfig LaunchConfig(long items) => Launch(items);
 

@@ -60,7 +60,8 @@ public sealed partial class IlgpuBackend
     /// <summary>Compiles an explicitly grouped kernel with this accelerator's PTX backend, rewrites its inline-PTX
     /// depots into registers (<see cref="PtxLocalPromotion"/>) and loads the rewritten PTX. Kernels that use more than
     /// 48 KB of dynamic shared memory must opt in per function (ILGPU never does): <paramref name="sharedBytes"/>.</summary>
-    TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel, KernelSpecialization specialization, int sharedBytes) where TDelegate : Delegate
+    /// Public for kernel labs and custom tensor-core kernels (bench/Mdm.Bench/Lab); CUDA only.
+    public TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel, KernelSpecialization specialization, int sharedBytes) where TDelegate : Delegate
     {
         var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
         var compiled = (PTXCompiledKernel)accelerator.GetBackend().Compile(entry, specialization);

@@ -16,6 +16,16 @@ public static class PtxCompiler
 {
     public sealed record Result(string Name, string EntryName, string Ptx);
 
+    /// <summary>The PTX of one explicitly grouped kernel (a lab kernel, say), optionally with its depots promoted.</summary>
+    public static string Compile(Delegate kernel, KernelSpecialization specialization, bool promoteDepots)
+    {
+        var arch = CudaArchitecture.SM_90;
+        using var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(arch), arch, CudaInstructionSet.ISA_84, null!);
+        var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method), specialization);
+        return promoteDepots ? PtxLocalPromotion.Promote(compiled.PTXAssembly, out _) : compiled.PTXAssembly;
+    }
+
     public static IReadOnlyList<Result> CompileAll(CudaArchitecture? architecture = null, CudaInstructionSet? isa = null)
     {
         var arch = architecture ?? CudaArchitecture.SM_90;
