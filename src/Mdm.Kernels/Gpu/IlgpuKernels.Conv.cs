@@ -12,8 +12,9 @@ public sealed partial class IlgpuBackend
     Action<KernelConfig, ArrayView<ushort>, ArrayView<uint>, Conv2dGeometry, int, int> im2colBF16 = null!;
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, Conv2dGeometry, int, int> col2im = null!;
 
-    /// <summary>Bytes of bf16 im2col columns one tensor-core convolution call materialises at most (samples are chunked).</summary>
-    const long Im2ColBudgetBytes = 512L << 20;
+    /// <summary>Bytes of column matrix one lowered convolution call materialises at most (samples are chunked to fit;
+    /// a sample that alone exceeds it takes the widened F32 kernels). Settable so tests can force several chunks.</summary>
+    public long Im2ColBudgetBytes { get; set; } = 512L << 20;
 
     partial void LoadConvKernels(Loader loader)
     {

@@ -314,7 +314,25 @@ public abstract class ConvOpTests(BackendKind kind) : KernelFixture(kind)
 }
 
 public class ConvOpTests_Cpu() : ConvOpTests(BackendKind.Cpu);
-public class ConvOpTests_IlgpuCpu() : ConvOpTests(BackendKind.IlgpuCpu);
+public class ConvOpTests_IlgpuCpu() : ConvOpTests(BackendKind.IlgpuCpu)
+{
+    /// <summary>With a column budget of one sample, the lowered bf16 convolution runs sample by sample: forward per
+    /// chunk, input gradient per chunk, and the weight gradient summed across chunks.</summary>
+    [Test]
+    public void Conv2dBF16InSeveralChunks()
+    {
+        var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)B;
+        long saved = gpu.Im2ColBudgetBytes;
+        var c = new Conv2dCase(3, 8, 16, 8, 8, 3, 3, 1, 1, 1, 1, true);
+        gpu.Im2ColBudgetBytes = 4L * c.Cin * 9 * 64;   // one sample of f32 columns
+        try
+        {
+            CheckConv2dBF16(c);
+            CheckConv2dBackwardBF16(c);
+        }
+        finally { gpu.Im2ColBudgetBytes = saved; }
+    }
+}
 [GpuFixture]
 public class ConvOpTests_Cuda() : ConvOpTests(BackendKind.Cuda)
 {
