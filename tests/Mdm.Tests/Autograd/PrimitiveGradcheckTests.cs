@@ -115,7 +115,7 @@ public abstract class PrimitiveGradcheckTests(BackendKind kind) : KernelFixture(
                 losses.Add(loss.Item());
                 foreach (var p in net.Parameters())
                 {
-                    Ops.Scale(p.Grad!, -0.5f, p.Grad!);
+                    Ops.Scale(p.Grad!, -0.3f, p.Grad!);   // plain SGD; 0.5 diverged near the end for some initialisations
                     Ops.Add(p.Data, p.Grad!, p.Data);
                 }
                 net.ZeroGrad();
