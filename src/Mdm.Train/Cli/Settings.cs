@@ -52,6 +52,8 @@ public sealed record SampleSettings
     public string OutFile { get; init; } = "samples.png";
     public string? Device { get; init; }
     public bool UseEma { get; init; } = true;
+    /// <summary>bf16 autocast for the denoiser, as `train --bf16` (on CUDA: tensor cores).</summary>
+    public bool Bf16 { get; init; }
 
     public static readonly string[] Samplers = ["ddpm", "ddim"];
     public static readonly string[] Thresholds = ["none", "clip", "dynamic", "deepfloyd"];

@@ -1,3 +1,4 @@
+using Mdm.Autograd;
 using Mdm.Kernels;
 using Mdm.Model;
 using Mdm.Model.Checkpoints;
@@ -36,7 +37,10 @@ public static class SampleCommand
             if (s.Cfg != 1.0 && numClasses == 0) log.WriteLine("note: --cfg needs a class-conditional model; sampling without guidance");
             log.WriteLine($"sampling {s.Count} images with {s.Sampler} ({s.Steps} steps{(s.Sampler == "ddim" ? $", eta {s.Eta}" : "")}), " +
                           $"{group} weights of step {reader.Step}, threshold {s.Threshold}, cfg {s.Cfg} on {backend.Info.KindName}");
-            var images = new Sampler(model, run.Diffusion).Sample(s.Count, new Conditioning(ClassLabels: labels), cfg, s.Seed);
+            if (s.Bf16) log.WriteLine("bf16 autocast: the denoiser's matmul/conv/attention operands rounded to bf16 (tensor cores on CUDA)");
+            Tensor[] images;
+            using (MixedPrecision.Bf16(s.Bf16))
+                images = new Sampler(model, run.Diffusion).Sample(s.Count, new Conditioning(ClassLabels: labels), cfg, s.Seed);
             var folder = Path.GetDirectoryName(Path.GetFullPath(s.OutFile))!;
             return SampleWriter.Write(folder, Path.GetFileNameWithoutExtension(s.OutFile), images, modelConfig, highestOnly: false);
         }

@@ -72,6 +72,12 @@ public class CommandLineTests
         Assert.That(File.Exists(png) && File.Exists(Path.Combine(dir.Path, "s-8px.png")));
         var image = Mdm.Train.Data.Png.Load(png);
         Assert.That(image.Width, Is.GreaterThan(16));
+        // The same in bf16 autocast (as training with --bf16): announced, and a grid of the same size.
+        var png16 = Path.Combine(dir.Path, "b.png");
+        var b = TrainProcess.Run(dir.Path, TimeSpan.FromMinutes(3), "sample", "--checkpoint", ckpt, "--steps", "5", "--n", "4", "--bf16", "--out", png16);
+        Assert.That(b.Code, Is.EqualTo(0), b.Out + b.Err);
+        Assert.That(b.Out, Does.Contain("bf16 autocast"));
+        Assert.That(Mdm.Train.Data.Png.Load(png16).Width, Is.EqualTo(image.Width));
         // Training into a folder that already has checkpoints without --resume is refused (nothing is overwritten).
         var again = TrainProcess.Run(dir.Path, TimeSpan.FromMinutes(1), "train", "--config", config, "--out", outDir);
         Assert.That(again.Code, Is.EqualTo(2));
