@@ -30,12 +30,36 @@ public static class AtomicFile
                 file.Flush(flushToDisk: true);
             }
             File.Move(temp, full, overwrite: true);   // rename(2): atomic on POSIX file systems
+            SyncFolder(folder);                       // make the rename itself durable
         }
         catch
         {
             TryDelete(temp);
             throw;
         }
+    }
+
+    /// <summary>fsync(2) of the folder on Linux, so the rename survives a power cut; best effort (.NET has no API for it).</summary>
+    static void SyncFolder(string folder)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        const int ReadOnly = 0, Directory = 0x10000;   // O_RDONLY | O_DIRECTORY
+        try
+        {
+            int fd = Libc.open(folder, ReadOnly | Directory);
+            if (fd < 0) return;
+            Libc.fsync(fd);
+            Libc.close(fd);
+        }
+        catch (DllNotFoundException) { }               // no libc by that name (not glibc/musl): the file itself is synced
+        catch (EntryPointNotFoundException) { }
+    }
+
+    static class Libc
+    {
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)] public static extern int open(string path, int flags);
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)] public static extern int fsync(int fd);
+        [System.Runtime.InteropServices.DllImport("libc")] public static extern int close(int fd);
     }
 
     static void TryDelete(string path)

@@ -6,7 +6,7 @@ namespace Mdm.Model.Checkpoints;
 /// <summary>
 /// Writes <c>{folder}/{prefix}-{step:D9}.safetensors</c> atomically (temp file, fsync, rename) and keeps the newest
 /// <see cref="KeepLast"/> checkpoints, deleting older ones only once the new file is in place. A crash at any point
-/// leaves every previous checkpoint intact; at worst a hidden <c>.…tmp</c> file remains.
+/// leaves every previous checkpoint intact; at worst a hidden <c>.…tmp</c> file remains, removed by the next save.
 /// </summary>
 public sealed class CheckpointWriter
 {
@@ -36,11 +36,15 @@ public sealed class CheckpointWriter
         return path;
     }
 
-    /// <summary>Keeps the new file plus the newest KeepLast-1 others (by step), even if the new step is not the highest.</summary>
+    /// <summary>Keeps the new file plus the newest KeepLast-1 others (by step), even if the new step is not the highest,
+    /// and removes temp files a killed earlier writer left behind for this prefix (the new checkpoint is complete by now).</summary>
     void Prune(string justWritten)
     {
         var others = List(Folder, Prefix).Where(c => !string.Equals(c.Path, justWritten, StringComparison.Ordinal)).ToList();
         foreach (var (_, path) in others.Take(Math.Max(0, others.Count - (KeepLast - 1))))
+            File.Delete(path);
+        var stale = new Regex($"^\\.{Regex.Escape(Prefix)}-\\d+\\.safetensors\\.[0-9a-f]+{Regex.Escape(AtomicFile.TempSuffix)}$");
+        foreach (var path in Directory.EnumerateFiles(Folder).Where(p => stale.IsMatch(Path.GetFileName(p))).ToList())
             File.Delete(path);
     }
 

@@ -152,6 +152,19 @@ public class CheckpointWriterTests
     }
 
     [Test]
+    public void TheNextSaveRemovesTempFilesAKilledWriterLeft()
+    {
+        string leftover = Path.Combine(folder, ".checkpoint-000000010.safetensors.0123abcd.tmp");
+        string unrelated = Path.Combine(folder, ".notes.txt.0123abcd.tmp");
+        File.WriteAllText(leftover, "half a checkpoint");
+        File.WriteAllText(unrelated, "someone else's");
+        new CheckpointWriter(folder).Save(Small(20, 1));
+        Assert.That(File.Exists(leftover), Is.False, "the stale temp file of a checkpoint is removed");
+        Assert.That(File.Exists(unrelated), "temp files that are not this writer's checkpoints stay");
+        Assert.That(CheckpointWriter.List(folder).Select(c => c.Step), Is.EqualTo(new[] { 20L }));
+    }
+
+    [Test]
     public void KeepsTheLastNCheckpoints()
     {
         File.WriteAllText(Path.Combine(folder, "other-000000001.safetensors"), "another run");
