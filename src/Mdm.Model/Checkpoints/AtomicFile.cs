@@ -30,7 +30,7 @@ public static class AtomicFile
                 file.Flush(flushToDisk: true);
             }
             File.Move(temp, full, overwrite: true);   // rename(2): atomic on POSIX file systems
-            SyncFolder(folder);                       // make the rename itself durable
+            TrySyncFolder(folder);                    // make the rename itself durable
         }
         catch
         {
@@ -39,20 +39,22 @@ public static class AtomicFile
         }
     }
 
-    /// <summary>fsync(2) of the folder on Linux, so the rename survives a power cut; best effort (.NET has no API for it).</summary>
-    static void SyncFolder(string folder)
+    /// <summary>fsync(2) of the folder on Linux, so the rename survives a power cut; best effort (.NET has no API for
+    /// it). True when the folder was synced.</summary>
+    public static bool TrySyncFolder(string folder)
     {
-        if (!OperatingSystem.IsLinux()) return;
+        if (!OperatingSystem.IsLinux()) return false;
         const int ReadOnly = 0, Directory = 0x10000;   // O_RDONLY | O_DIRECTORY
         try
         {
             int fd = Libc.open(folder, ReadOnly | Directory);
-            if (fd < 0) return;
-            Libc.fsync(fd);
+            if (fd < 0) return false;
+            bool ok = Libc.fsync(fd) == 0;
             Libc.close(fd);
+            return ok;
         }
-        catch (DllNotFoundException) { }               // no libc by that name (not glibc/musl): the file itself is synced
-        catch (EntryPointNotFoundException) { }
+        catch (DllNotFoundException) { return false; }   // no libc by that name: the file itself is still synced
+        catch (EntryPointNotFoundException) { return false; }
     }
 
     static class Libc

@@ -152,6 +152,14 @@ public class CheckpointWriterTests
     }
 
     [Test]
+    public void TheFolderIsSyncedOnLinux()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("folder fsync is Linux-only");
+        Assert.That(AtomicFile.TrySyncFolder(folder), "open(O_DIRECTORY) + fsync of the checkpoint folder");
+        Assert.That(AtomicFile.TrySyncFolder(Path.Combine(folder, "missing")), Is.False);
+    }
+
+    [Test]
     public void TheNextSaveRemovesTempFilesAKilledWriterLeft()
     {
         string leftover = Path.Combine(folder, ".checkpoint-000000010.safetensors.0123abcd.tmp");
