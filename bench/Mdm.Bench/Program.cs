@@ -10,6 +10,7 @@ namespace Mdm.Bench;
 /// and writes one JSON line per (op, shape), the input of scripts/gpu/compare.py.
 /// `... -- lab gemm [version]` runs the CPU GEMM kernel lab (numbered versions, checked and timed; see Lab/).
 /// `... -- lab attention [--ptx DIR]` runs the GPU attention lab (v1 SIMT vs v2 tensor cores) on CUDA.
+/// `... -- lab groupnorm [--device cuda|ilgpu-cpu]` runs the fused GroupNorm lab (v1 three sweeps vs v2 one-pass stats).
 /// `... -- ptx --out DIR` writes the PTX of every catalogued kernel for sm_90 (no GPU needed) plus a manifest with each
 /// kernel's SASS budget, the input of scripts/sass-audit.py.
 /// </summary>
@@ -22,6 +23,7 @@ public static class Program
         if (args.Length > 0 && args[0] == "step") return TrainStepBench.Run(args[1..]);
         if (args.Length > 1 && args[0] == "lab" && args[1] == "gemm") return Lab.GemmLab.Run(args[2..]);
         if (args.Length > 1 && args[0] == "lab" && args[1] == "attention") return Lab.AttentionLab.Run(args[2..]);
+        if (args.Length > 1 && args[0] == "lab" && args[1] == "groupnorm") return Lab.GroupNormLab.Run(args[2..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

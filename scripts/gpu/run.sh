@@ -36,6 +36,8 @@ timeout 120 "$apps/bench/Mdm.Bench" gpu --device "$device" $quick --json "$OUT/m
 if [ $local_mode = 0 ]; then
   echo "== kernel lab: attention v1 (SIMT) vs v2 (tensor cores, not promoted) =="
   timeout 60 "$apps/bench/Mdm.Bench" lab attention 2>&1 | tee "$OUT/lab-attention.log"
+  echo "== kernel lab: GroupNorm+FiLM+SiLU v1 (three sweeps) vs v2 (one-pass statistics, not promoted) =="
+  timeout 60 "$apps/bench/Mdm.Bench" lab groupnorm 2>&1 | tee "$OUT/lab-groupnorm.log"
 fi
 
 echo "== PyTorch benchmarks =="
