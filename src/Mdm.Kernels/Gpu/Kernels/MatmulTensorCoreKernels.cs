@@ -34,12 +34,14 @@ public struct TensorCoreGemmArgs
 }
 
 /// <summary>
-/// bf16 GEMM on tensor cores (mma.sync m16n8k16, f32 accumulate). GPU GEMM v3; v1 = <see cref="MatmulKernels"/>, the
-/// SIMT kernel that still serves F32, ILGPU's CPU accelerator and shapes this one cannot take; v2 (commit 52fbf61) had
-/// 32-deep K slices in 48 KB and recomputed every copy address per slice (bench/RESULTS.md has both timings).
+/// bf16 GEMM on tensor cores (mma.sync m16n8k16, f32 accumulate): GPU GEMM v5. v1 = <see cref="MatmulKernels"/>, the
+/// SIMT kernel that still serves F32, ILGPU's CPU accelerator and shapes this one cannot take. Earlier tensor-core
+/// versions are in git: v2 (52fbf61, 32-deep K slices in 48 KB, addresses recomputed per slice), v3 (c03e87f, 64-deep
+/// slices in 96 KB, copy plans), v4 (32-bit copy offsets); bench/RESULTS.md has each one's H200 timing.
 /// A group computes a 128×128 tile of C, split by <see cref="IGemmWarps"/>: 8 warps of 64×32 (4×4 mma tiles, 64 f32
-/// accumulators per thread) or 4 warps of 64×64 (4×8 tiles, 128 accumulators; a quarter less ldmatrix traffic per mma). K advances in slices of 64 through a 3-stage cp.async pipeline in dynamic shared
-/// memory (3 × 32 KB = 96 KB, above the 48 KB default: the host raises the kernel's limit with cuFuncSetAttribute).
+/// accumulators per thread) or 4 warps of 64×64 (4×8 tiles, 128 accumulators; a quarter less ldmatrix traffic per
+/// mma). K advances in slices of 64 through a 3-stage cp.async pipeline in dynamic shared memory (3 × 32 KB = 96 KB,
+/// above the 48 KB default: the host raises the kernel's limit with cuFuncSetAttribute).
 /// Fragments come in with ldmatrix (.trans for operands whose M/N dimension is the contiguous one). Shared rows are
 /// XOR-swizzled by 16-byte chunk so each ldmatrix phase (8 rows, one chunk column) hits 8 distinct bank groups.
 /// Each thread's copy addresses are worked out once; a slice only adds its k offset. The accumulators and fragments
@@ -61,8 +63,8 @@ public static class MatmulTensorCoreKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static int MnContigOffset(int row, int chunk) => row * 256 + ((chunk ^ (row & 7)) << 4);
 
-    /// <summary>A thread's share of one operand tile: four 16-byte chunks, q = 0..3, each 4096 bytes further in
-    /// shared memory and <see cref="ByteStep"/> bytes further in global memory than the one before. Offsets inside one
+    /// <summary>A thread's share of one operand tile: 1024 / threads 16-byte chunks, q = 0, 1, …, each threads·16 bytes
+    /// further in shared memory and ByteStep bytes further in global memory than the one before. Offsets inside one
     /// matrix are 32-bit (the host checks each matrix is under 2 GB): the copy loop then costs one 64-bit add per chunk.</summary>
     public struct ChunkPlan
     {
