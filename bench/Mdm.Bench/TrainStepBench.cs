@@ -72,7 +72,8 @@ public static class TrainStepBench
             if (s > 0) times.Add(total);   // step 0 is the warm-up (JIT, kernel loads)
             Console.WriteLine($"step {s}: {total,8:F1} ms  (forward+loss {fwd:F1}, backward {bwd:F1}, clip+adam+ema {upd:F1})  loss {value:F4}");
         }
-        if (OpProfiler.Enabled) Console.WriteLine("per-op time over all steps (MDM_PROFILE=1):\n" + OpProfiler.Report());
+        if (OpProfiler.Enabled)
+            Console.WriteLine($"per-op time over all steps ({(OpProfiler.SynchronizeDevice ? "MDM_PROFILE=sync: device synchronised around every op" : "MDM_PROFILE=1: host time of asynchronous launches")}):\n" + OpProfiler.Report());
         times.Sort();
         double median = times[times.Count / 2];
         Console.WriteLine($"median {median / 1000:F3} s/step, {batch / (median / 1000):F1} images/s");

@@ -31,9 +31,13 @@ internal static class Backward
                 if (g is not null)
                 {
                     Tensor?[] inputGrads;
+                    var device = g.Backend;
+                    bool sync = OpProfiler.Enabled && OpProfiler.SynchronizeDevice;
+                    if (sync) device.Synchronize();
                     long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
                     try { inputGrads = node.Custom is { } c ? c.RunBackward(node, g) : BackwardRules.Apply(node, g); }
                     finally { g.Dispose(); }
+                    if (sync) device.Synchronize();
                     if (OpProfiler.Enabled) OpProfiler.Backward(node.Op, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                     for (int i = 0; i < node.Inputs.Length; i++)
                     {

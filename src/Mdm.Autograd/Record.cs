@@ -8,6 +8,7 @@ internal static class Record
     public static Variable Op(string op, Tensor output, Variable[] inputs, object? attributes = null, Tensor[]? saved = null,
         bool savesOutput = false, CustomOp? custom = null)
     {
+        if (OpProfiler.Enabled && OpProfiler.SynchronizeDevice) output.Backend.Synchronize();
         OpProfiler.Forward(op);
         bool wanted = Graph.GradEnabled && inputs.Any(i => i.RequiresGrad);
         if (!wanted)

@@ -124,3 +124,36 @@ public class MixedPrecisionTensorCoreTests_Cuda
         Assert.That(worst, Is.LessThanOrEqualTo(relative * scale), $"{what}: max |difference| {worst:G3} against max |value| {scale:G3}\n{TestSeed.Describe()}");
     }
 }
+
+/// <summary>The per-op profiler: ops are counted and timed forward and backward, also in the synchronising mode.</summary>
+[NonParallelizable]
+public class OpProfilerTests
+{
+    [Test]
+    public void CountsAndTimesForwardAndBackwardOps()
+    {
+        var cpu = TestBackends.Get(BackendKind.Cpu);
+        var (enabled, sync) = (OpProfiler.Enabled, OpProfiler.SynchronizeDevice);
+        try
+        {
+            OpProfiler.Enabled = true;
+            OpProfiler.SynchronizeDevice = true;
+            OpProfiler.Reset();
+            using var x = new Variable(cpu.FromArray([1f, -2f, 3f, 0.5f], 2, 2), requiresGrad: true);
+            using var w = new Variable(cpu.FromArray([0.5f, 1f, -1f, 2f], 2, 2), requiresGrad: true);
+            using (new Graph())
+            {
+                var y = F.Silu(F.Linear(x, w));
+                F.MseLoss(y, y).Backward();
+            }
+            var report = OpProfiler.Report();
+            Assert.That(report, Does.Contain("linear"));
+            Assert.That(report, Does.Match(@"silu\s+1 calls\s+forward\s+[0-9.]+ ms\s+backward\s+[0-9.]+ ms"));
+        }
+        finally
+        {
+            (OpProfiler.Enabled, OpProfiler.SynchronizeDevice) = (enabled, sync);
+            OpProfiler.Reset();
+        }
+    }
+}
