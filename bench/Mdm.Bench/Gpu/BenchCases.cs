@@ -21,7 +21,7 @@ public sealed record BenchCase(string Op, int[] Shape, double Bytes, double Flop
 /// </summary>
 public static class BenchCases
 {
-    static void SetWarpLayout(Tensor t, bool wide)
+    static void SetWarpLayout(Tensor t, bool? wide)
     {
         if (t.Backend is Mdm.Kernels.Gpu.IlgpuBackend g) g.WideWarpTiles = wide;
     }
@@ -57,8 +57,8 @@ public static class BenchCases
         foreach (var g in gemms)
         {
             int gm = g[0], gn = g[1], gk = g[2];
-            // matmul_bf16: the promoted warp layout (4 warps of 64×64); matmul_bf16_w8: the 8-warp 64×32 layout, for comparison.
-            foreach (var (name, wide) in new[] { ("matmul_bf16", true), ("matmul_bf16_w8", false) })
+            // matmul_bf16: the default (layout by K); _w4 / _w8: 4 warps of 64×64 / 8 warps of 64×32 forced, for comparison.
+            foreach (var (name, wide) in new (string, bool?)[] { ("matmul_bf16", null), ("matmul_bf16_w4", true), ("matmul_bf16_w8", false) })
                 yield return new(name, g, 2.0 * ((double)gm * gk + (double)gk * gn) + 4.0 * gm * gn, 2.0 * gm * gn * gk,
                     b => new(Ops.ToBF16(R(b, [gm, gk], 1)), Ops.ToBF16(R(b, [gk, gn], 2)), b.Empty(gm, gn)),
                     s => { SetWarpLayout(s[0], wide); Ops.MatMul(s[0], s[1], false, false, s[2]); });
@@ -93,7 +93,7 @@ public static class BenchCases
         double convFlops = 2.0 * cx[0] * cx[1] * cx[2] * cx[3] * cx[1] * 9;
         yield return new("conv3x3_fwd", cx, 8.0 * Kernels.Shape.Numel(cx), convFlops,
             b => new(Ops.ToBF16(R(b, cx, 1)), Ops.ToBF16(R(b, cw, 2)), R(b, [cx[1]], 3), b.Empty(cx)),
-            s => { SetWarpLayout(s[0], true); Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]); });
+            s => { SetWarpLayout(s[0], null); Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]); });
 
         // Fused Adam + clip over a flat parameter vector (25M params, ~the 64→256 outer level): reads p, g, m, v; writes p, m, v.
         int np = quick ? 1000 : 25_000_000;

@@ -357,7 +357,7 @@ public class MatmulOpTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
                 Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(3),
                     $"forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
             }
-            finally { gpu.WideWarpTiles = true; }
+            finally { gpu.WideWarpTiles = null; }
         }
     }
 }
