@@ -107,15 +107,19 @@ public abstract class PrimitiveGradcheckTests(BackendKind kind) : KernelFixture(
         try
         {
             int steps = Kind == BackendKind.IlgpuCpu ? 40 : 120;   // the CPU accelerator is slow; 40 steps still show the trend
+            float lr = 0.5f;
             for (int step = 0; step < steps; step++)
             {
                 using var g = new Graph();
                 var loss = F.MseLoss(net.Forward(vx), target);
                 loss.Backward();
                 losses.Add(loss.Item());
+                // Plain SGD, step halved whenever the loss rose: a fixed 0.5 diverged near the end for some
+                // initialisations (seed 1206006428), a fixed 0.3 was too slow for others (seed 1530794841).
+                if (losses.Count > 1 && losses[^1] > losses[^2]) lr *= 0.5f;
                 foreach (var p in net.Parameters())
                 {
-                    Ops.Scale(p.Grad!, -0.3f, p.Grad!);   // plain SGD; 0.5 diverged near the end for some initialisations
+                    Ops.Scale(p.Grad!, -lr, p.Grad!);
                     Ops.Add(p.Data, p.Grad!, p.Data);
                 }
                 net.ZeroGrad();
