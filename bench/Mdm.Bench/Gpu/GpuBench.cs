@@ -52,15 +52,7 @@ public static class GpuBench
     static Result Time(IlgpuBackend b, BenchCase c, int warmup, int reps)
     {
         using var state = c.Setup(b);
-        for (int i = 0; i < warmup; i++) c.Run(state);
-        b.Synchronize();
-        var stream = b.Accelerator.DefaultStream;
-        var start = stream.AddProfilingMarker();
-        for (int i = 0; i < reps; i++) c.Run(state);
-        var end = stream.AddProfilingMarker();
-        b.Synchronize();
-        double ms = end.MeasureFrom(start).TotalMilliseconds / reps;
-        start.Dispose(); end.Dispose();
+        double ms = DeviceTimer.MeanMs(b, () => c.Run(state), warmup, reps);
         return new Result(c.Op, c.ShapeText, ms, c.Bytes, c.Flops, c.Bytes / (ms * 1e6), c.Flops / (ms * 1e9), b.Info.Name, "mdm");
     }
 }

@@ -1,3 +1,4 @@
+using Mdm.Bench.Gpu;
 using ILGPU;
 using ILGPU.Runtime;
 using Mdm.Kernels;
@@ -61,22 +62,9 @@ public static class AttentionLab
             for (int i = 0; i < a1.Length; i++) dO = Math.Max(dO, double.IsNaN(a2[i]) ? double.PositiveInfinity : Math.Abs(a1[i] - a2[i]));
             var (l1, l2) = (lse1.ToArray(), lse2.ToArray());
             for (int i = 0; i < l1.Length; i++) dL = Math.Max(dL, double.IsNaN(l2[i]) ? double.PositiveInfinity : Math.Abs(l1[i] - l2[i]));
-            double t1 = Time(b, RunV1), t2 = Time(b, RunV2), flops = 4.0 * batch * heads * (double)n * n * AttentionTensorCoreV2.D;
+            double t1 = DeviceTimer.MeanMs(b, RunV1, 3, 20), t2 = DeviceTimer.MeanMs(b, RunV2, 3, 20), flops = 4.0 * batch * heads * (double)n * n * AttentionTensorCoreV2.D;
             Console.WriteLine($"[{batch},{heads},{n},64]".PadRight(20) + $"{t1,8:F4}  {t2,8:F4}  {flops / (t2 * 1e9),10:F1}   {dO / maxO,14:G3}   {dL,9:G3}");
         }
         return 0;
-    }
-
-    static double Time(IlgpuBackend b, Action run)
-    {
-        for (int i = 0; i < 3; i++) run();
-        b.Synchronize();
-        var start = b.Accelerator.DefaultStream.AddProfilingMarker();
-        for (int i = 0; i < 20; i++) run();
-        var end = b.Accelerator.DefaultStream.AddProfilingMarker();
-        b.Synchronize();
-        double ms = end.MeasureFrom(start).TotalMilliseconds / 20;
-        start.Dispose(); end.Dispose();
-        return ms;
     }
 }

@@ -1,3 +1,4 @@
+using Mdm.Bench.Gpu;
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
@@ -108,7 +109,7 @@ public static class GroupNormLab
                     IlgpuBackend.View(fb), IlgpuBackend.View(y2), IlgpuBackend.View(m2), IlgpuBackend.View(r2), p);
                 RunV1(); RunV2(); b.Synchronize();
                 double dy = MaxDiff(y1, y2), dm = MaxDiff(m1, m2), dr = MaxRelDiff(r1, r2);
-                double t1 = cuda ? Time(b, RunV1) : double.NaN, t2 = cuda ? Time(b, RunV2) : double.NaN;
+                double t1 = cuda ? DeviceTimer.MeanMs(b, RunV1, 5, 50) : double.NaN, t2 = cuda ? DeviceTimer.MeanMs(b, RunV2, 5, 50) : double.NaN;
                 double bytes = 8.0 * Shape.Numel(s);
                 Console.WriteLine($"{string.Join("x", s),-18}{t1,8:F4}  {t2,8:F4}  {bytes / (t2 * 1e6),8:F0}   {dy,9:G3}   {dm,9:G3}   {dr,9:G3}");
                 if (!(dy < 1e-3 && dm < 1e-4 && dr < 1e-4)) { Console.Error.WriteLine("lab groupnorm: v2 disagrees with v1"); return 1; }
@@ -131,18 +132,5 @@ public static class GroupNormLab
         double d = 0;
         for (int i = 0; i < x.Length; i++) d = Math.Max(d, float.IsNaN(y[i]) ? double.PositiveInfinity : Math.Abs(x[i] - y[i]) / Math.Abs(x[i]));
         return d;
-    }
-
-    static double Time(IlgpuBackend b, Action run)
-    {
-        for (int i = 0; i < 5; i++) run();
-        b.Synchronize();
-        var start = b.Accelerator.DefaultStream.AddProfilingMarker();
-        for (int i = 0; i < 50; i++) run();
-        var end = b.Accelerator.DefaultStream.AddProfilingMarker();
-        b.Synchronize();
-        double ms = end.MeasureFrom(start).TotalMilliseconds / 50;
-        start.Dispose(); end.Dispose();
-        return ms;
     }
 }

@@ -27,6 +27,9 @@ public sealed partial class IlgpuBackend
         col2im = loader.Load(nameof(KernelCatalog.Col2Im), () => a.LoadStreamKernel(KernelCatalog.Col2Im));
     }
 
+    /// <summary>How many samples' columns fit the budget at once (at least one, at most the batch).</summary>
+    int SamplesPerChunk(in Conv2dGeometry g, long bytesPerSample) => (int)Math.Max(1, Math.Min(g.N, Im2ColBudgetBytes / bytesPerSample));
+
     /// <summary>bf16 columns of samples n0 .. n0+count−1 into cols (one group per column-matrix row).</summary>
     void Im2Col(Tensor x, Tensor cols, in Conv2dGeometry g, int n0, int count) =>
         im2colBF16(new KernelConfig((int)Math.Clamp((long)count * g.PatchSize, 1, maxGroups), groupSize), U16(x),
@@ -38,7 +41,7 @@ public sealed partial class IlgpuBackend
     /// im2col/col2im kernels on tiny shapes.
     /// </summary>
     bool LowerConv(in Conv2dGeometry g, long bytesPerSample) =>
-        (Kind == BackendKind.IlgpuCpu || (UseTensorCores && matmulTensorCore[0] is not null))
+        (Kind == BackendKind.IlgpuCpu || HasTensorCores)
         && g.PatchSize % 8 == 0 && (g.Ho * g.Wo) % 8 == 0 && bytesPerSample <= Im2ColBudgetBytes;
 
     /// <summary>
@@ -50,7 +53,7 @@ public sealed partial class IlgpuBackend
         int k = g.PatchSize, pixels = g.Ho * g.Wo;
         long perSample = 4L * k * pixels;
         if (!LowerConv(g, perSample)) { base.Conv2dBackwardInputBF16(dy, weight, dx, g); return; }
-        int chunk = (int)Math.Max(1, Math.Min(g.N, Im2ColBudgetBytes / perSample));
+        int chunk = SamplesPerChunk(g, perSample);
         using var cols = Empty(DType.F32, chunk, k, pixels);
         for (int n0 = 0; n0 < g.N; n0 += chunk)
         {
@@ -73,7 +76,7 @@ public sealed partial class IlgpuBackend
         int k = g.PatchSize, pixels = g.Ho * g.Wo;
         long perSample = 2L * k * pixels;
         if (!LowerConv(g, perSample)) { base.Conv2dBackwardWeightBF16(x, dy, dweight, g); return; }
-        int chunk = (int)Math.Max(1, Math.Min(g.N, Im2ColBudgetBytes / perSample));
+        int chunk = SamplesPerChunk(g, perSample);
         using var cols = Empty(DType.BF16, chunk, k, pixels);
         using var partial = g.N > chunk ? Empty(DType.F32, g.Cout, k) : null;
         var dw2 = dweight.Reshape(g.Cout, k);
@@ -108,7 +111,7 @@ public sealed partial class IlgpuBackend
             base.Conv2dForwardBF16(x, weight, bias, y, g);
             return;
         }
-        int chunk = (int)Math.Max(1, Math.Min(g.N, Im2ColBudgetBytes / perSample));
+        int chunk = SamplesPerChunk(g, perSample);
         using var cols = Empty(DType.BF16, chunk, k, pixels);
         for (int n0 = 0; n0 < g.N; n0 += chunk)
         {

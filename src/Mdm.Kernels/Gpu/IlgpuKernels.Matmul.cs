@@ -43,10 +43,7 @@ public sealed partial class IlgpuBackend
                           nameof(KernelCatalog.MatmulBF16TensorCoreTN), nameof(KernelCatalog.MatmulBF16TensorCoreTT),
                           nameof(KernelCatalog.MatmulBF16TensorCoreWideNN), nameof(KernelCatalog.MatmulBF16TensorCoreWideNT),
                           nameof(KernelCatalog.MatmulBF16TensorCoreWideTN), nameof(KernelCatalog.MatmulBF16TensorCoreWideTT)];
-        Delegate[] kernels = [KernelCatalog.MatmulBF16TensorCoreNN, KernelCatalog.MatmulBF16TensorCoreNT,
-                              KernelCatalog.MatmulBF16TensorCoreTN, KernelCatalog.MatmulBF16TensorCoreTT,
-                              KernelCatalog.MatmulBF16TensorCoreWideNN, KernelCatalog.MatmulBF16TensorCoreWideNT,
-                              KernelCatalog.MatmulBF16TensorCoreWideTN, KernelCatalog.MatmulBF16TensorCoreWideTT];
+        var kernels = names.Select(n => KernelCatalog.All.Single(k => k.Name == n).Kernel).ToArray();
         for (int i = 0; i < kernels.Length; i++)
         {
             var kernel = kernels[i];

@@ -50,6 +50,19 @@ public abstract class KernelFixture
         return (B.FromArray(f, shape), TestSeed.ToDouble(f));
     }
 
+    /// <summary>A BF16 tensor holding x rounded to nearest even, and the rounded values as doubles.</summary>
+    protected (Tensor t, double[] r) BF16Of(float[] x, int[] shape)
+    {
+        var bits = new ushort[x.Length];
+        BFloat16.FromFloat(x, bits);
+        var t = B.Empty(DType.BF16, shape);
+        t.CopyFrom(bits);
+        return (t, Array.ConvertAll(bits, v => (double)BFloat16.ToFloat(v)));
+    }
+
+    /// <summary>Random BF16 inputs (rounded to nearest even) and the rounded values as doubles.</summary>
+    protected (Tensor t, double[] r) BF16Input(params int[] shape) => BF16Of(TestSeed.Uniform(Rng, Shape.Numel(shape)), shape);
+
     protected string Name(string op, params int[][] shapes) =>
         $"{op} {string.Join(" ", shapes.Select(s => Shape.Format(s)))} on {Backends.KindName(Kind)}";
 }

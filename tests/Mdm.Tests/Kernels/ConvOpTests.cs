@@ -135,17 +135,6 @@ public abstract class ConvOpTests(BackendKind kind) : KernelFixture(kind)
         }
     }
 
-    /// <summary>A BF16 tensor of random values (rounded to nearest even) and the rounded values as doubles.</summary>
-    protected (Tensor t, double[] r) BF16Input(int[] shape)
-    {
-        var f = TestSeed.Uniform(Rng, Ref.Numel(shape));
-        var bits = new ushort[f.Length];
-        BFloat16.FromFloat(f, bits);
-        var t = B.Empty(DType.BF16, shape);
-        t.CopyFrom(bits);
-        return (t, Array.ConvertAll(bits, v => (double)BFloat16.ToFloat(v)));
-    }
-
     [TestCaseSource(nameof(Conv2dCases))]
     public void Conv2dBackwardInput(Conv2dCase c)
     {

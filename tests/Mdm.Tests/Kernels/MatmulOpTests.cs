@@ -135,16 +135,6 @@ public abstract class MatmulOpTests(BackendKind kind) : KernelFixture(kind)
 
     // ---- bf16 -------------------------------------------------------------------------------------------------
 
-    /// <summary>A BF16 tensor holding x rounded to nearest even, and the rounded values as doubles.</summary>
-    protected (Tensor t, double[] r) BF16Of(float[] x, int[] shape)
-    {
-        var bits = new ushort[x.Length];
-        BFloat16.FromFloat(x, bits);
-        var t = B.Empty(DType.BF16, shape);
-        t.CopyFrom(bits);
-        return (t, Array.ConvertAll(bits, v => (double)BFloat16.ToFloat(v)));
-    }
-
     public static IEnumerable<TestCaseData> BF16Cases()
     {
         yield return new TestCaseData(0, 0, 113, 64, 96, false, false).SetArgDisplayNames("113x64x96 NN");
