@@ -12,8 +12,7 @@ namespace Mdm.Train;
 
 /// <summary>
 /// The Mdm command line: `train`, `sample`, `info`, `convert`; with no arguments it runs the demo (train the small
-/// preset on the built-in procedural shapes, sample, write a grid and a loss plot). Exit codes: 0 ok, 1 failure,
-/// 2 bad arguments or input, 3 training halted (non-finite losses), 130 interrupted before a checkpoint.
+/// preset on the built-in procedural shapes, sample, write a grid and a loss plot). Exit codes: <see cref="ExitCodes"/>.
 /// </summary>
 public static class Program
 {
@@ -24,9 +23,9 @@ public static class Program
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var e in parse.Errors) Console.Error.WriteLine($"mdm: {e.Message}");
+            foreach (var e in parse.Errors) Console.Error.WriteLine($"mdm: {ParseErrors.Plain(e.Message)}");
             Console.Error.WriteLine("run 'mdm --help' (dotnet run --project src/Mdm.Train -- --help) for usage");
-            return 2;
+            return ExitCodes.Usage;
         }
         return parse.Invoke();
     }
@@ -46,19 +45,22 @@ public static class Program
         var resume = new Option<bool>("--resume") { Description = "continue from the latest checkpoint in --out" };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 mixed precision (matmul/conv/attention inputs in bf16, f32 accumulation)" };
         var seed = new Option<ulong>("--seed") { Description = "seed for data order, noise and initialisation", DefaultValueFactory = _ => 1 };
-        var accumulation = new Option<int>("--grad-accumulation") { Description = "micro-batches per optimiser step", DefaultValueFactory = _ => 1 };
-        var sampleEvery = new Option<int>("--sample-every") { Description = "write a sample grid every N steps (0 = config)" };
-        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "checkpoint every N steps (0 = config)" };
+        var accumulation = new Option<int?>("--grad-accumulation") { Description = $"micro-batches per optimiser step, 1..{TrainSettings.MaxGradAccumulation} (default: the config's)" };
+        var sampleEvery = new Option<int?>("--sample-every") { Description = "write a sample grid every N steps (0 = never; default: the config's)" };
+        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "checkpoint every N steps (0 = only at the end; default: the config's)" };
         var keepLast = new Option<int>("--keep-last") { Description = "checkpoints to keep", DefaultValueFactory = _ => 3 };
-        var train = new Command("train", "train a (nested) UNet; progressive stages come from the config");
-        foreach (var o in new Option[] { config, preset, data, steps, batch, lr, device, outDir, resume, bf16, seed, accumulation, sampleEvery, checkpointEvery, keepLast })
-            train.Options.Add(o);
+        var skipBadData = new Option<bool>("--skip-bad-data") { Description = "train without the data files that cannot be read (listed) instead of refusing" };
+        var train = new Command("train", "train a (nested) UNet; progressive stages come from the config. --resume needs only --out: the run's settings are kept in it");
+        var trainOptions = new Option[] { config, preset, data, steps, batch, lr, device, outDir, resume, bf16, seed, accumulation, sampleEvery, checkpointEvery, keepLast, skipBadData };
+        foreach (var o in trainOptions) train.Options.Add(o);
         train.SetAction(p => Guard(() => Train(new TrainSettings
         {
             ConfigPath = p.GetValue(config), Preset = p.GetValue(preset), Data = p.GetValue(data)!, Steps = p.GetValue(steps),
             Batch = p.GetValue(batch), Lr = p.GetValue(lr), Device = p.GetValue(device), OutDir = p.GetValue(outDir)!,
             Resume = p.GetValue(resume), Bf16 = p.GetValue(bf16), Seed = p.GetValue(seed), GradAccumulation = p.GetValue(accumulation),
             SampleEvery = p.GetValue(sampleEvery), CheckpointEvery = p.GetValue(checkpointEvery), KeepLast = p.GetValue(keepLast),
+            SkipBadData = p.GetValue(skipBadData),
+            Given = trainOptions.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(),
         })));
         root.Subcommands.Add(train);
 
@@ -102,55 +104,52 @@ public static class Program
         return root;
     }
 
-    /// <summary>Maps failures to clear messages and exit codes.</summary>
+    /// <summary>The one error path: an expected failure prints one line and exits with its documented code.</summary>
     static int Guard(Func<int> body)
     {
         try { return body(); }
-        catch (UsageException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        catch (ArgumentException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        catch (CheckpointFormatException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        catch (ImageFormatException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        catch (DataFormatException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        catch (StateDictMismatchException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        catch (FileNotFoundException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        catch (DirectoryNotFoundException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 2; }
-        catch (TrainingHaltedException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 3; }
-        catch (KernelCompileException e) { Console.Error.WriteLine($"mdm: {e.Message}"); return 1; }
+        catch (Exception e) when (ExitCodes.Classify(e) is { } failure)
+        {
+            Console.Out.Flush();
+            Console.Error.WriteLine($"mdm: {failure.Message}");
+            return failure.Code;
+        }
     }
 
+    /// <summary>The backend for --device (or MDM_DEVICE); asking for CUDA where there is none is an input error.</summary>
     static Backend CreateBackend(string? device)
     {
-        if (device is not null) Backends.Parse(device);   // a bad name is a usage error (exit 2)
+        var name = device ?? Environment.GetEnvironmentVariable(Backends.EnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(name) && name.Trim().ToLowerInvariant() != "auto" && Backends.Parse(name) == BackendKind.Cuda
+            && Backends.CudaStatus() is (false, var why))
+            throw new UsageException($"{(device is null ? Backends.EnvironmentVariable + "=" : "--device ")}{name}: no usable GPU ({why}); use --device cpu");
         return Backends.CreateDefault(device);
     }
 
-    static int Train(TrainSettings s)
+    static int Train(TrainSettings cli)
     {
-        s.Validate();
-        using var backend = CreateBackend(s.Device);
-        var config = s.ConfigPath is not null ? RunConfig.Load(s.ConfigPath)
-            : RunConfig.Preset(s.Preset ?? (backend.Kind == BackendKind.Cuda ? "gpu-demo" : "cpu-demo"));
+        cli.Validate();
+        using var folder = RunFolder.Open(cli.OutDir, Console.Out);   // --out is checked and locked before any work
+        using var backend = CreateBackend(cli.Device);
+        var (s, config) = RunSettings.Resolve(cli, backend.Kind == BackendKind.Cuda ? "gpu-demo" : "cpu-demo", Console.Out);
         if (s.Bf16) Console.WriteLine("bf16 mixed precision: matmul/conv/attention operands rounded to bf16, f32 accumulation and f32 master weights");
-        using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); Console.WriteLine("stopping after this step (Ctrl-C again to abort without saving)…"); };
-        Console.CancelKeyPress += onCancel;
+        using var signals = new StopSignals(Console.Out, folder.Release);
         try
         {
-            var trainer = new Trainer(s, config, backend, Console.Out, cancel.Token);
+            var trainer = new Trainer(s, config, backend, Console.Out, signals.Token);
             var r = trainer.Run();
             Console.WriteLine();
             Console.WriteLine($"checkpoint: {r.FinalCheckpoint}");
             foreach (var f in r.SampleFiles) Console.WriteLine($"samples:    {f}");
             if (r.LossPlot is not null) Console.WriteLine($"loss plot:  {r.LossPlot}");
             Console.WriteLine($"metrics:    {Path.Combine(s.OutDir, "metrics.jsonl")}");
-            return 0;
+            return r.Interrupted ? signals.ExitCode : ExitCodes.Ok;
         }
         catch (DeviceOutOfMemoryException e)
         {
             Console.Error.WriteLine($"mdm: {Trainer.OutOfMemoryAdvice(e, backend, s.Batch ?? config.Training.Batch)}");
-            return 1;
+            return ExitCodes.Internal;
         }
-        finally { Console.CancelKeyPress -= onCancel; }
     }
 
     static int Sample(SampleSettings s)

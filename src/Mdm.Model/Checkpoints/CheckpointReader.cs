@@ -30,11 +30,30 @@ public sealed class CheckpointReader : IDisposable
     /// <summary>Every metadata entry, the reserved <c>mdm.*</c> keys included.</summary>
     public IReadOnlyDictionary<string, string> Metadata => File.Metadata;
 
+    /// <summary>Opens a checkpoint and, when it carries a checksum, verifies its data against it.</summary>
     public static CheckpointReader Open(string path)
     {
         var file = SafeTensorsFile.Open(path);
-        try { return new CheckpointReader(file); }
+        try
+        {
+            var reader = new CheckpointReader(file);
+            reader.VerifyChecksum();
+            return reader;
+        }
         catch { file.Dispose(); throw; }
+    }
+
+    void VerifyChecksum()
+    {
+        if (!Metadata.TryGetValue(Checkpoint.ChecksumKey, out var expected)) return;
+        using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        stream.Position = File.DataStart;
+        var buffer = new byte[1 << 20];
+        uint crc = 0;
+        for (int n; (n = stream.Read(buffer)) > 0;) crc = Crc32C.Append(crc, buffer.AsSpan(0, n));
+        var actual = crc.ToString("x8", CultureInfo.InvariantCulture);
+        if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
+            throw new CheckpointFormatException(Path, $"checksum mismatch: the data's CRC-32C is {actual} but the header says {expected} (the file is corrupt)");
     }
 
     /// <summary>The newest checkpoint in a folder, or null when there is none.</summary>

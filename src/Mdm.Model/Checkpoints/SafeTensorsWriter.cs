@@ -109,6 +109,15 @@ public sealed class SafeTensorsWriter
         BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
         stream.Write(length);
         stream.Write(header);
+        WriteData(stream, ordered);
+        stream.Flush();
+    }
+
+    /// <summary>Only the data section (what follows the header), e.g. to checksum it before the header is written.</summary>
+    public void WriteDataTo(Stream stream) => WriteData(stream, Ordered());
+
+    static void WriteData(Stream stream, List<Pending> ordered)
+    {
         foreach (var t in ordered)
         {
             var counter = new CountingStream(stream);
@@ -116,8 +125,10 @@ public sealed class SafeTensorsWriter
             if (counter.Written != t.ByteCount)
                 throw new InvalidOperationException($"SafeTensorsWriter: tensor '{t.Name}' wrote {counter.Written} bytes, expected {t.ByteCount}");
         }
-        stream.Flush();
     }
+
+    /// <summary>The size of the file <see cref="WriteTo"/> writes, in bytes.</summary>
+    public long FileLength => 8 + HeaderBytes().Length + tensors.Sum(t => t.ByteCount);
 
     public byte[] ToArray()
     {

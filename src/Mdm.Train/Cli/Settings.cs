@@ -18,10 +18,17 @@ public sealed record TrainSettings
     public bool Resume { get; init; }
     public bool Bf16 { get; init; }
     public ulong Seed { get; init; } = 1;
-    public int GradAccumulation { get; init; } = 1;
-    public int SampleEvery { get; init; }
-    public int CheckpointEvery { get; init; }
+    /// <summary>Null: the config's value (as for the other nullable overrides).</summary>
+    public int? GradAccumulation { get; init; }
+    public int? SampleEvery { get; init; }
+    public int? CheckpointEvery { get; init; }
     public int KeepLast { get; init; } = 3;
+    /// <summary>Train without the data files that fail validation (listed) instead of refusing to start.</summary>
+    public bool SkipBadData { get; init; }
+    /// <summary>The flags typed on the command line (not defaulted): on --resume each must agree with the run's settings.</summary>
+    public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
+
+    public const int MaxGradAccumulation = 1024;
 
     public void Validate()
     {
@@ -29,7 +36,8 @@ public sealed record TrainSettings
         if (Steps is <= 0) throw new UsageException($"--steps must be > 0, got {Steps}");
         if (Batch is <= 0 or > 4096) throw new UsageException($"--batch must be in 1..4096, got {Batch}");
         if (Lr is { } lr && !(lr > 0 && double.IsFinite(lr) && lr < 1)) throw new UsageException($"--lr must be in (0, 1), got {lr}");
-        if (GradAccumulation <= 0) throw new UsageException($"--grad-accumulation must be > 0, got {GradAccumulation}");
+        if (GradAccumulation is <= 0 or > MaxGradAccumulation)
+            throw new UsageException($"--grad-accumulation must be in 1..{MaxGradAccumulation}, got {GradAccumulation}");
         if (SampleEvery < 0) throw new UsageException($"--sample-every must be >= 0, got {SampleEvery}");
         if (CheckpointEvery < 0) throw new UsageException($"--checkpoint-every must be >= 0, got {CheckpointEvery}");
         if (KeepLast <= 0) throw new UsageException($"--keep-last must be > 0, got {KeepLast}");
@@ -71,5 +79,8 @@ public sealed record SampleSettings
         if (ClassLabel is < 0) throw new UsageException($"--class must be >= 0, got {ClassLabel}");
         if (!OutFile.EndsWith(".png", StringComparison.OrdinalIgnoreCase) && !OutFile.EndsWith(".gif", StringComparison.OrdinalIgnoreCase))
             throw new UsageException($"--out must name a .png (or .gif for video models) file, got '{OutFile}'");
+        if (Directory.Exists(OutFile)) throw new UsageException($"--out {OutFile} is a folder; give a file name such as {Path.Combine(OutFile, "samples.png")}");
+        var folder = Path.GetDirectoryName(Path.GetFullPath(OutFile))!;
+        if (File.Exists(folder)) throw new UsageException($"--out {OutFile}: {folder} is a file, not a folder");
     }
 }

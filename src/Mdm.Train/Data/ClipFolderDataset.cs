@@ -5,7 +5,7 @@ namespace Mdm.Train.Data;
 /// longer than the model's frame count contribute their first frames; shorter ones are an error naming the folder.
 /// Frames are composited on white, centre-cropped and resized like <see cref="ImageFolderDataset"/>. No class labels.
 /// </summary>
-public sealed class ClipFolderDataset : IClipDataset
+public sealed class ClipFolderDataset : IClipDataset, IFileDataset
 {
     readonly string[][] clips;
     readonly int[] shape;
@@ -36,6 +36,8 @@ public sealed class ClipFolderDataset : IClipDataset
     public IReadOnlyList<int> SampleShape => shape;
     public int NumClasses => 0;
     public IReadOnlyList<string> ClassNames => [];
+
+    public string SourceOf(int index) => Path.GetDirectoryName(clips[index][0]) ?? Root;
 
     public int LoadInto(int index, Span<float> destination)
     {

@@ -6,7 +6,7 @@ namespace Mdm.Train.Data;
 /// Every image is composited on white, centre-cropped to a square and resized to <see cref="ImageSize"/>.
 /// Files are decoded on first use and kept as bytes.
 /// </summary>
-public sealed class ImageFolderDataset : PreparedImageDataset
+public sealed class ImageFolderDataset : PreparedImageDataset, IFileDataset
 {
     readonly string[] files;
     readonly int[] labels;
@@ -57,6 +57,8 @@ public sealed class ImageFolderDataset : PreparedImageDataset
         DatasetChecks.Index(this, index);
         return labels[index];
     }
+
+    public string SourceOf(int index) => files[index];
 
     protected override byte[] Prepare(int index) => FromRgba(Png.Load(files[index]));
 }

@@ -13,6 +13,9 @@ public sealed class ProgressReporter(long totalSteps, long startStep, TextWriter
     TimeSpan lastPrint = TimeSpan.MinValue;
     long images;
     double runningLoss = double.NaN;
+    // The ETA is measured from the end of the first step: that one also pays for start-up (JIT, kernel compiles).
+    TimeSpan firstStepDone;
+    long firstStep = -1;
 
     public double RunningLoss => runningLoss;
 
@@ -22,14 +25,15 @@ public sealed class ProgressReporter(long totalSteps, long startStep, TextWriter
         images += batchImages;
         if (double.IsFinite(loss)) runningLoss = double.IsNaN(runningLoss) ? loss : 0.95 * runningLoss + 0.05 * loss;
         var now = clock.Elapsed;
+        if (firstStep < 0) (firstStep, firstStepDone) = (step, now);
         bool last = step >= totalSteps;
         if (!last && step != startStep + 1 && now - lastPrint < every) return;
         lastPrint = now;
         double secs = Math.Max(now.TotalSeconds, 1e-9);
-        double stepsPerSec = (step - startStep) / secs;
-        var eta = stepsPerSec > 0 ? TimeSpan.FromSeconds((totalSteps - step) / stepsPerSec) : TimeSpan.Zero;
+        string eta = step == firstStep && !last ? "—"
+            : Format(TimeSpan.FromSeconds((totalSteps - step) * (now - firstStepDone).TotalSeconds / Math.Max(step - firstStep, 1)));
         output.WriteLine($"step {step,6}/{totalSteps} | loss {loss,8:F5} (avg {runningLoss:F5}) | {images / secs,7:F1} img/s | lr {lr:0.0e+0} | " +
-                         $"elapsed {Format(now)} | ETA {Format(eta)}{(extra is null ? "" : " | " + extra)}");
+                         $"elapsed {Format(now)} | ETA {eta}{(extra is null ? "" : " | " + extra)}");
         output.Flush();
     }
 

@@ -7,6 +7,14 @@ namespace Mdm.Train.Training;
 /// <summary>Writes sampler output (tensors high → low) as PNG grids, one per resolution, and disposes the tensors.</summary>
 public static class SampleWriter
 {
+    /// <summary>The files `sample --out <paramref name="outFile"/>` writes for the highest resolution (first the main one).</summary>
+    public static IReadOnlyList<string> FileNames(string outFile, ModelConfig model)
+    {
+        var folder = Path.GetDirectoryName(Path.GetFullPath(outFile))!;
+        var name = Path.GetFileNameWithoutExtension(outFile);
+        return model.Frames > 1 ? [Path.Combine(folder, $"{name}.gif"), Path.Combine(folder, $"{name}-frames.png")] : [Path.Combine(folder, $"{name}.png")];
+    }
+
     public static IReadOnlyList<string> Write(string folder, string name, Tensor[] images, ModelConfig model, bool highestOnly)
     {
         Directory.CreateDirectory(folder);

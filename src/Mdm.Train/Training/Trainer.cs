@@ -26,8 +26,9 @@ public sealed class TrainingHaltedException(string message) : Exception(message)
 /// atomic checkpoints (model, EMA, optimizer, data position) every N steps and on Ctrl-C, exact resume, metrics,
 /// sample grids and a loss plot.
 /// </summary>
+/// <param name="wrapCheckpointOutput">Wraps each checkpoint's output stream (failure injection in tests).</param>
 public sealed class Trainer(TrainSettings settings, RunConfig config, Backend backend, TextWriter log, CancellationToken cancel,
-    Func<int, IDataset>? datasetForImageSize = null)
+    Func<int, IDataset>? datasetForImageSize = null, Func<Stream, Stream>? wrapCheckpointOutput = null)
 {
     public const string CheckpointFolder = "checkpoints";
     public const int NanStreakLimit = 10;
@@ -42,12 +43,15 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
     {
         Directory.CreateDirectory(Out);
         Directory.CreateDirectory(CheckpointDir);
-        var (startStage, resume) = FindResumePoint();
-        string? lastCheckpoint = null;
+        var start = FindResumePoint();
+        RunSettings.From(settings, config).Save(Out);
+        // Steps logged after the checkpoint we continue from (a kill before the next save) will run again.
+        TrimMetrics(start.Stage, start.Step);
+        string? lastCheckpoint = start.PreviousStage;
         var samples = new List<string>();
-        for (int stage = startStage; stage < config.StageCount; stage++)
+        for (int stage = start.Stage; stage < config.StageCount; stage++)
         {
-            var r = RunStage(stage, stage == startStage ? resume : null, lastCheckpoint);
+            var r = RunStage(stage, stage == start.Stage ? start.Checkpoint : null, lastCheckpoint);
             lastCheckpoint = r.Checkpoint;
             samples.AddRange(r.Samples);
             if (r.Interrupted) return new Result(lastCheckpoint, samples, WriteLossPlot(), true);
@@ -55,29 +59,50 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         return new Result(lastCheckpoint, samples, WriteLossPlot(), false);
     }
 
-    /// <summary>The stage to start in and the checkpoint to resume from (null = fresh).</summary>
-    (int Stage, string? Checkpoint) FindResumePoint()
+    /// <summary>Where to start: the stage, the checkpoint to resume from (null = fresh) and its step, and at a stage
+    /// boundary the finished stage's checkpoint that initialises the next stage's inner model.</summary>
+    sealed record StartPoint(int Stage, string? Checkpoint, long Step, string? PreviousStage);
+
+    /// <summary>The newest checkpoint that opens, passes its checksum and holds a valid training state; the ones
+    /// skipped on the way are named.</summary>
+    StartPoint FindResumePoint()
     {
-        var existing = Enumerable.Range(0, config.StageCount).Select(s => (s, list: CheckpointWriter.List(CheckpointDir, Prefix(s)))).Where(x => x.list.Count > 0).ToList();
+        var existing = Enumerable.Range(0, config.StageCount)
+            .SelectMany(s => CheckpointWriter.List(CheckpointDir, Prefix(s)).Select(c => (Stage: s, c.Path))).ToList();
         if (existing.Count == 0)
         {
             if (settings.Resume) log.WriteLine($"--resume: no checkpoint in {CheckpointDir}, starting fresh");
-            return (0, null);
+            return new StartPoint(0, null, 0, null);
         }
         if (!settings.Resume)
-            throw new UsageException($"{Out} already holds checkpoints ({existing[^1].list[^1].Path}); pass --resume to continue that run, or choose another --out");
-        var (stage, list) = existing[^1];
-        var latest = list[^1].Path;
-        using var reader = CheckpointReader.Open(latest);
-        var state = TrainingState.Read(reader);
-        int steps = StageSteps(stage);
-        if (state.Step >= steps && stage + 1 < config.StageCount)
+            throw new UsageException($"{Out} already holds checkpoints ({existing[^1].Path}); pass --resume to continue that run, or choose another --out");
+        var skipped = new List<string>();
+        for (int i = existing.Count - 1; i >= 0; i--)
         {
-            log.WriteLine($"resume: stage {stage} finished at step {state.Step}; continuing with stage {stage + 1} from {latest}");
-            return (stage + 1, null);
+            var (stage, path) = existing[i];
+            TrainingState state;
+            try
+            {
+                using var reader = CheckpointReader.Open(path);
+                state = TrainingState.Read(reader, stage, StageSteps(stage), NanStreakLimit);
+            }
+            catch (Exception e) when (e is CheckpointFormatException or KeyNotFoundException or IOException or UnauthorizedAccessException)
+            {
+                log.WriteLine($"resume: skipping {path}: {e.Message}");
+                skipped.Add(Path.GetFileName(path));
+                continue;
+            }
+            if (skipped.Count > 0) log.WriteLine($"resume: falling back to {Path.GetFileName(path)}; skipped {string.Join(", ", skipped)}");
+            if (state.Step >= StageSteps(stage) && stage + 1 < config.StageCount)
+            {
+                log.WriteLine($"resume: stage {stage} finished at step {state.Step}; continuing with stage {stage + 1} from {path}");
+                return new StartPoint(stage + 1, null, 0, path);
+            }
+            log.WriteLine($"resume: {path} ({state})");
+            return new StartPoint(stage, path, state.Step, null);
         }
-        log.WriteLine($"resume: {latest} ({state})");
-        return (stage, latest);
+        throw new UsageException($"--resume: none of the {existing.Count} checkpoints in {CheckpointDir} can be used ({string.Join(", ", skipped)}); " +
+                                 "start a new run with another --out");
     }
 
     int StageSteps(int stage) => settings.Steps ?? config.Training.Stages?[stage].Steps ?? config.Training.Steps;
@@ -90,8 +115,9 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         var t = config.Training;
         var modelConfig = config.StageModel(stage);
         int steps = StageSteps(stage), batchSize = StageBatch(stage);
-        var data = datasetForImageSize?.Invoke(modelConfig.ImageSize)
-                   ?? DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, modelConfig.Frames, (long)settings.Seed);
+        var data = DataValidation.Check(datasetForImageSize?.Invoke(modelConfig.ImageSize)
+                   ?? DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, modelConfig.Frames, (long)settings.Seed),
+                   settings.Data, settings.SkipBadData, log);
         int numClasses = modelConfig.NumClasses;
         if (numClasses > 0 && data.NumClasses > numClasses)
             throw new UsageException($"--data {settings.Data}: {data.NumClasses} classes, but the model embeds only {numClasses} (model numClasses)");
@@ -116,12 +142,11 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             {
                 using var reader = CheckpointReader.Open(resumeFrom);
                 reader.LoadModule("model", model);
-                state = TrainingState.Read(reader);
+                state = TrainingState.Read(reader, stage, steps, NanStreakLimit);
                 reader.LoadTensors("optimizer", optimizer.StateTensors());
                 optimizer.StepCount = state.OptimizerSteps;
                 ema = new ExponentialMovingAverage(parameters, t.EmaDecay, t.EmaWarmup) { Updates = state.EmaUpdates };
                 reader.LoadTensors("ema", ema.Tensors());
-                TrimMetrics(stage, state.Step);
             }
             else
             {
@@ -132,13 +157,14 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             var loss = new DiffusionLoss(model, config.Diffusion);
             using var loader = new BatchLoader(data, batchSize, (long)settings.Seed + stage, t.RandomFlip, state.Epoch, state.Position);
             using var metrics = new MetricsLog(Path.Combine(Out, "metrics.jsonl"), append: true);
-            var writer = new CheckpointWriter(CheckpointDir, Prefix(stage), settings.KeepLast);
+            var writer = new CheckpointWriter(CheckpointDir, Prefix(stage), settings.KeepLast) { WrapOutput = wrapCheckpointOutput };
             var progress = new ProgressReporter(steps, state.Step, log);
-            int accumulation = Math.Max(settings.GradAccumulation, t.GradAccumulation);
-            int sampleEvery = settings.SampleEvery > 0 ? settings.SampleEvery : t.SampleEvery;
-            int checkpointEvery = settings.CheckpointEvery > 0 ? settings.CheckpointEvery : t.CheckpointEvery;
+            int accumulation = settings.GradAccumulation ?? t.GradAccumulation;
+            int sampleEvery = settings.SampleEvery ?? t.SampleEvery;
+            int checkpointEvery = settings.CheckpointEvery ?? t.CheckpointEvery;
             var samples = new List<string>();
             string? lastCheckpoint = null;
+            long savedStep = state.Step;
 
             for (long step = state.Step + 1; step <= steps; step++)
             {
@@ -149,7 +175,15 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                 Batch? last = null;
                 for (int micro = 0; micro < accumulation; micro++)
                 {
-                    var batch = loader.Next();
+                    Batch batch;
+                    try { batch = loader.Next(); }
+                    catch (Exception e) when (e is ImageFormatException or DataFormatException or IOException or UnauthorizedAccessException)
+                    {
+                        // Validation read every file before step 1; if one changed since, keep the steps done so far.
+                        if (state.Step > savedStep)
+                            log.WriteLine($"data error at step {step}: checkpoint {SaveCheckpoint(writer, model, optimizer, ema, state, stage)} written first");
+                        throw;
+                    }
                     last = batch;
                     // Clips [B, F, C, H, W] are the model's frame rows [B·F, C, H, W].
                     int[] rows = batch.Shape.Length == 5 ? [batch.Shape[0] * batch.Shape[1], batch.Shape[2], batch.Shape[3], batch.Shape[4]] : batch.Shape;
@@ -202,7 +236,10 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                         $"(last checkpoint: {lastCheckpoint ?? "none"}). Lower --lr or check the data.");
                 bool stopping = cancel.IsCancellationRequested;
                 if ((checkpointEvery > 0 && step % checkpointEvery == 0) || step == steps || stopping)
+                {
                     lastCheckpoint = SaveCheckpoint(writer, model, optimizer, ema, state, stage);
+                    savedStep = step;
+                }
                 if (sampleEvery > 0 && step % sampleEvery == 0 && step != steps && !stopping)
                     samples.AddRange(SampleGrid(modelConfig, ema, $"step-{step:D6}", highestOnly: true, numClasses));
                 if (stopping)
@@ -248,7 +285,18 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         ckpt.Metadata["stage_model"] = config.StageModel(stage).ToJson();
         ckpt.Metadata["data"] = settings.Data;
         ckpt.Metadata["seed"] = settings.Seed.ToString(CultureInfo.InvariantCulture);
-        return writer.Save(ckpt);
+        ckpt.Metadata[RunSettings.MetadataKey] = RunSettings.From(settings, config).ToJson();
+        try { return writer.Save(ckpt); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            var kept = CheckpointWriter.List(CheckpointDir, Prefix(stage));
+            string keptText = kept.Count == 0 ? "no earlier checkpoint of this stage" : $"the earlier checkpoints are kept ({string.Join(", ", kept.Select(k => Path.GetFileName(k.Path)))})";
+            string why = DiskSpace.IsDiskFull(e)
+                ? $"disk full: it needs {ckpt.FileLength:N0} bytes, {(DiskSpace.Free(CheckpointDir) is { } free ? $"{free:N0} bytes are free" : "free space unknown")}"
+                : e.Message;
+            throw new CheckpointWriteException($"could not write the step-{state.Step} checkpoint to {CheckpointDir}: {why}; {keptText}. " +
+                                               "Make room, then continue with --resume", e);
+        }
     }
 
     void InitialiseFromPreviousStage(UNet model, string previous, int stage)
@@ -278,7 +326,6 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
 
     void TrimMetrics(int stage, long step)
     {
-        // A run killed between logging a step and checkpointing it logged steps that will run again: drop them.
         var path = Path.Combine(Out, "metrics.jsonl");
         if (!File.Exists(path)) return;
         var keep = File.ReadLines(path).Where(line =>
