@@ -42,8 +42,7 @@ public static class RmsNorm
         var r = x.Backend.Empty(rows);
         if (x.Backend is IlgpuBackend gpu)
         {
-            var k = gpu.GetOrLoadKernel("rms_norm.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(ForwardKernel));
-            k(gpu.LaunchConfig(rows), IlgpuBackend.View(x), IlgpuBackend.View(g), IlgpuBackend.View(y), IlgpuBackend.View(r), d, eps);
+            gpu.Run(ForwardKernel, gpu.LaunchConfig(rows), IlgpuBackend.View(x), IlgpuBackend.View(g), IlgpuBackend.View(y), IlgpuBackend.View(r), d, eps);
         }
         else ForwardCpu(x, g, y, r, rows, d, eps);
         return (y, [r]);
@@ -57,10 +56,8 @@ public static class RmsNorm
         var dg = x.Backend.Empty(d);
         if (x.Backend is IlgpuBackend gpu)
         {
-            var kx = gpu.GetOrLoadKernel("rms_norm.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(BackwardInputKernel));
-            var kg = gpu.GetOrLoadKernel("rms_norm.backward_gain", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(BackwardGainKernel));
-            kx(gpu.LaunchConfig(rows), IlgpuBackend.View(x), IlgpuBackend.View(g), IlgpuBackend.View(r), IlgpuBackend.View(dy), IlgpuBackend.View(dx), d);
-            kg(gpu.LaunchConfig(d), IlgpuBackend.View(x), IlgpuBackend.View(r), IlgpuBackend.View(dy), IlgpuBackend.View(dg), rows, d);
+            gpu.Run(BackwardInputKernel, gpu.LaunchConfig(rows), IlgpuBackend.View(x), IlgpuBackend.View(g), IlgpuBackend.View(r), IlgpuBackend.View(dy), IlgpuBackend.View(dx), d);
+            gpu.Run(BackwardGainKernel, gpu.LaunchConfig(d), IlgpuBackend.View(x), IlgpuBackend.View(r), IlgpuBackend.View(dy), IlgpuBackend.View(dg), rows, d);
         }
         else BackwardCpu(x, g, r, dy, dx, dg, rows, d);
         return [ctx.NeedsGrad[0] ? dx : Dispose(dx), ctx.NeedsGrad[1] ? dg : Dispose(dg)];
@@ -69,6 +66,15 @@ public static class RmsNorm
     static Tensor? Dispose(Tensor t) { t.Dispose(); return null; }
 
     // ---- ILGPU kernels: one thread per row (forward, dx) or per column (dg), grid-stride --------------------------
+    /// <summary>The catalogue entries: compiled when an ILGPU backend starts, PTX-compile-tested and SASS-audited.</summary>
+    [KernelCatalogPart]
+    static class Kernels
+    {
+        internal static readonly Delegate Forward = ForwardKernel;
+        internal static readonly Delegate BackwardInput = BackwardInputKernel;
+        internal static readonly Delegate BackwardGain = BackwardGainKernel;
+    }
+
     static void ForwardKernel(ArrayView<float> x, ArrayView<float> g, ArrayView<float> y, ArrayView<float> r, int d, float eps)
     {
         int rows = r.IntLength, stride = Grid.DimX * Group.DimX;

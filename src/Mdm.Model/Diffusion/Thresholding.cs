@@ -59,9 +59,7 @@ public static class Thresholding
         if (x.Numel == 0) return y;
         if (x.Backend is IlgpuBackend gpu)
         {
-            var k = gpu.GetOrLoadKernel("diffusion.clamp",
-                a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float, float>(ClampKernel));
-            k(gpu.LaunchConfig(x.Numel), IlgpuBackend.View(x), IlgpuBackend.View(y), lo, hi);
+            gpu.Run(ClampKernel, gpu.LaunchConfig(x.Numel), IlgpuBackend.View(x), IlgpuBackend.View(y), lo, hi);
         }
         else
         {
@@ -85,9 +83,7 @@ public static class Thresholding
         int rows = x.Dim(0), rowLen = (int)(x.Numel / rows);
         if (x.Backend is IlgpuBackend gpu)
         {
-            var k = gpu.GetOrLoadKernel("diffusion.dynamic_threshold",
-                a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(DynamicKernel));
-            k(gpu.LaunchConfig(x.Numel), IlgpuBackend.View(x), IlgpuBackend.View(q), IlgpuBackend.View(y), rowLen, (float)maxScale);
+            gpu.Run(DynamicKernel, gpu.LaunchConfig(x.Numel), IlgpuBackend.View(x), IlgpuBackend.View(q), IlgpuBackend.View(y), rowLen, (float)maxScale);
         }
         else
         {
@@ -121,6 +117,14 @@ public static class Thresholding
     }
 
     // ---- ILGPU kernels (grid-stride, one element per iteration) --------------------------------------------------
+    /// <summary>Catalogued: compiled when an ILGPU backend starts, PTX-compile-tested and SASS-audited.</summary>
+    [KernelCatalogPart]
+    static class Kernels
+    {
+        internal static readonly Delegate Clamp = ClampKernel;
+        internal static readonly Delegate Dynamic = DynamicKernel;
+    }
+
     static void ClampKernel(ArrayView<float> x, ArrayView<float> y, float lo, float hi)
     {
         int n = y.IntLength, stride = Grid.DimX * Group.DimX;

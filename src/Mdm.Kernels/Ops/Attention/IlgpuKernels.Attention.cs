@@ -6,20 +6,7 @@ namespace Mdm.Kernels.Gpu;
 
 public sealed partial class IlgpuBackend
 {
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape>
-        attentionForward = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AttentionShape>
-        attentionBackwardDq = null!, attentionBackwardDkDv = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, double, float> rotary = null!;
 
-    partial void LoadAttentionKernels(Loader loader)
-    {
-        var a = accelerator;
-        attentionForward = loader.Load(nameof(KernelCatalog.AttentionForward), () => a.LoadStreamKernel(KernelCatalog.AttentionForward));
-        attentionBackwardDq = loader.Load(nameof(KernelCatalog.AttentionBackwardDq), () => a.LoadStreamKernel(KernelCatalog.AttentionBackwardDq));
-        attentionBackwardDkDv = loader.Load(nameof(KernelCatalog.AttentionBackwardDkDv), () => a.LoadStreamKernel(KernelCatalog.AttentionBackwardDkDv));
-        rotary = loader.Load(nameof(KernelCatalog.Rotary), () => a.LoadStreamKernel(KernelCatalog.Rotary));
-    }
 
     static AttentionShape AttentionShapeOf(Tensor q, Tensor k, Tensor? mask, float scale) => new()
     {
@@ -34,7 +21,7 @@ public sealed partial class IlgpuBackend
     {
         var s = AttentionShapeOf(q, k, mask, scale);
         long tiles = (long)s.BH * ((s.Nq + AttentionKernels.TileQ - 1) / AttentionKernels.TileQ);
-        attentionForward(TileLaunch(tiles), F32(q), F32(k), F32(v), mask is null ? F32(q) : F32(mask), F32(o), F32(lse), s);
+        Run(AttentionKernels.Forward, TileLaunch(tiles), F32(q), F32(k), F32(v), mask is null ? F32(q) : F32(mask), F32(o), F32(lse), s);
     }
 
     protected internal override void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO, Tensor? mask,
@@ -46,10 +33,10 @@ public sealed partial class IlgpuBackend
         using var delta = Empty(s.BH, s.Nq);
         long qTiles = (long)s.BH * ((s.Nq + AttentionKernels.TileQ - 1) / AttentionKernels.TileQ);
         long kTiles = (long)s.BH * ((s.Nk + AttentionKernels.TileK - 1) / AttentionKernels.TileK);
-        attentionBackwardDq(TileLaunch(qTiles), F32(q), F32(k), F32(v), F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), s);
-        attentionBackwardDkDv(TileLaunch(kTiles), F32(q), F32(k), F32(v), F32(dO), F32(lse), F32(delta), m, F32(dk), F32(dv), s);
+        Run(AttentionKernels.BackwardDq, TileLaunch(qTiles), F32(q), F32(k), F32(v), F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), s);
+        Run(AttentionKernels.BackwardDkDv, TileLaunch(kTiles), F32(q), F32(k), F32(v), F32(dO), F32(lse), F32(delta), m, F32(dk), F32(dv), s);
     }
 
     protected internal override void Rotary(Tensor x, Tensor y, float theta, int offset, bool inverse) =>
-        rotary(Launch(x.Numel / 2), F32(x), F32(y), x.Dim(2), x.Dim(3), offset, Math.Pow(theta, -2.0 / x.Dim(3)), inverse ? -1f : 1f);
+        Run(AttentionKernels.Rotary, Launch(x.Numel / 2), F32(x), F32(y), x.Dim(2), x.Dim(3), offset, Math.Pow(theta, -2.0 / x.Dim(3)), inverse ? -1f : 1f);
 }
