@@ -28,7 +28,7 @@ public static class ExitCodes
     public static (int Code, string Message)? Classify(Exception e) => e switch
     {
         UsageException or ArgumentException or CheckpointFormatException or ImageFormatException or DataFormatException
-            or StateDictMismatchException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException => (Usage, e.Message),
+            or StateDictMismatchException or BadDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException => (Usage, e.Message),
         TrainingHaltedException => (NonFinite, e.Message),
         RunFolderLockedException => (Locked, e.Message),
         CheckpointWriteException => (WriteFailed, e.Message),

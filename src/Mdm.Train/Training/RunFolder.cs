@@ -43,7 +43,7 @@ public sealed class RunFolder : IDisposable
             throw new UsageException($"--out {path} is not writable: {e.Message}");
         }
         var metrics = System.IO.Path.Combine(path, "metrics.jsonl");
-        if (File.Exists(metrics))
+        if (System.IO.Path.Exists(metrics))
             try { using var _ = new FileStream(metrics, FileMode.Append, FileAccess.Write, FileShare.ReadWrite); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -28,7 +28,10 @@ public sealed record RunSettings
     public bool Bf16 { get; init; }
     public bool SkipBadData { get; init; }
 
-    static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     public static RunSettings From(TrainSettings s, RunConfig config) => new()
     {
@@ -107,7 +110,8 @@ public sealed record RunSettings
 
     /// <summary>
     /// The stored settings with the flags typed again on `--resume` checked: equal is fine; a safe change (more steps,
-    /// another sampling or checkpoint cadence, checkpoints kept) is applied and logged; anything else is refused.
+    /// another sampling or checkpoint cadence, checkpoints kept, skipping unreadable files) is applied and logged;
+    /// anything else is refused.
     /// </summary>
     public RunSettings MergeResumeFlags(TrainSettings cli, RunConfig? cliConfig, string where, TextWriter log)
     {
@@ -128,6 +132,7 @@ public sealed record RunSettings
                 "--sample-every" => merged with { SampleEvery = cli.SampleEvery },
                 "--checkpoint-every" => merged with { CheckpointEvery = cli.CheckpointEvery },
                 "--keep-last" => merged with { KeepLast = cli.KeepLast },
+                "--skip-bad-data" => merged with { SkipBadData = cli.SkipBadData },   // for a file that broke after the start
                 _ => throw new UsageException($"{flag} {after} conflicts with this run's {before} (kept in {where}); " +
                                               "resume without it, or start a new run with another --out"),
             };
