@@ -100,7 +100,8 @@ public sealed class BatchLoader : IDisposable
             }
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested) { }
-        catch (AggregateException e) when (e.InnerExceptions.Count == 1) { failure = ExceptionDispatchInfo.Capture(e.InnerExceptions[0]); }
+        // Several samples of one batch may fail at once: the first one tells the user which file to look at.
+        catch (AggregateException e) { failure = ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions[0]); }
         catch (Exception e) { failure = ExceptionDispatchInfo.Capture(e); }
         finally { ready.CompleteAdding(); }
     }

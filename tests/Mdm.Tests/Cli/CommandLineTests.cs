@@ -12,6 +12,7 @@ public class CommandLineTests
     [TestCase("train --preset nosuch", "unknown preset")]
     [TestCase("train --data /nonexistent/folder --steps 1", "--data")]
     [TestCase("train --steps abc", "abc")]
+    [TestCase("train --grad-accumulation 1000000", "--grad-accumulation must be in 1..1024")]
     [TestCase("sample --checkpoint /nonexistent.safetensors", "not found")]
     [TestCase("sample", "--checkpoint")]
     [TestCase("frobnicate", "frobnicate")]
@@ -21,6 +22,7 @@ public class CommandLineTests
         var (code, stdout, stderr) = TrainProcess.Run(dir.Path, TimeSpan.FromMinutes(1), args.Split(' '));
         Assert.That(code, Is.EqualTo(2), $"stdout: {stdout}\nstderr: {stderr}");
         Assert.That(stderr, Does.Contain(mentioned));
+        Assert.That(stderr, Does.Not.Contain("System."), "no .NET type names or stack traces");
     }
 
     [Test]
