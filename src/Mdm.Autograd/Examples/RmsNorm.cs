@@ -10,7 +10,8 @@ namespace Mdm.Autograd.Examples;
 /// <summary>
 /// The worked example of docs/custom-ops.md: a fused RMSNorm over the last axis, y = x · g / √(mean(x²) + eps),
 /// written as a custom op — ILGPU kernels for CUDA and the CPU accelerator, TensorPrimitives code for the CPU backend,
-/// a float64 reference — registered once, which gives it autograd, a gradient check and a benchmark entry.
+/// a float64 reference — registered once, which gives it autograd, gradient checks and forward checks on every
+/// backend, benchmark entries, and (through its [KernelCatalogPart]) start-up compilation, the PTX test and the SASS audit.
 /// Backward, with r = 1/√(mean(x²) + eps) per row and s = Σ_k dy_k·g_k·x_k:
 ///   dx_j = r·g_j·dy_j − x_j·r³·s / D,    dg_j = Σ_rows dy_j·x_j·r.
 /// </summary>

@@ -11,6 +11,14 @@ namespace Mdm.Model.Nn;
 /// t_attn[i·T + j], ml-mdm's name); a clip batch is [B·F, C, H, W] with <see cref="Frames"/> frames per clip at this level, and
 /// in temporal mode the resample acts on time (<see cref="TemporalResample"/>) instead of space.
 /// </summary>
+/// <summary>What one <see cref="ResNetBlock"/> is made of (ml-mdm passes the same as a ResNetConfig object).</summary>
+/// <param name="InChannels">input width of each ResNet (on the up path: current width + skip width)</param>
+/// <param name="CondDim">width of the cross-attention conditioning (−1: none)</param>
+public sealed record ResNetBlockSpec(int[] InChannels, int OutChannels, int TemporalDim, int Groups,
+    int AttentionLayersPerResnet, int CondDim, bool UseFfn, ResNetBlock.Resample Resampling,
+    int Frames = 1, int TemporalAttentionLayersPerResnet = 0, bool Rotary = false, bool ResampleTime = false,
+    int? AttentionGroups = null);
+
 public sealed class ResNetBlock : ModelModule
 {
     readonly ResNet[] resnets;
@@ -21,12 +29,11 @@ public sealed class ResNetBlock : ModelModule
 
     public enum Resample { None, Down, Up }
 
-    /// <param name="inChannels">input width of each ResNet (on the up path: current width + skip width)</param>
-    public ResNetBlock(ParameterFactory f, int[] inChannels, int outChannels, int temporalDim, int groups,
-        int attentionLayersPerResnet, int condDim, bool useFfn, Resample resampling,
-        int frames = 1, int temporalAttentionLayersPerResnet = 0, bool rotary = false, bool resampleTime = false,
-        int? attentionGroups = null) : base(f)
+    public ResNetBlock(ParameterFactory f, ResNetBlockSpec spec) : base(f)
     {
+        var (inChannels, outChannels, temporalDim, groups) = (spec.InChannels, spec.OutChannels, spec.TemporalDim, spec.Groups);
+        var (attentionLayersPerResnet, condDim, useFfn, resampling) = (spec.AttentionLayersPerResnet, spec.CondDim, spec.UseFfn, spec.Resampling);
+        var (frames, temporalAttentionLayersPerResnet, rotary, resampleTime) = (spec.Frames, spec.TemporalAttentionLayersPerResnet, spec.Rotary, spec.ResampleTime);
         AttentionLayersPerResnet = attentionLayersPerResnet;
         TemporalAttentionLayersPerResnet = temporalAttentionLayersPerResnet;
         Resampling = resampling;
@@ -38,7 +45,7 @@ public sealed class ResNetBlock : ModelModule
         {
             var ag = Child("attn", new ModuleGroup(f));
             attn = Enumerable.Range(0, inChannels.Length * attentionLayersPerResnet)
-                .Select(i => ag.Add(i.ToString(), new SelfAttention(f, outChannels, attentionGroups ?? groups, condDim, useFfn))).ToArray();
+                .Select(i => ag.Add(i.ToString(), new SelfAttention(f, outChannels, spec.AttentionGroups ?? groups, condDim, useFfn))).ToArray();
         }
         else attn = [];
         if (temporalAttentionLayersPerResnet > 0)

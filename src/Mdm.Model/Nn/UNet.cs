@@ -81,9 +81,9 @@ public class UNet : ModelModule, IDenoiser
             for (int j = 0; j < n; j++) { ins[j] = j == 0 ? channels : c; skipChannels.Push(c); }
             if (i != levels - 1) skipChannels.Push(c);
             levelFrames[i] = fr;
-            down[i] = downGroup.Add(i.ToString(), new ResNetBlock(f, ins, c, t, groups, config.AttentionLayersAt(i),
+            down[i] = downGroup.Add(i.ToString(), new ResNetBlock(f, new ResNetBlockSpec(ins, c, t, groups, config.AttentionLayersAt(i),
                 CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != levels - 1 ? ResNetBlock.Resample.Down : ResNetBlock.Resample.None,
-                fr, config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups));
+                fr, config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups)));
             fr = down[i].OutputFrames;
             channels = c;
         }
@@ -93,9 +93,9 @@ public class UNet : ModelModule, IDenoiser
             var midGroup = Child("mid_blocks", new ModuleGroup(f));
             mid =
             [
-                midGroup.Add("0", new ResNetBlock(f, [channels], channels, t, groups, 1, crossDim, config.UseAttentionFfn, ResNetBlock.Resample.None, BottleneckFrames,
-                    attentionGroups: config.AttentionGroups)),
-                midGroup.Add("1", new ResNetBlock(f, [channels], channels, t, groups, 0, -1, false, ResNetBlock.Resample.None, BottleneckFrames)),
+                midGroup.Add("0", new ResNetBlock(f, new ResNetBlockSpec([channels], channels, t, groups, 1, crossDim, config.UseAttentionFfn, ResNetBlock.Resample.None, BottleneckFrames,
+                    AttentionGroups: config.AttentionGroups))),
+                midGroup.Add("1", new ResNetBlock(f, new ResNetBlockSpec([channels], channels, t, groups, 0, -1, false, ResNetBlock.Resample.None, BottleneckFrames))),
             ];
         }
         var upGroup = Child("up_blocks", new ModuleGroup(f));
@@ -105,9 +105,9 @@ public class UNet : ModelModule, IDenoiser
             int i = levels - 1 - u, c = config.ResolutionChannels[i], n = config.ResnetsAt(i) + 1;
             var ins = new int[n];
             for (int j = 0; j < n; j++) { ins[j] = channels + skipChannels.Pop(); channels = c; }
-            up[u] = upGroup.Add(u.ToString(), new ResNetBlock(f, ins, c, t, groups, config.AttentionLayersAt(i),
+            up[u] = upGroup.Add(u.ToString(), new ResNetBlock(f, new ResNetBlockSpec(ins, c, t, groups, config.AttentionLayersAt(i),
                 CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != 0 ? ResNetBlock.Resample.Up : ResNetBlock.Resample.None,
-                levelFrames[i], config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups));
+                levelFrames[i], config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups)));
         }
         FeatureChannels = channels;
         normOut = Child("norm_out", new GroupNorm(f, groups, channels));
