@@ -1,5 +1,4 @@
 using Mdm.Kernels;
-using Mdm.Model;
 using Mdm.Model.Checkpoints;
 using Mdm.Train.Cli;
 using Mdm.Train.Config;
@@ -201,28 +200,14 @@ public class TrainFaultTests
     public void SampleRefusesNaNWeightsAndABadOut()
     {
         using var dir = new Data.TempFolder();
-        var config = RunConfig.Parse(TrainProcess.TinyRunConfig(steps: 1), "tiny");
-        var backend = TestBackends.Get(BackendKind.Cpu);
-        var model = ModelFactory.Create(config.Model, backend, seed: 1);
         var path = Path.Combine(dir.Path, "nan.safetensors");
-        var poisoned = new List<Tensor>();
-        try
+        SampleCommandTests.SaveCheckpoint(RunConfig.Parse(TrainProcess.TinyRunConfig(steps: 1), "tiny"), path, (i, weights) =>
         {
-            var ema = model.NamedParameters().Select((p, i) =>
-            {
-                if (i != 3) return (p.Name, p.Value.Data);
-                var values = p.Value.Data.ToArray();
-                values[values.Length / 2] = float.NaN;
-                var t = backend.FromArray(values, p.Value.Data.Shape);
-                poisoned.Add(t);
-                return (p.Name, t);
-            }).ToList();
-            var checkpoint = new Checkpoint(7).AddModule("model", model).AddTensors("ema", ema);
-            checkpoint.Metadata["config"] = config.Json;
-            new CheckpointWriter(dir.Path, "nan").Save(checkpoint);
-            File.Move(CheckpointWriter.List(dir.Path, "nan")[0].Path, path);
-        }
-        finally { model.DisposeParameters(); foreach (var t in poisoned) t.Dispose(); }
+            if (i != 3) return null;
+            var values = weights.ToArray();
+            values[values.Length / 2] = float.NaN;
+            return weights.Backend.FromArray(values, weights.Shape);
+        });
         var before = File.ReadAllBytes(path);
 
         var png = Path.Combine(dir.Path, "s.png");

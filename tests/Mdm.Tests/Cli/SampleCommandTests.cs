@@ -1,0 +1,57 @@
+using Mdm.Kernels;
+using Mdm.Model;
+using Mdm.Model.Checkpoints;
+using Mdm.Train.Cli;
+using Mdm.Train.Config;
+using Mdm.Train.Training;
+using Mdm.Tests.Harness;
+
+namespace Mdm.Tests.Cli;
+
+/// <summary>`sample` says what it samples and never silently replaces a file it was not asked to write.</summary>
+public class SampleCommandTests
+{
+    /// <summary>A checkpoint of a freshly initialised model of <paramref name="config"/>; <paramref name="poison"/> may
+    /// replace the EMA copy of parameter i (return null to keep it).</summary>
+    internal static void SaveCheckpoint(RunConfig config, string path, Func<int, Tensor, Tensor?>? poison = null)
+    {
+        var backend = TestBackends.Get(BackendKind.Cpu);
+        var model = ModelFactory.Create(config.Model, backend, seed: 1);
+        var replaced = new List<Tensor>();
+        try
+        {
+            var ema = model.NamedParameters().Select((p, i) =>
+            {
+                var t = poison?.Invoke(i, p.Value.Data);
+                if (t is null) return (p.Name, p.Value.Data);
+                replaced.Add(t);
+                return (p.Name, t);
+            }).ToList();
+            var checkpoint = new Checkpoint(7).AddModule("model", model).AddTensors("ema", ema);
+            checkpoint.Metadata["config"] = config.Json;
+            var folder = Path.Combine(Path.GetDirectoryName(path)!, ".save");
+            File.Move(new CheckpointWriter(folder, "tmp").Save(checkpoint), path);
+        }
+        finally { model.DisposeParameters(); foreach (var t in replaced) t.Dispose(); }
+    }
+
+    [Test]
+    public void AVideoModelAskedForAPngRefusesToReplaceAnExistingGifAndSaysItSamplesClips()
+    {
+        using var dir = new Data.TempFolder();
+        var checkpoint = Path.Combine(dir.Path, "video.safetensors");
+        SaveCheckpoint(RunConfig.Preset("video-small"), checkpoint);
+        var gif = Path.Combine(dir.Path, "x.gif");
+        File.WriteAllText(gif, "an earlier animation");
+        var settings = new SampleSettings { Checkpoint = checkpoint, OutFile = Path.Combine(dir.Path, "x.png"), Steps = 1, Count = 1 };
+        var backend = TestBackends.Get(BackendKind.Cpu);
+        var e = Assert.Throws<UsageException>(() => SampleCommand.Run(settings, backend, TextWriter.Null))!;
+        Assert.That(e.Message, Does.Contain("a video model writes").And.Contain("x.gif").And.Contain("which exists"));
+        Assert.That(File.ReadAllText(gif), Is.EqualTo("an earlier animation"));
+
+        var log = new StringWriter();
+        var files = SampleCommand.Run(settings with { OutFile = Path.Combine(dir.Path, "y.png") }, backend, log);
+        Assert.That(log.ToString(), Does.Contain("sampling 1 clips of 8 frames"));
+        Assert.That(files, Does.Contain(Path.Combine(dir.Path, "y.gif")));
+    }
+}
