@@ -11,7 +11,7 @@ namespace Mdm.Autograd.Examples;
 /// The worked example of docs/custom-ops.md: a fused RMSNorm over the last axis, y = x · g / √(mean(x²) + eps),
 /// written as a custom op — ILGPU kernels for CUDA and the CPU accelerator, TensorPrimitives code for the CPU backend,
 /// a float64 reference — registered once, which gives it autograd, gradient checks and forward checks on every
-/// backend, benchmark entries, and (through its [KernelCatalogPart]) start-up compilation, the PTX test and the SASS audit.
+/// backend, benchmark entries, and (through [Kernel] on its kernels) start-up compilation, the PTX test and the SASS audit.
 /// Backward, with r = 1/√(mean(x²) + eps) per row and s = Σ_k dy_k·g_k·x_k:
 ///   dx_j = r·g_j·dy_j − x_j·r³·s / D,    dg_j = Σ_rows dy_j·x_j·r.
 /// </summary>
@@ -67,15 +67,8 @@ public static class RmsNorm
     static Tensor? Dispose(Tensor t) { t.Dispose(); return null; }
 
     // ---- ILGPU kernels: one thread per row (forward, dx) or per column (dg), grid-stride --------------------------
-    /// <summary>The catalogue entries: compiled when an ILGPU backend starts, PTX-compile-tested and SASS-audited.</summary>
-    [KernelCatalogPart]
-    static class Kernels
-    {
-        internal static readonly Delegate Forward = ForwardKernel;
-        internal static readonly Delegate BackwardInput = BackwardInputKernel;
-        internal static readonly Delegate BackwardGain = BackwardGainKernel;
-    }
-
+    // [Kernel]: in the catalogue, so compiled when an ILGPU backend starts, PTX-compile-tested and SASS-audited.
+    [Kernel("RmsNorm.Forward")]
     static void ForwardKernel(ArrayView<float> x, ArrayView<float> g, ArrayView<float> y, ArrayView<float> r, int d, float eps)
     {
         int rows = r.IntLength, stride = Grid.DimX * Group.DimX;
@@ -90,6 +83,7 @@ public static class RmsNorm
         }
     }
 
+    [Kernel("RmsNorm.BackwardInput")]
     static void BackwardInputKernel(ArrayView<float> x, ArrayView<float> g, ArrayView<float> r, ArrayView<float> dy, ArrayView<float> dx, int d)
     {
         int rows = r.IntLength, stride = Grid.DimX * Group.DimX;
@@ -103,6 +97,7 @@ public static class RmsNorm
         }
     }
 
+    [Kernel("RmsNorm.BackwardGain")]
     static void BackwardGainKernel(ArrayView<float> x, ArrayView<float> r, ArrayView<float> dy, ArrayView<float> dg, int rows, int d)
     {
         int stride = Grid.DimX * Group.DimX;

@@ -33,7 +33,7 @@ public sealed partial class IlgpuBackend
     public int GroupSize => groupSize;
 
     /// <summary>Loads a kernel lab's kernel once per backend and returns the cached launcher afterwards. Ops do not use
-    /// this: they list their kernels in a [KernelCatalogPart] class (compiled at start-up, PTX-tested, SASS-audited)
+    /// this: their kernels carry [Kernel("Name")] (compiled at start-up, PTX-tested, SASS-audited)
     /// and launch them with <c>Run</c>.</summary>
     public TDelegate GetOrLoadKernel<TDelegate>(string name, Func<Accelerator, TDelegate> load) where TDelegate : Delegate =>
         (TDelegate)customKernels.GetOrAdd(name, n => Load(n, () => load(accelerator)));

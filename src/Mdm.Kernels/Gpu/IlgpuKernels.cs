@@ -38,7 +38,7 @@ public sealed partial class IlgpuBackend
     Delegate Launcher(Delegate kernel) =>
         launchers.TryGetValue(kernel.Method, out var launcher) ? launcher
             : throw new InvalidOperationException($"kernel {kernel.Method.DeclaringType?.Name}.{kernel.Method.Name} is not in KernelCatalog: " +
-                "list it there, or in a [KernelCatalogPart] class, so it is compiled at start-up and audited");
+                "mark it [Kernel(\"Name\")] so it is compiled at start-up and audited");
 
     /// <summary>
     /// Handed to a family's loader: <c>x = loader.Load(nameof(KernelCatalog.X), () => …);</c> registers the name and

@@ -4,9 +4,9 @@ namespace Mdm.Kernels.Gpu;
 
 /// <summary>
 /// What a kernel's SASS (ptxas 12.4, sm_90) may use; checked offline by scripts/sass-audit.py. Put it on the kernel's
-/// catalogue field; kernels without one get the defaults (no spills, no stack, ≤ 128 registers).
+/// [Kernel] method or KernelCatalog field; kernels without one get the defaults (no spills, no stack, ≤ 128 registers).
 /// </summary>
-[AttributeUsage(AttributeTargets.Field)]
+[AttributeUsage(AttributeTargets.Field | AttributeTargets.Method)]
 public sealed class KernelBudgetAttribute : Attribute
 {
     public int MaxRegisters { get; init; } = 128;
@@ -35,5 +35,5 @@ public static partial class KernelCatalog
     /// <summary>The budget declared on a catalogued kernel (or the default one).</summary>
     public static KernelBudgetAttribute Budget(string name) => All.FirstOrDefault(e => e.Name == name)?.Budget ?? defaultBudget;
 
-    internal static KernelBudgetAttribute BudgetOf(FieldInfo field) => field.GetCustomAttribute<KernelBudgetAttribute>() ?? defaultBudget;
+    internal static KernelBudgetAttribute BudgetOf(MemberInfo member) => member.GetCustomAttribute<KernelBudgetAttribute>() ?? defaultBudget;
 }

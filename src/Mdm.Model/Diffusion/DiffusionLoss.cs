@@ -50,8 +50,8 @@ public sealed class DiffusionLoss
         int batch = CheckInputs(images, conditioning, timesteps);
         int levels = Denoiser.Resolutions.Count;
         var b = images.Backend;
-        var owned = new List<Tensor>();
-        Tensor Own(Tensor t) { owned.Add(t); return t; }
+        var owned = new TensorScope();
+        Tensor Own(Tensor t) => owned.Own(t);
         var frames = Denoiser.StreamFrames;
         int currentStream = 0;
         // Per-clip values repeated for each frame row of the stream being built (all 1 frame for images).
@@ -137,7 +137,7 @@ public sealed class DiffusionLoss
         }
         catch
         {
-            foreach (var t in owned) t.Dispose();
+            owned.Dispose();
             throw;
         }
     }
@@ -193,9 +193,9 @@ public sealed class DiffusionLoss
 /// </summary>
 public sealed class DiffusionLossResult : IDisposable
 {
-    readonly List<Tensor> owned;
+    readonly TensorScope owned;
 
-    internal DiffusionLossResult(Variable loss, int[] timesteps, Tensor[] perSample, int[] counted, List<Tensor> owned)
+    internal DiffusionLossResult(Variable loss, int[] timesteps, Tensor[] perSample, int[] counted, TensorScope owned)
     {
         Loss = loss;
         Timesteps = timesteps;
@@ -225,9 +225,5 @@ public sealed class DiffusionLossResult : IDisposable
         return result;
     }
 
-    public void Dispose()
-    {
-        foreach (var t in owned) t.Dispose();
-        owned.Clear();
-    }
+    public void Dispose() => owned.Dispose();
 }

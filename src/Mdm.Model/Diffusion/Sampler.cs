@@ -66,7 +66,7 @@ public sealed class Sampler
         int levels = Denoiser.Resolutions.Count;
         bool guided = config.GuidanceScale is not null;
         var backend = Denoiser.Backend;
-        var owned = new List<Tensor>();
+        using var owned = new TensorScope();
         var x = new Tensor[levels];
         try
         {
@@ -89,10 +89,6 @@ public sealed class Sampler
         {
             foreach (var t in x) t?.Dispose();
             throw;
-        }
-        finally
-        {
-            foreach (var t in owned) t.Dispose();
         }
     }
 
@@ -190,7 +186,7 @@ public sealed class Sampler
     }
 
     /// <summary>[negative; positive] conditioning for the doubled batch.</summary>
-    static Conditioning Doubled(Conditioning positive, Conditioning? negative, int batch, List<Tensor> owned)
+    static Conditioning Doubled(Conditioning positive, Conditioning? negative, int batch, TensorScope owned)
     {
         if (positive.ClassLabels is null && positive.Tokens is null)
             throw new ArgumentException("Sampler: classifier-free guidance needs a class or text conditioning to guide towards");
@@ -209,26 +205,24 @@ public sealed class Sampler
                 ?? throw new ArgumentException("Sampler: text guidance needs a negative conditioning (e.g. the encoding of \"\" or \"low quality\")");
             if (negTok.Rank != tok.Rank || (negTok.Dim(0) != batch && negTok.Dim(0) != 1) || !negTok.Dims[1..].SequenceEqual(tok.Dims[1..]))
                 throw new ArgumentException($"Sampler: negative tokens {negTok.ShapeString} do not match the tokens {tok.ShapeString} (batch {batch} or 1, same length and width)");
-            tokens = Track(owned, Ops.Concat([Batched(negTok, batch, owned), tok], 0));
+            tokens = owned.Own(Ops.Concat([Batched(negTok, batch, owned), tok], 0));
             if ((positive.TokenMask is null) != (negative.TokenMask is null))
                 throw new ArgumentException("Sampler: give a token mask for both the conditioning and the negative conditioning, or for neither");
             if (positive.TokenMask is { } m && negative.TokenMask is { } nm)
             {
                 if ((nm.Dim(0) != batch && nm.Dim(0) != 1) || !nm.Dims[1..].SequenceEqual(m.Dims[1..]))
                     throw new ArgumentException($"Sampler: negative token mask {nm.ShapeString} does not match the mask {m.ShapeString}");
-                mask = Track(owned, Ops.Concat([Batched(nm, batch, owned), m], 0));
+                mask = owned.Own(Ops.Concat([Batched(nm, batch, owned), m], 0));
             }
         }
         return new Conditioning(labels, tokens, mask);
     }
 
-    static Tensor Batched(Tensor t, int batch, List<Tensor> owned)
+    static Tensor Batched(Tensor t, int batch, TensorScope owned)
     {
         if (t.Dim(0) == batch) return t;
         var shape = t.Shape;
         shape[0] = batch;
-        return Track(owned, Ops.BroadcastTo(t, shape));
+        return owned.Own(Ops.BroadcastTo(t, shape));
     }
-
-    static Tensor Track(List<Tensor> owned, Tensor t) { owned.Add(t); return t; }
 }

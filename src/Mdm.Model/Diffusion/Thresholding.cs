@@ -127,14 +127,8 @@ public static class Thresholding
     }
 
     // ---- ILGPU kernels (grid-stride, one element per iteration) --------------------------------------------------
-    /// <summary>Catalogued: compiled when an ILGPU backend starts, PTX-compile-tested and SASS-audited.</summary>
-    [KernelCatalogPart]
-    static class Kernels
-    {
-        internal static readonly Delegate Clamp = ClampKernel;
-        internal static readonly Delegate Dynamic = DynamicKernel;
-    }
-
+    // [Kernel]: in the catalogue, so compiled when an ILGPU backend starts, PTX-compile-tested and SASS-audited.
+    [Kernel("Thresholding.Clamp")]
     static void ClampKernel(ArrayView<float> x, ArrayView<float> y, float lo, float hi)
     {
         int n = y.IntLength, stride = Grid.DimX * Group.DimX;
@@ -145,6 +139,7 @@ public static class Thresholding
         }
     }
 
+    [Kernel("Thresholding.Dynamic")]
     static void DynamicKernel(ArrayView<float> x, ArrayView<float> q, ArrayView<float> y, int rowLen, float maxScale)
     {
         int n = y.IntLength, stride = Grid.DimX * Group.DimX;

@@ -37,11 +37,11 @@ public sealed class AdamWOptimizer : IDisposable
     public Tensor Step(double lr)
     {
         var grads = new Tensor[parameters.Length];
-        var made = new List<Tensor>();
+        using var made = new TensorScope();
         for (int i = 0; i < parameters.Length; i++)
         {
             var p = parameters[i].Param;
-            if (p.Grad is null) { var z = p.Backend.Zeros(p.Shape); made.Add(z); grads[i] = z; }
+            if (p.Grad is null) grads[i] = made.Own(p.Backend.Zeros(p.Shape));
             else grads[i] = p.Grad;
         }
         try
@@ -54,7 +54,6 @@ public sealed class AdamWOptimizer : IDisposable
         }
         finally
         {
-            foreach (var t in made) t.Dispose();
             foreach (var (_, p) in parameters) p.ZeroGrad();
         }
     }

@@ -96,6 +96,22 @@ public class TensorTests(BackendKind kind) : KernelFixture(kind)
         using var s = Ops.Sum(a, [0]);
         Assert.That(s.ToArray(), Is.All.EqualTo(0f));
     }
+
+    [Test]
+    public void TensorScopeFreesWhatItOwnsOnce()
+    {
+        var a = B.Zeros(3, 5);
+        var b = B.Zeros(7);
+        var scope = new TensorScope();
+        Assert.That(scope.Own(a), Is.SameAs(a));
+        scope.Own(b);
+        Assert.That(scope.Count, Is.EqualTo(2));
+        scope.Dispose();
+        Assert.That(a.IsDisposed && b.IsDisposed, Is.True);
+        scope.Dispose();
+        using var late = B.Zeros(1);
+        Assert.Throws<ObjectDisposedException>(() => scope.Own(late));
+    }
 }
 
 public class CachingAllocatorTests

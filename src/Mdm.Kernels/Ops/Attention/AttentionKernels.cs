@@ -32,6 +32,7 @@ public static class AttentionKernels
     static bool Attends(ArrayView<float> mask, in AttentionShape s, int batch, int j) =>
         j < s.Nk && (s.HasMask == 0 || mask[batch * s.Nk + j] != 0f);
 
+    [Kernel("AttentionForward")]
     public static void Forward(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mask,
         ArrayView<float> o, ArrayView<float> lse, AttentionShape s)
     {
@@ -132,6 +133,7 @@ public static class AttentionKernels
         }
     }
 
+    [Kernel("AttentionBackwardDq")]
     public static void BackwardDq(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> dO,
         ArrayView<float> lse, ArrayView<float> mask, ArrayView<float> dq, ArrayView<float> delta, AttentionShape s)
     {
@@ -212,6 +214,7 @@ public static class AttentionKernels
         }
     }
 
+    [Kernel("AttentionBackwardDkDv")]
     public static void BackwardDkDv(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> dO,
         ArrayView<float> lse, ArrayView<float> delta, ArrayView<float> mask, ArrayView<float> dk, ArrayView<float> dv, AttentionShape s)
     {
@@ -308,6 +311,7 @@ public static class AttentionKernels
     /// (sin.approx/cos.approx on PTX: absolute error below 1e-6 there).
     /// sign = −1 rotates by −θ (the backward). y may be x: each thread reads its pair before writing it.
     /// </summary>
+    [Kernel("Rotary")]
     public static void Rotary(ArrayView<float> x, ArrayView<float> y, int n, int d, int offset, double ratio, float sign)
     {
         int half = d / 2;

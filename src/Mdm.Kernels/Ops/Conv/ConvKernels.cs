@@ -13,6 +13,7 @@ public static class ConvKernels
     public const int MaxGroupSize = 256;
 
     /// <summary>y[n, co, oh, ow] = bias[co] + Σ_{ci, kh, kw} x[n, ci, oh·sh − ph + kh, ow·sw − pw + kw] · w[co, ci, kh, kw].</summary>
+    [Kernel("Conv2dForward")]
     public static void Forward(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, int hasBias, ArrayView<float> y, Conv2dGeometry g)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -47,6 +48,7 @@ public static class ConvKernels
     /// dx[n, ci, ih, iw] = Σ dy[n, co, oh, ow] · w[co, ci, kh, kw] over all (co, kh, kw) with ih = oh·sh − ph + kh and
     /// iw = ow·sw − pw + kw for some in-range (oh, ow): a gather, one thread per input element.
     /// </summary>
+    [Kernel("Conv2dBackwardInput")]
     public static void BackwardInput(ArrayView<float> dy, ArrayView<float> w, ArrayView<float> dx, Conv2dGeometry g)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -84,6 +86,7 @@ public static class ConvKernels
     /// dw[co, ci, kh, kw] = Σ_{n, oh, ow} dy[n, co, oh, ow] · x[n, ci, oh·sh − ph + kh, ow·sw − pw + kw]:
     /// one group per weight element (grid-stride over them), per-thread strided partials, then a shared-memory tree.
     /// </summary>
+    [Kernel("Conv2dBackwardWeight")]
     public static void BackwardWeight(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dw, Conv2dGeometry g)
     {
         var partial = SharedMemory.Allocate<float>(MaxGroupSize);
@@ -116,6 +119,7 @@ public static class ConvKernels
     }
 
     /// <summary>dbias[co] = Σ_{n, oh, ow} dy[n, co, oh, ow]: one group per output channel, shared-memory tree.</summary>
+    [Kernel("Conv2dBackwardBias")]
     public static void BackwardBias(ArrayView<float> dy, ArrayView<float> dbias, int n, int cout, int p)
     {
         var partial = SharedMemory.Allocate<float>(MaxGroupSize);
@@ -147,6 +151,7 @@ public static class ConvKernels
     /// <paramref name="n0"/>. One group per column-matrix row (grid-stride), so (ci, ky, kx) is worked out once per row;
     /// each thread writes two neighbouring columns as one 32-bit store (Ho·Wo is even: the host requires a multiple of 8).
     /// </summary>
+    [Kernel("Im2ColBF16")]
     public static void Im2ColBF16(ArrayView<ushort> x, ArrayView<uint> cols, Conv2dGeometry g, int n0, int count)
     {
         int khw = g.KH * g.KW, k = g.Cin * khw, pairs = g.Ho * g.Wo / 2, hw = g.H * g.W;
@@ -179,6 +184,7 @@ public static class ConvKernels
     /// col2im for the tensor-core input gradient, gather form (no atomics): dx[n0 + b][ci][iy][ix] = Σ over taps (ky, kx)
     /// whose output position oy = (iy + pad − ky) / stride (exact, in range), likewise ox, of cols[b][(ci·KH + ky)·KW + kx][oy·Wo + ox].
     /// </summary>
+    [Kernel("Col2Im")]
     public static void Col2Im(ArrayView<float> cols, ArrayView<float> dx, Conv2dGeometry g, int n0, int count)
     {
         int khw = g.KH * g.KW, k = g.Cin * khw, p = g.Ho * g.Wo, hw = g.H * g.W;

@@ -33,6 +33,7 @@ public struct RoundBF16Functor : IUnaryFunctor
 /// </summary>
 public static class ElementwiseKernels
 {
+    [Kernel("Fill")]
     public static void Fill(ArrayView<float> y, float value)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -42,6 +43,7 @@ public static class ElementwiseKernels
     // The streaming kernels below take four grid-stride steps per trip, loads first: four independent loads in flight
     // per thread instead of one (ILGPU does not unroll; on the H200 one load per trip reached ~70 % of PyTorch's copy).
 
+    [Kernel("Copy")]
     public static void Copy(ArrayView<float> x, ArrayView<float> y)
     {
         int stride = Grid.DimX * Group.DimX, n = y.IntLength, i = Grid.GlobalIndex.X;
@@ -53,10 +55,13 @@ public static class ElementwiseKernels
         for (; i < n; i += stride) y[i] = x[i];
     }
 
+    [Kernel("Scale")]
     public static void Scale(ArrayView<float> x, ArrayView<float> y, float alpha) => Map(x, y, new ScaleFunctor(alpha));
 
+    [Kernel("SiluForward")]
     public static void SiluForward(ArrayView<float> x, ArrayView<float> y) => Map(x, y, default(SiluFunctor));
 
+    [Kernel("RoundToBF16")]
     public static void RoundToBF16(ArrayView<float> x, ArrayView<float> y) => Map(x, y, default(RoundBF16Functor));
 
     /// <summary>y = f(x), four grid-stride steps per trip.</summary>
@@ -72,6 +77,10 @@ public static class ElementwiseKernels
     }
 
     /// <summary>Same-shape binary op (no broadcasting): the common, fully coalesced case; four steps per trip.</summary>
+    [Kernel("SiluBackward", typeof(SiluGradFunctor))]
+    [Kernel("AddSame", typeof(AddFunctor))]
+    [Kernel("SubSame", typeof(SubFunctor))]
+    [Kernel("MulSame", typeof(MulFunctor))]
     public static void BinarySame<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y) where TOp : struct, IBinaryFunctor
     {
         var op = default(TOp);
@@ -87,6 +96,9 @@ public static class ElementwiseKernels
     }
 
     /// <summary>Binary op with NumPy broadcasting: input offsets come from the plan's strides.</summary>
+    [Kernel("AddBroadcast", typeof(AddFunctor))]
+    [Kernel("SubBroadcast", typeof(SubFunctor))]
+    [Kernel("MulBroadcast", typeof(MulFunctor))]
     public static void BinaryBroadcast<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, BroadcastPlan plan)
         where TOp : struct, IBinaryFunctor
     {
@@ -100,6 +112,7 @@ public static class ElementwiseKernels
     }
 
     /// <summary>y[i] = x[offset_a(i)]: materialises a broadcast (the backward of a sum).</summary>
+    [Kernel("BroadcastTo")]
     public static void BroadcastTo(ArrayView<float> x, ArrayView<float> y, BroadcastPlan plan)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -110,6 +123,7 @@ public static class ElementwiseKernels
         }
     }
 
+    [Kernel("ToBF16")]
     public static void ToBF16(ArrayView<float> x, ArrayView<ushort> y)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -117,6 +131,7 @@ public static class ElementwiseKernels
             y[i] = BFloat16.FromBits((uint)Interop.FloatAsInt(x[i]));
     }
 
+    [Kernel("ToF32")]
     public static void ToF32(ArrayView<ushort> x, ArrayView<float> y)
     {
         int stride = Grid.DimX * Group.DimX;

@@ -5,6 +5,7 @@ namespace Mdm.Kernels.Gpu.Kernels;
 /// <summary>Philox-4x32-10 fills; one thread per block of four elements, identical to the CPU backend's streams.</summary>
 public static class RandomKernels
 {
+    [Kernel("RandomUniform")]
     public static void Uniform(ArrayView<float> y, ulong seed, ulong subsequence, float lo, float range)
     {
         int n = y.IntLength, blocks = (n + 3) / 4, stride = Grid.DimX * Group.DimX;
@@ -19,6 +20,7 @@ public static class RandomKernels
         }
     }
 
+    [Kernel("RandomNormal")]
     public static void Normal(ArrayView<float> y, ulong seed, ulong subsequence, float mean, float std)
     {
         int n = y.IntLength, blocks = (n + 3) / 4, stride = Grid.DimX * Group.DimX;

@@ -2,12 +2,6 @@ using Mdm.Kernels.Gpu.Kernels;
 
 namespace Mdm.Kernels.Gpu;
 
-public static partial class KernelCatalog
-{
-    public static readonly Delegate MatmulF32 = MatmulKernels.Gemm<float, F32Widen>;
-    public static readonly Delegate MatmulBF16 = MatmulKernels.Gemm<ushort, BF16Widen>;
-}
-
 // bf16 tensor-core GEMM (CUDA only; see MatmulTensorCoreKernels), one kernel per transpose combination and warp layout.
 public static partial class KernelCatalog
 {

@@ -26,6 +26,8 @@ public static class MatmulKernels
     public const int TileM = 32, TileN = 32, TileK = 16, Threads = 64;
     const int Pad = 33;   // shared row stride: 32 + 1 so column-ordered stores hit distinct banks
 
+    [Kernel("MatmulF32", typeof(float), typeof(F32Widen))]
+    [Kernel("MatmulBF16", typeof(ushort), typeof(BF16Widen))]
     public static void Gemm<T, TW>(ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, ArrayView<float> bias, GemmArgs p)
         where T : unmanaged where TW : struct, IWiden<T>
     {

@@ -98,6 +98,7 @@ public static class NormKernels
     /// group has threads, the last sweep walks channel by channel so scale and shift are computed once per channel,
     /// not per element. Reductions are warp shuffles (two barriers each).
     /// </summary>
+    [Kernel("GroupNormForward")]
     public static void GroupNormForward(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
         ArrayView<float> b, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, GroupNormParams p)
     {
@@ -192,6 +193,7 @@ public static class NormKernels
     /// partial[n,c] = fa·Σ dz·xhat (for dgamma), partial[N·C + n·C + c] = fa·Σ dz (for dbeta); with FiLM also
     /// db[n,c] = Σ dz and da[n,c] = gamma_c·Σ dz·xhat + beta_c·Σ dz.
     /// </summary>
+    [Kernel("GroupNormBackwardChannels")]
     public static void GroupNormBackwardChannels(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
         ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a, ArrayView<float> b, ArrayView<float> partial,
         ArrayView<float> da, ArrayView<float> db, GroupNormParams p)
@@ -233,6 +235,7 @@ public static class NormKernels
     /// Backward, step 2: one group per (n, g) (grid-stride), no barriers. Each thread forms the group means of dxhat and
     /// dxhat·xhat from the step-1 partials (C/G loads), then dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)).
     /// </summary>
+    [Kernel("GroupNormBackwardInput")]
     public static void GroupNormBackwardInput(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
         ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a, ArrayView<float> b, ArrayView<float> partial,
         ArrayView<float> dx, GroupNormParams p)
@@ -267,6 +270,7 @@ public static class NormKernels
     }
 
     /// <summary>One group per row of d elements (grid-stride): mean, centred variance, y = (x − mean)·rstd·gamma + beta.</summary>
+    [Kernel("LayerNormForward")]
     public static void LayerNormForward(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y,
         ArrayView<float> mean, ArrayView<float> rstd, int rows, int d, float eps)
     {
@@ -295,6 +299,7 @@ public static class NormKernels
     }
 
     /// <summary>One group per row (grid-stride): dx = rstd·(dy·gamma − mean(dy·gamma) − xhat·mean(dy·gamma·xhat)).</summary>
+    [Kernel("LayerNormBackwardInput")]
     public static void LayerNormBackwardInput(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
         ArrayView<float> gamma, ArrayView<float> dx, int rows, int d)
     {
@@ -327,6 +332,7 @@ public static class NormKernels
     /// along columns): partial[k, j] = Σ dy·xhat and partial[blocks·d + k·d + j] = Σ dy over the block's rows.
     /// Step 2 sums the blocks with <c>ReduceKernels.SumMiddle</c>.
     /// </summary>
+    [Kernel("LayerNormBackwardParams")]
     public static void LayerNormBackwardParams(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
         ArrayView<float> partial, int rows, int d, int rowsPerBlock)
     {

@@ -16,6 +16,7 @@ public static class OptimKernels
     /// one group per (row, chunk) task (grid-stride over tasks) writes partial[task] = Σ (x − y)² over its chunk,
     /// or Σ x² when <paramref name="subtract"/> is 0 (y is then not read).
     /// </summary>
+    [Kernel("OptimSquaredSumPartial")]
     public static void SquaredSumPartial(ArrayView<float> x, ArrayView<float> y, ArrayView<float> partial,
         int rows, int rowLen, int chunks, int chunkLen, int subtract)
     {
@@ -50,6 +51,7 @@ public static class OptimKernels
     /// One group per row of partial [rows, chunks]: output[row] = scale·Σ partial[row, :], or √(scale·Σ) when
     /// <paramref name="takeSqrt"/> is 1 (the global norm).
     /// </summary>
+    [Kernel("OptimFinishRows")]
     public static void FinishRows(ArrayView<float> partial, ArrayView<float> output, int rows, int chunks, float scale, int takeSqrt)
     {
         var s = SharedMemory.Allocate<float>(MaxGroupSize);
@@ -75,6 +77,7 @@ public static class OptimKernels
     }
 
     /// <summary>dx[i] = scale·(x[i] − y[i])·dy[i / rowLen].</summary>
+    [Kernel("MseLossBackward")]
     public static void SquaredErrorBackward(ArrayView<float> x, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx,
         int rowLen, float scale)
     {
@@ -90,6 +93,7 @@ public static class OptimKernels
     /// k-th and the largest pattern (a NaN anywhere makes the row's result NaN, as torch.quantile).
     /// q[row] = lerp(a, b, frac) with torch.lerp's formula.
     /// </summary>
+    [Kernel("QuantileAbs")]
     public static void QuantileAbs(ArrayView<float> x, ArrayView<float> q, int rows, int rowLen, int k, int kAbove, float frac)
     {
         var cnt = SharedMemory.Allocate<int>(MaxGroupSize);
@@ -155,6 +159,7 @@ public static class OptimKernels
     /// Fused Adam/AdamW (torch's single-tensor formulas) with clip_grad_norm_'s scale min(1, maxNorm / (‖g‖ + 1e-6))
     /// read from norm[0] on the device; param, m, v updated in place, grad only read.
     /// </summary>
+    [Kernel("AdamStep")]
     public static void AdamStep(ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
         ArrayView<float> norm, AdamStepArgs a)
     {
@@ -182,6 +187,7 @@ public static class OptimKernels
     }
 
     /// <summary>ema ← decay·ema + (1 − decay)·param.</summary>
+    [Kernel("EmaUpdate")]
     public static void EmaUpdate(ArrayView<float> ema, ArrayView<float> param, float decay)
     {
         float w = 1f - decay;

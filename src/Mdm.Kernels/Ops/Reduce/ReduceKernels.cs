@@ -8,6 +8,7 @@ public static class ReduceKernels
     public const int MaxGroupSize = 256;
 
     /// <summary>inner == 1: one group per row (grid-stride over rows); strided per-thread partials, then a shared-memory tree.</summary>
+    [Kernel("SumRows")]
     public static void SumRows(ArrayView<float> x, ArrayView<float> y, int outer, int reduce)
     {
         var partial = SharedMemory.Allocate<float>(MaxGroupSize);
@@ -30,6 +31,7 @@ public static class ReduceKernels
     }
 
     /// <summary>inner &gt; 1: one thread per output element, walking the reduced axis (reads are coalesced along inner).</summary>
+    [Kernel("SumMiddle")]
     public static void SumMiddle(ArrayView<float> x, ArrayView<float> y, int outer, int reduce, int inner)
     {
         int stride = Grid.DimX * Group.DimX;

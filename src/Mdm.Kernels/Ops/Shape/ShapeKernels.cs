@@ -11,12 +11,14 @@ public static class ShapeKernels
 {
     public const int MaxGroupSize = 256;
 
+    [Kernel("GeluForward")]
     public static void GeluForward(ArrayView<float> x, ArrayView<float> y)
     {
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride) y[i] = Erf32.Gelu(x[i]);
     }
 
+    [Kernel("GeluBackward")]
     public static void GeluBackward(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -24,6 +26,7 @@ public static class ShapeKernels
     }
 
     /// <summary>y[i] = x[i]·(1 + a[row]) + b[row], row = i / inner.</summary>
+    [Kernel("ScaleShiftForward")]
     public static void ScaleShiftForward(ArrayView<float> x, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int inner)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -38,6 +41,7 @@ public static class ShapeKernels
     /// One group per row (grid-stride over rows): each thread writes dx for its strided elements and accumulates
     /// dy·x and dy; a shared-memory tree then gives da[row] and db[row]. Needs a power-of-two group size ≤ 256.
     /// </summary>
+    [Kernel("ScaleShiftBackward")]
     public static void ScaleShiftBackward(ArrayView<float> x, ArrayView<float> a, ArrayView<float> dy, ArrayView<float> dx,
         ArrayView<float> da, ArrayView<float> db, int rows, int inner)
     {
@@ -70,6 +74,7 @@ public static class ShapeKernels
     }
 
     /// <summary>y [planes, 2h, 2w] from x [planes, h, w]: one thread per output element.</summary>
+    [Kernel("UpsampleNearest2x")]
     public static void UpsampleNearest2x(ArrayView<float> x, ArrayView<float> y, int h, int w)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -83,6 +88,7 @@ public static class ShapeKernels
     }
 
     /// <summary>dx [planes, h, w] = sum of each 2×2 block of dy [planes, 2h, 2w]: one thread per dx element.</summary>
+    [Kernel("UpsampleNearest2xBackward")]
     public static void UpsampleNearest2xBackward(ArrayView<float> dy, ArrayView<float> dx, int h, int w)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -97,6 +103,7 @@ public static class ShapeKernels
     }
 
     /// <summary>y [planes, oh, ow] = mean of each s×s block of x [planes, oh·s, ow·s]: one thread per output element.</summary>
+    [Kernel("AvgPool2d")]
     public static void AvgPool2d(ArrayView<float> x, ArrayView<float> y, int oh, int ow, int s)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -118,6 +125,7 @@ public static class ShapeKernels
     }
 
     /// <summary>dx [planes, oh·s, ow·s] = dy / s² of the block each element belongs to: one thread per dx element.</summary>
+    [Kernel("AvgPool2dBackward")]
     public static void AvgPool2dBackward(ArrayView<float> dy, ArrayView<float> dx, int oh, int ow, int s)
     {
         int stride = Grid.DimX * Group.DimX;
@@ -132,6 +140,7 @@ public static class ShapeKernels
     }
 
     /// <summary>dst[o·dstStride + dstOffset + j] = src[o·srcStride + srcOffset + j] for o &lt; outer, j &lt; chunk.</summary>
+    [Kernel("CopyBlocks")]
     public static void CopyBlocks(ArrayView<float> src, ArrayView<float> dst, int outer, int chunk,
         int srcStride, int srcOffset, int dstStride, int dstOffset)
     {
@@ -145,6 +154,7 @@ public static class ShapeKernels
     }
 
     /// <summary>y[i] = x[plan.Offset(i)]: a permuted copy, coalesced writes.</summary>
+    [Kernel("Permute")]
     public static void Permute(ArrayView<float> x, ArrayView<float> y, PermutePlan plan)
     {
         int stride = Grid.DimX * Group.DimX;
