@@ -54,4 +54,17 @@ public class SampleCommandTests
         Assert.That(log.ToString(), Does.Contain("sampling 1 clips of 8 frames"));
         Assert.That(files, Does.Contain(Path.Combine(dir.Path, "y.gif")));
     }
+
+    [TestCase(2.0, null, "--cfg 2: classifier-free guidance needs a class-conditional model")]
+    [TestCase(1.0, 1, "--class 1: the model is not class-conditional")]
+    public void GuidanceAndClassesAreRefusedForAModelWithoutClasses(double cfg, int? label, string message)
+    {
+        using var dir = new Data.TempFolder();
+        var checkpoint = Path.Combine(dir.Path, "plain.safetensors");
+        SaveCheckpoint(RunConfig.Parse(TrainProcess.TwoStageRunConfig(steps0: 1, steps1: 1), "two-stage"), checkpoint);
+        var settings = new SampleSettings { Checkpoint = checkpoint, OutFile = Path.Combine(dir.Path, "s.png"), Cfg = cfg, ClassLabel = label };
+        var e = Assert.Throws<UsageException>(() => SampleCommand.Run(settings, TestBackends.Get(BackendKind.Cpu), TextWriter.Null))!;
+        Assert.That(e.Message, Does.StartWith(message));
+        Assert.That(Directory.GetFiles(dir.Path, "*.png"), Is.Empty, "refused before sampling");
+    }
 }

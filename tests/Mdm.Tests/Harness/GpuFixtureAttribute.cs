@@ -1,25 +1,50 @@
 using Mdm.Kernels;
 using NUnit.Framework.Interfaces;
 using NUnit.Framework.Internal;
+using NUnit.Framework.Internal.Builders;
 
 namespace Mdm.Tests.Harness;
 
 /// <summary>
-/// Marks a CUDA fixture: puts it in the "Gpu" category and, when no usable GPU is present, makes it explicit at
-/// discovery, so a plain `dotnet test` leaves its tests out instead of printing a skip block for each of them;
-/// `--filter TestCategory=Gpu` selects them and reports each as skipped with the probe's reason.
+/// Marks a CUDA fixture: puts it in the "Gpu" category. Without a usable GPU the fixture is built as a single
+/// skipped entry ("Name (N Gpu tests)") carrying the probe's reason, so `dotnet test` shows one block per fixture
+/// instead of one per test.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class)]
-public sealed class GpuFixtureAttribute : CategoryAttribute, IApplyToTest
+public sealed class GpuFixtureAttribute : CategoryAttribute, IApplyToTest, IFixtureBuilder2
 {
     public GpuFixtureAttribute() : base("Gpu") { }
 
-    void IApplyToTest.ApplyToTest(Test test)
+    void IApplyToTest.ApplyToTest(Test test) => ApplyToTest(test);   // the category
+
+    IEnumerable<TestSuite> IFixtureBuilder.BuildFrom(ITypeInfo typeInfo) => Build(new NUnitTestFixtureBuilder().BuildFrom(typeInfo, AllMethods.Instance));
+
+    IEnumerable<TestSuite> IFixtureBuilder2.BuildFrom(ITypeInfo typeInfo, IPreFilter filter) => Build(new NUnitTestFixtureBuilder().BuildFrom(typeInfo, filter));
+
+    sealed class AllMethods : IPreFilter
     {
-        ApplyToTest(test);   // the category
+        public static readonly AllMethods Instance = new();
+        public bool IsMatch(Type type) => true;
+        public bool IsMatch(Type type, System.Reflection.MethodInfo method) => true;
+    }
+
+    static IEnumerable<TestSuite> Build(TestSuite fixture)
+    {
+        CollapseWithoutGpu(fixture);
+        return [fixture];
+    }
+
+    /// <summary>Without a usable GPU, turns a Gpu fixture into one skipped entry named with its test count.</summary>
+    internal static void CollapseWithoutGpu(TestSuite fixture)
+    {
         var (ok, reason) = Backends.CudaStatus();
-        if (ok || test.RunState == RunState.NotRunnable) return;
-        test.RunState = RunState.Explicit;
-        test.Properties.Set(PropertyNames.SkipReason, $"Gpu test skipped: {reason}");
+        if (ok || fixture.RunState == RunState.NotRunnable || fixture.Tests.Count == 0) return;
+        int count = fixture.TestCaseCount;
+        while (fixture.Tests.Count > 1) fixture.Tests.RemoveAt(fixture.Tests.Count - 1);
+        var entry = (Test)fixture.Tests[0];
+        if (entry is TestSuite parameterized) { entry = (Test)parameterized.Tests[0]; fixture.Tests[0] = entry; entry.Parent = fixture; }
+        entry.Name = $"{fixture.Name} ({count} Gpu tests)";
+        entry.RunState = RunState.Ignored;
+        entry.Properties.Set(PropertyNames.SkipReason, $"no GPU: {reason}");
     }
 }
