@@ -51,8 +51,9 @@ UNET_DEFAULTS = dict(  # UNetConfig.cs defaults (ml-mdm's dataclass)
     numAttentionLayers=[1], temporalDim=None, conditioningFeatureDim=-1, conditioningFeatureProjDim=-1,
     maskedCrossAttention=True, useAttentionFfn=False, microConditioning=None, groups=32, numClasses=0,
     skipMidBlocks=None, skipCondEmb=False, numTemporalAttentionLayers=[0], temporalPositionalEncoding=False,
-    temporalMode=False)
-NESTED_DEFAULTS = dict(outer={}, innerUnet=None, innerNested=None, skipInnerUnetInput=False, skipNormalization=False)
+    temporalMode=False, attentionGroups=32, numLmHeadLayers=0)
+NESTED_DEFAULTS = dict(outer={}, innerUnet=None, innerNested=None, skipInnerUnetInput=False, skipNormalization=False,
+                       interpConditioning=False)
 MODEL_DEFAULTS = dict(imageSize=64, imageChannels=3, frames=1, unet=None, nested=None)
 
 
@@ -63,6 +64,10 @@ def _section(d, defaults, where):
     d = {**defaults, **d}
     if defaults is UNET_DEFAULTS and (d["temporalMode"] or any(d["numTemporalAttentionLayers"])):
         raise ValueError(f"{where}: video (temporal) levels are not mirrored by this script")
+    if defaults is UNET_DEFAULTS and d["numLmHeadLayers"]:
+        raise ValueError(f"{where}: lm_head layers are not mirrored by this script")
+    if defaults is NESTED_DEFAULTS and d["interpConditioning"]:
+        raise ValueError(f"{where}: interp_layer1/2 are not mirrored by this script")
     if defaults is NESTED_DEFAULTS:
         if (d["innerUnet"] is None) == (d["innerNested"] is None):
             raise ValueError(f"{where}: set exactly one of innerUnet and innerNested")
@@ -186,12 +191,12 @@ def build_model(m):
             return x if self.ffn is None else x + self.ffn(x)
 
     class ResNetBlock(nn.Module):        # ResNetBlock.cs: one UNet level; attn stored flat (attn[i·L + j])
-        def __init__(self, ins, cout, t, groups, layers, cond_dim, ffn, resample):
+        def __init__(self, ins, cout, t, groups, layers, cond_dim, ffn, resample, attn_groups):
             super().__init__()
             self.layers, self.up = layers, resample == "up"
             self.resnets = nn.ModuleList(ResNet(c, cout, t, groups) for c in ins)
             if layers > 0:
-                self.attn = nn.ModuleList(SelfAttention(cout, groups, cond_dim, ffn) for _ in range(len(ins) * layers))
+                self.attn = nn.ModuleList(SelfAttention(cout, attn_groups, cond_dim, ffn) for _ in range(len(ins) * layers))
             # down: stride-2 3×3 conv; up: nearest ×2 then 3×3 conv
             self.resample = nn.Conv2d(cout, cout, 3, stride=2 if resample == "down" else 1, padding=1) if resample else None
 
@@ -232,12 +237,12 @@ def build_model(m):
                 skip_chans += [c] * n + ([c] if i != levels - 1 else [])
                 cond = cross_dim if i in u["attentionLevels"] else -1
                 self.down_blocks.append(ResNetBlock(ins, c, t, groups, attention_layers(u, i), cond, u["useAttentionFfn"],
-                                                    "down" if i != levels - 1 else None))
+                                                    "down" if i != levels - 1 else None, u["attentionGroups"]))
                 ch = c
             self.mid_blocks = None
             if owner and u["skipMidBlocks"] is not True:
-                self.mid_blocks = nn.ModuleList([ResNetBlock([ch], ch, t, groups, 1, cross_dim, u["useAttentionFfn"], None),
-                                                 ResNetBlock([ch], ch, t, groups, 0, -1, False, None)])
+                self.mid_blocks = nn.ModuleList([ResNetBlock([ch], ch, t, groups, 1, cross_dim, u["useAttentionFfn"], None, u["attentionGroups"]),
+                                                 ResNetBlock([ch], ch, t, groups, 0, -1, False, None, u["attentionGroups"])])
             self.up_blocks = nn.ModuleList()   # up_blocks.0 is the deepest level; each ResNet eats one skip
             for i in reversed(range(levels)):
                 c, ins = chans[i], []
@@ -245,7 +250,7 @@ def build_model(m):
                     ins.append(ch + skip_chans.pop()); ch = c
                 cond = cross_dim if i in u["attentionLevels"] else -1
                 self.up_blocks.append(ResNetBlock(ins, c, t, groups, attention_layers(u, i), cond, u["useAttentionFfn"],
-                                                  "up" if i != 0 else None))
+                                                  "up" if i != 0 else None, u["attentionGroups"]))
             self.norm_out = nn.GroupNorm(groups, ch)
             self.conv_out = zero(nn.Conv2d(ch, image_channels, 3, padding=1))
             self.lm_proj = nn.Linear(text_dim, u["conditioningFeatureProjDim"]) \
