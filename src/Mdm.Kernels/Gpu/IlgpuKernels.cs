@@ -53,6 +53,7 @@ public sealed partial class IlgpuBackend
         LoadAttentionKernels(loader);
         LoadShapeKernels(loader);
         LoadOptimizerKernels(loader);
+        LoadTensorCoreKernels(loader);
     }
 
     /// <summary>
@@ -70,6 +71,7 @@ public sealed partial class IlgpuBackend
     partial void LoadAttentionKernels(Loader loader);
     partial void LoadShapeKernels(Loader loader);
     partial void LoadOptimizerKernels(Loader loader);
+    partial void LoadTensorCoreKernels(Loader loader);
 
     protected internal override void Fill(Tensor y, float value) => fill(Launch(y.Numel), F32(y), value);
     protected internal override void Copy(Tensor x, Tensor y) => copy(Launch(y.Numel), F32(x), F32(y));
