@@ -22,7 +22,9 @@ public sealed partial class IlgpuBackend
             launchers[entry.Kernel.Method] = L(entry.Name, () => MakeLauncher(entry.Kernel));
         }
         // Families whose kernels need more than a plain load (IlgpuKernels.<Family>.cs) load them with L(...).
-        LoadMatmulKernels(new Loader((name, f) => L(name, f)));
+        var loader = new Loader((name, f) => L(name, f));
+        LoadMatmulKernels(loader);
+        LoadTensorCoreKernels(loader);
     }
 
     /// <summary>Compiles a kernel and returns its launcher, an Action&lt;AcceleratorStream, KernelConfig, parameters…&gt;
@@ -50,6 +52,7 @@ public sealed partial class IlgpuBackend
     }
 
     partial void LoadMatmulKernels(Loader loader);
+    partial void LoadTensorCoreKernels(Loader loader);
 
     protected internal override void Fill(Tensor y, float value) => Run(ElementwiseKernels.Fill, Launch(y.Numel), F32(y), value);
     protected internal override void Copy(Tensor x, Tensor y) => Run(ElementwiseKernels.Copy, Launch(y.Numel), F32(x), F32(y));

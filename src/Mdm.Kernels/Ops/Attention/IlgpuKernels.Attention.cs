@@ -19,6 +19,7 @@ public sealed partial class IlgpuBackend
 
     protected internal override void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor o, Tensor lse, float scale)
     {
+        if (TryTensorCoreAttention(q, k, v, mask, o, lse, scale)) return;
         var s = AttentionShapeOf(q, k, mask, scale);
         long tiles = (long)s.BH * ((s.Nq + AttentionKernels.TileQ - 1) / AttentionKernels.TileQ);
         Run(AttentionKernels.Forward, TileLaunch(tiles), F32(q), F32(k), F32(v), mask is null ? F32(q) : F32(mask), F32(o), F32(lse), s);

@@ -1,0 +1,23 @@
+using ILGPU;
+using Mdm.Kernels.Gpu.TensorCore;
+
+namespace Mdm.Kernels.Gpu;
+
+// Tensor-core attention forward (CUDA; the same kernels run on the CPU accelerator through EmulatedWarpMma in the
+// tests), one kernel per head dimension. One group of 128 threads per 64 queries. Register budgets: ptxas 12.4 gives
+// 96, 128, 159 and 167 (no stack); at most 176 keeps three groups per multiprocessor.
+public static partial class KernelCatalog
+{
+    [KernelBudget(MaxRegisters = 128, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreD32 = AttentionTensorCoreKernels.Forward<HeadDim32, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 128, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreD64 = AttentionTensorCoreKernels.Forward<HeadDim64, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 168, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreD96 = AttentionTensorCoreKernels.Forward<HeadDim96, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 176, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreD128 = AttentionTensorCoreKernels.Forward<HeadDim128, PtxWarpMma>;
+}

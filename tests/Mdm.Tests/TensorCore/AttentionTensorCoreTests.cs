@@ -1,0 +1,138 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Mdm.Kernels;
+using Mdm.Kernels.Gpu.TensorCore;
+using Mdm.Tests.Harness;
+
+namespace Mdm.Tests.TensorCore;
+
+/// <summary>
+/// The tensor-core attention forward (the kernel CUDA runs, on the emulated warp primitives) against float64 on the CPU
+/// accelerator, for every head dimension: self-attention over two key blocks and two query tiles with ragged ends,
+/// and cross-attention (2 batches × 2 heads) with a key mask where the last batch masks every key (its rows must give
+/// O = 0, lse = +∞).
+/// Error rule (FlashAttention): against float64 attention of the unrounded inputs, at most 2 × the error of a naive
+/// same-precision attention (bf16 q, k, v, f32 scores and softmax, P rounded to bf16 for P·V) + a floor.
+/// </summary>
+public class AttentionTensorCoreTests
+{
+    public record struct Case(int Batch, int Heads, int Nq, int Nk, bool Masked);
+
+    static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (int d in new[] { 32, 64, 96, 128 })
+        {
+            // The wide head dimensions take one head: each emulated group there costs seconds of OS-thread barriers.
+            int heads = d <= 64 ? 2 : 1;
+            yield return new TestCaseData(d, new Case(1, heads, 70, 67, false)).SetArgDisplayNames($"D{d}-self-{heads}x70x67");
+            yield return new TestCaseData(d, new Case(2, 2, 19, 23, true)).SetArgDisplayNames($"D{d}-cross-masked-2x2x19x23");
+        }
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void ForwardMatchesFloat64(int d, Case c)
+    {
+        var rng = TestSeed.NewRandom();
+        int bh = c.Batch * c.Heads;
+        float scale = 1f / MathF.Sqrt(d);
+        var fq = TestSeed.Uniform(rng, bh * c.Nq * d, -2f, 2f);
+        var fk = TestSeed.Uniform(rng, bh * c.Nk * d, -2f, 2f);
+        var fv = TestSeed.Uniform(rng, bh * c.Nk * d);
+        var maskValues = new float[c.Batch * c.Nk];
+        for (int b = 0; b < c.Batch; b++)
+            for (int j = 0; j < c.Nk; j++)
+                maskValues[b * c.Nk + j] = !c.Masked ? 1f : b == c.Batch - 1 ? 0f : (j == 0 || rng.NextDouble() < 0.6) ? 1f : 0f;
+        ushort[] qb = ToBF16(fq), kb = ToBF16(fk), vb = ToBF16(fv);
+        float[] rq = Array.ConvertAll(qb, BFloat16.ToFloat), rk = Array.ConvertAll(kb, BFloat16.ToFloat), rv = Array.ConvertAll(vb, BFloat16.ToFloat);
+
+        var (exact, exactLse) = Reference(fq, fk, fv, maskValues, c, d, scale, naive: false);
+        var (naive, _) = Reference(rq, rk, rv, maskValues, c, d, scale, naive: true);
+
+        var acc = WarpEmulator.Accelerator;
+        using var q = acc.Allocate1D(qb);
+        using var k = acc.Allocate1D(kb);
+        using var v = acc.Allocate1D(vb);
+        using var mask = acc.Allocate1D(maskValues);
+        using var o = acc.Allocate1D(Enumerable.Repeat(float.NaN, bh * c.Nq * d).ToArray());
+        using var lse = acc.Allocate1D(Enumerable.Repeat(float.NaN, bh * c.Nq).ToArray());
+        var args = new TensorCoreAttentionArgs
+        {
+            Q = WarpEmulator.Address(q), K = WarpEmulator.Address(k), V = WarpEmulator.Address(v),
+            Nq = c.Nq, Nk = c.Nk, Heads = c.Heads, HasMask = c.Masked ? 1 : 0, ScaleLog2 = scale * MathF.Log2(MathF.E),
+        };
+        var kernel = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>(Kernel(d));
+        kernel(new KernelConfig(new Index2D((c.Nq + AttentionTensorCoreKernels.BlockQ - 1) / AttentionTensorCoreKernels.BlockQ, bh),
+            new Index2D(AttentionTensorCoreKernels.Threads, 1), SharedMemoryConfig.RequestDynamic<byte>(AttentionTensorCoreKernels.SharedBytes(d))),
+            o.View, lse.View, mask.View, args);
+        var got = o.GetAsArray1D();
+        var gotLse = lse.GetAsArray1D();
+
+        double errKernel = 0, errNaive = 0;
+        for (int i = 0; i < exact.Length; i++)
+        {
+            errKernel = Math.Max(errKernel, double.IsNaN(got[i]) ? double.PositiveInfinity : Math.Abs(got[i] - exact[i]));
+            errNaive = Math.Max(errNaive, Math.Abs(naive[i] - exact[i]));
+        }
+        string what = $"tensor-core attention D {d} {c}";
+        TestContext.Out.WriteLine($"{what}: max error vs exact inputs {errKernel:G3}, naive bf16/f32 {errNaive:G3}");
+        Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-4), $"{what}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
+        Compare.AssertClose(what + " lse", gotLse, exactLse, new Tolerance(2e-2, 1e-3));
+    }
+
+    static ushort[] ToBF16(float[] x)
+    {
+        var bits = new ushort[x.Length];
+        BFloat16.FromFloat(x, bits);
+        return bits;
+    }
+
+    /// <summary>Softmax attention per (batch·head, query): float64 throughout, or the naive same-precision version
+    /// (f32 scores, max, exponentials and sums; P rounded to bf16 before P·V). Rows with no key: O = 0, lse = +∞.</summary>
+    static (double[] O, double[] Lse) Reference(float[] q, float[] k, float[] v, float[] mask, Case c, int d, float scale, bool naive)
+    {
+        int bh = c.Batch * c.Heads;
+        var o = new double[bh * c.Nq * d];
+        var lse = new double[bh * c.Nq];
+        var s = new double[c.Nk];
+        for (int g = 0; g < bh; g++)
+            for (int i = 0; i < c.Nq; i++)
+            {
+                double max = double.NegativeInfinity;
+                for (int j = 0; j < c.Nk; j++)
+                {
+                    s[j] = double.NegativeInfinity;
+                    if (mask[g / c.Heads * c.Nk + j] == 0f) continue;
+                    double dot = 0; float dotF = 0f;
+                    for (int x = 0; x < d; x++)
+                    {
+                        dot += (double)q[(g * c.Nq + i) * d + x] * k[(g * c.Nk + j) * d + x];
+                        dotF += q[(g * c.Nq + i) * d + x] * k[(g * c.Nk + j) * d + x];
+                    }
+                    s[j] = naive ? (double)(dotF * scale) : dot * scale;
+                    max = Math.Max(max, s[j]);
+                }
+                long row = (long)g * c.Nq + i;
+                if (max == double.NegativeInfinity) { lse[row] = double.PositiveInfinity; continue; }
+                double sum = 0;
+                for (int j = 0; j < c.Nk; j++)
+                {
+                    double p = naive ? (double)MathF.Exp((float)(s[j] - max)) : Math.Exp(s[j] - max);
+                    sum = naive ? (float)(sum + p) : sum + p;
+                    double pv = naive ? BFloat16.ToFloat(BFloat16.FromFloat((float)p)) : p;
+                    for (int x = 0; x < d; x++)
+                        o[row * d + x] = naive ? (float)(o[row * d + x] + (float)pv * v[(g * c.Nk + j) * d + x]) : o[row * d + x] + pv * v[(g * c.Nk + j) * d + x];
+                }
+                for (int x = 0; x < d; x++) o[row * d + x] /= sum;
+                lse[row] = max + Math.Log(sum);
+            }
+        return (o, lse);
+    }
+
+    static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs> Kernel(int d) => d switch
+    {
+        32 => AttentionTensorCoreKernels.Forward<HeadDim32, EmulatedWarpMma>,
+        64 => AttentionTensorCoreKernels.Forward<HeadDim64, EmulatedWarpMma>,
+        96 => AttentionTensorCoreKernels.Forward<HeadDim96, EmulatedWarpMma>,
+        _ => AttentionTensorCoreKernels.Forward<HeadDim128, EmulatedWarpMma>,
+    };
+}
