@@ -12,10 +12,11 @@ internal delegate Tensor?[] BackwardRule(Node node, Tensor gradOutput);
 /// <summary>One recorded op: its inputs, its output, and the backward rule with what it needs.</summary>
 internal sealed class Node
 {
-    public Node(string name, Variable[] inputs, BackwardRule backward, Tensor[] saved, bool savesOutput)
+    public Node(string name, Tensor output, Variable[] inputs, BackwardRule backward, Tensor[] saved, bool savesOutput)
     {
         Name = name; Inputs = inputs; Backward = backward; Saved = saved; SavesOutput = savesOutput;
         Index = Interlocked.Increment(ref counter);
+        Output = new Variable(output, this);
     }
 
     static long counter;
@@ -25,7 +26,7 @@ internal sealed class Node
     /// <summary>The op's name, for the profiler and error messages only (never for dispatch).</summary>
     public string Name { get; }
     public Variable[] Inputs { get; }
-    public Variable Output { get; set; } = null!;
+    public Variable Output { get; }
     public BackwardRule Backward { get; }
     /// <summary>Extra tensors computed in forward for backward (statistics, log-sum-exp); freed right after backward.</summary>
     public Tensor[] Saved { get; private set; }

@@ -16,9 +16,8 @@ internal static class Record
             if (saved is not null) foreach (var t in saved) t.Dispose();
             return Graph.Adopt(new Variable(output));
         }
-        var node = new Node(name, inputs, backward, saved ?? [], savesOutput);
-        var v = new Variable(output, node);
-        node.Output = v;
+        var node = new Node(name, output, inputs, backward, saved ?? [], savesOutput);
+        var v = node.Output;
         foreach (var i in inputs.Distinct(ReferenceEqualityComparer.Instance).Cast<Variable>())
             if (!i.IsLeaf) i.PendingUses++;
         if (savesOutput) v.PendingUses++;
