@@ -3,7 +3,7 @@
 
 usage: sass-audit.py PTX_DIR PTXAS_BIN_DIR
 PTX_DIR holds <kernel>.ptx and manifest.json (from `Mdm.Bench ptx --out PTX_DIR`); budgets come from the
-[KernelBudget] attribute on each KernelCatalog field (default: no stack, no spills, <= 128 registers).
+[KernelBudget] attribute on each catalogue field, KernelCatalog's or a [KernelCatalogPart] class's (default: no stack, no spills, <= 128 registers).
 Prints one line per kernel and exits 1 if any kernel breaks its budget.
 """
 import json

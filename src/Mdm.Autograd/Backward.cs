@@ -35,10 +35,10 @@ internal static class Backward
                     bool sync = OpProfiler.Enabled && OpProfiler.SynchronizeDevice;
                     if (sync) device.Synchronize();
                     long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-                    try { inputGrads = node.Custom is { } c ? c.RunBackward(node, g) : BackwardRules.Apply(node, g); }
+                    try { inputGrads = node.Backward(node, g); }
                     finally { g.Dispose(); }
                     if (sync) device.Synchronize();
-                    if (OpProfiler.Enabled) OpProfiler.Backward(node.Op, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                    if (OpProfiler.Enabled) OpProfiler.Backward(node.Name, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                     for (int i = 0; i < node.Inputs.Length; i++)
                     {
                         var gi = inputGrads[i];
@@ -46,7 +46,7 @@ internal static class Backward
                         var input = node.Inputs[i];
                         if (!input.RequiresGrad) { gi.Dispose(); continue; }
                         if (!Shape.Equal(gi.Dims, input.Data.Dims))
-                            throw new InvalidOperationException($"Backward rule of '{node.Op}' returned a gradient {gi.ShapeString} for input {i} of shape {input.Data.ShapeString}");
+                            throw new InvalidOperationException($"Backward rule of '{node.Name}' returned a gradient {gi.ShapeString} for input {i} of shape {input.Data.ShapeString}");
                         if (input.IsLeaf) Accumulate(input, gi);
                         else if (grads.TryGetValue(input, out var existing)) { Ops.Add(existing, gi, existing); gi.Dispose(); }
                         else grads[input] = gi;

@@ -8,8 +8,6 @@ namespace Mdm.Autograd;
 /// </summary>
 public static class Checkpoint
 {
-    internal sealed record Attr(Func<Variable[], Variable> Block, int InputCount);
-
     /// <param name="block">the block's forward; it must be deterministic (same inputs give the same output)</param>
     /// <param name="inputs">the tensors flowing into the block</param>
     /// <param name="parameters">the parameters the block uses (their gradients accumulate during recomputation)</param>
@@ -24,20 +22,20 @@ public static class Checkpoint
             output = inputs.Any(i => ReferenceEquals(i, y)) ? Ops.Copy(y.Data) : y.Keep().Data;
         }
         var all = inputs.Concat(parameters).ToArray();
-        return Record.Op("checkpoint", output, all, new Attr(block, inputs.Length));
+        int inputCount = inputs.Length;
+        return Record.Op("checkpoint", output, all, (n, g) => Backward(n, g, block, inputCount));
     }
 
     /// <summary>The backward rule: recompute the block with recording on, backprop the output gradient through it.</summary>
-    internal static Tensor?[] Backward(Node n, Tensor g)
+    static Tensor?[] Backward(Node n, Tensor g, Func<Variable[], Variable> block, int inputCount)
     {
-        var attr = (Attr)n.Attributes!;
         var grads = new Tensor?[n.Inputs.Length];
         // Fresh leaves sharing the inputs' values: gradients for the block's inputs land on them.
-        var leaves = n.Inputs.Take(attr.InputCount).Select(v => new Variable(v.Data, v.RequiresGrad)).ToArray();
+        var leaves = n.Inputs.Take(inputCount).Select(v => new Variable(v.Data, v.RequiresGrad)).ToArray();
         using (Graph.EnableGrad())
         using (new Graph())
         {
-            var y = attr.Block(leaves);
+            var y = block(leaves);
             if (y.RequiresGrad) y.Backward(g);
         }
         for (int i = 0; i < leaves.Length; i++) { grads[i] = leaves[i].Grad; leaves[i].Grad = null; }

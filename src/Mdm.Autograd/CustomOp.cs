@@ -83,15 +83,15 @@ public sealed class CustomOp
     {
         if (inputs.Length == 0) throw new ArgumentException($"{Name}: a custom op needs at least one input");
         var (output, saved) = Forward(inputs.Select(v => v.Data).ToArray(), attributes);
-        return Record.Op(Name, output, inputs, attributes, saved, savesOutput: false, custom: this);
+        return Record.Op(Name, output, inputs, (n, g) => RunBackward(n, g, attributes), saved);
     }
 
     public Variable Apply(params Variable[] inputs) => Apply(null, inputs);
 
-    internal Tensor?[] RunBackward(Node node, Tensor g)
+    Tensor?[] RunBackward(Node node, Tensor g, object? attributes)
     {
         var ctx = new CustomContext(node.Inputs.Select(v => v.Data).ToArray(), node.Saved,
-            node.Inputs.Select(v => v.RequiresGrad).ToArray(), node.Attributes);
+            node.Inputs.Select(v => v.RequiresGrad).ToArray(), attributes);
         var grads = BackwardRule(ctx, g);
         if (grads.Length != node.Inputs.Length)
             throw new InvalidOperationException($"{Name}: backward returned {grads.Length} gradients for {node.Inputs.Length} inputs");

@@ -4,14 +4,13 @@ namespace Mdm.Autograd;
 
 public static partial class F
 {
-    /// <summary>Bf16: the forward ran on bf16 copies (tensor cores), so the backward does too, with dy rounded to bf16
-    /// as torch's autocast does for a bf16 convolution.</summary>
-    internal sealed record ConvAttr(int Stride, int Padding, bool OneD, bool Bf16 = false);
-
     /// <summary>torch.nn.functional.conv2d (NCHW, weight [Cout, Cin, kh, kw], optional bias).</summary>
     public static Variable Conv2d(Variable x, Variable w, Variable? bias = null, int stride = 1, int padding = 0) =>
         Record.Op("conv", Ops.Conv2d(x.Data, w.Data, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias],
-            new ConvAttr(stride, padding, false));
+            (n, g) => ConvBackward(n, g,
+                (gy, weightValue) => Ops.Conv2dBackwardInput(gy, weightValue, n.Input(0).Shape, stride, padding),
+                (gy, inputValue) => Ops.Conv2dBackwardWeight(gy, inputValue, n.Input(1).Shape, stride, padding),
+                gy => Ops.Conv2dBackwardBias(gy)));
 
     /// <summary>Conv2d whose x and w already hold bf16 values (autocast): on a backend with tensor cores the forward
     /// runs on bf16 copies (exact), and so does the backward (dy rounded to bf16, as under torch.autocast).</summary>
@@ -20,43 +19,31 @@ public static partial class F
         if (!bf16Operands || !x.Data.Backend.HasTensorCores) return Conv2d(x, w, bias, stride, padding);
         using var xb = Ops.ToBF16(x.Data);
         using var wb = Ops.ToBF16(w.Data);
-        return Record.Op("conv", Ops.Conv2d(xb, wb, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias],
-            new ConvAttr(stride, padding, false, Bf16: true));
+        return Record.Op("conv", Ops.Conv2d(xb, wb, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias], (n, g) =>
+        {
+            using var gb = Ops.ToBF16(g);
+            return ConvBackward(n, g,
+                (_, weightValue) => { using var weightBf16 = Ops.ToBF16(weightValue); return Ops.Conv2dBackwardInput(gb, weightBf16, n.Input(0).Shape, stride, padding); },
+                (_, inputValue) => { using var inputBf16 = Ops.ToBF16(inputValue); return Ops.Conv2dBackwardWeight(gb, inputBf16, n.Input(1).Shape, stride, padding); },
+                gy => Ops.Conv2dBackwardBias(gy));
+        });
     }
 
     /// <summary>torch.nn.functional.conv1d (NCL, weight [Cout, Cin, k], optional bias).</summary>
     public static Variable Conv1d(Variable x, Variable w, Variable? bias = null, int stride = 1, int padding = 0) =>
         Record.Op("conv", Ops.Conv1d(x.Data, w.Data, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias],
-            new ConvAttr(stride, padding, true));
-}
+            (n, g) => ConvBackward(n, g,
+                (gy, weightValue) => Ops.Conv1dBackwardInput(gy, weightValue, n.Input(0).Shape, stride, padding),
+                (gy, inputValue) => Ops.Conv1dBackwardWeight(gy, inputValue, n.Input(1).Shape, stride, padding),
+                gy => Ops.Conv1dBackwardBias(gy)));
 
-internal static partial class BackwardRules
-{
-    static partial void ApplyConv(Node n, Tensor g, ref Tensor?[]? result)
+    /// <summary>The gradients a convolution node needs: input from (dy, w), weight from (dy, x), bias from dy.</summary>
+    static Tensor?[] ConvBackward(Node n, Tensor g, Func<Tensor, Tensor, Tensor> input, Func<Tensor, Tensor, Tensor> weight,
+        Func<Tensor, Tensor> bias)
     {
-        if (n.Op != "conv") return;
-        var a = (F.ConvAttr)n.Attributes!;
-        var (x, w) = (n.Inputs[0].Data, n.Inputs[1].Data);
-        Tensor? dx = null, dw = null, db = null;
-        if (a.OneD)
-        {
-            if (n.NeedsGrad(0)) dx = Ops.Conv1dBackwardInput(g, w, x.Shape, a.Stride, a.Padding);
-            if (n.NeedsGrad(1)) dw = Ops.Conv1dBackwardWeight(g, x, w.Shape, a.Stride, a.Padding);
-            if (n.Inputs.Length == 3 && n.NeedsGrad(2)) db = Ops.Conv1dBackwardBias(g);
-        }
-        else if (a.Bf16)
-        {
-            using var gb = Ops.ToBF16(g);
-            if (n.NeedsGrad(0)) { using var wb = Ops.ToBF16(w); dx = Ops.Conv2dBackwardInput(gb, wb, x.Shape, a.Stride, a.Padding); }
-            if (n.NeedsGrad(1)) { using var xb = Ops.ToBF16(x); dw = Ops.Conv2dBackwardWeight(gb, xb, w.Shape, a.Stride, a.Padding); }
-            if (n.Inputs.Length == 3 && n.NeedsGrad(2)) db = Ops.Conv2dBackwardBias(g);
-        }
-        else
-        {
-            if (n.NeedsGrad(0)) dx = Ops.Conv2dBackwardInput(g, w, x.Shape, a.Stride, a.Padding);
-            if (n.NeedsGrad(1)) dw = Ops.Conv2dBackwardWeight(g, x, w.Shape, a.Stride, a.Padding);
-            if (n.Inputs.Length == 3 && n.NeedsGrad(2)) db = Ops.Conv2dBackwardBias(g);
-        }
-        result = n.Inputs.Length == 3 ? [dx, dw, db] : [dx, dw];
+        Tensor? dx = n.NeedsGrad(0) ? input(g, n.Input(1)) : null;
+        Tensor? dw = n.NeedsGrad(1) ? weight(g, n.Input(0)) : null;
+        if (n.Inputs.Length == 2) return [dx, dw];
+        return [dx, dw, n.NeedsGrad(2) ? bias(g) : null];
     }
 }

@@ -35,7 +35,7 @@ public static class MixedPrecision
 public static partial class F
 {
     /// <summary>Rounds to bf16 (forward and gradient); see <see cref="MixedPrecision"/>.</summary>
-    public static Variable CastBF16(Variable x) => Record.Op("cast_bf16", MixedPrecision.RoundToBF16(x.Data), [x]);
+    public static Variable CastBF16(Variable x) => Record.Op("cast_bf16", MixedPrecision.RoundToBF16(x.Data), [x], (_, g) => [MixedPrecision.RoundToBF16(g)]);
 
     /// <summary>x cast to bf16 when inside <see cref="MixedPrecision.Bf16"/>, else x itself.</summary>
     public static Variable Autocast(Variable x) => MixedPrecision.Enabled ? CastBF16(x) : x;

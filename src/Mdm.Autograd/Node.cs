@@ -2,12 +2,19 @@ using Mdm.Kernels;
 
 namespace Mdm.Autograd;
 
-/// <summary>One recorded op: what it was, its inputs, its output, and what its backward rule needs.</summary>
+/// <summary>
+/// An op's backward rule, captured when the op is recorded: given the node (inputs, saved tensors, output) and the
+/// gradient of its output, the gradient of each input (null where not needed). Op parameters are captured by the
+/// closure with their own types, so nothing is looked up by name or cast from an attribute object.
+/// </summary>
+internal delegate Tensor?[] BackwardRule(Node node, Tensor gradOutput);
+
+/// <summary>One recorded op: its inputs, its output, and the backward rule with what it needs.</summary>
 internal sealed class Node
 {
-    public Node(string op, Variable[] inputs, object? attributes, Tensor[] saved, bool savesOutput)
+    public Node(string name, Variable[] inputs, BackwardRule backward, Tensor[] saved, bool savesOutput)
     {
-        Op = op; Inputs = inputs; Attributes = attributes; Saved = saved; SavesOutput = savesOutput;
+        Name = name; Inputs = inputs; Backward = backward; Saved = saved; SavesOutput = savesOutput;
         Index = Interlocked.Increment(ref counter);
     }
 
@@ -15,18 +22,17 @@ internal sealed class Node
     /// <summary>Creation order; newer nodes have larger indices.</summary>
     public long Index { get; }
 
-    public string Op { get; }
+    /// <summary>The op's name, for the profiler and error messages only (never for dispatch).</summary>
+    public string Name { get; }
     public Variable[] Inputs { get; }
     public Variable Output { get; set; } = null!;
-    /// <summary>Op parameters the rule needs (axes, strides, epsilon, ...).</summary>
-    public object? Attributes { get; }
+    public BackwardRule Backward { get; }
     /// <summary>Extra tensors computed in forward for backward (statistics, log-sum-exp); freed right after backward.</summary>
     public Tensor[] Saved { get; private set; }
     public bool SavesOutput { get; }
-    /// <summary>The rule for custom ops (built-in ops use <see cref="BackwardRules"/>).</summary>
-    public CustomOp? Custom { get; init; }
 
     public bool NeedsGrad(int input) => Inputs[input].RequiresGrad;
+    public Tensor Input(int i) => Inputs[i].Data;
 
     public void ReleaseSaved()
     {

@@ -2,21 +2,21 @@ using Mdm.Kernels;
 
 namespace Mdm.Autograd;
 
-/// <summary>Wraps a forward result as a Variable and, when gradients are wanted, records its node.</summary>
+/// <summary>Wraps a forward result as a Variable and, when gradients are wanted, records its node and rule.</summary>
 internal static class Record
 {
-    public static Variable Op(string op, Tensor output, Variable[] inputs, object? attributes = null, Tensor[]? saved = null,
-        bool savesOutput = false, CustomOp? custom = null)
+    public static Variable Op(string name, Tensor output, Variable[] inputs, BackwardRule backward, Tensor[]? saved = null,
+        bool savesOutput = false)
     {
         if (OpProfiler.Enabled && OpProfiler.SynchronizeDevice) output.Backend.Synchronize();
-        OpProfiler.Forward(op);
+        OpProfiler.Forward(name);
         bool wanted = Graph.GradEnabled && inputs.Any(i => i.RequiresGrad);
         if (!wanted)
         {
             if (saved is not null) foreach (var t in saved) t.Dispose();
             return Graph.Adopt(new Variable(output));
         }
-        var node = new Node(op, inputs, attributes, saved ?? [], savesOutput) { Custom = custom };
+        var node = new Node(name, inputs, backward, saved ?? [], savesOutput);
         var v = new Variable(output, node);
         node.Output = v;
         foreach (var i in inputs.Distinct(ReferenceEqualityComparer.Instance).Cast<Variable>())

@@ -33,7 +33,7 @@ public sealed class Variable : IDisposable
 
     public int[] Shape => Data.Shape;
     public Backend Backend => Data.Backend;
-    public override string ToString() => $"{Name ?? (IsLeaf ? "leaf" : Creator!.Op)} {Data}";
+    public override string ToString() => $"{Name ?? (IsLeaf ? "leaf" : Creator!.Name)} {Data}";
 
     /// <summary>Keep this value after backward and after the graph is disposed (for losses and outputs you read later).</summary>
     public Variable Keep() { Kept = true; return this; }

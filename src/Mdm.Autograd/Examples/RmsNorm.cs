@@ -10,7 +10,8 @@ namespace Mdm.Autograd.Examples;
 /// <summary>
 /// The worked example of docs/custom-ops.md: a fused RMSNorm over the last axis, y = x · g / √(mean(x²) + eps),
 /// written as a custom op — ILGPU kernels for CUDA and the CPU accelerator, TensorPrimitives code for the CPU backend,
-/// a float64 reference — registered once, which gives it autograd, a gradient check and a benchmark entry.
+/// a float64 reference — registered once, which gives it autograd, gradient checks and forward checks on every
+/// backend, benchmark entries, and (through its [KernelCatalogPart]) start-up compilation, the PTX test and the SASS audit.
 /// Backward, with r = 1/√(mean(x²) + eps) per row and s = Σ_k dy_k·g_k·x_k:
 ///   dx_j = r·g_j·dy_j − x_j·r³·s / D,    dg_j = Σ_rows dy_j·x_j·r.
 /// </summary>
@@ -42,8 +43,7 @@ public static class RmsNorm
         var r = x.Backend.Empty(rows);
         if (x.Backend is IlgpuBackend gpu)
         {
-            var k = gpu.GetOrLoadKernel("rms_norm.forward", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(ForwardKernel));
-            k(gpu.LaunchConfig(rows), IlgpuBackend.View(x), IlgpuBackend.View(g), IlgpuBackend.View(y), IlgpuBackend.View(r), d, eps);
+            gpu.Run(ForwardKernel, gpu.LaunchConfig(rows), IlgpuBackend.View(x), IlgpuBackend.View(g), IlgpuBackend.View(y), IlgpuBackend.View(r), d, eps);
         }
         else ForwardCpu(x, g, y, r, rows, d, eps);
         return (y, [r]);
@@ -57,10 +57,8 @@ public static class RmsNorm
         var dg = x.Backend.Empty(d);
         if (x.Backend is IlgpuBackend gpu)
         {
-            var kx = gpu.GetOrLoadKernel("rms_norm.backward_input", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(BackwardInputKernel));
-            var kg = gpu.GetOrLoadKernel("rms_norm.backward_gain", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(BackwardGainKernel));
-            kx(gpu.LaunchConfig(rows), IlgpuBackend.View(x), IlgpuBackend.View(g), IlgpuBackend.View(r), IlgpuBackend.View(dy), IlgpuBackend.View(dx), d);
-            kg(gpu.LaunchConfig(d), IlgpuBackend.View(x), IlgpuBackend.View(r), IlgpuBackend.View(dy), IlgpuBackend.View(dg), rows, d);
+            gpu.Run(BackwardInputKernel, gpu.LaunchConfig(rows), IlgpuBackend.View(x), IlgpuBackend.View(g), IlgpuBackend.View(r), IlgpuBackend.View(dy), IlgpuBackend.View(dx), d);
+            gpu.Run(BackwardGainKernel, gpu.LaunchConfig(d), IlgpuBackend.View(x), IlgpuBackend.View(r), IlgpuBackend.View(dy), IlgpuBackend.View(dg), rows, d);
         }
         else BackwardCpu(x, g, r, dy, dx, dg, rows, d);
         return [ctx.NeedsGrad[0] ? dx : Dispose(dx), ctx.NeedsGrad[1] ? dg : Dispose(dg)];
@@ -69,6 +67,15 @@ public static class RmsNorm
     static Tensor? Dispose(Tensor t) { t.Dispose(); return null; }
 
     // ---- ILGPU kernels: one thread per row (forward, dx) or per column (dg), grid-stride --------------------------
+    /// <summary>The catalogue entries: compiled when an ILGPU backend starts, PTX-compile-tested and SASS-audited.</summary>
+    [KernelCatalogPart]
+    static class Kernels
+    {
+        internal static readonly Delegate Forward = ForwardKernel;
+        internal static readonly Delegate BackwardInput = BackwardInputKernel;
+        internal static readonly Delegate BackwardGain = BackwardGainKernel;
+    }
+
     static void ForwardKernel(ArrayView<float> x, ArrayView<float> g, ArrayView<float> y, ArrayView<float> r, int d, float eps)
     {
         int rows = r.IntLength, stride = Grid.DimX * Group.DimX;

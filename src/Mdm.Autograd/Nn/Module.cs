@@ -22,7 +22,6 @@ public abstract class Module
     }
 
     /// <summary>For helpers that declare a module's parameters on its behalf.</summary>
-    internal Variable AddParameter(string name, Tensor value) => Parameter(name, value);
 
     protected T Child<T>(string name, T module) where T : Module
     {

@@ -4,8 +4,8 @@ using ILGPU.Runtime;
 
 namespace Mdm.Kernels.Gpu;
 
-// What a researcher's own kernels need (see docs/custom-ops.md): device views of tensors, the launch shape the
-// built-in kernels use, and a per-backend cache so a custom kernel compiles once.
+// What a researcher's own kernels need (see docs/custom-ops.md): device views of tensors and the launch shape the
+// built-in kernels use; kernel labs also get a per-backend cache for kernels outside the catalogue.
 public sealed partial class IlgpuBackend
 {
     readonly ConcurrentDictionary<string, Delegate> customKernels = new();
@@ -32,7 +32,9 @@ public sealed partial class IlgpuBackend
     /// <summary>Threads per group this backend launches with (256 on CUDA, 32 on the CPU accelerator).</summary>
     public int GroupSize => groupSize;
 
-    /// <summary>Loads a custom kernel once per backend and returns the cached launcher afterwards.</summary>
+    /// <summary>Loads a kernel lab's kernel once per backend and returns the cached launcher afterwards. Ops do not use
+    /// this: they list their kernels in a [KernelCatalogPart] class (compiled at start-up, PTX-tested, SASS-audited)
+    /// and launch them with <c>Run</c>.</summary>
     public TDelegate GetOrLoadKernel<TDelegate>(string name, Func<Accelerator, TDelegate> load) where TDelegate : Delegate =>
         (TDelegate)customKernels.GetOrAdd(name, n => Load(n, () => load(accelerator)));
 }

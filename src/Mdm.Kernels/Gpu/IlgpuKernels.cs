@@ -1,116 +1,96 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Mdm.Kernels.Gpu.Kernels;
 
 namespace Mdm.Kernels.Gpu;
 
-// Kernel table: every launcher is created once at start-up (LoadKernels) and kept alive here.
+// Kernel table: every catalogued kernel gets its launcher once at start-up (LoadKernels), keyed by the kernel method;
+// Run(kernel, ...) finds it there.
 public sealed partial class IlgpuBackend
 {
-    Action<KernelConfig, ArrayView<float>, float> fill = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>> copy = null!, siluForward = null!, roundToBF16 = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, float> scale = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>> addSame = null!, subSame = null!, mulSame = null!, siluBackward = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, BroadcastPlan> addBcast = null!, subBcast = null!, mulBcast = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, BroadcastPlan> broadcastTo = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> sumRows = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> sumMiddle = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<ushort>> toBF16 = null!;
-    Action<KernelConfig, ArrayView<ushort>, ArrayView<float>> toF32 = null!;
-    Action<KernelConfig, ArrayView<float>, ulong, ulong, float, float> uniform = null!, normal = null!;
-
     /// <summary>Names of all kernels this backend loaded, for `info` and the SASS audit.</summary>
     public IReadOnlyList<string> KernelNames => kernelNames;
     readonly List<string> kernelNames = new();
+    readonly Dictionary<System.Reflection.MethodInfo, Delegate> launchers = new();
 
     void LoadKernels()
     {
-        var a = accelerator;
         T L<T>(string name, Func<T> f) where T : Delegate { kernelNames.Add(name); return Load(name, f); }
-        fill = L(nameof(KernelCatalog.Fill), () => a.LoadStreamKernel(KernelCatalog.Fill));
-        copy = L(nameof(KernelCatalog.Copy), () => a.LoadStreamKernel(KernelCatalog.Copy));
-        scale = L(nameof(KernelCatalog.Scale), () => a.LoadStreamKernel(KernelCatalog.Scale));
-        siluForward = L(nameof(KernelCatalog.SiluForward), () => a.LoadStreamKernel(KernelCatalog.SiluForward));
-        siluBackward = L(nameof(KernelCatalog.SiluBackward), () => a.LoadStreamKernel(KernelCatalog.SiluBackward));
-        addSame = L(nameof(KernelCatalog.AddSame), () => a.LoadStreamKernel(KernelCatalog.AddSame));
-        subSame = L(nameof(KernelCatalog.SubSame), () => a.LoadStreamKernel(KernelCatalog.SubSame));
-        mulSame = L(nameof(KernelCatalog.MulSame), () => a.LoadStreamKernel(KernelCatalog.MulSame));
-        addBcast = L(nameof(KernelCatalog.AddBroadcast), () => a.LoadStreamKernel(KernelCatalog.AddBroadcast));
-        subBcast = L(nameof(KernelCatalog.SubBroadcast), () => a.LoadStreamKernel(KernelCatalog.SubBroadcast));
-        mulBcast = L(nameof(KernelCatalog.MulBroadcast), () => a.LoadStreamKernel(KernelCatalog.MulBroadcast));
-        broadcastTo = L(nameof(KernelCatalog.BroadcastTo), () => a.LoadStreamKernel(KernelCatalog.BroadcastTo));
-        sumRows = L(nameof(KernelCatalog.SumRows), () => a.LoadStreamKernel(KernelCatalog.SumRows));
-        sumMiddle = L(nameof(KernelCatalog.SumMiddle), () => a.LoadStreamKernel(KernelCatalog.SumMiddle));
-        toBF16 = L(nameof(KernelCatalog.ToBF16), () => a.LoadStreamKernel(KernelCatalog.ToBF16));
-        toF32 = L(nameof(KernelCatalog.ToF32), () => a.LoadStreamKernel(KernelCatalog.ToF32));
-        roundToBF16 = L(nameof(KernelCatalog.RoundToBF16), () => a.LoadStreamKernel(KernelCatalog.RoundToBF16));
-        uniform = L(nameof(KernelCatalog.RandomUniform), () => a.LoadStreamKernel(KernelCatalog.RandomUniform));
-        normal = L(nameof(KernelCatalog.RandomNormal), () => a.LoadStreamKernel(KernelCatalog.RandomNormal));
-        // Op families live in their own files (IlgpuKernels.<Family>.cs); each loads its kernels with L(...).
-        var loader = new Loader((name, f) => L(name, f));
-        LoadConvKernels(loader);
-        LoadNormKernels(loader);
-        LoadMatmulKernels(loader);
-        LoadAttentionKernels(loader);
-        LoadShapeKernels(loader);
-        LoadOptimizerKernels(loader);
+        foreach (var entry in KernelCatalog.All)
+        {
+            if (entry.Budget.PromoteDepots) continue;   // rewritten PTX, loaded by their family (LoadMatmulKernels)
+            launchers[entry.Kernel.Method] = L(entry.Name, () => MakeLauncher(entry.Kernel));
+        }
+        // Families whose kernels need more than a plain load (IlgpuKernels.<Family>.cs) load them with L(...).
+        LoadMatmulKernels(new Loader((name, f) => L(name, f)));
     }
 
+    /// <summary>Compiles a kernel and returns its launcher, an Action&lt;AcceleratorStream, KernelConfig, parameters…&gt;
+    /// built from the kernel's own parameter types.</summary>
+    Delegate MakeLauncher(Delegate kernel)
+    {
+        var parameters = kernel.Method.GetParameters().Select(p => p.ParameterType);
+        var launcherType = System.Linq.Expressions.Expression.GetActionType([typeof(AcceleratorStream), typeof(KernelConfig), .. parameters]);
+        var compiled = accelerator.LoadKernel(kernel.Method, KernelSpecialization.Empty);
+        return (Delegate)typeof(Kernel).GetMethod(nameof(Kernel.CreateLauncherDelegate))!.MakeGenericMethod(launcherType).Invoke(compiled, null)!;
+    }
+
+    Delegate Launcher(Delegate kernel) =>
+        launchers.TryGetValue(kernel.Method, out var launcher) ? launcher
+            : throw new InvalidOperationException($"kernel {kernel.Method.DeclaringType?.Name}.{kernel.Method.Name} is not in KernelCatalog: " +
+                "list it there, or in a [KernelCatalogPart] class, so it is compiled at start-up and audited");
+
     /// <summary>
-    /// Handed to each family's loader: <c>x = loader.Load(nameof(KernelCatalog.X), () => accelerator.LoadStreamKernel(KernelCatalog.X));</c>
-    /// registers the name and turns any compile failure into a KernelCompileException.
+    /// Handed to a family's loader: <c>x = loader.Load(nameof(KernelCatalog.X), () => …);</c> registers the name and
+    /// turns any compile failure into a KernelCompileException.
     /// </summary>
     sealed class Loader(Func<string, Func<Delegate>, Delegate> load)
     {
         public T Load<T>(string name, Func<T> f) where T : Delegate => (T)load(name, () => f());
     }
 
-    partial void LoadConvKernels(Loader loader);
-    partial void LoadNormKernels(Loader loader);
     partial void LoadMatmulKernels(Loader loader);
-    partial void LoadAttentionKernels(Loader loader);
-    partial void LoadShapeKernels(Loader loader);
-    partial void LoadOptimizerKernels(Loader loader);
 
-    protected internal override void Fill(Tensor y, float value) => fill(Launch(y.Numel), F32(y), value);
-    protected internal override void Copy(Tensor x, Tensor y) => copy(Launch(y.Numel), F32(x), F32(y));
-    protected internal override void Scale(Tensor x, float alpha, Tensor y) => scale(Launch(y.Numel), F32(x), F32(y), alpha);
-    protected internal override void SiluForward(Tensor x, Tensor y) => siluForward(Launch(y.Numel), F32(x), F32(y));
-    protected internal override void SiluBackward(Tensor x, Tensor dy, Tensor dx) => siluBackward(Launch(dx.Numel), F32(x), F32(dy), F32(dx));
+    protected internal override void Fill(Tensor y, float value) => Run(ElementwiseKernels.Fill, Launch(y.Numel), F32(y), value);
+    protected internal override void Copy(Tensor x, Tensor y) => Run(ElementwiseKernels.Copy, Launch(y.Numel), F32(x), F32(y));
+    protected internal override void Scale(Tensor x, float alpha, Tensor y) => Run(ElementwiseKernels.Scale, Launch(y.Numel), F32(x), F32(y), alpha);
+    protected internal override void SiluForward(Tensor x, Tensor y) => Run(ElementwiseKernels.SiluForward, Launch(y.Numel), F32(x), F32(y));
+    protected internal override void SiluBackward(Tensor x, Tensor dy, Tensor dx) => Run(ElementwiseKernels.BinarySame<SiluGradFunctor>, Launch(dx.Numel), F32(x), F32(dy), F32(dx));
 
     protected internal override void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y, in BroadcastPlan plan)
     {
         var cfg = Launch(y.Numel);
-        if (plan.IsElementwise)
+        var (va, vb, vy) = (F32(a), F32(b), F32(y));
+        switch (op, plan.IsElementwise)
         {
-            var k = op switch { BinaryOp.Add => addSame, BinaryOp.Sub => subSame, _ => mulSame };
-            k(cfg, F32(a), F32(b), F32(y));
-        }
-        else
-        {
-            var k = op switch { BinaryOp.Add => addBcast, BinaryOp.Sub => subBcast, _ => mulBcast };
-            k(cfg, F32(a), F32(b), F32(y), plan);
+            case (BinaryOp.Add, true): Run(ElementwiseKernels.BinarySame<AddFunctor>, cfg, va, vb, vy); break;
+            case (BinaryOp.Sub, true): Run(ElementwiseKernels.BinarySame<SubFunctor>, cfg, va, vb, vy); break;
+            case (_, true): Run(ElementwiseKernels.BinarySame<MulFunctor>, cfg, va, vb, vy); break;
+            case (BinaryOp.Add, false): Run(ElementwiseKernels.BinaryBroadcast<AddFunctor>, cfg, va, vb, vy, plan); break;
+            case (BinaryOp.Sub, false): Run(ElementwiseKernels.BinaryBroadcast<SubFunctor>, cfg, va, vb, vy, plan); break;
+            case (_, false): Run(ElementwiseKernels.BinaryBroadcast<MulFunctor>, cfg, va, vb, vy, plan); break;
         }
     }
 
-    protected internal override void BroadcastTo(Tensor x, Tensor y, in BroadcastPlan plan) => broadcastTo(Launch(y.Numel), F32(x), F32(y), plan);
+    protected internal override void BroadcastTo(Tensor x, Tensor y, in BroadcastPlan plan) => Run(ElementwiseKernels.BroadcastTo, Launch(y.Numel), F32(x), F32(y), plan);
 
     protected internal override void SumAxis(Tensor x, Tensor y, int outer, int reduce, int inner)
     {
         if (inner == 1)
         {
             int groups = Math.Clamp(outer, 1, maxGroups);
-            sumRows(new KernelConfig(groups, groupSize), F32(x), F32(y), outer, reduce);
+            Run(ReduceKernels.SumRows, new KernelConfig(groups, groupSize), F32(x), F32(y), outer, reduce);
         }
-        else sumMiddle(Launch((long)outer * inner), F32(x), F32(y), outer, reduce, inner);
+        else Run(ReduceKernels.SumMiddle, Launch((long)outer * inner), F32(x), F32(y), outer, reduce, inner);
     }
 
-    protected internal override void ConvertToBF16(Tensor x, Tensor y) => toBF16(Launch(y.Numel), F32(x), U16(y));
-    protected internal override void ConvertToF32(Tensor x, Tensor y) => toF32(Launch(y.Numel), U16(x), F32(y));
-    protected internal override void RoundToBF16(Tensor x, Tensor y) => roundToBF16(Launch(y.Numel), F32(x), F32(y));
+    protected internal override void ConvertToBF16(Tensor x, Tensor y) => Run(ElementwiseKernels.ToBF16, Launch(y.Numel), F32(x), U16(y));
+    protected internal override void ConvertToF32(Tensor x, Tensor y) => Run(ElementwiseKernels.ToF32, Launch(y.Numel), U16(x), F32(y));
+    protected internal override void RoundToBF16(Tensor x, Tensor y) => Run(ElementwiseKernels.RoundToBF16, Launch(y.Numel), F32(x), F32(y));
 
     protected internal override void RandomUniform(Tensor y, ulong seed, ulong subsequence, float lo, float hi) =>
-        uniform(Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, lo, hi - lo);
+        Run(RandomKernels.Uniform, Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, lo, hi - lo);
 
     protected internal override void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std) =>
-        normal(Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, mean, std);
+        Run(RandomKernels.Normal, Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, mean, std);
 }

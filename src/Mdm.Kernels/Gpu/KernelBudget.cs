@@ -4,7 +4,7 @@ namespace Mdm.Kernels.Gpu;
 
 /// <summary>
 /// What a kernel's SASS (ptxas 12.4, sm_90) may use; checked offline by scripts/sass-audit.py. Put it on the kernel's
-/// KernelCatalog field; kernels without one get the defaults (no spills, no stack, ≤ 128 registers).
+/// catalogue field; kernels without one get the defaults (no spills, no stack, ≤ 128 registers).
 /// </summary>
 [AttributeUsage(AttributeTargets.Field)]
 public sealed class KernelBudgetAttribute : Attribute
@@ -33,6 +33,7 @@ public static partial class KernelCatalog
     static readonly KernelBudgetAttribute defaultBudget = new();
 
     /// <summary>The budget declared on a catalogued kernel (or the default one).</summary>
-    public static KernelBudgetAttribute Budget(string name) =>
-        typeof(KernelCatalog).GetField(name, BindingFlags.Public | BindingFlags.Static)?.GetCustomAttribute<KernelBudgetAttribute>() ?? defaultBudget;
+    public static KernelBudgetAttribute Budget(string name) => All.FirstOrDefault(e => e.Name == name)?.Budget ?? defaultBudget;
+
+    internal static KernelBudgetAttribute BudgetOf(FieldInfo field) => field.GetCustomAttribute<KernelBudgetAttribute>() ?? defaultBudget;
 }

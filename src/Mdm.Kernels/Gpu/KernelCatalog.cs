@@ -1,4 +1,3 @@
-using ILGPU;
 using Mdm.Kernels.Gpu.Kernels;
 
 namespace Mdm.Kernels.Gpu;
@@ -9,34 +8,35 @@ namespace Mdm.Kernels.Gpu;
 /// </summary>
 public static partial class KernelCatalog
 {
-    public static readonly Action<ArrayView<float>, float> Fill = ElementwiseKernels.Fill;
-    public static readonly Action<ArrayView<float>, ArrayView<float>> Copy = ElementwiseKernels.Copy;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, float> Scale = ElementwiseKernels.Scale;
-    public static readonly Action<ArrayView<float>, ArrayView<float>> SiluForward = ElementwiseKernels.SiluForward;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>> SiluBackward = ElementwiseKernels.BinarySame<SiluGradFunctor>;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>> AddSame = ElementwiseKernels.BinarySame<AddFunctor>;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>> SubSame = ElementwiseKernels.BinarySame<SubFunctor>;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>> MulSame = ElementwiseKernels.BinarySame<MulFunctor>;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, BroadcastPlan> AddBroadcast = ElementwiseKernels.BinaryBroadcast<AddFunctor>;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, BroadcastPlan> SubBroadcast = ElementwiseKernels.BinaryBroadcast<SubFunctor>;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, BroadcastPlan> MulBroadcast = ElementwiseKernels.BinaryBroadcast<MulFunctor>;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, BroadcastPlan> BroadcastTo = ElementwiseKernels.BroadcastTo;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, int, int> SumRows = ReduceKernels.SumRows;
-    public static readonly Action<ArrayView<float>, ArrayView<float>, int, int, int> SumMiddle = ReduceKernels.SumMiddle;
-    public static readonly Action<ArrayView<float>, ArrayView<ushort>> ToBF16 = ElementwiseKernels.ToBF16;
-    public static readonly Action<ArrayView<ushort>, ArrayView<float>> ToF32 = ElementwiseKernels.ToF32;
-    public static readonly Action<ArrayView<float>, ArrayView<float>> RoundToBF16 = ElementwiseKernels.RoundToBF16;
-    public static readonly Action<ArrayView<float>, ulong, ulong, float, float> RandomUniform = RandomKernels.Uniform;
-    public static readonly Action<ArrayView<float>, ulong, ulong, float, float> RandomNormal = RandomKernels.Normal;
+    public static readonly Delegate Fill = ElementwiseKernels.Fill;
+    public static readonly Delegate Copy = ElementwiseKernels.Copy;
+    public static readonly Delegate Scale = ElementwiseKernels.Scale;
+    public static readonly Delegate SiluForward = ElementwiseKernels.SiluForward;
+    public static readonly Delegate SiluBackward = ElementwiseKernels.BinarySame<SiluGradFunctor>;
+    public static readonly Delegate AddSame = ElementwiseKernels.BinarySame<AddFunctor>;
+    public static readonly Delegate SubSame = ElementwiseKernels.BinarySame<SubFunctor>;
+    public static readonly Delegate MulSame = ElementwiseKernels.BinarySame<MulFunctor>;
+    public static readonly Delegate AddBroadcast = ElementwiseKernels.BinaryBroadcast<AddFunctor>;
+    public static readonly Delegate SubBroadcast = ElementwiseKernels.BinaryBroadcast<SubFunctor>;
+    public static readonly Delegate MulBroadcast = ElementwiseKernels.BinaryBroadcast<MulFunctor>;
+    public static readonly Delegate BroadcastTo = ElementwiseKernels.BroadcastTo;
+    public static readonly Delegate SumRows = ReduceKernels.SumRows;
+    public static readonly Delegate SumMiddle = ReduceKernels.SumMiddle;
+    public static readonly Delegate ToBF16 = ElementwiseKernels.ToBF16;
+    public static readonly Delegate ToF32 = ElementwiseKernels.ToF32;
+    public static readonly Delegate RoundToBF16 = ElementwiseKernels.RoundToBF16;
+    public static readonly Delegate RandomUniform = RandomKernels.Uniform;
+    public static readonly Delegate RandomNormal = RandomKernels.Normal;
 
-    /// <summary>(name, kernel) for every field above and in the family files, in declaration order.</summary>
-    public static IReadOnlyList<(string Name, Delegate Kernel)> All => all.Value;
+    /// <summary>Every catalogued kernel: the fields of this class (its family files included) under their own names,
+    /// then those of each <see cref="KernelCatalogPartAttribute"/> class (custom ops, diffusion) as Class.Field.</summary>
+    public static IReadOnlyList<KernelEntry> All => all.Value;
+
+    /// <summary>The entry of a catalogued kernel method, or null.</summary>
+    public static KernelEntry? Find(System.Reflection.MethodInfo kernel) => byMethod.Value.GetValueOrDefault(kernel);
 
     // Lazy: field initialisers of the partial files (KernelCatalog.<Family>.cs) run in file order, possibly after this
     // one, so the list is built on first use, once every field is set.
-    static readonly Lazy<IReadOnlyList<(string Name, Delegate Kernel)>> all = new(() =>
-        typeof(KernelCatalog).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
-            .Where(f => typeof(Delegate).IsAssignableFrom(f.FieldType))
-            .Select(f => (f.Name, (Delegate)f.GetValue(null)!))
-            .ToList());
+    static readonly Lazy<IReadOnlyList<KernelEntry>> all = new(() => KernelCatalogParts.Discover(typeof(KernelCatalog)));
+    static readonly Lazy<Dictionary<System.Reflection.MethodInfo, KernelEntry>> byMethod = new(() => All.ToDictionary(e => e.Kernel.Method));
 }

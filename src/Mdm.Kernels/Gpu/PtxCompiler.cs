@@ -33,12 +33,12 @@ public static class PtxCompiler
         using var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
         using var backend = new PTXBackend(context, new CudaCapabilityContext(arch), arch, set, null!);
         var results = new List<Result>();
-        foreach (var (name, kernel) in KernelCatalog.All)
+        foreach (var kernel in KernelCatalog.All)
         {
-            var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
-            var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelCatalog.Budget(name).Specialization);
-            var ptx = KernelCatalog.Budget(name).PromoteDepots ? PtxLocalPromotion.Promote(compiled.PTXAssembly, out _) : compiled.PTXAssembly;
-            results.Add(new Result(name, compiled.Name, ptx));
+            var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Kernel.Method);
+            var compiled = (PTXCompiledKernel)backend.Compile(entry, kernel.Budget.Specialization);
+            var ptx = kernel.Budget.PromoteDepots ? PtxLocalPromotion.Promote(compiled.PTXAssembly, out _) : compiled.PTXAssembly;
+            results.Add(new Result(kernel.Name, compiled.Name, ptx));
         }
         return results;
     }

@@ -120,6 +120,11 @@ public sealed record ModelConfig
             throw new ArgumentException($"{innerPath}.conditioningFeatureProjDim: {inner.ConditioningFeatureProjDim} needs conditioningFeatureDim > 0 (got {inner.ConditioningFeatureDim})");
         if (inner.SkipCondEmb && inner.ConditioningFeatureProjDim > 0)
             throw new ArgumentException($"{innerPath}.skipCondEmb: true leaves no lm_proj, but conditioningFeatureProjDim is {inner.ConditioningFeatureProjDim}");
+        if (inner.NumLmHeadLayers < 0) throw new ArgumentException($"{innerPath}.numLmHeadLayers: must be ≥ 0, got {inner.NumLmHeadLayers}");
+        if (inner.NumLmHeadLayers > 0 && (inner.ConditioningFeatureDim <= 0 || inner.SkipCondEmb))
+            throw new ArgumentException($"{innerPath}.numLmHeadLayers: {inner.NumLmHeadLayers} text self-attention layers need text conditioning (conditioningFeatureDim > 0) and the cond embedding (skipCondEmb false)");
+        if (inner.NumLmHeadLayers > 0 && CrossAttentionDim % Nn.SelfAttention.Heads != 0)
+            throw new ArgumentException($"{innerPath}.numLmHeadLayers: the lm_head attention splits the {CrossAttentionDim}-wide tokens into {Nn.SelfAttention.Heads} heads, which does not divide");
         if (inner.NumClasses < 0) throw new ArgumentException($"{innerPath}.numClasses: must be ≥ 0, got {inner.NumClasses}");
         if (inner.NumClasses > 0 && inner.SkipCondEmb)
             throw new ArgumentException($"{innerPath}.skipCondEmb: a class-conditional model ({inner.NumClasses} classes) needs its cond embedding");
@@ -136,6 +141,8 @@ public sealed record ModelConfig
                 throw new ArgumentException($"{path}.outer.conditioningFeatureDim: {o.ConditioningFeatureDim} differs from the innermost UNet's {inner.ConditioningFeatureDim} (text enters through the innermost UNet; outer levels inherit it)");
             if (o.ConditioningFeatureProjDim > 0)
                 throw new ArgumentException($"{path}.outer.conditioningFeatureProjDim: {o.ConditioningFeatureProjDim}, but only the innermost UNet projects the text (lm_proj)");
+            if (o.NumLmHeadLayers != 0)
+                throw new ArgumentException($"{path}.outer.numLmHeadLayers: {o.NumLmHeadLayers}, but only the innermost UNet holds lm_head");
             if (o.NumClasses != 0)
                 throw new ArgumentException($"{path}.outer.numClasses: {o.NumClasses}, but only the innermost UNet holds the class embedding");
             if (o.SkipMidBlocks == false)
@@ -163,6 +170,7 @@ public sealed record ModelConfig
         int l = c.ResolutionChannels?.Length ?? 0;
         if (l == 0) throw new ArgumentException($"{path}.resolutionChannels: needs at least one level");
         if (c.Groups <= 0) throw new ArgumentException($"{path}.groups: must be positive, got {c.Groups}");
+        if (c.AttentionGroups <= 0) throw new ArgumentException($"{path}.attentionGroups: must be positive, got {c.AttentionGroups}");
         for (int i = 0; i < l; i++)
         {
             int ch = c.ResolutionChannels![i];
@@ -178,9 +186,13 @@ public sealed record ModelConfig
         for (int i = 0; i < l; i++)
             if (c.AttentionLayersAt(i) > 0 && c.ResolutionChannels![i] % Nn.SelfAttention.Heads != 0)
                 throw new ArgumentException($"{path}.resolutionChannels[{i}]: {c.ResolutionChannels[i]} channels at an attention level are not divisible by the {Nn.SelfAttention.Heads} heads");
+            else if (c.AttentionLayersAt(i) > 0 && c.ResolutionChannels![i] % c.AttentionGroups != 0)
+                throw new ArgumentException($"{path}.resolutionChannels[{i}]: {c.ResolutionChannels[i]} channels at an attention level are not divisible by attentionGroups {c.AttentionGroups} (ml-mdm's attention norms use 32 groups)");
         bool mid = !outer && c.SkipMidBlocks != true;
         if (mid && c.ResolutionChannels![^1] % Nn.SelfAttention.Heads != 0)
             throw new ArgumentException($"{path}.resolutionChannels[{l - 1}]: the mid block's attention needs channels divisible by {Nn.SelfAttention.Heads} heads, got {c.ResolutionChannels[^1]}");
+        if (mid && c.ResolutionChannels![^1] % c.AttentionGroups != 0)
+            throw new ArgumentException($"{path}.resolutionChannels[{l - 1}]: the mid block's attention norm needs channels divisible by attentionGroups {c.AttentionGroups}, got {c.ResolutionChannels[^1]}");
         if (c.TemporalDim is { } t && (t < 8 || t % 8 != 0))
             throw new ArgumentException($"{path}.temporalDim: must be a positive multiple of 8 (T/8 sinusoid frequencies), got {t}");
         if (c.TemporalDim is null && c.Temporal % 8 != 0)

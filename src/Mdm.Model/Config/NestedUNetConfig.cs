@@ -25,6 +25,10 @@ public sealed record NestedUNetConfig
     /// <summary>False: this level's noisy input is divided by its per-sample unbiased std over (C, H, W) before conv_in.</summary>
     public bool SkipNormalization { get; init; }
 
+    /// <summary>ml-mdm's <c>interp_conditioning</c>: this level gets <c>interp_layer1</c> (T/4 → T) and
+    /// <c>interp_layer2</c> (T → T) as ml-mdm creates them; ml-mdm's forward never uses them, and neither does this one.</summary>
+    public bool InterpConditioning { get; init; }
+
     /// <summary>Spatial ratio between this level's image and the inner model's image (1 for a temporal level).</summary>
     [JsonIgnore] public int NestRatio => Outer.TemporalMode ? 1 : 1 << (Outer.Levels - 1);
 

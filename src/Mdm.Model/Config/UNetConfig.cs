@@ -41,8 +41,16 @@ public sealed record UNetConfig
     /// <summary>ml-mdm's "KEY:DEFAULT[,KEY:DEFAULT…]", e.g. "scale:64": one embedding MLP per key.</summary>
     public string? MicroConditioning { get; init; }
 
-    /// <summary>GroupNorm groups of every norm (ml-mdm: <c>num_groups_norm</c>, 32; its attention norms hard-code 32).</summary>
+    /// <summary>GroupNorm groups of the ResNet and output norms (ml-mdm: <c>resnet_config.num_groups_norm</c>, 32).</summary>
     public int Groups { get; init; } = 32;
+
+    /// <summary>GroupNorm groups of the attention and attention-FFN norms. ml-mdm hard-codes 32 there, whatever
+    /// <see cref="Groups"/> says; small models set it lower.</summary>
+    public int AttentionGroups { get; init; } = 32;
+
+    /// <summary>ml-mdm's <c>num_lm_head_layers</c>: self-attention blocks (<c>lm_head.i</c>: 8 heads, then an MLP) over the
+    /// text tokens after <c>lm_proj</c>, before pooling and cross-attention. Innermost only; needs text and cond_emb.</summary>
+    public int NumLmHeadLayers { get; init; }
 
     /// <summary>Class-conditional models: the number of classes (0 = none). Innermost only. A learned extra row serves
     /// <see cref="Conditioning.NullClass"/>, so classifier-free guidance works.</summary>

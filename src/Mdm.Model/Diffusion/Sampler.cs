@@ -12,6 +12,13 @@ namespace Mdm.Model.Diffusion;
 /// </summary>
 public sealed class Sampler
 {
+    /// <summary>
+    /// Fills <paramref name="destination"/> (the stream's shape) with the standard normal noise z of transition
+    /// <paramref name="transition"/> (0 = the first, from τ_0) at resolution <paramref name="resolution"/> (0 = highest).
+    /// Only called for transitions that add noise.
+    /// </summary>
+    public delegate void StepNoise(Tensor destination, int transition, int resolution);
+
     public Sampler(IDenoiser denoiser, DiffusionConfig config)
     {
         ArgumentNullException.ThrowIfNull(denoiser);
@@ -42,11 +49,12 @@ public sealed class Sampler
     /// Draws <paramref name="batch"/> samples at every resolution (high → low), each clipped to [−1, 1] (times the
     /// stream's signal scale without the SNR shift). Guidance needs class labels (the unconditional half uses
     /// <see cref="Conditioning.NullClass"/> unless <paramref name="negative"/> is given) or text tokens with a
-    /// <paramref name="negative"/> conditioning (batch B or 1). <paramref name="initialNoise"/> replaces the drawn x_T.
-    /// The caller disposes the returned tensors.
+    /// <paramref name="negative"/> conditioning (batch B or 1). <paramref name="initialNoise"/> replaces the drawn x_T and
+    /// <paramref name="stepNoise"/> the per-step noise (to reproduce another implementation's trajectory, or to share
+    /// noise between runs). The caller disposes the returned tensors.
     /// </summary>
     public Tensor[] Sample(int batch, Conditioning conditioning, SamplerConfig config, ulong seed,
-        Conditioning? negative = null, IReadOnlyList<Tensor>? initialNoise = null)
+        Conditioning? negative = null, IReadOnlyList<Tensor>? initialNoise = null, StepNoise? stepNoise = null)
     {
         ArgumentNullException.ThrowIfNull(conditioning);
         ArgumentNullException.ThrowIfNull(config);
@@ -66,8 +74,9 @@ public sealed class Sampler
             var modelConditioning = guided ? Doubled(conditioning, negative, batch, owned) : conditioning;
             for (int r = 0; r < levels; r++)
                 x[r] = InitialNoise(r, batch, seed, initialNoise);
+            var noise = stepNoise ?? ((z, i, r) => DiffusionRandom.Normal(z, seed, (ulong)(i + 1), r));
             for (int i = 0; i + 1 < tau.Length; i++)
-                Step(x, tau[i], tau[i + 1], (ulong)(i + 1), batch, guided ? 2 * batch : batch, modelConditioning, config, seed);
+                Step(x, tau[i], tau[i + 1], i, batch, guided ? 2 * batch : batch, modelConditioning, config, noise);
             for (int r = 0; r < levels; r++)
             {
                 double signal = Schedule.SignalScale(r);
@@ -88,7 +97,7 @@ public sealed class Sampler
     }
 
     /// <summary>One transition t → s of every resolution (in place on <paramref name="x"/>).</summary>
-    void Step(Tensor[] x, int t, int s, ulong slot, int batch, int modelBatch, Conditioning conditioning, SamplerConfig config, ulong seed)
+    void Step(Tensor[] x, int t, int s, int transition, int batch, int modelBatch, Conditioning conditioning, SamplerConfig config, StepNoise noise)
     {
         using var graph = new Graph();   // owns the denoiser's outputs of this step
         var inputs = new Tensor[x.Length];
@@ -104,7 +113,7 @@ public sealed class Sampler
             {
                 if (!Shape.Equal(predictions[r].Data.Dims, inputs[r].Dims))
                     throw new InvalidOperationException($"Sampler: the denoiser's output {r} is {predictions[r].Data.ShapeString}, its input was {inputs[r].ShapeString}");
-                var next = Transition(x[r], predictions[r].Data, r, t, s, slot, batch, config, seed);
+                var next = Transition(x[r], predictions[r].Data, r, t, s, transition, config, noise);
                 x[r].Dispose();
                 x[r] = next;
             }
@@ -115,7 +124,7 @@ public sealed class Sampler
         }
     }
 
-    Tensor Transition(Tensor xt, Tensor prediction, int r, int t, int s, ulong slot, int batch, SamplerConfig config, ulong seed)
+    Tensor Transition(Tensor xt, Tensor prediction, int r, int t, int s, int transition, SamplerConfig config, StepNoise noise)
     {
         using var guided = config.GuidanceScale is { } w ? Guide(prediction, xt.Dim(0), w) : null;
         var pred = guided ?? prediction;
@@ -133,7 +142,7 @@ public sealed class Sampler
         if (noiseStd > 0)
         {
             using var z = xt.Backend.Empty(xt.Shape);
-            DiffusionRandom.Normal(z, seed, slot, r);
+            noise(z, transition, r);
             Ops.Scale(z, (float)noiseStd, z);
             Ops.Add(next, z, next);
         }

@@ -13,7 +13,8 @@ public enum ThresholdType
     None,
     /// <summary>clip(x̂0·s, −1, 1)/s with s the stream's signal scale (1 with the SNR shift).</summary>
     Clip,
-    /// <summary>Imagen dynamic thresholding: s = clamp(quantile_0.995 |x̂0|, 1, 100) per sample, x̂0 ← clamp(x̂0, −s, s)/s.</summary>
+    /// <summary>Imagen dynamic thresholding: s = clamp(quantile_0.995 |x̂0|, 1, 100) per sample, x̂0 ← clamp(x̂0, −s, s)/s;
+    /// like Clip, applied to x̂0 times the stream's signal scale and divided back, as ml-mdm does.</summary>
     Dynamic,
     /// <summary>DeepFloyd's variant (ml-mdm DYNAMIC_IF, the web-demo default): quantile 0.95, s at most 1.5.</summary>
     DynamicDeepFloyd,
@@ -44,10 +45,19 @@ public static class Thresholding
                 Clamp(y, -1, 1, y);
                 return Ops.Scale(y, (float)(1 / imageScale), y);
             }
-            case ThresholdType.Dynamic: return Dynamic(x0, ImagenQuantile, ImagenMaxScale);
-            case ThresholdType.DynamicDeepFloyd: return Dynamic(x0, DeepFloydQuantile, DeepFloydMaxScale);
+            case ThresholdType.Dynamic: return Scaled(x0, imageScale, ImagenQuantile, ImagenMaxScale);
+            case ThresholdType.DynamicDeepFloyd: return Scaled(x0, imageScale, DeepFloydQuantile, DeepFloydMaxScale);
             default: throw new ArgumentException($"Thresholding: unknown type {type}");
         }
+    }
+
+    /// <summary>ml-mdm's clip_sample for the dynamic types: threshold(x̂0·s)/s (s = 1 leaves x̂0 unscaled).</summary>
+    static Tensor Scaled(Tensor x0, double imageScale, double quantile, double maxScale)
+    {
+        if (imageScale == 1) return Dynamic(x0, quantile, maxScale);
+        var y = Ops.Scale(x0, (float)imageScale);
+        Dynamic(y, quantile, maxScale, y);
+        return Ops.Scale(y, (float)(1 / imageScale), y);
     }
 
     /// <summary>y = min(max(x, lo), hi) elementwise (y may be x).</summary>
@@ -59,9 +69,7 @@ public static class Thresholding
         if (x.Numel == 0) return y;
         if (x.Backend is IlgpuBackend gpu)
         {
-            var k = gpu.GetOrLoadKernel("diffusion.clamp",
-                a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, float, float>(ClampKernel));
-            k(gpu.LaunchConfig(x.Numel), IlgpuBackend.View(x), IlgpuBackend.View(y), lo, hi);
+            gpu.Run(ClampKernel, gpu.LaunchConfig(x.Numel), IlgpuBackend.View(x), IlgpuBackend.View(y), lo, hi);
         }
         else
         {
@@ -85,9 +93,7 @@ public static class Thresholding
         int rows = x.Dim(0), rowLen = (int)(x.Numel / rows);
         if (x.Backend is IlgpuBackend gpu)
         {
-            var k = gpu.GetOrLoadKernel("diffusion.dynamic_threshold",
-                a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(DynamicKernel));
-            k(gpu.LaunchConfig(x.Numel), IlgpuBackend.View(x), IlgpuBackend.View(q), IlgpuBackend.View(y), rowLen, (float)maxScale);
+            gpu.Run(DynamicKernel, gpu.LaunchConfig(x.Numel), IlgpuBackend.View(x), IlgpuBackend.View(q), IlgpuBackend.View(y), rowLen, (float)maxScale);
         }
         else
         {
@@ -121,6 +127,14 @@ public static class Thresholding
     }
 
     // ---- ILGPU kernels (grid-stride, one element per iteration) --------------------------------------------------
+    /// <summary>Catalogued: compiled when an ILGPU backend starts, PTX-compile-tested and SASS-audited.</summary>
+    [KernelCatalogPart]
+    static class Kernels
+    {
+        internal static readonly Delegate Clamp = ClampKernel;
+        internal static readonly Delegate Dynamic = DynamicKernel;
+    }
+
     static void ClampKernel(ArrayView<float> x, ArrayView<float> y, float lo, float hi)
     {
         int n = y.IntLength, stride = Grid.DimX * Group.DimX;

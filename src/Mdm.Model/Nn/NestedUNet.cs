@@ -30,6 +30,12 @@ public sealed class NestedUNet : UNet
         int outerLast = config.Outer.ResolutionChannels[^1], innerFirst = inner.Config.ResolutionChannels[0];
         if (!config.SkipInnerUnetInput) inAdapter = Child("in_adapter", new Conv(f, outerLast, innerFirst, 3, zeroInit: true));
         outAdapter = Child("out_adapter", new Conv(f, innerFirst, outerLast, 3, zeroInit: true));
+        if (config.InterpConditioning)
+        {
+            // created as ml-mdm creates them (so its checkpoints load strictly); its forward never uses them
+            Child("interp_layer1", new Dense(f, TemporalDim / 4, TemporalDim));
+            Child("interp_layer2", new Dense(f, TemporalDim, TemporalDim));
+        }
     }
 
     public NestedUNetConfig Nesting { get; }

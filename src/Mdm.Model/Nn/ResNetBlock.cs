@@ -8,9 +8,17 @@ namespace Mdm.Model.Nn;
 /// flat: attn[i·L + j]), then an optional resample — a stride-2 3×3 conv (down path) or nearest ×2 + 3×3 conv (up
 /// path). On the up path each ResNet first concatenates the next skip on channels.
 /// Video (§6.3): after each ResNet's spatial attention come its temporal attention blocks (stored flat:
-/// temporal_attn[i·T + j]); a clip batch is [B·F, C, H, W] with <see cref="Frames"/> frames per clip at this level, and
+/// t_attn[i·T + j], ml-mdm's name); a clip batch is [B·F, C, H, W] with <see cref="Frames"/> frames per clip at this level, and
 /// in temporal mode the resample acts on time (<see cref="TemporalResample"/>) instead of space.
 /// </summary>
+/// <summary>What one <see cref="ResNetBlock"/> is made of (ml-mdm passes the same as a ResNetConfig object).</summary>
+/// <param name="InChannels">input width of each ResNet (on the up path: current width + skip width)</param>
+/// <param name="CondDim">width of the cross-attention conditioning (−1: none)</param>
+public sealed record ResNetBlockSpec(int[] InChannels, int OutChannels, int TemporalDim, int Groups,
+    int AttentionLayersPerResnet, int CondDim, bool UseFfn, ResNetBlock.Resample Resampling,
+    int Frames = 1, int TemporalAttentionLayersPerResnet = 0, bool Rotary = false, bool ResampleTime = false,
+    int? AttentionGroups = null);
+
 public sealed class ResNetBlock : ModelModule
 {
     readonly ResNet[] resnets;
@@ -21,11 +29,11 @@ public sealed class ResNetBlock : ModelModule
 
     public enum Resample { None, Down, Up }
 
-    /// <param name="inChannels">input width of each ResNet (on the up path: current width + skip width)</param>
-    public ResNetBlock(ParameterFactory f, int[] inChannels, int outChannels, int temporalDim, int groups,
-        int attentionLayersPerResnet, int condDim, bool useFfn, Resample resampling,
-        int frames = 1, int temporalAttentionLayersPerResnet = 0, bool rotary = false, bool resampleTime = false) : base(f)
+    public ResNetBlock(ParameterFactory f, ResNetBlockSpec spec) : base(f)
     {
+        var (inChannels, outChannels, temporalDim, groups) = (spec.InChannels, spec.OutChannels, spec.TemporalDim, spec.Groups);
+        var (attentionLayersPerResnet, condDim, useFfn, resampling) = (spec.AttentionLayersPerResnet, spec.CondDim, spec.UseFfn, spec.Resampling);
+        var (frames, temporalAttentionLayersPerResnet, rotary, resampleTime) = (spec.Frames, spec.TemporalAttentionLayersPerResnet, spec.Rotary, spec.ResampleTime);
         AttentionLayersPerResnet = attentionLayersPerResnet;
         TemporalAttentionLayersPerResnet = temporalAttentionLayersPerResnet;
         Resampling = resampling;
@@ -37,12 +45,12 @@ public sealed class ResNetBlock : ModelModule
         {
             var ag = Child("attn", new ModuleGroup(f));
             attn = Enumerable.Range(0, inChannels.Length * attentionLayersPerResnet)
-                .Select(i => ag.Add(i.ToString(), new SelfAttention(f, outChannels, groups, condDim, useFfn))).ToArray();
+                .Select(i => ag.Add(i.ToString(), new SelfAttention(f, outChannels, spec.AttentionGroups ?? groups, condDim, useFfn))).ToArray();
         }
         else attn = [];
         if (temporalAttentionLayersPerResnet > 0)
         {
-            var tg = Child("temporal_attn", new ModuleGroup(f));
+            var tg = Child("t_attn", new ModuleGroup(f));
             temporalAttn = Enumerable.Range(0, inChannels.Length * temporalAttentionLayersPerResnet)
                 .Select(i => tg.Add(i.ToString(), new TemporalAttentionBlock(f, outChannels, rotary))).ToArray();
         }

@@ -1,11 +1,15 @@
 using Mdm.Autograd;
+using Mdm.Kernels;
 
 namespace Mdm.Model.Nn;
 
 /// <summary>
 /// ml-mdm's <c>SelfAttention1D</c> over sequences x [N, L, C]: qkv = Linear(C→3C)(LayerNorm(x)) split into q, k, v
 /// (head h owns channels [h·d, (h+1)·d) of each), optional rotary position encoding of q and k along L, attention with
-/// D^-1/4 on q and k, then x + proj_out(o) with proj_out zero-initialised.
+/// D^-1/4 on q and k (and an optional key mask), then x + proj_out(o) with proj_out zero-initialised.
+/// Rotary pairs channels (2i, 2i+1) with frequency θ^(-2i/d), as ml-mdm's rotary_embedding_torch does: q and k are
+/// de-interleaved (even channels first) and rotated in rotate-half form, which pairs the same channels; q·k does not
+/// depend on the channel order, so the result is ml-mdm's.
 /// </summary>
 public sealed class SelfAttention1D : ModelModule
 {
@@ -29,17 +33,26 @@ public sealed class SelfAttention1D : ModelModule
     public bool Rotary { get; }
 
     /// <param name="x">[N, L, C]</param>
-    public Variable Forward(Variable x)
+    /// <param name="mask">[N, L] key mask (0 = padding) or null</param>
+    public Variable Forward(Variable x, Tensor? mask = null)
     {
         int n = x.Shape[0], l = x.Shape[1], c = Channels, d = c / Heads;
         // [N, L, 3C] → [N, L, 3·heads, d] → [N, 3·heads, L, d] → q, k, v [N, heads, L, d]
         var t = F.Permute(F.Reshape(qkv.Forward(norm.Forward(x)), n, l, 3 * Heads, d), 0, 2, 1, 3);
         var parts = F.Split(t, [Heads, Heads, Heads], 1);
         var (q, k, v) = (parts[0], parts[1], parts[2]);
-        if (Rotary) { q = F.Rotary(q); k = F.Rotary(k); }
-        var o = F.Attention(F.Autocast(q), F.Autocast(k), F.Autocast(v));
+        if (Rotary) { q = F.Rotary(Deinterleave(q)); k = F.Rotary(Deinterleave(k)); }
+        var o = F.Attention(F.Autocast(q), F.Autocast(k), F.Autocast(v), mask);
         var merged = F.Reshape(F.Permute(o, 0, 2, 1, 3), n, l, c);
         return F.Add(x, projOut.Forward(merged));
+    }
+
+    /// <summary>[.., d] with channels (c0, c1, c2, c3, …) → (c0, c2, …, c1, c3, …).</summary>
+    static Variable Deinterleave(Variable x)
+    {
+        var shape = x.Shape;
+        int d = shape[^1], rows = (int)(x.Data.Numel / d);
+        return F.Reshape(F.Permute(F.Reshape(x, rows, d / 2, 2), 0, 2, 1), shape);
     }
 }
 

@@ -32,6 +32,7 @@ public class UNet : ModelModule, IDenoiser
     readonly ResNetBlock[] down, up;
     readonly ResNetBlock[]? mid;
     readonly GroupNorm normOut;
+    readonly LmHeadBlock[] lmHead;
 
     /// <param name="textDim">width of the text tokens the model is given (≤ 0: no text)</param>
     /// <param name="crossDim">width of the tokens inside the network (after lm_proj); the attention blocks' cond width</param>
@@ -80,9 +81,9 @@ public class UNet : ModelModule, IDenoiser
             for (int j = 0; j < n; j++) { ins[j] = j == 0 ? channels : c; skipChannels.Push(c); }
             if (i != levels - 1) skipChannels.Push(c);
             levelFrames[i] = fr;
-            down[i] = downGroup.Add(i.ToString(), new ResNetBlock(f, ins, c, t, groups, config.AttentionLayersAt(i),
+            down[i] = downGroup.Add(i.ToString(), new ResNetBlock(f, new ResNetBlockSpec(ins, c, t, groups, config.AttentionLayersAt(i),
                 CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != levels - 1 ? ResNetBlock.Resample.Down : ResNetBlock.Resample.None,
-                fr, config.TemporalAttentionLayersAt(i), rotary, time));
+                fr, config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups)));
             fr = down[i].OutputFrames;
             channels = c;
         }
@@ -92,8 +93,9 @@ public class UNet : ModelModule, IDenoiser
             var midGroup = Child("mid_blocks", new ModuleGroup(f));
             mid =
             [
-                midGroup.Add("0", new ResNetBlock(f, [channels], channels, t, groups, 1, crossDim, config.UseAttentionFfn, ResNetBlock.Resample.None, BottleneckFrames)),
-                midGroup.Add("1", new ResNetBlock(f, [channels], channels, t, groups, 0, -1, false, ResNetBlock.Resample.None, BottleneckFrames)),
+                midGroup.Add("0", new ResNetBlock(f, new ResNetBlockSpec([channels], channels, t, groups, 1, crossDim, config.UseAttentionFfn, ResNetBlock.Resample.None, BottleneckFrames,
+                    AttentionGroups: config.AttentionGroups))),
+                midGroup.Add("1", new ResNetBlock(f, new ResNetBlockSpec([channels], channels, t, groups, 0, -1, false, ResNetBlock.Resample.None, BottleneckFrames))),
             ];
         }
         var upGroup = Child("up_blocks", new ModuleGroup(f));
@@ -103,15 +105,21 @@ public class UNet : ModelModule, IDenoiser
             int i = levels - 1 - u, c = config.ResolutionChannels[i], n = config.ResnetsAt(i) + 1;
             var ins = new int[n];
             for (int j = 0; j < n; j++) { ins[j] = channels + skipChannels.Pop(); channels = c; }
-            up[u] = upGroup.Add(u.ToString(), new ResNetBlock(f, ins, c, t, groups, config.AttentionLayersAt(i),
+            up[u] = upGroup.Add(u.ToString(), new ResNetBlock(f, new ResNetBlockSpec(ins, c, t, groups, config.AttentionLayersAt(i),
                 CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != 0 ? ResNetBlock.Resample.Up : ResNetBlock.Resample.None,
-                levelFrames[i], config.TemporalAttentionLayersAt(i), rotary, time));
+                levelFrames[i], config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups)));
         }
         FeatureChannels = channels;
         normOut = Child("norm_out", new GroupNorm(f, groups, channels));
         convOut = Child("conv_out", new Conv(f, channels, imageChannels, 3, zeroInit: true));
         if (condEmb is not null && config.ConditioningFeatureProjDim > 0)
             lmProj = Child("lm_proj", new Dense(f, textDim, config.ConditioningFeatureProjDim));
+        if (condEmb is not null && config.NumLmHeadLayers > 0)
+        {
+            var heads = Child("lm_head", new ModuleGroup(f));
+            lmHead = Enumerable.Range(0, config.NumLmHeadLayers).Select(i => heads.Add(i.ToString(), new LmHeadBlock(f, crossDim))).ToArray();
+        }
+        else lmHead = [];
     }
 
     static int CrossDimAt(UNetConfig c, int level, int crossDim) => c.AttentionLevels.Contains(level) ? crossDim : -1;
@@ -189,7 +197,10 @@ public class UNet : ModelModule, IDenoiser
                 throw new ArgumentException($"UNet: token mask is {m} , expected F32 [{batch}, {ts[1]}] (1 = real token)");
             tokens = new Variable(c.Tokens);
             if (lmProj is not null) tokens = lmProj.Forward(tokens);
-            if (condEmb is not null) emb = condEmb.Forward(MaskedMean(tokens, c.TokenMask));
+            foreach (var head in lmHead) tokens = head.Forward(tokens, Config.MaskedCrossAttention ? c.TokenMask : null);
+            // ml-mdm pools with a plain mean when lm_head ran unmasked, else with the token mask
+            bool plainMean = lmHead.Length > 0 && !Config.MaskedCrossAttention;
+            if (condEmb is not null) emb = condEmb.Forward(MaskedMean(tokens, plainMean ? null : c.TokenMask));
             mask = Config.MaskedCrossAttention ? c.TokenMask : null;
         }
         else if (c.Tokens is not null)

@@ -5,7 +5,8 @@ using Mdm.Tests.Harness;
 namespace Mdm.Tests.Autograd;
 
 /// <summary>Tape mechanics on every backend: fan-out, broadcasting, reuse, accumulation, no-grad, memory release.</summary>
-public abstract class AutogradTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class AutogradTests(BackendKind kind) : KernelFixture(kind)
 {
     Variable Leaf(params int[] shape)
     {
@@ -124,10 +125,6 @@ public abstract class AutogradTests(BackendKind kind) : KernelFixture(kind)
         finally { foreach (var p in ps) p.Dispose(); x.Dispose(); }
     }
 }
-
-public class AutogradTests_Cpu() : AutogradTests(BackendKind.Cpu);
-public class AutogradTests_IlgpuCpu() : AutogradTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class AutogradTests_Cuda() : AutogradTests(BackendKind.Cuda);
 
 /// <summary>Checkpointed blocks give the same gradients as plain ones, on the CPU backend.</summary>
 public class CheckpointTests

@@ -11,7 +11,8 @@ namespace Mdm.Tests.Autograd;
 /// Every autograd primitive's engine gradient against float64 finite differences of its reference (eps 1e-6),
 /// plus a small conv net that trains on every backend.
 /// </summary>
-public abstract class PrimitiveGradcheckTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class PrimitiveGradcheckTests(BackendKind kind) : KernelFixture(kind)
 {
     Variable V(params int[] s) => new(B.FromArray(TestSeed.Uniform(Rng, Shape.Numel(s)), s), requiresGrad: true);
 
@@ -131,6 +132,3 @@ public abstract class PrimitiveGradcheckTests(BackendKind kind) : KernelFixture(
     }
 }
 
-public class PrimitiveGradcheckTests_Cpu() : PrimitiveGradcheckTests(BackendKind.Cpu);
-public class PrimitiveGradcheckTests_IlgpuCpu() : PrimitiveGradcheckTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class PrimitiveGradcheckTests_Cuda() : PrimitiveGradcheckTests(BackendKind.Cuda);

@@ -9,7 +9,8 @@ using Gradcheck = Mdm.Autograd.Gradcheck;
 namespace Mdm.Tests.Autograd;
 
 /// <summary>Small models train with falling loss on every backend; primitives pass the float64 gradcheck.</summary>
-public abstract class TrainingTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class TrainingTests(BackendKind kind) : KernelFixture(kind)
 {
     sealed class Mlp : Module
     {
@@ -117,6 +118,3 @@ public abstract class TrainingTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class TrainingTests_Cpu() : TrainingTests(BackendKind.Cpu);
-public class TrainingTests_IlgpuCpu() : TrainingTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class TrainingTests_Cuda() : TrainingTests(BackendKind.Cuda);

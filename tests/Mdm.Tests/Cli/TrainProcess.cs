@@ -15,10 +15,10 @@ public static class TrainProcess
             "imageSize": 16, "imageChannels": 3,
             "nested": {
               "outer": { "resolutionChannels": [8, 8], "numResnetsPerResolution": [1], "attentionLevels": [], "numAttentionLayers": [0],
-                         "temporalDim": 32, "microConditioning": "scale:16", "groups": 4 },
+                         "temporalDim": 32, "microConditioning": "scale:16", "groups": 4, "attentionGroups": 4 },
               "skipNormalization": true,
               "innerUnet": { "resolutionChannels": [8, 16], "numResnetsPerResolution": [1], "attentionLevels": [1], "numAttentionLayers": [1],
-                             "temporalDim": 32, "microConditioning": "scale:8", "numClasses": 6, "groups": 4 }
+                             "temporalDim": 32, "microConditioning": "scale:8", "numClasses": 6, "groups": 4, "attentionGroups": 4 }
             }
           },
           "training": { "lr": 1e-3, "warmupSteps": 2, "batch": 4, "steps": {{steps}}, "checkpointEvery": {{checkpointEvery}},
@@ -39,8 +39,8 @@ public static class TrainProcess
         }
         """;
 
-    const string Outer = """{ "resolutionChannels": [8, 8], "numResnetsPerResolution": [1], "attentionLevels": [], "numAttentionLayers": [0], "temporalDim": 32, "microConditioning": "scale:16", "groups": 4 }""";
-    const string Inner = """{ "resolutionChannels": [8, 16], "numResnetsPerResolution": [1], "attentionLevels": [1], "numAttentionLayers": [1], "temporalDim": 32, "microConditioning": "scale:8", "groups": 4 }""";
+    const string Outer = """{ "resolutionChannels": [8, 8], "numResnetsPerResolution": [1], "attentionLevels": [], "numAttentionLayers": [0], "temporalDim": 32, "microConditioning": "scale:16", "groups": 4, "attentionGroups": 4 }""";
+    const string Inner = """{ "resolutionChannels": [8, 16], "numResnetsPerResolution": [1], "attentionLevels": [1], "numAttentionLayers": [1], "temporalDim": 32, "microConditioning": "scale:8", "groups": 4, "attentionGroups": 4 }""";
 
     public static Process Start(string workDir, params string[] args) => Start(workDir, null, args);
 

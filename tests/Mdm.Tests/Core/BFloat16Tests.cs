@@ -82,7 +82,8 @@ public class BFloat16Tests
 }
 
 /// <summary>The bf16 conversion kernels agree bit for bit with the host conversion on every backend.</summary>
-public abstract class BFloat16KernelTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class BFloat16KernelTests(BackendKind kind) : KernelFixture(kind)
 {
     [Test]
     public void WidenAllPatterns()
@@ -144,6 +145,3 @@ public abstract class BFloat16KernelTests(BackendKind kind) : KernelFixture(kind
     }
 }
 
-public class BFloat16KernelTests_Cpu() : BFloat16KernelTests(BackendKind.Cpu);
-public class BFloat16KernelTests_IlgpuCpu() : BFloat16KernelTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class BFloat16KernelTests_Cuda() : BFloat16KernelTests(BackendKind.Cuda);

@@ -17,7 +17,8 @@ public class PhiloxTests
 }
 
 /// <summary>The same seed gives the same uniform and normal streams on every backend (CPU backend = the reference).</summary>
-public abstract class RandomStreamTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class RandomStreamTests(BackendKind kind) : KernelFixture(kind)
 {
     const int N = 4099;   // not a multiple of 4: the last Philox block is partial
 
@@ -73,6 +74,3 @@ public abstract class RandomStreamTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class RandomStreamTests_Cpu() : RandomStreamTests(BackendKind.Cpu);
-public class RandomStreamTests_IlgpuCpu() : RandomStreamTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class RandomStreamTests_Cuda() : RandomStreamTests(BackendKind.Cuda);

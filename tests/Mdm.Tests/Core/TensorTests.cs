@@ -5,7 +5,8 @@ using Mdm.Tests.Harness;
 namespace Mdm.Tests.Core;
 
 /// <summary>Tensors, views, host copies, allocator accounting and argument errors, on every backend.</summary>
-public abstract class TensorTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class TensorTests(BackendKind kind) : KernelFixture(kind)
 {
     [Test]
     public void HostRoundTripAndViews()
@@ -96,10 +97,6 @@ public abstract class TensorTests(BackendKind kind) : KernelFixture(kind)
         Assert.That(s.ToArray(), Is.All.EqualTo(0f));
     }
 }
-
-public class TensorTests_Cpu() : TensorTests(BackendKind.Cpu);
-public class TensorTests_IlgpuCpu() : TensorTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class TensorTests_Cuda() : TensorTests(BackendKind.Cuda);
 
 public class CachingAllocatorTests
 {

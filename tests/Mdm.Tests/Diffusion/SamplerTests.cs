@@ -195,6 +195,43 @@ public class SamplerTests
         Assert.That(() => Sampler.TransitionCoefficients(0.5, 0.4, null), Throws.ArgumentException);
     }
 
+    /// <summary>The per-step noise can come from the caller: the seeded draws given back reproduce the seeded sample,
+    /// other noise changes it, and the source is asked once per noisy transition and resolution with the stream's shape.</summary>
+    [TestCase(null)]
+    [TestCase(0.5)]
+    public void InjectedStepNoiseReplacesTheDrawnNoise(double? eta)
+    {
+        var model = new ConditionalDenoiser(B, 3, 8, 4);
+        var sampler = new Sampler(model, new DiffusionConfig());
+        var options = new SamplerConfig { NumSteps = 5, DdimEta = eta, Threshold = ThresholdType.Clip };
+        ulong seed = (ulong)rng.NextInt64();
+        var asked = new List<(int Transition, int Resolution, int[] Shape)>();
+        var seeded = sampler.Sample(2, Conditioning.None, options, seed);
+        var replayed = sampler.Sample(2, Conditioning.None, options, seed, stepNoise: (z, i, r) =>
+        {
+            asked.Add((i, r, z.Shape));
+            DiffusionRandom.Normal(z, seed, (ulong)(i + 1), r);
+        });
+        var shifted = sampler.Sample(2, Conditioning.None, options, seed, stepNoise: (z, i, r) =>
+        {
+            DiffusionRandom.Normal(z, seed, (ulong)(i + 1), r);
+            Ops.Scale(z, 0.5f, z);
+        });
+        try
+        {
+            Assert.That(asked.Select(a => (a.Transition, a.Resolution)),
+                Is.EquivalentTo(from i in Enumerable.Range(0, 4) from r in Enumerable.Range(0, 2) select (i, r)),
+                "every transition but the last (to t = 0) adds noise at every resolution");
+            Assert.That(asked.Select(a => a.Shape[2]), Is.All.EqualTo(8).Or.EqualTo(4));
+            for (int r = 0; r < 2; r++)
+            {
+                Compare.AssertClose($"stream {r}: the seeded noise given back", replayed[r], TestSeed.ToDouble(seeded[r].ToArray()), new Tolerance(0, 0));
+                Assert.That(shifted[r].ToArray(), Is.Not.EqualTo(seeded[r].ToArray()), $"stream {r}: other noise, other samples");
+            }
+        }
+        finally { DisposeAll(seeded.Concat(replayed).Concat(shifted)); }
+    }
+
     [Test]
     public void BadArgumentsAreRejected()
     {

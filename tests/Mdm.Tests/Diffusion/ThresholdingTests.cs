@@ -54,6 +54,25 @@ public abstract class ThresholdingTests(BackendKind kind) : KernelFixture(kind)
         }
     }
 
+    /// <summary>ml-mdm's clip_sample on a stream with signal scale s (no SNR shift): threshold(x̂0·s)/s.</summary>
+    [TestCase(ThresholdType.Dynamic)]
+    [TestCase(ThresholdType.DynamicDeepFloyd)]
+    public void DynamicOnAnUnshiftedStreamThresholdsTheScaledImage(ThresholdType type)
+    {
+        const double scale = 2;
+        int rows = 3, rowLen = 3 * 13;
+        var (x, rx) = Samples(rows, rowLen, 1.5f);
+        using (x)
+        {
+            using var y = Thresholding.Apply(x, type, scale);
+            var (p, max) = type == ThresholdType.Dynamic ? (0.995, 100.0) : (0.95, 1.5);
+            var expected = HostDynamic(rx.Select(v => v * scale).ToArray(), rows, p, max).Select(v => v / scale).ToArray();
+            Compare.AssertClose($"{type} at image scale {scale} on {Kind}", y, expected, new Tolerance(1e-6, 2e-6));
+            var unscaled = HostDynamic(rx, rows, p, max);
+            Assert.That(expected.Zip(unscaled).Max(e => Math.Abs(e.First - e.Second)), Is.GreaterThan(0.1), "the scale changes the result");
+        }
+    }
+
     [Test]
     public void ClipAndNoneMatchHost()
     {

@@ -8,7 +8,8 @@ namespace Mdm.Tests.Kernels;
 /// Multi-head attention (self, cross with a key padding mask, temporal with rotary) and rotary encoding: forward,
 /// lse, dq, dk, dv against float64 loops.
 /// </summary>
-public abstract class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
 {
     // Error budgets: scale = Σ|terms| of each output's sum (see Ref.Attention / AttentionBackward).
     static readonly Tolerance OutTol = new(5e-7, 5e-6), LseTol = new(1e-6, 1e-6), GradTol = new(5e-7, 1e-5);
@@ -259,7 +260,8 @@ public abstract class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class AttentionOpTests_Cpu() : AttentionOpTests(BackendKind.Cpu)
+[BackendFixtures(BackendKind.Cpu)]
+public class AttentionLargeShapeTests_Cpu() : AttentionOpTests(BackendKind.Cpu)
 {
     /// <summary>A model-sized head on the CPU backend (several query/key blocks per head, many work items).</summary>
     [Test]
@@ -269,10 +271,8 @@ public class AttentionOpTests_Cpu() : AttentionOpTests(BackendKind.Cpu)
     public void AttentionLargeCross() { CheckForward(1, 8, 256, 77, 64, MaskKind.SomeKeys); CheckBackward(1, 8, 256, 77, 64, MaskKind.SomeKeys); }
 }
 
-public class AttentionOpTests_IlgpuCpu() : AttentionOpTests(BackendKind.IlgpuCpu);
-
-[GpuFixture]
-public class AttentionOpTests_Cuda() : AttentionOpTests(BackendKind.Cuda)
+[BackendFixtures(BackendKind.Cuda)]
+public class AttentionLargeShapeTests_Cuda() : AttentionOpTests(BackendKind.Cuda)
 {
     [Test]
     public void AttentionLargeSelf() { CheckForward(1, 8, 256, 256, 64, MaskKind.None); CheckBackward(1, 8, 256, 256, 64, MaskKind.None); }

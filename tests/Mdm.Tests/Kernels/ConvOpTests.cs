@@ -40,7 +40,8 @@ public sealed record Conv1dCase(int N, int Cin, int Cout, int L, int K, int Stri
 /// argument checks. Shapes stay tiny so the ILGPU CPU accelerator runs them quickly; ConvLargeShapeTests_Cpu takes
 /// the CPU backend through bigger, chunked shapes.
 /// </summary>
-public abstract class ConvOpTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class ConvOpTests(BackendKind kind) : KernelFixture(kind)
 {
     public static IEnumerable<TestCaseData> Conv2dCases()
     {
@@ -302,8 +303,8 @@ public abstract class ConvOpTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class ConvOpTests_Cpu() : ConvOpTests(BackendKind.Cpu);
-public class ConvOpTests_IlgpuCpu() : ConvOpTests(BackendKind.IlgpuCpu)
+[BackendFixtures(BackendKind.IlgpuCpu)]
+public class ConvChunkedTests_IlgpuCpu() : ConvOpTests(BackendKind.IlgpuCpu)
 {
     /// <summary>With a column budget of one sample, the lowered bf16 convolution runs sample by sample: forward per
     /// chunk, input gradient per chunk, and the weight gradient summed across chunks.</summary>
@@ -322,8 +323,8 @@ public class ConvOpTests_IlgpuCpu() : ConvOpTests(BackendKind.IlgpuCpu)
         finally { gpu.Im2ColBudgetBytes = saved; }
     }
 }
-[GpuFixture]
-public class ConvOpTests_Cuda() : ConvOpTests(BackendKind.Cuda)
+[BackendFixtures(BackendKind.Cuda)]
+public class ConvTensorCoreTests_Cuda() : ConvOpTests(BackendKind.Cuda)
 {
     /// <summary>Shapes the tensor-core convolution takes, including two 128-row tiles of output channels and a
     /// 64² level; fails if the GEMM did not run on tensor cores.</summary>

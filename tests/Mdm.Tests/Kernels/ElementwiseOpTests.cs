@@ -5,7 +5,8 @@ using Mdm.Tests.Reference;
 namespace Mdm.Tests.Kernels;
 
 /// <summary>Add, Sub, Mul with broadcasting, and SiLU: forward and backward against float64.</summary>
-public abstract class ElementwiseOpTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class ElementwiseOpTests(BackendKind kind) : KernelFixture(kind)
 {
     public static IEnumerable<TestCaseData> BinaryShapes()
     {
@@ -138,6 +139,3 @@ public abstract class ElementwiseOpTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class ElementwiseOpTests_Cpu() : ElementwiseOpTests(BackendKind.Cpu);
-public class ElementwiseOpTests_IlgpuCpu() : ElementwiseOpTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class ElementwiseOpTests_Cuda() : ElementwiseOpTests(BackendKind.Cuda);

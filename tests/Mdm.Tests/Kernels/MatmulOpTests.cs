@@ -5,7 +5,8 @@ using Mdm.Tests.Reference;
 namespace Mdm.Tests.Kernels;
 
 /// <summary>MatMul (all transpose forms, batched and broadcast, F32 and BF16) and Linear: forward and backward against float64.</summary>
-public abstract class MatmulOpTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class MatmulOpTests(BackendKind kind) : KernelFixture(kind)
 {
     /// <summary>f32 accumulation of n products: a few float eps per √n of Σ|terms|, plus a small floor.</summary>
     protected static Tolerance Accum(long n) => new(1e-6, 4 * 6e-8 * Math.Sqrt(Math.Max(n, 1)) + 1e-6);
@@ -304,7 +305,8 @@ public abstract class MatmulOpTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class MatmulOpTests_Cpu() : MatmulOpTests(BackendKind.Cpu)
+[BackendFixtures(BackendKind.Cpu)]
+public class MatmulLargeShapeTests_Cpu() : MatmulOpTests(BackendKind.Cpu)
 {
     /// <summary>A size where the CPU GEMM's row split across cores matters.</summary>
     [TestCase(false, false)]
@@ -314,9 +316,8 @@ public class MatmulOpTests_Cpu() : MatmulOpTests(BackendKind.Cpu)
     [Test]
     public void BatchedBroadcast256() => CheckMatMul([4, 64, 256], false, [128, 256], true);
 }
-public class MatmulOpTests_IlgpuCpu() : MatmulOpTests(BackendKind.IlgpuCpu);
-[GpuFixture]
-public class MatmulOpTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
+[BackendFixtures(BackendKind.Cuda)]
+public class MatmulTensorCoreTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
 {
     /// <summary>Shapes the tensor-core GEMM takes (every stored row a multiple of 8 values) but that are not whole
     /// tiles: M, N off the 128 tile, K off the 32 slice, all four transpose forms, batched, broadcast and summed.</summary>

@@ -10,7 +10,8 @@ namespace Mdm.Tests.Kernels;
 /// GroupNorm, fused GroupNorm + FiLM + SiLU (and GroupNorm + SiLU) and LayerNorm: forward (y, mean, rstd) and every
 /// backward output against float64.
 /// </summary>
-public abstract class NormOpTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class NormOpTests(BackendKind kind) : KernelFixture(kind)
 {
     const float Eps = 1e-5f;
 
@@ -431,15 +432,14 @@ public abstract class NormOpTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class NormOpTests_Cpu() : NormOpTests(BackendKind.Cpu)
+[BackendFixtures(BackendKind.Cpu)]
+public class NormModelSizeTests_Cpu() : NormOpTests(BackendKind.Cpu)
 {
     [Test] public void GroupNormFilmSiluModelSize() => CheckModelSizeFused();
 }
 
-public class NormOpTests_IlgpuCpu() : NormOpTests(BackendKind.IlgpuCpu);
-
-[GpuFixture]
-public class NormOpTests_Cuda() : NormOpTests(BackendKind.Cuda)
+[BackendFixtures(BackendKind.Cuda)]
+public class NormModelSizeTests_Cuda() : NormOpTests(BackendKind.Cuda)
 {
     [Test] public void GroupNormFilmSiluModelSize() => CheckModelSizeFused();
 }

@@ -6,7 +6,8 @@ namespace Mdm.Tests.Kernels;
 
 /// <summary>MSE loss (mean and per sample) and its backward, the per-sample quantile of |x|, the global gradient norm,
 /// fused Adam/AdamW with clipping, and the EMA update, against float64.</summary>
-public abstract class OptimOpTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class OptimOpTests(BackendKind kind) : KernelFixture(kind)
 {
     /// <summary>Summation budget: a few float eps per √n of the sum of magnitudes (as ReduceOpTests).</summary>
     static Tolerance SumTolerance(long n) => new(1e-7, 4 * 6e-8 * Math.Sqrt(n) + 1e-6);
@@ -316,10 +317,6 @@ public abstract class OptimOpTests(BackendKind kind) : KernelFixture(kind)
         ExpectThrow("MseLoss", "different devices", () => Ops.MseLoss(a, elsewhere).Dispose());
     }
 }
-
-public class OptimOpTests_Cpu() : OptimOpTests(BackendKind.Cpu);
-public class OptimOpTests_IlgpuCpu() : OptimOpTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class OptimOpTests_Cuda() : OptimOpTests(BackendKind.Cuda);
 
 /// <summary>The float64 MSE references' backward formulas equal finite differences of their forwards.</summary>
 public class OptimReferenceGradcheck

@@ -26,4 +26,13 @@ public class PtxCompileTests
         var backend = (IlgpuBackend)TestBackends.Get(BackendKind.IlgpuCpu);
         Assert.That(backend.KernelNames, Is.EquivalentTo(KernelCatalog.All.Select(k => k.Name)));
     }
+
+    [Test]
+    public void CustomOpAndDiffusionKernelsJoinTheCatalogue()
+    {
+        var names = KernelCatalog.All.Select(k => k.Name).ToList();
+        Assert.That(names, Is.SupersetOf(new[] { "RmsNorm.Kernels.Forward", "RmsNorm.Kernels.BackwardInput", "RmsNorm.Kernels.BackwardGain",
+            "Thresholding.Kernels.Clamp", "Thresholding.Kernels.Dynamic" }));
+        Assert.That(names, Is.Unique);
+    }
 }

@@ -5,7 +5,8 @@ using Mdm.Tests.Reference;
 namespace Mdm.Tests.Kernels;
 
 /// <summary>Sum over axes (contiguous or not, keepdims or not) and its backward, against float64.</summary>
-public abstract class ReduceOpTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class ReduceOpTests(BackendKind kind) : KernelFixture(kind)
 {
     public static IEnumerable<TestCaseData> SumCases()
     {
@@ -72,6 +73,3 @@ public abstract class ReduceOpTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class ReduceOpTests_Cpu() : ReduceOpTests(BackendKind.Cpu);
-public class ReduceOpTests_IlgpuCpu() : ReduceOpTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class ReduceOpTests_Cuda() : ReduceOpTests(BackendKind.Cuda);

@@ -6,7 +6,8 @@ using Mdm.Tests.Reference;
 namespace Mdm.Tests.Kernels;
 
 /// <summary>GELU, FiLM scale-shift, nearest ×2 upsample, average pooling, concat / split and permute against float64.</summary>
-public abstract class ShapeOpTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class ShapeOpTests(BackendKind kind) : KernelFixture(kind)
 {
     // ---- GELU -------------------------------------------------------------------------------------------------
     public static IEnumerable<int[]> GeluShapes() => [[9, 9], [113, 64], [2, 3, 9, 9], [1031]];
@@ -336,10 +337,6 @@ public abstract class ShapeOpTests(BackendKind kind) : KernelFixture(kind)
         Throws("Gelu", () => Ops.Gelu(x, y), "different devices");
     }
 }
-
-public class ShapeOpTests_Cpu() : ShapeOpTests(BackendKind.Cpu);
-public class ShapeOpTests_IlgpuCpu() : ShapeOpTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class ShapeOpTests_Cuda() : ShapeOpTests(BackendKind.Cuda);
 
 /// <summary>The float64 references of the Shape family: erf against published values, each backward against finite differences.</summary>
 public class ShapeReferenceGradcheck

@@ -136,7 +136,7 @@ public sealed class ReferenceMdm(ModelConfig config, Func<string, double[]> weig
         if (innermost && c.SkipMidBlocks != true)
         {
             (x, xs) = ResNet(p + "mid_blocks.0.resnets.0", x, xs, xs[1], temb, c.Groups);
-            x = Attention(p + "mid_blocks.0.attn.0", x, xs, cond, c.Groups, cond.Tokens is not null && cond.Width > 0, c.UseAttentionFfn);
+            x = Attention(p + "mid_blocks.0.attn.0", x, xs, cond, c.AttentionGroups, cond.Tokens is not null && cond.Width > 0, c.UseAttentionFfn);
             (x, xs) = ResNet(p + "mid_blocks.1.resnets.0", x, xs, xs[1], temb, c.Groups);
         }
         (x, xs) = Up(c, p, x, xs, temb, cond, b, skips);
@@ -159,7 +159,7 @@ public sealed class ReferenceMdm(ModelConfig config, Func<string, double[]> weig
             {
                 (x, xs) = ResNet($"{p}down_blocks.{i}.resnets.{j}", x, xs, ch, temb, c.Groups);
                 for (int k = 0; k < layers; k++)
-                    x = Attention($"{p}down_blocks.{i}.attn.{j * layers + k}", x, xs, CondFor(cond, b), c.Groups, cond.Tokens is not null, c.UseAttentionFfn);
+                    x = Attention($"{p}down_blocks.{i}.attn.{j * layers + k}", x, xs, CondFor(cond, b), c.AttentionGroups, cond.Tokens is not null, c.UseAttentionFfn);
                 skips.Add((x, xs));
             }
             if (i != c.Levels - 1)
@@ -183,7 +183,7 @@ public sealed class ReferenceMdm(ModelConfig config, Func<string, double[]> weig
                 x = ConcatChannels(x, xs, sv, ss, out xs);
                 (x, xs) = ResNet($"{p}up_blocks.{u}.resnets.{j}", x, xs, ch, temb, c.Groups);
                 for (int k = 0; k < layers; k++)
-                    x = Attention($"{p}up_blocks.{u}.attn.{j * layers + k}", x, xs, CondFor(cond, b), c.Groups, cond.Tokens is not null, c.UseAttentionFfn);
+                    x = Attention($"{p}up_blocks.{u}.attn.{j * layers + k}", x, xs, CondFor(cond, b), c.AttentionGroups, cond.Tokens is not null, c.UseAttentionFfn);
             }
             if (i != 0)
             {

@@ -20,7 +20,7 @@ public static class TemporalBlockReference
         var t = Ref.Permute(qkv, [rows, frames, 3 * heads, d], [0, 2, 1, 3]);
         var parts = Ref.Split(t, [rows, 3 * heads, frames, d], [heads, heads, heads], 1);
         var (q, k, v) = (parts[0], parts[1], parts[2]);
-        if (rotary) { q = Ref.Rotary(q, frames, d, 10000, 0, false); k = Ref.Rotary(k, frames, d, 10000, 0, false); }
+        if (rotary) { q = InterleavedRotary(q, frames, d); k = InterleavedRotary(k, frames, d); }
         var o = Ref.Attention(q, k, v, null, rows, heads, frames, frames, d, out _, out _);
         var merged = Ref.Permute(o, [rows, heads, frames, d], [0, 2, 1, 3]);
         seq = Add(seq, Ref.Linear(merged, w("attn.proj_out.weight"), c, c, w("attn.proj_out.bias"), out _));
@@ -41,4 +41,21 @@ public static class TemporalBlockReference
     }
 
     static double[] Add(double[] a, double[] b) => a.Select((v, i) => v + b[i]).ToArray();
+
+    /// <summary>rotary_embedding_torch's encoding of x [rows, N, D] along N: channels (2i, 2i+1) rotate by
+    /// n·10000^(−2i/D), (a, b) → (a cos − b sin, b cos + a sin).</summary>
+    public static double[] InterleavedRotary(double[] x, int n, int d)
+    {
+        var y = new double[x.Length];
+        for (int r = 0; r < x.Length / (n * d); r++)
+            for (int p = 0; p < n; p++)
+                for (int i = 0; i < d / 2; i++)
+                {
+                    double angle = p * Math.Pow(10000, -2.0 * i / d), cos = Math.Cos(angle), sin = Math.Sin(angle);
+                    int at = (r * n + p) * d + 2 * i;
+                    y[at] = x[at] * cos - x[at + 1] * sin;
+                    y[at + 1] = x[at + 1] * cos + x[at] * sin;
+                }
+        return y;
+    }
 }

@@ -28,13 +28,13 @@ public class VideoModelTests
             Outer = new UNetConfig
             {
                 ResolutionChannels = [8, 8, 8], NumResnetsPerResolution = [1], AttentionLevels = [], NumAttentionLayers = [0],
-                NumTemporalAttentionLayers = [1, 1, 0], TemporalPositionalEncoding = true, TemporalMode = true, TemporalDim = 32, Groups = 4,
+                NumTemporalAttentionLayers = [1, 1, 0], TemporalPositionalEncoding = true, TemporalMode = true, TemporalDim = 32, Groups = 4, AttentionGroups = 4,
             },
             SkipNormalization = true,
             InnerUnet = new UNetConfig
             {
                 ResolutionChannels = [8, 16], NumResnetsPerResolution = [1], AttentionLevels = [1], NumAttentionLayers = [1],
-                TemporalDim = 32, NumClasses = 3, Groups = 4,
+                TemporalDim = 32, NumClasses = 3, Groups = 4, AttentionGroups = 4,
             },
         },
     };
@@ -101,7 +101,7 @@ public class VideoModelTests
 
             // Every temporal attention block has 30·C² + 15·C parameters (convs 2·(9C² + C), LayerNorms 2·2C,
             // qkv 3C² + 3C, proj_out C² + C, MLP 4C² + 4C + 4C² + C).
-            var blocks = count.Parameters.Where(p => p.Name.Contains(".temporal_attn.")).GroupBy(p => p.Name[..(p.Name.IndexOf(".temporal_attn.") + 17)]).ToList();
+            var blocks = count.Parameters.Where(p => p.Name.Contains(".t_attn.")).GroupBy(p => p.Name[..(p.Name.IndexOf(".t_attn.") + 10)]).ToList();
             Assert.That(blocks, Is.Not.Empty, $"{name}: no temporal attention blocks");
             foreach (var block in blocks)
             {
@@ -117,8 +117,8 @@ public class VideoModelTests
         var innermost = ModelFactory.CountParameters(paper).Parameters.Where(p => p.Name.StartsWith("inner_unet.inner_unet.")).ToList();
         Assert.That(innermost.Select(p => (p.Name["inner_unet.inner_unet.".Length..], p.Numel)), Is.EqualTo(image.Parameters.Select(p => (p.Name, p.Numel))));
         // 15 temporal blocks in the middle level (5 down + 10 up), none elsewhere.
-        Assert.That(ModelFactory.CountParameters(paper).Parameters.Count(p => p.Name.EndsWith(".temporal_attn.0.up_conv.weight")), Is.EqualTo(10));
-        Assert.That(ModelFactory.CountParameters(paper).Parameters.Count(p => p.Name.Contains(".temporal_attn.") && p.Name.EndsWith("up_conv.weight")), Is.EqualTo(15));
+        Assert.That(ModelFactory.CountParameters(paper).Parameters.Count(p => p.Name.EndsWith(".t_attn.0.up_conv.weight")), Is.EqualTo(10));
+        Assert.That(ModelFactory.CountParameters(paper).Parameters.Count(p => p.Name.Contains(".t_attn.") && p.Name.EndsWith("up_conv.weight")), Is.EqualTo(15));
     }
 
     [Test]
@@ -199,7 +199,7 @@ public class VideoModelTests
                     loss.Backward();
                     losses.Add(loss.Item());
                 }
-                Assert.That(model.NamedParameters().Where(p => p.Name.Contains("temporal_attn.0.up_conv.weight")).All(p => p.Value.Grad is not null),
+                Assert.That(model.NamedParameters().Where(p => p.Name.Contains("t_attn.0.up_conv.weight")).All(p => p.Value.Grad is not null),
                     "temporal blocks receive gradients");
                 var grads = parameters.Select(p => p.Grad ?? B.Zeros(p.Shape)).ToList();
                 Ops.AdamStep(parameters.Select(p => p.Data).ToList(), grads, m, v, AdamOptions.Adam(3e-3), step);

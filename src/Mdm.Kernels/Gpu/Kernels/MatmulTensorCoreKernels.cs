@@ -1,7 +1,8 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime.Cuda;
-using static Mdm.Kernels.Gpu.Kernels.TensorCorePtx;
+using Mdm.Kernels.Gpu.TensorCore;
 
 namespace Mdm.Kernels.Gpu.Kernels;
 
@@ -46,7 +47,8 @@ public struct TensorCoreGemmArgs
 /// XOR-swizzled by 16-byte chunk so each ldmatrix phase (8 rows, one chunk column) hits 8 distinct bank groups.
 /// Each thread's copy addresses are worked out once; a slice only adds its k offset. The accumulators and fragments
 /// are separate locals passed by value: a local whose address is taken stays in local memory.
-/// CUDA only (inline PTX); the host routes other backends and unaligned shapes to v1.
+/// The warp primitives are a type argument (<see cref="IWarpMma{TSelf}"/>): inline PTX on CUDA, emulated on the CPU
+/// accelerator, where the tests run it against float64. The host routes other backends and unaligned shapes to v1.
 /// </summary>
 public static class MatmulTensorCoreKernels
 {
@@ -102,12 +104,20 @@ public static class MatmulTensorCoreKernels
         return c;
     }
 
+    /// <summary>The CUDA kernel: <see cref="Gemm{TO, TW, TM}"/> on the inline-PTX primitives.</summary>
     public static void Gemm<TO, TW>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p)
-        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps
+        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps => Gemm<TO, TW, PtxWarpMma>(c, bias, p);
+
+    /// <summary>The GEMM on any implementation of the warp primitives (<see cref="EmulatedWarpMma"/> runs it on the
+    /// CPU accelerator). Launch with <see cref="IGemmWarps.Threads"/> threads and <see cref="SharedBytes"/> of dynamic
+    /// shared memory, one group per output tile (x) and output batch (y).</summary>
+    public static void Gemm<TO, TW, TM>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p)
+        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM>
     {
-        var smem = SharedMemory.GetDynamic<byte>();   // addressed only from inline PTX (__dyn_shared_alloca)
+        var smem = SharedMemory.GetDynamic<byte>();   // addressed through the primitives (on CUDA: __dyn_shared_alloca)
         var o = default(TO);
         var w = default(TW);
+        var m = default(TM).Bind(smem);
         int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5;
         int wm = w.Wide ? warp >> 1 : warp >> 2, colBase = w.Wide ? (warp & 1) * 64 : (warp & 3) * 32;
         int tile = Grid.IdxX, tm = tile / p.TilesN;
@@ -121,8 +131,8 @@ public static class MatmulTensorCoreKernels
         int iters = cur.Left;
 
         // Prologue: stages 0 and 1 in flight.
-        cur = Issue(o, w, p, planA, planB, cur);
-        cur = Issue(o, w, p, planA, planB, cur);
+        cur = Issue(m, o, w, p, planA, planB, cur);
+        cur = Issue(m, o, w, p, planA, planB, cur);
 
         // t{i}{j}: rows wm·64 + i·16, columns colBase + j·8 (j ≥ 4 only in the wide layout).
         Frag t00 = default, t01 = default, t02 = default, t03 = default, t04 = default, t05 = default, t06 = default, t07 = default;
@@ -132,32 +142,32 @@ public static class MatmulTensorCoreKernels
         int g = lane >> 3, r = lane & 7, stage = 0;
         for (int it = 0; it < iters; it++)
         {
-            WaitOneGroupPending();
+            m.WaitOneGroupPending();
             Group.Barrier();   // stage `it` visible to all warps; stage it-1 no longer read by anyone
-            cur = Issue(o, w, p, planA, planB, cur);
+            cur = Issue(m, o, w, p, planA, planB, cur);
 
             int sa = stage * StageBytes, sb = sa + OperandBytes;
             stage = stage == Stages - 1 ? 0 : stage + 1;
             for (int ks = 0; ks < TileK / 16; ks++)
             {
-                U4 x0 = LoadA(o, sa, wm, lane, g, r, ks, 0), x1 = LoadA(o, sa, wm, lane, g, r, ks, 1);
-                U4 x2 = LoadA(o, sa, wm, lane, g, r, ks, 2), x3 = LoadA(o, sa, wm, lane, g, r, ks, 3);
-                U4 y0 = LoadB(o, sb, colBase, g, r, ks, 0), y1 = LoadB(o, sb, colBase, g, r, ks, 1);
-                t00 = Mma(t00, x0, y0.X, y0.Y); t01 = Mma(t01, x0, y0.Z, y0.W); t02 = Mma(t02, x0, y1.X, y1.Y); t03 = Mma(t03, x0, y1.Z, y1.W);
-                t10 = Mma(t10, x1, y0.X, y0.Y); t11 = Mma(t11, x1, y0.Z, y0.W); t12 = Mma(t12, x1, y1.X, y1.Y); t13 = Mma(t13, x1, y1.Z, y1.W);
-                t20 = Mma(t20, x2, y0.X, y0.Y); t21 = Mma(t21, x2, y0.Z, y0.W); t22 = Mma(t22, x2, y1.X, y1.Y); t23 = Mma(t23, x2, y1.Z, y1.W);
-                t30 = Mma(t30, x3, y0.X, y0.Y); t31 = Mma(t31, x3, y0.Z, y0.W); t32 = Mma(t32, x3, y1.X, y1.Y); t33 = Mma(t33, x3, y1.Z, y1.W);
+                U4 x0 = LoadA(m, o, sa, wm, lane, g, r, ks, 0), x1 = LoadA(m, o, sa, wm, lane, g, r, ks, 1);
+                U4 x2 = LoadA(m, o, sa, wm, lane, g, r, ks, 2), x3 = LoadA(m, o, sa, wm, lane, g, r, ks, 3);
+                U4 y0 = LoadB(m, o, sb, colBase, g, r, ks, 0), y1 = LoadB(m, o, sb, colBase, g, r, ks, 1);
+                t00 = m.Mma(t00, x0, y0.X, y0.Y); t01 = m.Mma(t01, x0, y0.Z, y0.W); t02 = m.Mma(t02, x0, y1.X, y1.Y); t03 = m.Mma(t03, x0, y1.Z, y1.W);
+                t10 = m.Mma(t10, x1, y0.X, y0.Y); t11 = m.Mma(t11, x1, y0.Z, y0.W); t12 = m.Mma(t12, x1, y1.X, y1.Y); t13 = m.Mma(t13, x1, y1.Z, y1.W);
+                t20 = m.Mma(t20, x2, y0.X, y0.Y); t21 = m.Mma(t21, x2, y0.Z, y0.W); t22 = m.Mma(t22, x2, y1.X, y1.Y); t23 = m.Mma(t23, x2, y1.Z, y1.W);
+                t30 = m.Mma(t30, x3, y0.X, y0.Y); t31 = m.Mma(t31, x3, y0.Z, y0.W); t32 = m.Mma(t32, x3, y1.X, y1.Y); t33 = m.Mma(t33, x3, y1.Z, y1.W);
                 if (w.Wide)
                 {
-                    U4 y2 = LoadB(o, sb, colBase, g, r, ks, 2), y3 = LoadB(o, sb, colBase, g, r, ks, 3);
-                    t04 = Mma(t04, x0, y2.X, y2.Y); t05 = Mma(t05, x0, y2.Z, y2.W); t06 = Mma(t06, x0, y3.X, y3.Y); t07 = Mma(t07, x0, y3.Z, y3.W);
-                    t14 = Mma(t14, x1, y2.X, y2.Y); t15 = Mma(t15, x1, y2.Z, y2.W); t16 = Mma(t16, x1, y3.X, y3.Y); t17 = Mma(t17, x1, y3.Z, y3.W);
-                    t24 = Mma(t24, x2, y2.X, y2.Y); t25 = Mma(t25, x2, y2.Z, y2.W); t26 = Mma(t26, x2, y3.X, y3.Y); t27 = Mma(t27, x2, y3.Z, y3.W);
-                    t34 = Mma(t34, x3, y2.X, y2.Y); t35 = Mma(t35, x3, y2.Z, y2.W); t36 = Mma(t36, x3, y3.X, y3.Y); t37 = Mma(t37, x3, y3.Z, y3.W);
+                    U4 y2 = LoadB(m, o, sb, colBase, g, r, ks, 2), y3 = LoadB(m, o, sb, colBase, g, r, ks, 3);
+                    t04 = m.Mma(t04, x0, y2.X, y2.Y); t05 = m.Mma(t05, x0, y2.Z, y2.W); t06 = m.Mma(t06, x0, y3.X, y3.Y); t07 = m.Mma(t07, x0, y3.Z, y3.W);
+                    t14 = m.Mma(t14, x1, y2.X, y2.Y); t15 = m.Mma(t15, x1, y2.Z, y2.W); t16 = m.Mma(t16, x1, y3.X, y3.Y); t17 = m.Mma(t17, x1, y3.Z, y3.W);
+                    t24 = m.Mma(t24, x2, y2.X, y2.Y); t25 = m.Mma(t25, x2, y2.Z, y2.W); t26 = m.Mma(t26, x2, y3.X, y3.Y); t27 = m.Mma(t27, x2, y3.Z, y3.W);
+                    t34 = m.Mma(t34, x3, y2.X, y2.Y); t35 = m.Mma(t35, x3, y2.Z, y2.W); t36 = m.Mma(t36, x3, y3.X, y3.Y); t37 = m.Mma(t37, x3, y3.Z, y3.W);
                 }
             }
         }
-        WaitAll();
+        m.WaitAll();
 
         int cBase = outBatch * p.StrideC;
         int row = m0 + wm * 64 + (lane >> 2), col = n0 + colBase + (lane & 3) * 2;
@@ -178,8 +188,8 @@ public static class MatmulTensorCoreKernels
     /// <summary>Issues the cp.async copies of the slice under the cursor (none once all are issued), commits them as
     /// one group, and moves the cursor on. Chunks outside the matrix read 0 bytes and land as zeros.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static LoadCursor Issue<TO, TW>(TO o, TW w, in TensorCoreGemmArgs p, ChunkPlan a, ChunkPlan b, LoadCursor cur)
-        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps
+    static LoadCursor Issue<TM, TO, TW>(TM m, TO o, TW w, in TensorCoreGemmArgs p, ChunkPlan a, ChunkPlan b, LoadCursor cur)
+        where TM : struct, IWarpMma<TM> where TO : struct, IGemmOrientation where TW : struct, IGemmWarps
     {
         if (cur.Left > 0)
         {
@@ -188,48 +198,54 @@ public static class MatmulTensorCoreKernels
             int ka = 2 * (o.TransA ? cur.K0 * p.Lda : cur.K0), kb = 2 * (o.TransB ? cur.K0 : cur.K0 * p.Ldb);
             for (int q = 0; q < 1024 / w.Threads; q++)
             {
-                CopyChunk(o.TransA, a, aBase, ka, cur.K0, p.K, q, w.Threads, stageOffset);
-                CopyChunk(!o.TransB, b, bBase, kb, cur.K0, p.K, q, w.Threads, stageOffset + OperandBytes);
+                CopyChunk(m, o.TransA, a, aBase, ka, cur.K0, p.K, q, w.Threads, stageOffset);
+                CopyChunk(m, !o.TransB, b, bBase, kb, cur.K0, p.K, q, w.Threads, stageOffset + OperandBytes);
             }
             cur.K0 += TileK;
             if (cur.K0 >= p.K) { cur.K0 = 0; cur.Bb++; }
             cur.Left--;
         }
         cur.Stage = cur.Stage == Stages - 1 ? 0 : cur.Stage + 1;
-        Commit();   // an empty group past the end keeps "wait_group 1" meaning "the slice before is in"
+        m.Commit();   // an empty group past the end keeps "wait_group 1" meaning "the slice before is in"
         return cur;
     }
 
     /// <summary>Chunk q of a thread's plan for slice k0 (<paramref name="kBytes"/> = k0's byte offset along the stored rows).
-    /// A chunk outside the matrix copies 0 bytes from the matrix's first address (valid, never read).</summary>
+    /// A chunk outside the matrix copies 0 bytes from the matrix's first address (valid, never read); cp.async zero-fills
+    /// whatever it does not read.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void CopyChunk(bool mnContiguous, ChunkPlan c, long baseAddr, int kBytes, int k0, int k, int q, int threads, int stageOffset)
+    static void CopyChunk<TM>(TM m, bool mnContiguous, ChunkPlan c, long baseAddr, int kBytes, int k0, int k, int q, int threads, int stageOffset)
+        where TM : struct, IWarpMma<TM>
     {
         bool inside = mnContiguous
             ? c.RowsOk != 0 && k0 + c.KOffset + q * (threads >> 4) < k
             : c.RowsOk > q * (threads >> 3) && k0 + c.KOffset < k;
         int offset = inside ? c.Bytes + q * c.ByteStep + kBytes : 0;
-        CopyAsync16((uint)(stageOffset + c.Smem + q * threads * 16), baseAddr + offset, inside ? 16u : 0u);
+        // A K-contiguous chunk that straddles K reads only up to K (the rest of the stored row may be any padding).
+        int bytes = !inside ? 0 : mnContiguous ? 16 : XMath.Min(16, 2 * (k - k0 - c.KOffset));
+        m.CopyAsync16((uint)(stageOffset + c.Smem + q * threads * 16), baseAddr + offset, (uint)bytes);
     }
 
     /// <summary>ldmatrix.x4 of A's m16k16 tile <paramref name="i"/> of the warp: each lane supplies one row address of
     /// one of the four 8×8 matrices, giving mma's a0..a3.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static U4 LoadA<TO>(TO o, int sa, int wm, int lane, int g, int r, int ks, int i) where TO : struct, IGemmOrientation
+    static U4 LoadA<TM, TO>(TM m, TO o, int sa, int wm, int lane, int g, int r, int ks, int i)
+        where TM : struct, IWarpMma<TM> where TO : struct, IGemmOrientation
     {
         if (o.TransA)
-            return LoadMatrixTrans(sa + MnContigOffset(ks * 16 + r + (g >> 1) * 8, (wm * 64 + i * 16 + (g & 1) * 8) >> 3));
-        return LoadMatrix(sa + KContigOffset(wm * 64 + i * 16 + (lane & 15), ks * 2 + (lane >> 4)));
+            return m.LoadMatrixX4Trans(sa + MnContigOffset(ks * 16 + r + (g >> 1) * 8, (wm * 64 + i * 16 + (g & 1) * 8) >> 3));
+        return m.LoadMatrixX4(sa + KContigOffset(wm * 64 + i * 16 + (lane & 15), ks * 2 + (lane >> 4)));
     }
 
     /// <summary>ldmatrix.x4 of B's k16n16 block <paramref name="j"/> of the warp (columns colBase + j·16): (X, Y) = b0, b1 of the first n8 tile,
     /// (Z, W) of the second.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static U4 LoadB<TO>(TO o, int sb, int colBase, int g, int r, int ks, int j) where TO : struct, IGemmOrientation
+    static U4 LoadB<TM, TO>(TM m, TO o, int sb, int colBase, int g, int r, int ks, int j)
+        where TM : struct, IWarpMma<TM> where TO : struct, IGemmOrientation
     {
         if (o.TransB)
-            return LoadMatrix(sb + KContigOffset(colBase + j * 16 + r + (g >> 1) * 8, ks * 2 + (g & 1)));
-        return LoadMatrixTrans(sb + MnContigOffset(ks * 16 + r + (g & 1) * 8, (colBase + j * 16 + (g >> 1) * 8) >> 3));
+            return m.LoadMatrixX4(sb + KContigOffset(colBase + j * 16 + r + (g >> 1) * 8, ks * 2 + (g & 1)));
+        return m.LoadMatrixX4Trans(sb + MnContigOffset(ks * 16 + r + (g & 1) * 8, (colBase + j * 16 + (g >> 1) * 8) >> 3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,27 +1,12 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Mdm.Kernels.Gpu.Kernels;
 
 namespace Mdm.Kernels.Gpu;
 
 public sealed partial class IlgpuBackend
 {
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int> optimSquaredSumPartial = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, float, int> optimFinishRows = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float> mseLossBackward = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, float> quantileAbs = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamStepArgs> adamStep = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, float> emaUpdate = null!;
 
-    partial void LoadOptimizerKernels(Loader loader)
-    {
-        var a = accelerator;
-        optimSquaredSumPartial = loader.Load(nameof(KernelCatalog.OptimSquaredSumPartial), () => a.LoadStreamKernel(KernelCatalog.OptimSquaredSumPartial));
-        optimFinishRows = loader.Load(nameof(KernelCatalog.OptimFinishRows), () => a.LoadStreamKernel(KernelCatalog.OptimFinishRows));
-        mseLossBackward = loader.Load(nameof(KernelCatalog.MseLossBackward), () => a.LoadStreamKernel(KernelCatalog.MseLossBackward));
-        quantileAbs = loader.Load(nameof(KernelCatalog.QuantileAbs), () => a.LoadStreamKernel(KernelCatalog.QuantileAbs));
-        adamStep = loader.Load(nameof(KernelCatalog.AdamStep), () => a.LoadStreamKernel(KernelCatalog.AdamStep));
-        emaUpdate = loader.Load(nameof(KernelCatalog.EmaUpdate), () => a.LoadStreamKernel(KernelCatalog.EmaUpdate));
-    }
 
     /// <summary>Most chunks one row is cut into for a reduction (bounds the partial buffer and the finishing pass).</summary>
     const int MaxReduceChunks = 1024;
@@ -44,15 +29,15 @@ public sealed partial class IlgpuBackend
         var (chunks, chunkLen) = ReduceChunks(rowLen);
         long tasks = (long)rows * chunks;
         using var partial = Empty((int)tasks);
-        optimSquaredSumPartial(Groups(tasks), F32(x), F32(y), F32(partial), rows, rowLen, chunks, chunkLen, 1);
-        optimFinishRows(Groups(rows), F32(partial), F32(output), rows, chunks, scale, 0);
+        Run(OptimKernels.SquaredSumPartial, Groups(tasks), F32(x), F32(y), F32(partial), rows, rowLen, chunks, chunkLen, 1);
+        Run(OptimKernels.FinishRows, Groups(rows), F32(partial), F32(output), rows, chunks, scale, 0);
     }
 
     protected internal override void SquaredErrorBackward(Tensor x, Tensor y, Tensor dy, Tensor dx, int rowLen, float scale) =>
-        mseLossBackward(Launch(dx.Numel), F32(x), F32(y), F32(dy), F32(dx), rowLen, scale);
+        Run(OptimKernels.SquaredErrorBackward, Launch(dx.Numel), F32(x), F32(y), F32(dy), F32(dx), rowLen, scale);
 
     protected internal override void QuantileAbsRows(Tensor x, Tensor q, int rows, int rowLen, int k, int kAbove, float frac) =>
-        quantileAbs(Groups(rows), F32(x), F32(q), rows, rowLen, k, kAbove, frac);
+        Run(OptimKernels.QuantileAbs, Groups(rows), F32(x), F32(q), rows, rowLen, k, kAbove, frac);
 
     protected internal override void GlobalNorm(IReadOnlyList<Tensor> tensors, Tensor norm)
     {
@@ -72,18 +57,18 @@ public sealed partial class IlgpuBackend
             var (chunks, chunkLen) = plan[i];
             if (chunks == 0) continue;
             var xv = F32(tensors[i]);
-            optimSquaredSumPartial(Groups(chunks), xv, xv, pv.SubView(at, chunks), 1, (int)tensors[i].Numel, chunks, chunkLen, 0);
+            Run(OptimKernels.SquaredSumPartial, Groups(chunks), xv, xv, pv.SubView(at, chunks), 1, (int)tensors[i].Numel, chunks, chunkLen, 0);
             at += chunks;
         }
-        optimFinishRows(new KernelConfig(1, groupSize), pv, F32(norm), 1, (int)total, 1f, 1);
+        Run(OptimKernels.FinishRows, new KernelConfig(1, groupSize), pv, F32(norm), 1, (int)total, 1f, 1);
     }
 
     protected internal override void AdamStep(Tensor p, Tensor g, Tensor m, Tensor v, Tensor? gradNorm, in AdamStepArgs args)
     {
         var pv = F32(p);
-        adamStep(Launch(p.Numel), pv, F32(g), F32(m), F32(v), gradNorm is null ? pv : F32(gradNorm), args);
+        Run(OptimKernels.AdamStep, Launch(p.Numel), pv, F32(g), F32(m), F32(v), gradNorm is null ? pv : F32(gradNorm), args);
     }
 
     protected internal override void EmaUpdate(Tensor ema, Tensor param, float decay) =>
-        emaUpdate(Launch(ema.Numel), F32(ema), F32(param), decay);
+        Run(OptimKernels.EmaUpdate, Launch(ema.Numel), F32(ema), F32(param), decay);
 }

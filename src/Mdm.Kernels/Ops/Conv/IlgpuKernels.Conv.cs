@@ -1,38 +1,24 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Mdm.Kernels.Gpu.Kernels;
 
 namespace Mdm.Kernels.Gpu;
 
 // Convolution launchers (kernels in Kernels/ConvKernels.cs).
 public sealed partial class IlgpuBackend
 {
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, Conv2dGeometry> conv2dForward = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Conv2dGeometry> conv2dBackwardInput = null!, conv2dBackwardWeight = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> conv2dBackwardBias = null!;
-    Action<KernelConfig, ArrayView<ushort>, ArrayView<uint>, Conv2dGeometry, int, int> im2colBF16 = null!;
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, Conv2dGeometry, int, int> col2im = null!;
 
     /// <summary>Bytes of column matrix one lowered convolution call materialises at most (samples are chunked to fit;
     /// a sample that alone exceeds it takes the widened F32 kernels). Settable so tests can force several chunks.</summary>
     public long Im2ColBudgetBytes { get; set; } = 512L << 20;
 
-    partial void LoadConvKernels(Loader loader)
-    {
-        var a = accelerator;
-        conv2dForward = loader.Load(nameof(KernelCatalog.Conv2dForward), () => a.LoadStreamKernel(KernelCatalog.Conv2dForward));
-        conv2dBackwardInput = loader.Load(nameof(KernelCatalog.Conv2dBackwardInput), () => a.LoadStreamKernel(KernelCatalog.Conv2dBackwardInput));
-        conv2dBackwardWeight = loader.Load(nameof(KernelCatalog.Conv2dBackwardWeight), () => a.LoadStreamKernel(KernelCatalog.Conv2dBackwardWeight));
-        conv2dBackwardBias = loader.Load(nameof(KernelCatalog.Conv2dBackwardBias), () => a.LoadStreamKernel(KernelCatalog.Conv2dBackwardBias));
-        im2colBF16 = loader.Load(nameof(KernelCatalog.Im2ColBF16), () => a.LoadStreamKernel(KernelCatalog.Im2ColBF16));
-        col2im = loader.Load(nameof(KernelCatalog.Col2Im), () => a.LoadStreamKernel(KernelCatalog.Col2Im));
-    }
 
     /// <summary>How many samples' columns fit the budget at once (at least one, at most the batch).</summary>
     int SamplesPerChunk(in Conv2dGeometry g, long bytesPerSample) => (int)Math.Max(1, Math.Min(g.N, Im2ColBudgetBytes / bytesPerSample));
 
     /// <summary>bf16 columns of samples n0 .. n0+count−1 into cols (one group per column-matrix row).</summary>
     void Im2Col(Tensor x, Tensor cols, in Conv2dGeometry g, int n0, int count) =>
-        im2colBF16(new KernelConfig((int)Math.Clamp((long)count * g.PatchSize, 1, maxGroups), groupSize), U16(x),
+        Run(ConvKernels.Im2ColBF16, new KernelConfig((int)Math.Clamp((long)count * g.PatchSize, 1, maxGroups), groupSize), U16(x),
             U16(cols).SubView(0, (long)count * g.PatchSize * g.Ho * g.Wo).Cast<uint>(), g, n0, count);
 
     /// <summary>
@@ -63,7 +49,7 @@ public sealed partial class IlgpuBackend
             var d = new MatmulDesc(count, k, pixels, g.Cout, true, false, 0, (long)g.Cout * pixels, (long)k * pixels, false);
             Gemm(weight, dySlice, colSlice, null, d);   // tensor cores on CUDA
 
-            col2im(Launch((long)count * g.Cin * g.H * g.W), F32(cols), F32(dx), g, n0, count);
+            Run(ConvKernels.Col2Im, Launch((long)count * g.Cin * g.H * g.W), F32(cols), F32(dx), g, n0, count);
         }
     }
 
@@ -129,14 +115,14 @@ public sealed partial class IlgpuBackend
 
     protected internal override void Conv2dForward(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g) =>
         // Without a bias the kernel never reads its bias view; the weight stands in for it.
-        conv2dForward(Launch(y.Numel), F32(x), F32(weight), bias is null ? F32(weight) : F32(bias), bias is null ? 0 : 1, F32(y), g);
+        Run(ConvKernels.Forward, Launch(y.Numel), F32(x), F32(weight), bias is null ? F32(weight) : F32(bias), bias is null ? 0 : 1, F32(y), g);
 
     protected internal override void Conv2dBackwardInput(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g) =>
-        conv2dBackwardInput(Launch(dx.Numel), F32(dy), F32(weight), F32(dx), g);
+        Run(ConvKernels.BackwardInput, Launch(dx.Numel), F32(dy), F32(weight), F32(dx), g);
 
     protected internal override void Conv2dBackwardWeight(Tensor x, Tensor dy, Tensor dweight, in Conv2dGeometry g) =>
-        conv2dBackwardWeight(new KernelConfig((int)Math.Clamp(dweight.Numel, 1, maxGroups), groupSize), F32(x), F32(dy), F32(dweight), g);
+        Run(ConvKernels.BackwardWeight, new KernelConfig((int)Math.Clamp(dweight.Numel, 1, maxGroups), groupSize), F32(x), F32(dy), F32(dweight), g);
 
     protected internal override void Conv2dBackwardBias(Tensor dy, Tensor dbias, in Conv2dGeometry g) =>
-        conv2dBackwardBias(new KernelConfig(Math.Clamp(g.Cout, 1, maxGroups), groupSize), F32(dy), F32(dbias), g.N, g.Cout, g.Ho * g.Wo);
+        Run(ConvKernels.BackwardBias, new KernelConfig(Math.Clamp(g.Cout, 1, maxGroups), groupSize), F32(dy), F32(dbias), g.N, g.Cout, g.Ho * g.Wo);
 }

@@ -1,14 +1,11 @@
-using ILGPU;
 using Mdm.Kernels.Gpu.Kernels;
 
 namespace Mdm.Kernels.Gpu;
 
 public static partial class KernelCatalog
 {
-    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> MatmulF32 =
-        MatmulKernels.Gemm<float, F32Widen>;
-    public static readonly Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, GemmArgs> MatmulBF16 =
-        MatmulKernels.Gemm<ushort, BF16Widen>;
+    public static readonly Delegate MatmulF32 = MatmulKernels.Gemm<float, F32Widen>;
+    public static readonly Delegate MatmulBF16 = MatmulKernels.Gemm<ushort, BF16Widen>;
 }
 
 // bf16 tensor-core GEMM (CUDA only; see MatmulTensorCoreKernels), one kernel per transpose combination and warp layout.
@@ -18,20 +15,20 @@ public static partial class KernelCatalog
     const int WideGemmRegisters = 255;         // 4 warps of 64×64 (128 accumulators): two groups of 128 threads
 
     [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNN = MatmulTensorCoreKernels.Gemm<OrientNN, EightWarps64x32>;
+    public static readonly Delegate MatmulBF16TensorCoreNN = MatmulTensorCoreKernels.Gemm<OrientNN, EightWarps64x32>;
     [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreNT = MatmulTensorCoreKernels.Gemm<OrientNT, EightWarps64x32>;
+    public static readonly Delegate MatmulBF16TensorCoreNT = MatmulTensorCoreKernels.Gemm<OrientNT, EightWarps64x32>;
     [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTN = MatmulTensorCoreKernels.Gemm<OrientTN, EightWarps64x32>;
+    public static readonly Delegate MatmulBF16TensorCoreTN = MatmulTensorCoreKernels.Gemm<OrientTN, EightWarps64x32>;
     [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreTT = MatmulTensorCoreKernels.Gemm<OrientTT, EightWarps64x32>;
+    public static readonly Delegate MatmulBF16TensorCoreTT = MatmulTensorCoreKernels.Gemm<OrientTT, EightWarps64x32>;
 
     [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideNN = MatmulTensorCoreKernels.Gemm<OrientNN, FourWarps64x64>;
+    public static readonly Delegate MatmulBF16TensorCoreWideNN = MatmulTensorCoreKernels.Gemm<OrientNN, FourWarps64x64>;
     [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideNT = MatmulTensorCoreKernels.Gemm<OrientNT, FourWarps64x64>;
+    public static readonly Delegate MatmulBF16TensorCoreWideNT = MatmulTensorCoreKernels.Gemm<OrientNT, FourWarps64x64>;
     [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideTN = MatmulTensorCoreKernels.Gemm<OrientTN, FourWarps64x64>;
+    public static readonly Delegate MatmulBF16TensorCoreWideTN = MatmulTensorCoreKernels.Gemm<OrientTN, FourWarps64x64>;
     [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
-    public static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideTT = MatmulTensorCoreKernels.Gemm<OrientTT, FourWarps64x64>;
+    public static readonly Delegate MatmulBF16TensorCoreWideTT = MatmulTensorCoreKernels.Gemm<OrientTT, FourWarps64x64>;
 }

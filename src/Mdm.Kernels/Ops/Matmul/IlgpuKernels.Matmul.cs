@@ -17,9 +17,6 @@ static class CudaDriver
 
 public sealed partial class IlgpuBackend
 {
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> matmulF32 = null!;
-    Action<KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, GemmArgs> matmulBF16 = null!;
-
     /// <summary>The tensor-core bf16 GEMMs, indexed by Wide·4 + TransA·2 + TransB; null where not loaded (not CUDA).</summary>
     Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[] matmulTensorCore = new Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[8];
 
@@ -37,8 +34,6 @@ public sealed partial class IlgpuBackend
     partial void LoadMatmulKernels(Loader loader)
     {
         var a = accelerator;
-        matmulF32 = loader.Load(nameof(KernelCatalog.MatmulF32), () => a.LoadStreamKernel(KernelCatalog.MatmulF32));
-        matmulBF16 = loader.Load(nameof(KernelCatalog.MatmulBF16), () => a.LoadStreamKernel(KernelCatalog.MatmulBF16));
         string[] names = [nameof(KernelCatalog.MatmulBF16TensorCoreNN), nameof(KernelCatalog.MatmulBF16TensorCoreNT),
                           nameof(KernelCatalog.MatmulBF16TensorCoreTN), nameof(KernelCatalog.MatmulBF16TensorCoreTT),
                           nameof(KernelCatalog.MatmulBF16TensorCoreWideNN), nameof(KernelCatalog.MatmulBF16TensorCoreWideNT),
@@ -100,8 +95,8 @@ public sealed partial class IlgpuBackend
         long cap = Kind == BackendKind.Cuda ? 65535 : maxGroups;
         var cfg = new KernelConfig((int)Math.Min(tiles, cap), MatmulKernels.Threads);
         var biasView = bias is null ? F32(c) : F32(bias);   // unread when HasBias = 0
-        if (a.DType == DType.BF16) matmulBF16(cfg, U16(a), U16(b), F32(c), biasView, p);
-        else matmulF32(cfg, F32(a), F32(b), F32(c), biasView, p);
+        if (a.DType == DType.BF16) Run(MatmulKernels.Gemm<ushort, BF16Widen>, cfg, U16(a), U16(b), F32(c), biasView, p);
+        else Run(MatmulKernels.Gemm<float, F32Widen>, cfg, F32(a), F32(b), F32(c), biasView, p);
     }
 
     /// <summary>The tensor-core path, when it can take the shape: cp.async moves 16-byte chunks, so every stored row

@@ -8,26 +8,10 @@ namespace Mdm.Kernels.Gpu;
 // GroupNorm (+ FiLM + SiLU) and LayerNorm launchers.
 public sealed partial class IlgpuBackend
 {
-    Action<KernelConfig, V, V, V, V, V, V, V, V, GroupNormParams> groupNormForward = null!;
-    Action<KernelConfig, V, V, V, V, V, V, V, V, V, V, V, GroupNormParams> groupNormBackwardChannels = null!;
-    Action<KernelConfig, V, V, V, V, V, V, V, V, V, V, GroupNormParams> groupNormBackwardInput = null!;
-    Action<KernelConfig, V, V, V, V, V, V, int, int, float> layerNormForward = null!;
-    Action<KernelConfig, V, V, V, V, V, V, int, int> layerNormBackwardInput = null!;
-    Action<KernelConfig, V, V, V, V, V, int, int, int> layerNormBackwardParams = null!;
 
     /// <summary>Rows per block of the LayerNorm parameter-gradient partials (summed afterwards by SumMiddle).</summary>
     const int LayerNormRowsPerBlock = 32;
 
-    partial void LoadNormKernels(Loader loader)
-    {
-        var a = accelerator;
-        groupNormForward = loader.Load(nameof(KernelCatalog.GroupNormForward), () => a.LoadStreamKernel(KernelCatalog.GroupNormForward));
-        groupNormBackwardChannels = loader.Load(nameof(KernelCatalog.GroupNormBackwardChannels), () => a.LoadStreamKernel(KernelCatalog.GroupNormBackwardChannels));
-        groupNormBackwardInput = loader.Load(nameof(KernelCatalog.GroupNormBackwardInput), () => a.LoadStreamKernel(KernelCatalog.GroupNormBackwardInput));
-        layerNormForward = loader.Load(nameof(KernelCatalog.LayerNormForward), () => a.LoadStreamKernel(KernelCatalog.LayerNormForward));
-        layerNormBackwardInput = loader.Load(nameof(KernelCatalog.LayerNormBackwardInput), () => a.LoadStreamKernel(KernelCatalog.LayerNormBackwardInput));
-        layerNormBackwardParams = loader.Load(nameof(KernelCatalog.LayerNormBackwardParams), () => a.LoadStreamKernel(KernelCatalog.LayerNormBackwardParams));
-    }
 
     /// <summary>One group per row (grid-stride over rows beyond the grid). groupSize is a power of two ≤ NormKernels.MaxGroupSize.</summary>
     KernelConfig RowGroups(long rows) => new((int)Math.Min(Math.Max(rows, 1), maxGroups), groupSize);
@@ -45,7 +29,7 @@ public sealed partial class IlgpuBackend
         var g = F32(gamma);   // stands in for a and b when there is no FiLM (never read then)
         // 512 threads per (n, g) on CUDA: four groups per SM, so a 16×32-group batch runs in one wave.
         var cfg = Kind == BackendKind.Cuda ? new KernelConfig((int)Math.Min(Math.Max((long)p.N * groups, 1), maxGroups), 512) : RowGroups((long)p.N * groups);
-        groupNormForward(cfg, F32(x), g, F32(beta), a is null ? g : F32(a), b is null ? g : F32(b),
+        Run(NormKernels.GroupNormForward, cfg, F32(x), g, F32(beta), a is null ? g : F32(a), b is null ? g : F32(b),
             F32(y), F32(mean), F32(rstd), p);
     }
 
@@ -57,9 +41,9 @@ public sealed partial class IlgpuBackend
         var pv = F32(partial);
         var g = F32(gamma);
         V va = a is null ? g : F32(a), vb = b is null ? g : F32(b);
-        groupNormBackwardChannels(RowGroups((long)p.N * p.C), F32(dy), F32(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv,
+        Run(NormKernels.GroupNormBackwardChannels, RowGroups((long)p.N * p.C), F32(dy), F32(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv,
             da is null ? pv : F32(da), db is null ? pv : F32(db), p);
-        groupNormBackwardInput(RowGroups((long)p.N * groups), F32(dy), F32(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv, F32(dx), p);
+        Run(NormKernels.GroupNormBackwardInput, RowGroups((long)p.N * groups), F32(dy), F32(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv, F32(dx), p);
         using var sumGamma = partial.Slice(0, 1);
         using var sumBeta = partial.Slice(1, 1);
         SumAxis(sumGamma, dgamma, 1, p.N, p.C);
@@ -68,15 +52,15 @@ public sealed partial class IlgpuBackend
 
     protected internal override void LayerNormForward(Tensor x, Tensor gamma, Tensor beta, int rows, int d, float eps,
         Tensor y, Tensor mean, Tensor rstd) =>
-        layerNormForward(RowGroups(rows), F32(x), F32(gamma), F32(beta), F32(y), F32(mean), F32(rstd), rows, d, eps);
+        Run(NormKernels.LayerNormForward, RowGroups(rows), F32(x), F32(gamma), F32(beta), F32(y), F32(mean), F32(rstd), rows, d, eps);
 
     protected internal override void LayerNormBackward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor gamma, int rows, int d,
         Tensor dx, Tensor dgamma, Tensor dbeta)
     {
         int blocks = (rows + LayerNormRowsPerBlock - 1) / LayerNormRowsPerBlock;
         using var partial = Empty(2, blocks, d);   // [0]: Σ dy·xhat, [1]: Σ dy, per (row block, column)
-        layerNormBackwardInput(RowGroups(rows), F32(dy), F32(x), F32(mean), F32(rstd), F32(gamma), F32(dx), rows, d);
-        layerNormBackwardParams(Launch((long)blocks * d), F32(dy), F32(x), F32(mean), F32(rstd), F32(partial), rows, d, LayerNormRowsPerBlock);
+        Run(NormKernels.LayerNormBackwardInput, RowGroups(rows), F32(dy), F32(x), F32(mean), F32(rstd), F32(gamma), F32(dx), rows, d);
+        Run(NormKernels.LayerNormBackwardParams, Launch((long)blocks * d), F32(dy), F32(x), F32(mean), F32(rstd), F32(partial), rows, d, LayerNormRowsPerBlock);
         using var sumGamma = partial.Slice(0, 1);
         using var sumBeta = partial.Slice(1, 1);
         SumAxis(sumGamma, dgamma, 1, blocks, d);

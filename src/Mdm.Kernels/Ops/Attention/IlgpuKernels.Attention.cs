@@ -1,0 +1,42 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Mdm.Kernels.Gpu.Kernels;
+
+namespace Mdm.Kernels.Gpu;
+
+public sealed partial class IlgpuBackend
+{
+
+
+    static AttentionShape AttentionShapeOf(Tensor q, Tensor k, Tensor? mask, float scale) => new()
+    {
+        BH = q.Dim(0) * q.Dim(1), Heads = q.Dim(1), Nq = q.Dim(2), Nk = k.Dim(2), D = q.Dim(3),
+        HasMask = mask is null ? 0 : 1, Scale = scale,
+    };
+
+    /// <summary>One group per tile (grid-stride when there are more tiles than <c>maxGroups</c>).</summary>
+    KernelConfig TileLaunch(long tiles) => new((int)Math.Clamp(tiles, 1, maxGroups), groupSize);
+
+    protected internal override void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor o, Tensor lse, float scale)
+    {
+        var s = AttentionShapeOf(q, k, mask, scale);
+        long tiles = (long)s.BH * ((s.Nq + AttentionKernels.TileQ - 1) / AttentionKernels.TileQ);
+        Run(AttentionKernels.Forward, TileLaunch(tiles), F32(q), F32(k), F32(v), mask is null ? F32(q) : F32(mask), F32(o), F32(lse), s);
+    }
+
+    protected internal override void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO, Tensor? mask,
+        Tensor dq, Tensor dk, Tensor dv, float scale)
+    {
+        var s = AttentionShapeOf(q, k, mask, scale);
+        var m = mask is null ? F32(q) : F32(mask);
+        // Δ = rowsum(dO∘O) is written by the dq kernel and read by the dk/dv kernel (same stream, so in order).
+        using var delta = Empty(s.BH, s.Nq);
+        long qTiles = (long)s.BH * ((s.Nq + AttentionKernels.TileQ - 1) / AttentionKernels.TileQ);
+        long kTiles = (long)s.BH * ((s.Nk + AttentionKernels.TileK - 1) / AttentionKernels.TileK);
+        Run(AttentionKernels.BackwardDq, TileLaunch(qTiles), F32(q), F32(k), F32(v), F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), s);
+        Run(AttentionKernels.BackwardDkDv, TileLaunch(kTiles), F32(q), F32(k), F32(v), F32(dO), F32(lse), F32(delta), m, F32(dk), F32(dv), s);
+    }
+
+    protected internal override void Rotary(Tensor x, Tensor y, float theta, int offset, bool inverse) =>
+        Run(AttentionKernels.Rotary, Launch(x.Numel / 2), F32(x), F32(y), x.Dim(2), x.Dim(3), offset, Math.Pow(theta, -2.0 / x.Dim(3)), inverse ? -1f : 1f);
+}

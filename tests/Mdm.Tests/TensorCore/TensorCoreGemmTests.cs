@@ -1,0 +1,131 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Mdm.Kernels;
+using Mdm.Kernels.Gpu.Kernels;
+using Mdm.Kernels.Gpu.TensorCore;
+using Mdm.Tests.Harness;
+
+namespace Mdm.Tests.TensorCore;
+
+/// <summary>
+/// The tensor-core GEMM (the kernel CUDA runs, on the emulated warp primitives) against float64 on the CPU
+/// accelerator: every transpose form × both warp layouts, one or two 128×128 tiles with ragged edges, padded leading
+/// dimensions, batches (separate and summed), both bias kinds, output poisoned with NaN. Error rule (FlashAttention):
+/// against the float64 product of the unrounded inputs, at most 2 × the error of a naive bf16/f32 product + a floor.
+/// </summary>
+public class TensorCoreGemmTests
+{
+    public record struct Case(int M, int N, int K, int Batch, bool SumBatch, int Bias);
+
+    static IEnumerable<TestCaseData> Cases()
+    {
+        // Every form and layout: one ragged tile. Then two tiles along M and along N, two K slices (the pipeline
+        // refills a stage), separate and summed batches and both bias kinds, spread over forms and layouts.
+        foreach (var wide in new[] { false, true })
+            foreach (var form in new[] { "NN", "NT", "TN", "TT" })
+                yield return Data(form, wide, new(37, 19, 27, 1, false, 0));
+        yield return Data("NN", false, new(136, 12, 24, 1, false, 1));
+        yield return Data("TN", true, new(12, 136, 16, 1, false, 0));
+        yield return Data("NT", false, new(20, 24, 72, 2, false, 2));
+        yield return Data("TT", true, new(24, 16, 24, 3, true, 1));
+    }
+
+    static TestCaseData Data(string form, bool wide, Case c) => new TestCaseData(form, wide, c).SetArgDisplayNames(
+        $"{form}-{(wide ? "warps4x64x64" : "warps8x64x32")}-{c.Batch}x{c.M}x{c.N}x{c.K}{(c.SumBatch ? "-summed" : "")}-bias{c.Bias}");
+
+    [TestCaseSource(nameof(Cases))]
+    public void GemmMatchesFloat64(string form, bool wide, Case c)
+    {
+        var rng = TestSeed.NewRandom();
+        bool ta = form[0] == 'T', tb = form[1] == 'T';
+        int aRows = ta ? c.K : c.M, aCols = ta ? c.M : c.K, bRows = tb ? c.N : c.K, bCols = tb ? c.K : c.N;
+        int lda = RoundUp8(aCols + 3), ldb = RoundUp8(bCols + 1), ldc = c.N + 2;   // padded rows: the kernel must skip the gap
+        long strideA = (long)aRows * lda, strideB = (long)bRows * ldb;
+        int outBatch = c.SumBatch ? 1 : c.Batch, strideC = c.M * ldc;
+        var fa = TestSeed.Uniform(rng, c.Batch * strideA);
+        var fb = TestSeed.Uniform(rng, c.Batch * strideB);
+        var fbias = TestSeed.Uniform(rng, c.Bias == 2 ? c.M : c.N);
+        var abits = new ushort[fa.Length];
+        var bbits = new ushort[fb.Length];
+        BFloat16.FromFloat(fa, abits);
+        BFloat16.FromFloat(fb, bbits);
+
+        double A(float[] x, int bt, int i, int k) => ta ? x[bt * strideA + (long)k * lda + i] : x[bt * strideA + (long)i * lda + k];
+        double Bv(float[] x, int bt, int k, int j) => tb ? x[bt * strideB + (long)j * ldb + k] : x[bt * strideB + (long)k * ldb + j];
+        float[] ra = Array.ConvertAll(abits, BFloat16.ToFloat), rb = Array.ConvertAll(bbits, BFloat16.ToFloat);
+        var exact = new double[outBatch * c.M * c.N];
+        var rounded = new double[exact.Length];
+        var magnitude = new double[exact.Length];
+        var naive = new float[exact.Length];
+        for (int ob = 0; ob < outBatch; ob++)
+            for (int i = 0; i < c.M; i++)
+                for (int j = 0; j < c.N; j++)
+                {
+                    double bias = c.Bias == 1 ? fbias[j] : c.Bias == 2 ? fbias[i] : 0;
+                    double e = bias, r = bias, mag = Math.Abs(bias);
+                    float nv = 0f;
+                    for (int bt = c.SumBatch ? 0 : ob; bt < (c.SumBatch ? c.Batch : ob + 1); bt++)
+                        for (int k = 0; k < c.K; k++)
+                        {
+                            e += A(fa, bt, i, k) * Bv(fb, bt, k, j);
+                            double prod = A(ra, bt, i, k) * Bv(rb, bt, k, j);
+                            r += prod; mag += Math.Abs(prod); nv += (float)prod;
+                        }
+                    int o = (ob * c.M + i) * c.N + j;
+                    exact[o] = e; rounded[o] = r; magnitude[o] = mag; naive[o] = nv + (float)bias;
+                }
+
+        var acc = WarpEmulator.Accelerator;
+        using var a = acc.Allocate1D(abits);
+        using var b = acc.Allocate1D(bbits);
+        using var biasBuf = acc.Allocate1D(fbias);
+        using var cBuf = acc.Allocate1D(Enumerable.Repeat(float.NaN, outBatch * strideC).ToArray());
+        int tilesM = (c.M + MatmulTensorCoreKernels.TileM - 1) / MatmulTensorCoreKernels.TileM;
+        int tilesN = (c.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
+        var args = new TensorCoreGemmArgs
+        {
+            A = WarpEmulator.Address(a), B = WarpEmulator.Address(b), StrideA = strideA, StrideB = strideB,
+            M = c.M, N = c.N, K = c.K, Lda = lda, Ldb = ldb, Ldc = ldc, StrideC = strideC, Batch = c.Batch,
+            SumBatch = c.SumBatch ? 1 : 0, HasBias = c.Bias, TilesN = tilesN,
+            KTiles = (c.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK,
+        };
+        var kernel = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>(Kernel(form, wide));
+        kernel(new KernelConfig(new Index2D(tilesM * tilesN, outBatch), new Index2D(wide ? 128 : 256, 1),
+            SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes)), cBuf.View, biasBuf.View, args);
+        var stored = cBuf.GetAsArray1D();
+        var got = new float[exact.Length];
+        for (int ob = 0; ob < outBatch; ob++)
+            for (int i = 0; i < c.M; i++)
+            {
+                Array.Copy(stored, ob * strideC + i * ldc, got, (ob * c.M + i) * c.N, c.N);
+                for (int j = c.N; j < ldc; j++)
+                    Assert.That(stored[ob * strideC + i * ldc + j], Is.NaN, $"wrote into the row gap at ({ob},{i},{j})");
+            }
+
+        double errKernel = 0, errNaive = 0;
+        for (int i = 0; i < exact.Length; i++)
+        {
+            errKernel = Math.Max(errKernel, Math.Abs(got[i] - exact[i]));
+            errNaive = Math.Max(errNaive, Math.Abs(naive[i] - exact[i]));
+        }
+        string what = $"tensor-core GEMM {form} {(wide ? "wide" : "narrow")} {c}";
+        TestContext.Out.WriteLine($"{what}: max error vs exact inputs {errKernel:G3}, naive bf16/f32 {errNaive:G3}");
+        Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-5), $"{what}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
+        int terms = c.K * (c.SumBatch ? c.Batch : 1) + 1;
+        Compare.AssertClose(what + " vs rounded inputs", got, rounded, new Tolerance(1e-6, terms * Math.Pow(2, -24)), magnitude);
+    }
+
+    static int RoundUp8(int x) => (x + 7) / 8 * 8;
+
+    static Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> Kernel(string form, bool wide) => (form, wide) switch
+    {
+        ("NN", false) => MatmulTensorCoreKernels.Gemm<OrientNN, EightWarps64x32, EmulatedWarpMma>,
+        ("NT", false) => MatmulTensorCoreKernels.Gemm<OrientNT, EightWarps64x32, EmulatedWarpMma>,
+        ("TN", false) => MatmulTensorCoreKernels.Gemm<OrientTN, EightWarps64x32, EmulatedWarpMma>,
+        ("TT", false) => MatmulTensorCoreKernels.Gemm<OrientTT, EightWarps64x32, EmulatedWarpMma>,
+        ("NN", true) => MatmulTensorCoreKernels.Gemm<OrientNN, FourWarps64x64, EmulatedWarpMma>,
+        ("NT", true) => MatmulTensorCoreKernels.Gemm<OrientNT, FourWarps64x64, EmulatedWarpMma>,
+        ("TN", true) => MatmulTensorCoreKernels.Gemm<OrientTN, FourWarps64x64, EmulatedWarpMma>,
+        _ => MatmulTensorCoreKernels.Gemm<OrientTT, FourWarps64x64, EmulatedWarpMma>,
+    };
+}
