@@ -145,13 +145,19 @@ public class TrainFaultTests
         // Batch 32: a step takes long enough for the second signal to land inside it.
         using var p = TrainProcess.Start(dir.Path, "train", "--config", config, "--out", run, "--batch", "32");
         TrainProcess.ReadUntil(p, line => line.StartsWith("step", StringComparison.Ordinal), Timeout);
+        var checkpoints = Path.Combine(run, "checkpoints");
+        var deadline = DateTime.UtcNow + Timeout;
+        while (CheckpointWriter.List(checkpoints, "stage0").Count == 0 && DateTime.UtcNow < deadline) Thread.Sleep(20);
+        var before = CheckpointWriter.List(checkpoints, "stage0");
+        Assert.That(before, Is.Not.Empty, "no checkpoint was written");
         TrainProcess.Signal(p, "INT");
-        Thread.Sleep(150);
+        Thread.Sleep(50);   // well inside the step (about a second at batch 32), apart enough to arrive as two signals
         TrainProcess.Signal(p, "INT");
         var r = TrainProcess.Finish(p, Timeout);
         Assert.That(r.Code, Is.EqualTo(130), r.Out + r.Err);
         Assert.That(r.Out, Does.Contain("SIGINT again: aborting now"));
-        Assert.That(TrainProcess.IntactCheckpoints(run), Is.Not.Empty, "the step-1 checkpoint survives the abort");
+        var after = TrainProcess.IntactCheckpoints(run).Select(c => c.Name).ToList();
+        Assert.That(after, Does.Contain(Path.GetFileName(before[0].Path)), "the checkpoint written before the signals survives the abort");
         Assert.That(File.Exists(Path.Combine(run, RunFolder.LockName)), Is.False);
     }
 

@@ -39,8 +39,8 @@ public static class TrainProcess
         }
         """;
 
-    const string Outer = """{ "resolutionChannels": [8, 8], "numResnetsPerResolution": [1], "attentionLevels": [], "numAttentionLayers": [0], "temporalDim": 32, "microConditioning": "scale:16", "groups": 4 }""";
-    const string Inner = """{ "resolutionChannels": [8, 16], "numResnetsPerResolution": [1], "attentionLevels": [1], "numAttentionLayers": [1], "temporalDim": 32, "microConditioning": "scale:8", "groups": 4 }""";
+    const string Outer = """{ "resolutionChannels": [8, 8], "numResnetsPerResolution": [1], "attentionLevels": [], "numAttentionLayers": [0], "temporalDim": 32, "microConditioning": "scale:16", "groups": 4, "attentionGroups": 4 }""";
+    const string Inner = """{ "resolutionChannels": [8, 16], "numResnetsPerResolution": [1], "attentionLevels": [1], "numAttentionLayers": [1], "temporalDim": 32, "microConditioning": "scale:8", "groups": 4, "attentionGroups": 4 }""";
 
     public static Process Start(string workDir, params string[] args) => Start(workDir, null, args);
 

@@ -8,7 +8,7 @@ namespace Mdm.Tests.Harness;
 /// <summary>
 /// Runs a fixture class once per backend: one fixture per kind, named <c>&lt;Class&gt;_&lt;Backend&gt;</c> (Cpu,
 /// IlgpuCpu, Cuda), its constructor given the <see cref="BackendKind"/> when it takes one. Cuda fixtures are in the
-/// "Gpu" category and, without a usable GPU, collapsed to one skipped entry with the CUDA probe's reason.
+/// "Gpu" category and, without a usable GPU, built as one skipped entry with the CUDA probe's reason.
 /// A class for one backend only (extra shapes, tensor-core routes) is named for that backend
 /// (<c>MatmulTensorCoreTests_Cuda</c>) and lists just that kind; it may derive from a shared fixture for its helpers,
 /// and then runs only its own tests, not the ones it inherits from that fixture.
@@ -58,7 +58,8 @@ public sealed class BackendFixturesAttribute(params BackendKind[] kinds) : NUnit
     static void MarkGpu(TestSuite fixture)
     {
         fixture.Properties.Add(PropertyNames.Category, "Gpu");
-        GpuFixtureAttribute.CollapseWithoutGpu(fixture);
+        var (ok, reason) = Backends.CudaStatus();
+        if (!ok) GpuFixtureAttribute.SkipAsOneEntry(fixture, reason);
     }
 
     sealed class EveryMethod : IPreFilter

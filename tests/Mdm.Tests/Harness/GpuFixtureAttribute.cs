@@ -30,21 +30,21 @@ public sealed class GpuFixtureAttribute : CategoryAttribute, IApplyToTest, IFixt
 
     static IEnumerable<TestSuite> Build(TestSuite fixture)
     {
-        CollapseWithoutGpu(fixture);
+        var (ok, reason) = Backends.CudaStatus();
+        if (!ok) SkipAsOneEntry(fixture, reason);
         return [fixture];
     }
 
-    /// <summary>Without a usable GPU, turns a Gpu fixture into one skipped entry named with its test count.</summary>
-    internal static void CollapseWithoutGpu(TestSuite fixture)
+    /// <summary>Without a GPU: the fixture keeps one test, renamed "Name (N Gpu tests)" and skipped with the reason.</summary>
+    public static void SkipAsOneEntry(TestSuite fixture, string reason)
     {
-        var (ok, reason) = Backends.CudaStatus();
-        if (ok || fixture.RunState == RunState.NotRunnable || fixture.Tests.Count == 0) return;
+        if (fixture.RunState == RunState.NotRunnable || fixture.Tests.Count == 0) return;
         int count = fixture.TestCaseCount;
         while (fixture.Tests.Count > 1) fixture.Tests.RemoveAt(fixture.Tests.Count - 1);
         var entry = (Test)fixture.Tests[0];
         if (entry is TestSuite parameterized) { entry = (Test)parameterized.Tests[0]; fixture.Tests[0] = entry; entry.Parent = fixture; }
         entry.Name = $"{fixture.Name} ({count} Gpu tests)";
         entry.RunState = RunState.Ignored;
-        entry.Properties.Set(PropertyNames.SkipReason, $"no GPU: {reason}");
+        entry.Properties.Set(PropertyNames.SkipReason, $"Gpu tests skipped: {reason}");
     }
 }
