@@ -17,6 +17,8 @@ grad_input.x.R and grad_input.tokens, F32; a video config's clips are
 sampler-*.safetensors: ml-mdm's NestedSampler with a fake denoiser (prediction_r = a_r * x_r + b_r * t / 1000, t the
 model's time input) from seeded x_T, its per-step noise recorded as noise.STEP.R, the state after every step as
 x.STEP.R and the final highest-resolution sample as final.
+block-*.safetensors: single blocks (SelfAttention with 32-group norms, cross-attention and FFN; an lm_head block; a
+temporal attention block with rotary encoding), small enough to check on every backend.
 """
 import argparse
 import json
@@ -200,6 +202,41 @@ def sampler_golden(spec, out_dir, samplers, seed):
     return name, len(trajectory)
 
 
+def block_goldens(out_dir, unet, seed):
+    """Single ml-mdm blocks, small enough for every backend: block-NAME.safetensors with param.KEY (F16-exact),
+    input.x (and input.tokens, input.mask), output, cotangent, grad_input.x and grad.KEY (whole gradients)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.float64)
+    blocks = [
+        # name, module, x shape, forward(module, x, tokens, mask), token width, frames
+        ("block-attention", unet.SelfAttention(32, cond_dim=16, use_attention_ffn=True), (2, 32, 3, 5),
+         lambda m, x, tok: m(x, tok, mask), 16, 1),
+        ("block-lm-head", unet.SelfAttention1DBlock(16), (2, 5, 16), lambda m, x, tok: m(x, mask), 0, 1),
+        ("block-temporal", unet.TemporalAttentionBlock(32, num_head_channels=32, down=True, pos_emb=True), (2 * 4, 32, 4, 4),
+         lambda m, x, tok: m(x, torch.zeros(2, 1, dtype=torch.float64)), 0, 4),
+    ]
+    for name, module, shape, forward, width, frames in blocks:
+        randomize(module, gen)
+        params = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        module = module.double()
+        x = torch.randn(shape, generator=gen).double().requires_grad_()
+        tokens = torch.randn(2, 5, width, generator=gen).double() if width else None
+        out = forward(module, x, tokens)
+        cotangent = torch.randn(out.shape, generator=gen).double()
+        (out * cotangent).sum().backward()
+        tensors = {f"param.{k}": v for k, v in mods_state(params).items()}
+        tensors.update({"input.x": x, "input.mask": mask, "output": out, "cotangent": cotangent, "grad_input.x": x.grad})
+        if tokens is not None:
+            tensors["input.tokens"] = tokens
+        tensors.update({f"grad.{k}": v.grad for k, v in module.named_parameters() if v.requires_grad})
+        write_safetensors(out_dir / f"{name}.safetensors", tensors,
+                          {"source": "apple/ml-mdm models/unet.py", "block": type(module).__name__, "seed": str(seed),
+                           "frames": str(frames)}, half={k for k in tensors if k.startswith("param.")})
+        print(f"{name}.safetensors: {sum(p.numel() for p in params.values())} parameters")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="golden files from apple/ml-mdm's own model and sampler code")
     p.add_argument("--ml-mdm", required=True, help="path of an apple/ml-mdm checkout")
@@ -219,6 +256,7 @@ def main(argv=None):
     for i, y in enumerate(yamls):
         name, count = model_golden(y, out, mods, a.seed + i)
         print(f"{name}.safetensors: {count} parameters")
+    block_goldens(out, mods[0], a.seed + 50)
     for i, spec in enumerate(SAMPLERS):
         name, steps = sampler_golden(spec, out, mods[2], a.seed + 100 + i)
         print(f"{name}.safetensors: {steps} steps")
