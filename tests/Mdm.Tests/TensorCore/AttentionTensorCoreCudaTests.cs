@@ -7,8 +7,9 @@ namespace Mdm.Tests.TensorCore;
 
 /// <summary>
 /// On a GPU: the attention op with <see cref="IlgpuBackend.UseTensorCoreAttention"/> on takes the tensor-core forward
-/// for every head dimension it has, self and masked cross-attention with a fully masked batch, and matches float64
-/// on the bf16-rounded inputs within the bf16 rounding of P. Fails if the tensor-core route did not run.
+/// and backward for every head dimension they have, self and masked cross-attention with a fully masked batch, and
+/// matches float64 on the bf16-rounded inputs within the bf16 rounding of P and dS. Fails if the tensor-core route
+/// did not run.
 /// </summary>
 [GpuFixture]
 public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
@@ -50,5 +51,42 @@ public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
         // P is rounded to bf16 for P·V (relative 2^-9) and ex2/lg2 are approximate: budgets well above both.
         Compare.AssertClose(Name("AttentionForward.o on tensor cores", q.Shape, k.Shape), o, eo, new Tolerance(1e-4, 8e-3), oScale);
         Compare.AssertClose(Name("AttentionForward.lse on tensor cores", q.Shape, k.Shape), lse, eLse, new Tolerance(1e-4, 1e-4), eLse.Select(x => Math.Abs(x) + 1).ToArray());
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void AttentionBackwardOnTensorCores(int b, int h, int nq, int nk, int d, bool masked)
+    {
+        var gpu = (IlgpuBackend)B;
+        float[] Rounded(int n) => Array.ConvertAll(TestSeed.Uniform(Rng, n, -2f, 2f), x => BFloat16.ToFloat(BFloat16.FromFloat(x)));
+        float[] fq = Rounded(b * h * nq * d), fk = Rounded(b * h * nk * d), fv = Rounded(b * h * nk * d), fdo = Rounded(b * h * nq * d);
+        float[]? maskF = null;
+        if (masked)
+        {
+            maskF = new float[b * nk];
+            for (int i = 0; i < maskF.Length; i++) maskF[i] = i / nk == b - 1 ? 0f : (i % nk == 0 || Rng.NextDouble() < 0.6) ? 1f : 0f;
+        }
+        using var q = Upload(fq, b, h, nq, d);
+        using var k = Upload(fk, b, h, nk, d);
+        using var v = Upload(fv, b, h, nk, d);
+        using var dO = Upload(fdo, b, h, nq, d);
+        using var mask = maskF is null ? null : Upload(maskF, b, nk);
+        using var dq = Poisoned(b, h, nq, d);
+        using var dk = Poisoned(b, h, nk, d);
+        using var dv = Poisoned(b, h, nk, d);
+        long before = gpu.TensorCoreAttentions;
+        gpu.UseTensorCoreAttention = true;
+        try
+        {
+            var (o, lse) = Ops.Attention(q, k, v, mask);
+            using (o) using (lse) Ops.AttentionBackward(q, k, v, o, lse, dO, mask, dq, dk, dv);
+        }
+        finally { gpu.UseTensorCoreAttention = false; }
+        Assert.That(gpu.TensorCoreAttentions - before, Is.EqualTo(2), "forward and backward should have run on tensor cores");
+        var (eq, ek, ev) = Ref.AttentionBackward(TestSeed.ToDouble(fq), TestSeed.ToDouble(fk), TestSeed.ToDouble(fv), maskF is null ? null : TestSeed.ToDouble(maskF),
+            TestSeed.ToDouble(fdo), b, h, nq, nk, d, out var s);
+        var tol = new Tolerance(1e-3, 2e-2);   // P and dS enter the mma as bf16 (relative 2^-9 each), ex2 is approximate
+        Compare.AssertClose(Name("AttentionBackward.dq on tensor cores", q.Shape, k.Shape), dq, eq, tol, s.dq);
+        Compare.AssertClose(Name("AttentionBackward.dk on tensor cores", q.Shape, k.Shape), dk, ek, tol, s.dk);
+        Compare.AssertClose(Name("AttentionBackward.dv on tensor cores", q.Shape, k.Shape), dv, ev, tol, s.dv);
     }
 }

@@ -15,9 +15,11 @@ public struct HeadDim128 : IHeadDim { public readonly int D => 128; }
 public struct TensorCoreAttentionArgs
 {
     public long Q, K, V;
+    /// <summary>The output gradient, bf16 [BH, Nq, D] (backward only).</summary>
+    public long DO;
     public int Nq, Nk, Heads, HasMask;
-    /// <summary>The score scale times log2(e): the softmax runs in base 2.</summary>
-    public float ScaleLog2;
+    /// <summary>The score scale, and the scale times log2(e): the softmax runs in base 2.</summary>
+    public float Scale, ScaleLog2;
 }
 
 /// <summary>
@@ -41,7 +43,7 @@ public static class AttentionTensorCoreKernels
     /// <summary>Row-major tile of 64 rows × d bf16; chunk c (8 values) of a row lands at chunk c ^ (row &amp; mask),
     /// mask 7 when a row has a multiple of 8 chunks, else 3 (d = 32, 96): the XOR stays inside the row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static int Offset(int row, int chunk, int d) => row * 2 * d + ((chunk ^ (row & ((d / 8) % 8 == 0 ? 7 : 3))) << 4);
+    internal static int Offset(int row, int chunk, int d) => row * 2 * d + ((chunk ^ (row & ((d / 8) % 8 == 0 ? 7 : 3))) << 4);
 
     public static void Forward<THd, TM>(ArrayView<float> o, ArrayView<float> lse, ArrayView<float> mask, TensorCoreAttentionArgs p)
         where THd : struct, IHeadDim where TM : struct, IWarpMma<TM>
@@ -80,8 +82,7 @@ public static class AttentionTensorCoreKernels
             Frag8 s = default;
             for (int ks = 0; ks < d / 16; ks++)
             {
-                U4 a = m.LoadMatrixX4(Offset(warp * 16 + (lane & 15), 2 * ks + (lane >> 4), d));
-                s = QkStep(m, s, a, sk, g, r, ks, d);
+                s = QkStep(m, s, RowFragment(m, 0, warp, lane, ks, d), sk, g, r, ks, d);
             }
             s = ScaleMask(s, mask, p, batch, i * BlockK + 2 * (lane & 3));
 
@@ -117,8 +118,8 @@ public static class AttentionTensorCoreKernels
         float inv0 = l0 > 0f ? 1f / l0 : 0f, inv1 = l1 > 0f ? 1f / l1 : 0f;
         int row = q0 + warp * 16 + (lane >> 2), col = 2 * (lane & 3);
         long rowBase = (long)bh * p.Nq;
-        StoreHalf(o, p, rowBase, row, col, d, oLo, inv0, inv1);
-        if (d > 64) StoreHalf(o, p, rowBase, row, col + 64, d, oHi, inv0, inv1);
+        StoreHalf(o, p.Nq, rowBase, row, col, d, oLo, inv0, inv1);
+        if (d > 64) StoreHalf(o, p.Nq, rowBase, row, col + 64, d, oHi, inv0, inv1);
         if ((lane & 3) == 0)
         {
             const float Ln2 = 0.6931471805599453f;
@@ -130,7 +131,7 @@ public static class AttentionTensorCoreKernels
 
     /// <summary>cp.async of a 64-row × d tile (rows r0.., zeros past n) into shared memory at <paramref name="offset"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void LoadTile<TM>(TM m, long baseAddr, int r0, int n, int tid, int offset, int d) where TM : struct, IWarpMma<TM>
+    internal static void LoadTile<TM>(TM m, long baseAddr, int r0, int n, int tid, int offset, int d) where TM : struct, IWarpMma<TM>
     {
         int chunks = d / 8;
         for (int q = 0; q < d / 16; q++)   // 64 · d/8 chunks over 128 threads
@@ -142,9 +143,14 @@ public static class AttentionTensorCoreKernels
         }
     }
 
+    /// <summary>The A fragment (16 rows × k16 step <paramref name="ks"/>) of a warp's rows warp·16.. of a row-major tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static U4 RowFragment<TM>(TM m, int tile, int warp, int lane, int ks, int d) where TM : struct, IWarpMma<TM> =>
+        m.LoadMatrixX4(tile + Offset(warp * 16 + (lane & 15), 2 * ks + (lane >> 4), d));
+
     /// <summary>One k16 step of S = Q·Kᵀ over 64 keys: K as mma's B operand (keys = n, d = k, rows K-contiguous).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Frag8 QkStep<TM>(TM m, Frag8 s, U4 a, int sk, int g, int r, int ks, int d) where TM : struct, IWarpMma<TM>
+    internal static Frag8 QkStep<TM>(TM m, Frag8 s, U4 a, int sk, int g, int r, int ks, int d) where TM : struct, IWarpMma<TM>
     {
         U4 b0 = m.LoadMatrixX4(sk + Offset(r + (g >> 1) * 8, ks * 2 + (g & 1), d));
         U4 b1 = m.LoadMatrixX4(sk + Offset(16 + r + (g >> 1) * 8, ks * 2 + (g & 1), d));
@@ -157,7 +163,7 @@ public static class AttentionTensorCoreKernels
     /// <summary>One k16 step (16 keys) of O += P·V for the 64 columns from <paramref name="colBase"/> that exist
     /// (V as mma's B operand: keys = k, d = n, rows n-contiguous, hence .trans).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Frag8 PvStep<TM>(TM m, Frag8 o, U4 pa, int sv, int g, int r, int kk, int colBase, int d) where TM : struct, IWarpMma<TM>
+    internal static Frag8 PvStep<TM>(TM m, Frag8 o, U4 pa, int sv, int g, int r, int kk, int colBase, int d) where TM : struct, IWarpMma<TM>
     {
         int vRow = kk * 16 + r + (g & 1) * 8;
         Frag f0 = o.F0, f1 = o.F1, f2 = o.F2, f3 = o.F3, f4 = o.F4, f5 = o.F5, f6 = o.F6, f7 = o.F7;
@@ -177,7 +183,7 @@ public static class AttentionTensorCoreKernels
 
     /// <summary>Scores × scale·log2(e); −∞ for keys past Nk or masked out. Tile j covers keys key0 + 8j and +1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Frag8 ScaleMask(Frag8 s, ArrayView<float> mask, in TensorCoreAttentionArgs p, int batch, int key0) => new(
+    internal static Frag8 ScaleMask(Frag8 s, ArrayView<float> mask, in TensorCoreAttentionArgs p, int batch, int key0) => new(
         ScaleMask(s.F0, mask, p, batch, key0), ScaleMask(s.F1, mask, p, batch, key0 + 8),
         ScaleMask(s.F2, mask, p, batch, key0 + 16), ScaleMask(s.F3, mask, p, batch, key0 + 24),
         ScaleMask(s.F4, mask, p, batch, key0 + 32), ScaleMask(s.F5, mask, p, batch, key0 + 40),
@@ -192,7 +198,7 @@ public static class AttentionTensorCoreKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static bool Attends(ArrayView<float> mask, in TensorCoreAttentionArgs p, int batch, int key) =>
+    internal static bool Attends(ArrayView<float> mask, in TensorCoreAttentionArgs p, int batch, int key) =>
         key < p.Nk && (p.HasMask == 0 || mask[batch * p.Nk + key] != 0f);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -200,14 +206,14 @@ public static class AttentionTensorCoreKernels
         new(m.Exp2(s.X - ref0), m.Exp2(s.Y - ref0), m.Exp2(s.Z - ref1), m.Exp2(s.W - ref1));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Frag8 Rescale(Frag8 o, float a0, float a1) => new(Rescale(o.F0, a0, a1), Rescale(o.F1, a0, a1), Rescale(o.F2, a0, a1),
+    internal static Frag8 Rescale(Frag8 o, float a0, float a1) => new(Rescale(o.F0, a0, a1), Rescale(o.F1, a0, a1), Rescale(o.F2, a0, a1),
         Rescale(o.F3, a0, a1), Rescale(o.F4, a0, a1), Rescale(o.F5, a0, a1), Rescale(o.F6, a0, a1), Rescale(o.F7, a0, a1));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static Frag Rescale(Frag o, float a0, float a1) => new(o.X * a0, o.Y * a0, o.Z * a1, o.W * a1);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float QuadMax(float x)
+    internal static float QuadMax(float x)
     {
         x = MathF.Max(x, Warp.ShuffleXor(x, 1));
         return MathF.Max(x, Warp.ShuffleXor(x, 2));
@@ -221,20 +227,20 @@ public static class AttentionTensorCoreKernels
 
     /// <summary>Stores the (up to) 64 columns of one accumulator half that exist, divided by the row sums.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreHalf(ArrayView<float> o, in TensorCoreAttentionArgs p, long rowBase, int row, int col, int d, Frag8 f, float inv0, float inv1)
+    internal static void StoreHalf(ArrayView<float> o, int rows, long rowBase, int row, int col, int d, Frag8 f, float inv0, float inv1)
     {
-        Store(o, p, rowBase, row, col, d, f.F0, inv0, inv1); Store(o, p, rowBase, row, col + 8, d, f.F1, inv0, inv1);
-        Store(o, p, rowBase, row, col + 16, d, f.F2, inv0, inv1); Store(o, p, rowBase, row, col + 24, d, f.F3, inv0, inv1);
-        Store(o, p, rowBase, row, col + 32, d, f.F4, inv0, inv1); Store(o, p, rowBase, row, col + 40, d, f.F5, inv0, inv1);
-        Store(o, p, rowBase, row, col + 48, d, f.F6, inv0, inv1); Store(o, p, rowBase, row, col + 56, d, f.F7, inv0, inv1);
+        Store(o, rows, rowBase, row, col, d, f.F0, inv0, inv1); Store(o, rows, rowBase, row, col + 8, d, f.F1, inv0, inv1);
+        Store(o, rows, rowBase, row, col + 16, d, f.F2, inv0, inv1); Store(o, rows, rowBase, row, col + 24, d, f.F3, inv0, inv1);
+        Store(o, rows, rowBase, row, col + 32, d, f.F4, inv0, inv1); Store(o, rows, rowBase, row, col + 40, d, f.F5, inv0, inv1);
+        Store(o, rows, rowBase, row, col + 48, d, f.F6, inv0, inv1); Store(o, rows, rowBase, row, col + 56, d, f.F7, inv0, inv1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Store(ArrayView<float> o, in TensorCoreAttentionArgs p, long rowBase, int row, int col, int d, Frag f, float inv0, float inv1)
+    static void Store(ArrayView<float> o, int rows, long rowBase, int row, int col, int d, Frag f, float inv0, float inv1)
     {
         if (col >= d) return;
-        if (row < p.Nq) { o[(rowBase + row) * d + col] = f.X * inv0; o[(rowBase + row) * d + col + 1] = f.Y * inv0; }
-        if (row + 8 < p.Nq) { o[(rowBase + row + 8) * d + col] = f.Z * inv1; o[(rowBase + row + 8) * d + col + 1] = f.W * inv1; }
+        if (row < rows) { o[(rowBase + row) * d + col] = f.X * inv0; o[(rowBase + row) * d + col + 1] = f.Y * inv0; }
+        if (row + 8 < rows) { o[(rowBase + row + 8) * d + col] = f.Z * inv1; o[(rowBase + row + 8) * d + col + 1] = f.W * inv1; }
     }
 }
 

@@ -9,13 +9,15 @@ public sealed partial class IlgpuBackend
 {
     /// <summary>Tensor-core attention forward per head dimension (32, 64, 96, 128); null where not loaded (not CUDA).</summary>
     readonly Dictionary<int, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionTensorCore = new();
+    readonly Dictionary<int, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDqTensorCore = new();
+    readonly Dictionary<int, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDkDvTensorCore = new();
 
-    /// <summary>On = the attention forward runs on tensor cores on CUDA (q, k, v rounded to bf16; softmax and
+    /// <summary>On = the attention forward and backward run on tensor cores on CUDA (q, k, v rounded to bf16; softmax and
     /// accumulation in f32) for head dimensions 32, 64, 96 and 128. Off by default until a GPU run confirms the
     /// kernels, which so far are checked only through the emulation on the CPU accelerator.</summary>
     public bool UseTensorCoreAttention { get; set; }
 
-    /// <summary>How many attention forwards took the tensor-core path.</summary>
+    /// <summary>How many attention forwards and backwards took the tensor-core path.</summary>
     public long TensorCoreAttentions => Interlocked.Read(ref tensorCoreAttentions);
     long tensorCoreAttentions;
 
@@ -32,6 +34,25 @@ public sealed partial class IlgpuBackend
                     kernel, KernelCatalog.Budget(name).Specialization, AttentionTensorCoreKernels.SharedBytes(d)));
             else
                 loader.Load(name, () => accelerator.LoadKernel((Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)kernel));
+        }
+        foreach (var d in new[] { 32, 64, 96, 128 })
+        {
+            string dqName = $"AttentionTensorCoreDqD{d}", dkdvName = $"AttentionTensorCoreDkDvD{d}";
+            var dqKernel = KernelCatalog.All.Single(k => k.Name == dqName).Kernel;
+            var dkdvKernel = KernelCatalog.All.Single(k => k.Name == dkdvName).Kernel;
+            int shared = AttentionBackwardTensorCoreKernels.SharedBytes(d);
+            if (Kind == BackendKind.Cuda)
+            {
+                attentionDqTensorCore[d] = loader.Load(dqName, () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>>(
+                    dqKernel, KernelCatalog.Budget(dqName).Specialization, shared));
+                attentionDkDvTensorCore[d] = loader.Load(dkdvName, () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>>(
+                    dkdvKernel, KernelCatalog.Budget(dkdvName).Specialization, shared));
+            }
+            else
+            {
+                loader.Load(dqName, () => accelerator.LoadKernel((Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)dqKernel));
+                loader.Load(dkdvName, () => accelerator.LoadKernel((Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)dkdvKernel));
+            }
         }
     }
 
@@ -56,6 +77,39 @@ public sealed partial class IlgpuBackend
         var cfg = new KernelConfig(new Index2D((nq + AttentionTensorCoreKernels.BlockQ - 1) / AttentionTensorCoreKernels.BlockQ, bh),
             new Index2D(AttentionTensorCoreKernels.Threads, 1), SharedMemoryConfig.RequestDynamic<byte>(AttentionTensorCoreKernels.SharedBytes(d)));
         kernel(accelerator.DefaultStream, cfg, F32(o), F32(lse), mask is null ? F32(lse) : F32(mask), p);
+        Interlocked.Increment(ref tensorCoreAttentions);
+        return true;
+    }
+
+    /// <summary>The tensor-core backward (dQ and Δ, then dK and dV) when it is switched on, loaded and can take the shape.</summary>
+    bool TryTensorCoreAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO, Tensor? mask,
+        Tensor dq, Tensor dk, Tensor dv, float scale)
+    {
+        int bh = q.Dim(0) * q.Dim(1), nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
+        if (!UseTensorCoreAttention || !attentionDqTensorCore.TryGetValue(d, out var dqKernel) || bh > 65535) return false;
+        var dkdvKernel = attentionDkDvTensorCore[d];
+        using var qb = Empty(DType.BF16, q.Shape);
+        using var kb = Empty(DType.BF16, k.Shape);
+        using var vb = Empty(DType.BF16, v.Shape);
+        using var dob = Empty(DType.BF16, dO.Shape);
+        ConvertToBF16(q, qb);
+        ConvertToBF16(k, kb);
+        ConvertToBF16(v, vb);
+        ConvertToBF16(dO, dob);
+        long pq = DeviceAddress(qb), pk = DeviceAddress(kb), pv = DeviceAddress(vb), pdo = DeviceAddress(dob);
+        if (pq % 16 != 0 || pk % 16 != 0 || pv % 16 != 0 || pdo % 16 != 0) return false;
+        var p = new TensorCoreAttentionArgs
+        {
+            Q = pq, K = pk, V = pv, DO = pdo, Nq = nq, Nk = nk, Heads = q.Dim(1), HasMask = mask is null ? 0 : 1,
+            Scale = scale, ScaleLog2 = scale * 1.4426950408889634f,
+        };
+        using var delta = Empty(bh, nq);
+        var group = new Index2D(AttentionTensorCoreKernels.Threads, 1);
+        var shared = SharedMemoryConfig.RequestDynamic<byte>(AttentionBackwardTensorCoreKernels.SharedBytes(d));
+        var m = mask is null ? F32(lse) : F32(mask);
+        // Same stream: the dK/dV kernel sees the Δ the dQ kernel wrote.
+        dqKernel(accelerator.DefaultStream, new KernelConfig(new Index2D((nq + 63) / 64, bh), group, shared), F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), p);
+        dkdvKernel(accelerator.DefaultStream, new KernelConfig(new Index2D((nk + 63) / 64 * AttentionBackwardTensorCoreKernels.ColumnSplits(d), bh), group, shared), F32(lse), F32(delta), m, F32(dk), F32(dv), p);
         Interlocked.Increment(ref tensorCoreAttentions);
         return true;
     }

@@ -20,4 +20,30 @@ public static partial class KernelCatalog
     [KernelBudget(MaxRegisters = 176, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
     public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
         AttentionTensorCoreD128 = AttentionTensorCoreKernels.Forward<HeadDim128, PtxWarpMma>;
+
+    // Backward: dQ (and Δ) per 64 queries, then dK/dV per 64 keys.
+    [KernelBudget(MaxRegisters = 255, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreDqD32 = AttentionBackwardTensorCoreKernels.Dq<HeadDim32, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 255, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreDqD64 = AttentionBackwardTensorCoreKernels.Dq<HeadDim64, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 255, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreDqD96 = AttentionBackwardTensorCoreKernels.Dq<HeadDim96, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 255, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreDqD128 = AttentionBackwardTensorCoreKernels.Dq<HeadDim128, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 255, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreDkDvD32 = AttentionBackwardTensorCoreKernels.DkDv<HeadDim32, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 255, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreDkDvD64 = AttentionBackwardTensorCoreKernels.DkDv<HeadDim64, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 255, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreDkDvD96 = AttentionBackwardTensorCoreKernels.DkDv<HeadDim96, PtxWarpMma>;
+    [KernelBudget(MaxRegisters = 255, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
+    public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
+        AttentionTensorCoreDkDvD128 = AttentionBackwardTensorCoreKernels.DkDv<HeadDim128, PtxWarpMma>;
 }

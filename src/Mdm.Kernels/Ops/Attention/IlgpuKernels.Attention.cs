@@ -28,6 +28,7 @@ public sealed partial class IlgpuBackend
     protected internal override void AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO, Tensor? mask,
         Tensor dq, Tensor dk, Tensor dv, float scale)
     {
+        if (TryTensorCoreAttentionBackward(q, k, v, o, lse, dO, mask, dq, dk, dv, scale)) return;
         var s = AttentionShapeOf(q, k, mask, scale);
         var m = mask is null ? F32(q) : F32(mask);
         // Δ = rowsum(dO∘O) is written by the dq kernel and read by the dk/dv kernel (same stream, so in order).

@@ -1,0 +1,178 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Mdm.Kernels;
+using Mdm.Kernels.Gpu.TensorCore;
+using Mdm.Tests.Harness;
+
+namespace Mdm.Tests.TensorCore;
+
+/// <summary>
+/// The tensor-core attention backward (dQ then dK/dV, on the emulated warp primitives) against float64 on the CPU
+/// accelerator, for every head dimension: masked cross-attention where the last batch masks every key (its gradients
+/// must be 0), and for head dims 32 and 64 self-attention over two blocks each way with ragged ends.
+/// Error rule (FlashAttention): against the float64 gradients of the unrounded inputs, at most 2 × the error of a naive
+/// same-precision backward (bf16 q, k, v, dO in the products, f32 sums, P and dS rounded to bf16 where the kernel
+/// rounds them) + a floor.
+/// </summary>
+public class AttentionBackwardTensorCoreTests
+{
+    public record struct Case(int Batch, int Heads, int Nq, int Nk, bool Masked);
+
+    static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (int d in new[] { 32, 64, 96, 128 })
+        {
+            // Two blocks each way (the pipelines' refills) on the narrow heads; each wide-head emulated group costs seconds.
+            if (d <= 64) yield return new TestCaseData(d, new Case(1, 1, 67, 70, false)).SetArgDisplayNames($"D{d}-self-1x67x70");
+            yield return new TestCaseData(d, new Case(2, 2, 19, 23, true)).SetArgDisplayNames($"D{d}-cross-masked-2x2x19x23");
+        }
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void BackwardMatchesFloat64(int d, Case c)
+    {
+        var rng = TestSeed.NewRandom();
+        int bh = c.Batch * c.Heads;
+        float scale = 1f / MathF.Sqrt(d);
+        var fq = TestSeed.Uniform(rng, bh * c.Nq * d, -2f, 2f);
+        var fk = TestSeed.Uniform(rng, bh * c.Nk * d, -2f, 2f);
+        var fv = TestSeed.Uniform(rng, bh * c.Nk * d);
+        var fdo = TestSeed.Uniform(rng, bh * c.Nq * d);
+        var mask = new float[c.Batch * c.Nk];
+        for (int i = 0; i < mask.Length; i++)
+            mask[i] = !c.Masked ? 1f : i / c.Nk == c.Batch - 1 ? 0f : (i % c.Nk == 0 || rng.NextDouble() < 0.6) ? 1f : 0f;
+        ushort[] qb = ToBF16(fq), kb = ToBF16(fk), vb = ToBF16(fv), dob = ToBF16(fdo);
+        float[] rq = Widen(qb), rk = Widen(kb), rv = Widen(vb), rdo = Widen(dob);
+
+        var exact = Gradients(fq, fk, fv, fdo, fdo, mask, c, d, scale, naive: false, out _, out _);
+        var naive = Gradients(rq, rk, rv, rdo, fdo, mask, c, d, scale, naive: true, out var o, out var lse);
+
+        var acc = WarpEmulator.Accelerator;
+        using var q = acc.Allocate1D(qb);
+        using var k = acc.Allocate1D(kb);
+        using var v = acc.Allocate1D(vb);
+        using var dO = acc.Allocate1D(dob);
+        using var dOf = acc.Allocate1D(fdo);
+        using var oBuf = acc.Allocate1D(o);
+        using var lseBuf = acc.Allocate1D(lse);
+        using var maskBuf = acc.Allocate1D(mask);
+        using var delta = acc.Allocate1D(Nan(bh * c.Nq));
+        using var dq = acc.Allocate1D(Nan(bh * c.Nq * d));
+        using var dk = acc.Allocate1D(Nan(bh * c.Nk * d));
+        using var dv = acc.Allocate1D(Nan(bh * c.Nk * d));
+        var args = new TensorCoreAttentionArgs
+        {
+            Q = WarpEmulator.Address(q), K = WarpEmulator.Address(k), V = WarpEmulator.Address(v), DO = WarpEmulator.Address(dO),
+            Nq = c.Nq, Nk = c.Nk, Heads = c.Heads, HasMask = c.Masked ? 1 : 0, Scale = scale, ScaleLog2 = scale * MathF.Log2(MathF.E),
+        };
+        var (dqKernel, dkdvKernel) = Kernels(d);
+        var launchDq = acc.LoadStreamKernel(dqKernel);
+        var launchDkDv = acc.LoadStreamKernel(dkdvKernel);
+        var shared = SharedMemoryConfig.RequestDynamic<byte>(AttentionBackwardTensorCoreKernels.SharedBytes(d));
+        var group = new Index2D(AttentionTensorCoreKernels.Threads, 1);
+        launchDq(new KernelConfig(new Index2D((c.Nq + 63) / 64, bh), group, shared), oBuf.View, dOf.View, lseBuf.View, maskBuf.View, dq.View, delta.View, args);
+        launchDkDv(new KernelConfig(new Index2D((c.Nk + 63) / 64 * AttentionBackwardTensorCoreKernels.ColumnSplits(d), bh), group, shared), lseBuf.View, delta.View, maskBuf.View, dk.View, dv.View, args);
+
+        string what = $"tensor-core attention backward D {d} {c}";
+        Check(what + " dq", dq.GetAsArray1D(), exact.Dq, naive.Dq);
+        Check(what + " dk", dk.GetAsArray1D(), exact.Dk, naive.Dk);
+        Check(what + " dv", dv.GetAsArray1D(), exact.Dv, naive.Dv);
+        if (c.Masked)   // the fully masked batch: no key is attended, so nothing flows back
+            for (int i = (c.Batch - 1) * c.Heads * c.Nk * d; i < bh * c.Nk * d; i++)
+                Assert.That(dk.GetAsArray1D()[i], Is.EqualTo(0f), $"{what}: dk of the fully masked batch at {i}");
+    }
+
+    static void Check(string what, float[] got, double[] exact, double[] naive)
+    {
+        double errKernel = 0, errNaive = 0;
+        for (int i = 0; i < exact.Length; i++)
+        {
+            errKernel = Math.Max(errKernel, double.IsNaN(got[i]) ? double.PositiveInfinity : Math.Abs(got[i] - exact[i]));
+            errNaive = Math.Max(errNaive, Math.Abs(naive[i] - exact[i]));
+        }
+        TestContext.Out.WriteLine($"{what}: max error vs exact inputs {errKernel:G3}, naive same-precision {errNaive:G3}");
+        Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-4), $"{what}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
+    }
+
+    static float[] Nan(int n) => Enumerable.Repeat(float.NaN, n).ToArray();
+
+    static ushort[] ToBF16(float[] x)
+    {
+        var bits = new ushort[x.Length];
+        BFloat16.FromFloat(x, bits);
+        return bits;
+    }
+
+    static float[] Widen(ushort[] x) => Array.ConvertAll(x, BFloat16.ToFloat);
+
+    static double Bf16(double x) => BFloat16.ToFloat(BFloat16.FromFloat((float)x));
+
+    /// <summary>Forward (o, lse as f32) and the gradients, in float64 or the naive same-precision way (every sum and
+    /// product in f32, P and dS rounded to bf16 before the products that use them; Δ from the f32 dO).</summary>
+    static (double[] Dq, double[] Dk, double[] Dv) Gradients(float[] q, float[] k, float[] v, float[] dO, float[] dOf, float[] mask,
+        Case c, int d, float scale, bool naive, out float[] o, out float[] lse)
+    {
+        int bh = c.Batch * c.Heads;
+        double R(double x) => naive ? (float)x : x;
+        var dq = new double[bh * c.Nq * d];
+        var dk = new double[bh * c.Nk * d];
+        var dv = new double[bh * c.Nk * d];
+        o = new float[bh * c.Nq * d];
+        lse = new float[bh * c.Nq];
+        var p = new double[c.Nk];
+        var oRow = new double[d];
+        for (int g = 0; g < bh; g++)
+            for (int i = 0; i < c.Nq; i++)
+            {
+                int qi = (g * c.Nq + i) * d;
+                double max = double.NegativeInfinity;
+                for (int j = 0; j < c.Nk; j++)
+                {
+                    p[j] = double.NegativeInfinity;
+                    if (mask[g / c.Heads * c.Nk + j] == 0f) continue;
+                    double dot = 0;
+                    for (int x = 0; x < d; x++) dot = R(dot + (double)q[qi + x] * k[(g * c.Nk + j) * d + x]);
+                    p[j] = R(dot * scale);
+                    max = Math.Max(max, p[j]);
+                }
+                if (max == double.NegativeInfinity) { lse[g * c.Nq + i] = float.PositiveInfinity; continue; }
+                double sum = 0;
+                for (int j = 0; j < c.Nk; j++) sum = R(sum + Math.Exp(p[j] - max));
+                double l = max + Math.Log(sum);
+                lse[g * c.Nq + i] = (float)l;
+                Array.Clear(oRow);
+                for (int j = 0; j < c.Nk; j++)
+                {
+                    p[j] = R(Math.Exp(p[j] - l));
+                    for (int x = 0; x < d; x++) oRow[x] += p[j] * v[(g * c.Nk + j) * d + x];
+                }
+                double delta = 0;
+                for (int x = 0; x < d; x++) { o[qi + x] = (float)oRow[x]; delta = R(delta + (double)(naive ? o[qi + x] : oRow[x]) * dOf[qi + x]); }
+                for (int j = 0; j < c.Nk; j++)
+                {
+                    if (p[j] == 0) continue;
+                    int kj = (g * c.Nk + j) * d;
+                    double dp = 0;
+                    for (int x = 0; x < d; x++) dp = R(dp + (double)dO[qi + x] * v[kj + x]);
+                    double ds = R(p[j] * (dp - delta));
+                    double pIn = naive ? Bf16(p[j]) : p[j], dsIn = naive ? Bf16(ds) : ds;
+                    for (int x = 0; x < d; x++)
+                    {
+                        dq[qi + x] = R(dq[qi + x] + dsIn * k[kj + x] * scale);
+                        dk[kj + x] = R(dk[kj + x] + dsIn * q[qi + x] * scale);
+                        dv[kj + x] = R(dv[kj + x] + pIn * dO[qi + x]);
+                    }
+                }
+            }
+        return (dq, dk, dv);
+    }
+
+    static (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>,
+            Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>) Kernels(int d) => d switch
+    {
+        32 => (AttentionBackwardTensorCoreKernels.Dq<HeadDim32, EmulatedWarpMma>, AttentionBackwardTensorCoreKernels.DkDv<HeadDim32, EmulatedWarpMma>),
+        64 => (AttentionBackwardTensorCoreKernels.Dq<HeadDim64, EmulatedWarpMma>, AttentionBackwardTensorCoreKernels.DkDv<HeadDim64, EmulatedWarpMma>),
+        96 => (AttentionBackwardTensorCoreKernels.Dq<HeadDim96, EmulatedWarpMma>, AttentionBackwardTensorCoreKernels.DkDv<HeadDim96, EmulatedWarpMma>),
+        _ => (AttentionBackwardTensorCoreKernels.Dq<HeadDim128, EmulatedWarpMma>, AttentionBackwardTensorCoreKernels.DkDv<HeadDim128, EmulatedWarpMma>),
+    };
+}
