@@ -16,20 +16,18 @@ namespace Mdm.Tests.TensorCore;
 /// </summary>
 public class AttentionBackwardTensorCoreTests
 {
-    public record struct Case(int Batch, int Heads, int Nq, int Nk, bool Masked);
-
     static IEnumerable<TestCaseData> Cases()
     {
         foreach (int d in new[] { 32, 64, 96, 128 })
         {
             // Two blocks each way (the pipelines' refills) on the narrow heads; each wide-head emulated group costs seconds.
-            if (d <= 64) yield return new TestCaseData(d, new Case(1, 1, 67, 70, false)).SetArgDisplayNames($"D{d}-self-1x67x70");
-            yield return new TestCaseData(d, new Case(2, 2, 19, 23, true)).SetArgDisplayNames($"D{d}-cross-masked-2x2x19x23");
+            if (d <= 64) yield return new TestCaseData(d, new AttentionCase(1, 1, 67, 70, false)).SetArgDisplayNames($"D{d}-self-1x67x70");
+            yield return new TestCaseData(d, new AttentionCase(2, 2, 19, 23, true)).SetArgDisplayNames($"D{d}-cross-masked-2x2x19x23");
         }
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void BackwardMatchesFloat64(int d, Case c)
+    public void BackwardMatchesFloat64(int d, AttentionCase c)
     {
         var rng = TestSeed.NewRandom();
         int bh = c.Batch * c.Heads;
@@ -38,11 +36,9 @@ public class AttentionBackwardTensorCoreTests
         var fk = TestSeed.Uniform(rng, bh * c.Nk * d, -2f, 2f);
         var fv = TestSeed.Uniform(rng, bh * c.Nk * d);
         var fdo = TestSeed.Uniform(rng, bh * c.Nq * d);
-        var mask = new float[c.Batch * c.Nk];
-        for (int i = 0; i < mask.Length; i++)
-            mask[i] = !c.Masked ? 1f : i / c.Nk == c.Batch - 1 ? 0f : (i % c.Nk == 0 || rng.NextDouble() < 0.6) ? 1f : 0f;
-        ushort[] qb = ToBF16(fq), kb = ToBF16(fk), vb = ToBF16(fv), dob = ToBF16(fdo);
-        float[] rq = Widen(qb), rk = Widen(kb), rv = Widen(vb), rdo = Widen(dob);
+        var mask = c.KeyMask(rng);
+        ushort[] qb = AttentionCase.ToBF16(fq), kb = AttentionCase.ToBF16(fk), vb = AttentionCase.ToBF16(fv), dob = AttentionCase.ToBF16(fdo);
+        float[] rq = AttentionCase.Widen(qb), rk = AttentionCase.Widen(kb), rv = AttentionCase.Widen(vb), rdo = AttentionCase.Widen(dob);
 
         var exact = Gradients(fq, fk, fv, fdo, fdo, mask, c, d, scale, naive: false, out _, out _);
         var naive = Gradients(rq, rk, rv, rdo, fdo, mask, c, d, scale, naive: true, out var o, out var lse);
@@ -56,10 +52,10 @@ public class AttentionBackwardTensorCoreTests
         using var oBuf = acc.Allocate1D(o);
         using var lseBuf = acc.Allocate1D(lse);
         using var maskBuf = acc.Allocate1D(mask);
-        using var delta = acc.Allocate1D(Nan(bh * c.Nq));
-        using var dq = acc.Allocate1D(Nan(bh * c.Nq * d));
-        using var dk = acc.Allocate1D(Nan(bh * c.Nk * d));
-        using var dv = acc.Allocate1D(Nan(bh * c.Nk * d));
+        using var delta = acc.Allocate1D(AttentionCase.Poison(bh * c.Nq));
+        using var dq = acc.Allocate1D(AttentionCase.Poison(bh * c.Nq * d));
+        using var dk = acc.Allocate1D(AttentionCase.Poison(bh * c.Nk * d));
+        using var dv = acc.Allocate1D(AttentionCase.Poison(bh * c.Nk * d));
         var args = new TensorCoreAttentionArgs
         {
             Q = WarpEmulator.Address(q), K = WarpEmulator.Address(k), V = WarpEmulator.Address(v), DO = WarpEmulator.Address(dO),
@@ -94,23 +90,12 @@ public class AttentionBackwardTensorCoreTests
         Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-4), $"{what}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
     }
 
-    static float[] Nan(int n) => Enumerable.Repeat(float.NaN, n).ToArray();
-
-    static ushort[] ToBF16(float[] x)
-    {
-        var bits = new ushort[x.Length];
-        BFloat16.FromFloat(x, bits);
-        return bits;
-    }
-
-    static float[] Widen(ushort[] x) => Array.ConvertAll(x, BFloat16.ToFloat);
-
     static double Bf16(double x) => BFloat16.ToFloat(BFloat16.FromFloat((float)x));
 
     /// <summary>Forward (o, lse as f32) and the gradients, in float64 or the naive same-precision way (every sum and
     /// product in f32, P and dS rounded to bf16 before the products that use them; Δ from the f32 dO).</summary>
     static (double[] Dq, double[] Dk, double[] Dv) Gradients(float[] q, float[] k, float[] v, float[] dO, float[] dOf, float[] mask,
-        Case c, int d, float scale, bool naive, out float[] o, out float[] lse)
+        AttentionCase c, int d, float scale, bool naive, out float[] o, out float[] lse)
     {
         int bh = c.Batch * c.Heads;
         double R(double x) => naive ? (float)x : x;

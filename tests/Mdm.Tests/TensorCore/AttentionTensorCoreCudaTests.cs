@@ -27,14 +27,8 @@ public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
     public void AttentionForwardOnTensorCores(int b, int h, int nq, int nk, int d, bool masked)
     {
         var gpu = (IlgpuBackend)B;
-        float[] Rounded(int n) => Array.ConvertAll(TestSeed.Uniform(Rng, n, -2f, 2f), x => BFloat16.ToFloat(BFloat16.FromFloat(x)));
         float[] fq = Rounded(b * h * nq * d), fk = Rounded(b * h * nk * d), fv = Rounded(b * h * nk * d);
-        float[]? maskF = null;
-        if (masked)
-        {
-            maskF = new float[b * nk];
-            for (int i = 0; i < maskF.Length; i++) maskF[i] = i / nk == b - 1 ? 0f : (i % nk == 0 || Rng.NextDouble() < 0.6) ? 1f : 0f;
-        }
+        float[]? maskF = masked ? new AttentionCase(b, h, nq, nk, true).KeyMask(Rng) : null;
         using var q = Upload(fq, b, h, nq, d);
         using var k = Upload(fk, b, h, nk, d);
         using var v = Upload(fv, b, h, nk, d);
@@ -57,14 +51,8 @@ public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
     public void AttentionBackwardOnTensorCores(int b, int h, int nq, int nk, int d, bool masked)
     {
         var gpu = (IlgpuBackend)B;
-        float[] Rounded(int n) => Array.ConvertAll(TestSeed.Uniform(Rng, n, -2f, 2f), x => BFloat16.ToFloat(BFloat16.FromFloat(x)));
         float[] fq = Rounded(b * h * nq * d), fk = Rounded(b * h * nk * d), fv = Rounded(b * h * nk * d), fdo = Rounded(b * h * nq * d);
-        float[]? maskF = null;
-        if (masked)
-        {
-            maskF = new float[b * nk];
-            for (int i = 0; i < maskF.Length; i++) maskF[i] = i / nk == b - 1 ? 0f : (i % nk == 0 || Rng.NextDouble() < 0.6) ? 1f : 0f;
-        }
+        float[]? maskF = masked ? new AttentionCase(b, h, nq, nk, true).KeyMask(Rng) : null;
         using var q = Upload(fq, b, h, nq, d);
         using var k = Upload(fk, b, h, nk, d);
         using var v = Upload(fv, b, h, nk, d);
@@ -89,4 +77,7 @@ public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
         Compare.AssertClose(Name("AttentionBackward.dk on tensor cores", q.Shape, k.Shape), dk, ek, tol, s.dk);
         Compare.AssertClose(Name("AttentionBackward.dv on tensor cores", q.Shape, k.Shape), dv, ev, tol, s.dv);
     }
+
+    /// <summary>Random values that bf16 holds exactly, so the kernels' rounding of q, k, v, dO changes nothing.</summary>
+    float[] Rounded(int n) => Array.ConvertAll(TestSeed.Uniform(Rng, n, -2f, 2f), x => BFloat16.ToFloat(BFloat16.FromFloat(x)));
 }

@@ -16,21 +16,19 @@ namespace Mdm.Tests.TensorCore;
 /// </summary>
 public class AttentionTensorCoreTests
 {
-    public record struct Case(int Batch, int Heads, int Nq, int Nk, bool Masked);
-
     static IEnumerable<TestCaseData> Cases()
     {
         foreach (int d in new[] { 32, 64, 96, 128 })
         {
             // The wide head dimensions take one head: each emulated group there costs seconds of OS-thread barriers.
             int heads = d <= 64 ? 2 : 1;
-            yield return new TestCaseData(d, new Case(1, heads, 70, 67, false)).SetArgDisplayNames($"D{d}-self-{heads}x70x67");
-            yield return new TestCaseData(d, new Case(2, 2, 19, 23, true)).SetArgDisplayNames($"D{d}-cross-masked-2x2x19x23");
+            yield return new TestCaseData(d, new AttentionCase(1, heads, 70, 67, false)).SetArgDisplayNames($"D{d}-self-{heads}x70x67");
+            yield return new TestCaseData(d, new AttentionCase(2, 2, 19, 23, true)).SetArgDisplayNames($"D{d}-cross-masked-2x2x19x23");
         }
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void ForwardMatchesFloat64(int d, Case c)
+    public void ForwardMatchesFloat64(int d, AttentionCase c)
     {
         var rng = TestSeed.NewRandom();
         int bh = c.Batch * c.Heads;
@@ -38,11 +36,8 @@ public class AttentionTensorCoreTests
         var fq = TestSeed.Uniform(rng, bh * c.Nq * d, -2f, 2f);
         var fk = TestSeed.Uniform(rng, bh * c.Nk * d, -2f, 2f);
         var fv = TestSeed.Uniform(rng, bh * c.Nk * d);
-        var maskValues = new float[c.Batch * c.Nk];
-        for (int b = 0; b < c.Batch; b++)
-            for (int j = 0; j < c.Nk; j++)
-                maskValues[b * c.Nk + j] = !c.Masked ? 1f : b == c.Batch - 1 ? 0f : (j == 0 || rng.NextDouble() < 0.6) ? 1f : 0f;
-        ushort[] qb = ToBF16(fq), kb = ToBF16(fk), vb = ToBF16(fv);
+        var maskValues = c.KeyMask(rng);
+        ushort[] qb = AttentionCase.ToBF16(fq), kb = AttentionCase.ToBF16(fk), vb = AttentionCase.ToBF16(fv);
         float[] rq = Array.ConvertAll(qb, BFloat16.ToFloat), rk = Array.ConvertAll(kb, BFloat16.ToFloat), rv = Array.ConvertAll(vb, BFloat16.ToFloat);
 
         var (exact, exactLse) = Reference(fq, fk, fv, maskValues, c, d, scale, naive: false);
@@ -53,8 +48,8 @@ public class AttentionTensorCoreTests
         using var k = acc.Allocate1D(kb);
         using var v = acc.Allocate1D(vb);
         using var mask = acc.Allocate1D(maskValues);
-        using var o = acc.Allocate1D(Enumerable.Repeat(float.NaN, bh * c.Nq * d).ToArray());
-        using var lse = acc.Allocate1D(Enumerable.Repeat(float.NaN, bh * c.Nq).ToArray());
+        using var o = acc.Allocate1D(AttentionCase.Poison(bh * c.Nq * d));
+        using var lse = acc.Allocate1D(AttentionCase.Poison(bh * c.Nq));
         var args = new TensorCoreAttentionArgs
         {
             Q = WarpEmulator.Address(q), K = WarpEmulator.Address(k), V = WarpEmulator.Address(v),
@@ -79,16 +74,9 @@ public class AttentionTensorCoreTests
         Compare.AssertClose(what + " lse", gotLse, exactLse, new Tolerance(2e-2, 1e-3));
     }
 
-    static ushort[] ToBF16(float[] x)
-    {
-        var bits = new ushort[x.Length];
-        BFloat16.FromFloat(x, bits);
-        return bits;
-    }
-
     /// <summary>Softmax attention per (batch·head, query): float64 throughout, or the naive same-precision version
     /// (f32 scores, max, exponentials and sums; P rounded to bf16 before P·V). Rows with no key: O = 0, lse = +∞.</summary>
-    static (double[] O, double[] Lse) Reference(float[] q, float[] k, float[] v, float[] mask, Case c, int d, float scale, bool naive)
+    static (double[] O, double[] Lse) Reference(float[] q, float[] k, float[] v, float[] mask, AttentionCase c, int d, float scale, bool naive)
     {
         int bh = c.Batch * c.Heads;
         var o = new double[bh * c.Nq * d];

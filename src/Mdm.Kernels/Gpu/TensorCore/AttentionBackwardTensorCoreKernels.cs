@@ -65,15 +65,7 @@ public static class AttentionBackwardTensorCoreKernels
         Frag8 dqLo = default, dqHi = default;
         for (int i = 0; i < blocks; i++)
         {
-            if (i + 1 < blocks)
-            {
-                int next = (i + 1) & 1;
-                LoadTile(m, p.K + 2 * kRows * d, (i + 1) * BlockK, p.Nk, tid, (2 + next) * tileBytes, d);
-                LoadTile(m, p.V + 2 * kRows * d, (i + 1) * BlockK, p.Nk, tid, (4 + next) * tileBytes, d);
-            }
-            m.Commit();
-            m.WaitOneGroupPending();
-            Group.Barrier();
+            NextBlock(m, i, blocks, p.K + 2 * kRows * d, p.V + 2 * kRows * d, p.Nk, tid, 2 * tileBytes, 4 * tileBytes, d);
             int sk = (2 + (i & 1)) * tileBytes, sv = (4 + (i & 1)) * tileBytes;
 
             Frag8 s = default, dp = default;
@@ -129,15 +121,7 @@ public static class AttentionBackwardTensorCoreKernels
         Frag8 dk64 = default, dv64 = default;   // columns colBase .. colBase + 63
         for (int i = 0; i < blocks; i++)
         {
-            if (i + 1 < blocks)
-            {
-                int next = (i + 1) & 1;
-                LoadTile(m, p.Q + 2 * qRows * d, (i + 1) * BlockQ, p.Nq, tid, (2 + next) * tileBytes, d);
-                LoadTile(m, p.DO + 2 * qRows * d, (i + 1) * BlockQ, p.Nq, tid, (4 + next) * tileBytes, d);
-            }
-            m.Commit();
-            m.WaitOneGroupPending();
-            Group.Barrier();
+            NextBlock(m, i, blocks, p.Q + 2 * qRows * d, p.DO + 2 * qRows * d, p.Nq, tid, 2 * tileBytes, 4 * tileBytes, d);
             int sq = (2 + (i & 1)) * tileBytes, sdo = (4 + (i & 1)) * tileBytes;
 
             Frag8 st = default, dpt = default;

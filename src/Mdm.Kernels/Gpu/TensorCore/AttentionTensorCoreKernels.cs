@@ -68,15 +68,7 @@ public static class AttentionTensorCoreKernels
         float m0 = float.NegativeInfinity, m1 = float.NegativeInfinity, l0 = 0f, l1 = 0f;
         for (int i = 0; i < blocks; i++)
         {
-            if (i + 1 < blocks)
-            {
-                int next = (i + 1) & 1;
-                LoadTile(m, kHead, (i + 1) * BlockK, p.Nk, tid, (1 + next) * tileBytes, d);
-                LoadTile(m, vHead, (i + 1) * BlockK, p.Nk, tid, (3 + next) * tileBytes, d);
-            }
-            m.Commit();
-            m.WaitOneGroupPending();
-            Group.Barrier();
+            NextBlock(m, i, blocks, kHead, vHead, p.Nk, tid, tileBytes, 3 * tileBytes, d);
             int sk = (1 + (i & 1)) * tileBytes, sv = (3 + (i & 1)) * tileBytes;
 
             Frag8 s = default;
@@ -127,6 +119,23 @@ public static class AttentionTensorCoreKernels
             if (row + 8 < p.Nq) lse[rowBase + row + 8] = l1 > 0f ? (m1 + m.Log2(l1)) * Ln2 : float.PositiveInfinity;
         }
         if (smem.Length < 0) o[0] = 0f;   // keeps the dynamic shared buffer declared in the PTX
+    }
+
+    /// <summary>One step of the double-buffered stream of two operands (stage buffers at a0, a0 + tileBytes and b0,
+    /// b0 + tileBytes): issues block i + 1 into the other stage, then waits until block i is in and visible to all.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void NextBlock<TM>(TM m, int i, int blocks, long aBase, long bBase, int rows, int tid, int a0, int b0, int d)
+        where TM : struct, IWarpMma<TM>
+    {
+        if (i + 1 < blocks)
+        {
+            int stage = ((i + 1) & 1) * 64 * d * 2;
+            LoadTile(m, aBase, (i + 1) * 64, rows, tid, a0 + stage, d);
+            LoadTile(m, bBase, (i + 1) * 64, rows, tid, b0 + stage, d);
+        }
+        m.Commit();
+        m.WaitOneGroupPending();
+        Group.Barrier();
     }
 
     /// <summary>cp.async of a 64-row × d tile (rows r0.., zeros past n) into shared memory at <paramref name="offset"/>.</summary>

@@ -61,18 +61,14 @@ public sealed partial class IlgpuBackend
     {
         int bh = q.Dim(0) * q.Dim(1), nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
         if (!UseTensorCoreAttention || !attentionTensorCore.TryGetValue(d, out var kernel) || bh > 65535) return false;
-        using var qb = Empty(DType.BF16, q.Shape);
-        using var kb = Empty(DType.BF16, k.Shape);
-        using var vb = Empty(DType.BF16, v.Shape);
-        ConvertToBF16(q, qb);
-        ConvertToBF16(k, kb);
-        ConvertToBF16(v, vb);
-        long pq = DeviceAddress(qb), pk = DeviceAddress(kb), pv = DeviceAddress(vb);
-        if (pq % 16 != 0 || pk % 16 != 0 || pv % 16 != 0) return false;
+        using var qb = Bf16Copy(q, out long pq);
+        using var kb = Bf16Copy(k, out long pk);
+        using var vb = Bf16Copy(v, out long pv);
+        if ((pq | pk | pv) % 16 != 0) return false;
         var p = new TensorCoreAttentionArgs
         {
             Q = pq, K = pk, V = pv, Nq = nq, Nk = nk, Heads = q.Dim(1), HasMask = mask is null ? 0 : 1,
-            ScaleLog2 = scale * 1.4426950408889634f,
+            Scale = scale, ScaleLog2 = scale * 1.4426950408889634f,
         };
         var cfg = new KernelConfig(new Index2D((nq + AttentionTensorCoreKernels.BlockQ - 1) / AttentionTensorCoreKernels.BlockQ, bh),
             new Index2D(AttentionTensorCoreKernels.Threads, 1), SharedMemoryConfig.RequestDynamic<byte>(AttentionTensorCoreKernels.SharedBytes(d)));
@@ -88,16 +84,11 @@ public sealed partial class IlgpuBackend
         int bh = q.Dim(0) * q.Dim(1), nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
         if (!UseTensorCoreAttention || !attentionDqTensorCore.TryGetValue(d, out var dqKernel) || bh > 65535) return false;
         var dkdvKernel = attentionDkDvTensorCore[d];
-        using var qb = Empty(DType.BF16, q.Shape);
-        using var kb = Empty(DType.BF16, k.Shape);
-        using var vb = Empty(DType.BF16, v.Shape);
-        using var dob = Empty(DType.BF16, dO.Shape);
-        ConvertToBF16(q, qb);
-        ConvertToBF16(k, kb);
-        ConvertToBF16(v, vb);
-        ConvertToBF16(dO, dob);
-        long pq = DeviceAddress(qb), pk = DeviceAddress(kb), pv = DeviceAddress(vb), pdo = DeviceAddress(dob);
-        if (pq % 16 != 0 || pk % 16 != 0 || pv % 16 != 0 || pdo % 16 != 0) return false;
+        using var qb = Bf16Copy(q, out long pq);
+        using var kb = Bf16Copy(k, out long pk);
+        using var vb = Bf16Copy(v, out long pv);
+        using var dob = Bf16Copy(dO, out long pdo);
+        if ((pq | pk | pv | pdo) % 16 != 0) return false;
         var p = new TensorCoreAttentionArgs
         {
             Q = pq, K = pk, V = pv, DO = pdo, Nq = nq, Nk = nk, Heads = q.Dim(1), HasMask = mask is null ? 0 : 1,
@@ -112,5 +103,14 @@ public sealed partial class IlgpuBackend
         dkdvKernel(accelerator.DefaultStream, new KernelConfig(new Index2D((nk + 63) / 64 * AttentionBackwardTensorCoreKernels.ColumnSplits(d), bh), group, shared), F32(lse), F32(delta), m, F32(dk), F32(dv), p);
         Interlocked.Increment(ref tensorCoreAttentions);
         return true;
+    }
+
+    /// <summary>x rounded to bf16 in a fresh tensor, and that tensor's device address (cp.async reads it).</summary>
+    Tensor Bf16Copy(Tensor x, out long address)
+    {
+        var y = Empty(DType.BF16, x.Shape);
+        ConvertToBF16(x, y);
+        address = DeviceAddress(y);
+        return y;
     }
 }
