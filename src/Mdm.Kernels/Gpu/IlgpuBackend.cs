@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 using Mdm.Kernels.Gpu.Kernels;
+using Mdm.Kernels.Gpu.Tuning;
 
 namespace Mdm.Kernels.Gpu;
 
@@ -54,7 +55,10 @@ public sealed partial class IlgpuBackend : Backend
             var devices = context.GetCudaDevices();
             if (devices.Count == 0) throw new InvalidOperationException("no CUDA device found (libcuda.so.1 missing or no NVIDIA GPU visible)");
             var acc = (CudaAccelerator)devices[0].CreateAccelerator(context);
-            return new IlgpuBackend(context, acc, BackendKind.Cuda, $"{acc.Architecture}, PTX {acc.InstructionSet}, driver {acc.DriverVersion}");
+            return new IlgpuBackend(context, acc, BackendKind.Cuda, $"{acc.Architecture}, PTX {acc.InstructionSet}, driver {acc.DriverVersion}")
+            {
+                GpuArchitecture = acc.Architecture is { } arch ? $"sm_{arch.Major}{arch.Minor}" : null,
+            };
         }
         catch (KernelCompileException) { throw; }
         catch { context.Dispose(); throw; }
@@ -70,6 +74,12 @@ public sealed partial class IlgpuBackend : Backend
     }
 
     public override BackendKind Kind { get; }
+
+    /// <summary>The CUDA compute capability as the tuning table keys it ("sm_90"); null on the CPU accelerator.</summary>
+    public string? GpuArchitecture { get; private init; }
+
+    /// <summary>Measured kernel variants per GPU and shape class (the committed table unless a benchmark swaps it).</summary>
+    public TuningTable Tuning { get; set; } = TuningTable.Committed;
     public override DeviceInfo Info => info;
     public override MemoryStats Memory => pool.Stats;
     public Accelerator Accelerator => accelerator;

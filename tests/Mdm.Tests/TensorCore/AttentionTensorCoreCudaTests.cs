@@ -38,7 +38,7 @@ public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
         long before = gpu.TensorCoreAttentions;
         gpu.UseTensorCoreAttention = true;
         try { Ops.Attention(q, k, v, mask, o, lse); }
-        finally { gpu.UseTensorCoreAttention = false; }
+        finally { gpu.UseTensorCoreAttention = null; }
         Assert.That(gpu.TensorCoreAttentions - before, Is.EqualTo(1), "the forward should have run on tensor cores");
         var eo = Ref.Attention(TestSeed.ToDouble(fq), TestSeed.ToDouble(fk), TestSeed.ToDouble(fv), maskF is null ? null : TestSeed.ToDouble(maskF),
             b, h, nq, nk, d, out var eLse, out var oScale);
@@ -68,7 +68,7 @@ public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
             var (o, lse) = Ops.Attention(q, k, v, mask);
             using (o) using (lse) Ops.AttentionBackward(q, k, v, o, lse, dO, mask, dq, dk, dv);
         }
-        finally { gpu.UseTensorCoreAttention = false; }
+        finally { gpu.UseTensorCoreAttention = null; }
         Assert.That(gpu.TensorCoreAttentions - before, Is.EqualTo(2), "forward and backward should have run on tensor cores");
         var (eq, ek, ev) = Ref.AttentionBackward(TestSeed.ToDouble(fq), TestSeed.ToDouble(fk), TestSeed.ToDouble(fv), maskF is null ? null : TestSeed.ToDouble(maskF),
             TestSeed.ToDouble(fdo), b, h, nq, nk, d, out var s);

@@ -4,7 +4,7 @@ using Mdm.Kernels.Gpu.TensorCore;
 
 namespace Mdm.Kernels.Gpu;
 
-// The attention op's tensor-core forward on CUDA (AttentionTensorCoreKernels), behind UseTensorCoreAttention.
+// The attention op's tensor-core forward and backward on CUDA, chosen by UseTensorCoreAttention or the tuning table.
 public sealed partial class IlgpuBackend
 {
     /// <summary>Tensor-core attention forward per head dimension (32, 64, 96, 128); null where not loaded (not CUDA).</summary>
@@ -13,9 +13,9 @@ public sealed partial class IlgpuBackend
     readonly Dictionary<int, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDkDvTensorCore = new();
 
     /// <summary>On = the attention forward and backward run on tensor cores on CUDA (q, k, v rounded to bf16; softmax and
-    /// accumulation in f32) for head dimensions 32, 64, 96 and 128. Off by default until a GPU run confirms the
-    /// kernels, which so far are checked only through the emulation on the CPU accelerator.</summary>
-    public bool UseTensorCoreAttention { get; set; }
+    /// accumulation in f32) for head dimensions 32, 64, 96 and 128; off = SIMT; null (the default) = the
+    /// <see cref="Tuning"/> table's entry for this GPU and shape, else SIMT.</summary>
+    public bool? UseTensorCoreAttention { get; set; }
 
     /// <summary>How many attention forwards and backwards took the tensor-core path.</summary>
     public long TensorCoreAttentions => Interlocked.Read(ref tensorCoreAttentions);
@@ -60,7 +60,7 @@ public sealed partial class IlgpuBackend
     bool TryTensorCoreAttention(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor o, Tensor lse, float scale)
     {
         int bh = q.Dim(0) * q.Dim(1), nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
-        if (!UseTensorCoreAttention || !attentionTensorCore.TryGetValue(d, out var kernel) || bh > 65535) return false;
+        if (!(UseTensorCoreAttention ?? Tuning.AttentionOnTensorCores(GpuArchitecture, false, nk, d)) || !attentionTensorCore.TryGetValue(d, out var kernel) || bh > 65535) return false;
         using var qb = Bf16Copy(q, out long pq);
         using var kb = Bf16Copy(k, out long pk);
         using var vb = Bf16Copy(v, out long pv);
@@ -82,7 +82,7 @@ public sealed partial class IlgpuBackend
         Tensor dq, Tensor dk, Tensor dv, float scale)
     {
         int bh = q.Dim(0) * q.Dim(1), nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
-        if (!UseTensorCoreAttention || !attentionDqTensorCore.TryGetValue(d, out var dqKernel) || bh > 65535) return false;
+        if (!(UseTensorCoreAttention ?? Tuning.AttentionOnTensorCores(GpuArchitecture, true, nk, d)) || !attentionDqTensorCore.TryGetValue(d, out var dqKernel) || bh > 65535) return false;
         var dkdvKernel = attentionDkDvTensorCore[d];
         using var qb = Bf16Copy(q, out long pq);
         using var kb = Bf16Copy(k, out long pk);

@@ -5,6 +5,7 @@ using ILGPU.Backends.EntryPoints;
 using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using Mdm.Kernels.Gpu.Kernels;
+using Mdm.Kernels.Gpu.Tuning;
 
 namespace Mdm.Kernels.Gpu;
 
@@ -21,12 +22,9 @@ public sealed partial class IlgpuBackend
     Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[] matmulTensorCore = new Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[8];
 
     /// <summary>Which warp layout bf16 GEMMs use: 4 warps of 64×64 (true), 8 warps of 64×32 (false), or by shape (null,
-    /// the default): 4 warps when K ≥ <see cref="WideWarpMinK"/>. On the H200 the 4-warp layout won at 4096³ (0.354 vs
-    /// 0.391 ms) and lost at K = 256 and 768 (0.059 vs 0.059, 0.086 vs 0.081 ms): with short K the extra warps of the
-    /// 8-warp layout hide the pipeline's fill and drain.</summary>
+    /// the default): the <see cref="Tuning"/> table's entry for this GPU and K, else 4 warps when K ≥
+    /// <see cref="TuningHeuristics.WideWarpMinK"/>.</summary>
     public bool? WideWarpTiles { get; set; }
-
-    public const int WideWarpMinK = 2048;
 
     /// <summary>Whether bf16 GEMMs run on tensor cores here, and if not, why.</summary>
     public string TensorCoreStatus { get; private set; } = "not loaded";
@@ -50,7 +48,7 @@ public sealed partial class IlgpuBackend
                 loader.Load(names[i], () => a.LoadKernel((Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)kernel));
         }
         TensorCoreStatus = Kind == BackendKind.Cuda
-            ? $"mma.sync m16n8k16 bf16 ({MatmulTensorCoreKernels.TileM}x{MatmulTensorCoreKernels.TileN}x{MatmulTensorCoreKernels.TileK} tiles, {MatmulTensorCoreKernels.Stages}-stage cp.async, {MatmulTensorCoreKernels.SharedBytes / 1024} KB shared, {(WideWarpTiles is { } w ? (w ? "4 warps of 64x64" : "8 warps of 64x32") : $"4 warps of 64x64 when K >= {WideWarpMinK}, else 8 of 64x32")})"
+            ? $"mma.sync m16n8k16 bf16 ({MatmulTensorCoreKernels.TileM}x{MatmulTensorCoreKernels.TileN}x{MatmulTensorCoreKernels.TileK} tiles, {MatmulTensorCoreKernels.Stages}-stage cp.async, {MatmulTensorCoreKernels.SharedBytes / 1024} KB shared, {(WideWarpTiles is { } w ? (w ? "4 warps of 64x64" : "8 warps of 64x32") : $"warp layout from the tuning table for {GpuArchitecture}, else 4 warps of 64x64 when K >= {TuningHeuristics.WideWarpMinK}")})"
             : "CUDA only: bf16 GEMMs use the SIMT kernel";
     }
 
@@ -104,7 +102,7 @@ public sealed partial class IlgpuBackend
     /// <paramref name="rowBias"/>: bias is indexed by C's row (a convolution's output channel), not its column.
     bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias = false)
     {
-        bool wide = WideWarpTiles ?? d.K >= WideWarpMinK;
+        bool wide = WideWarpTiles ?? Tuning.GemmWideWarps(GpuArchitecture, d.K);
         var kernel = matmulTensorCore[(wide ? 4 : 0) + (d.TransA ? 2 : 0) + (d.TransB ? 1 : 0)];
         if (kernel is null || !UseTensorCores) return false;
         long pa = U16(a).LoadEffectiveAddressAsPtr().ToInt64(), pb = U16(b).LoadEffectiveAddressAsPtr().ToInt64();

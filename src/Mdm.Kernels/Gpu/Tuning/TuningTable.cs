@@ -1,0 +1,195 @@
+using System.Reflection;
+using System.Text.Json;
+
+namespace Mdm.Kernels.Gpu.Tuning;
+
+/// <summary>A table or one of its entries that cannot be read; the message names the file and the entry.</summary>
+public sealed class TuningTableException(string message) : Exception(message);
+
+/// <summary>Which kernel variant to run, per GPU architecture ("sm_90") and shape class, as measured by
+/// `Mdm.Bench tune`. Lookups that find no entry fall back to <see cref="TuningHeuristics"/>.</summary>
+public sealed class TuningTable
+{
+    public const string GemmOp = "gemm", AttentionForwardOp = "attention_forward", AttentionBackwardOp = "attention_backward";
+
+    /// <summary>The variants each op may name; the first of the attention pair is the reference.</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> Variants = new Dictionary<string, string[]>
+    {
+        [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide],
+        [AttentionForwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
+        [AttentionBackwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
+    };
+
+    readonly Dictionary<(string Gpu, string Op, string Shape), string> entries;
+
+    public string Source { get; }
+    public IReadOnlyDictionary<(string Gpu, string Op, string Shape), string> Entries => entries;
+
+    TuningTable(string source, Dictionary<(string, string, string), string> entries) { Source = source; this.entries = entries; }
+
+    public static TuningTable Empty(string source) => new(source, new());
+
+    /// <summary>The table committed with the kernels (Gpu/Tuning/tuning.json, an embedded resource).</summary>
+    public static TuningTable Committed { get; } = LoadCommitted();
+
+    static TuningTable LoadCommitted()
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("Mdm.Kernels.Gpu.Tuning.tuning.json")
+            ?? throw new TuningTableException("tuning.json: embedded resource missing from Mdm.Kernels");
+        using var reader = new StreamReader(stream);
+        return Parse(reader.ReadToEnd(), "tuning.json");
+    }
+
+    public static TuningTable Load(string path)
+    {
+        if (!File.Exists(path)) throw new TuningTableException($"{path}: tuning table not found");
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Reads {"version": 1, "gpus": {"sm_90": {"gemm": {"k256": "narrow"}, ...}}}; <paramref name="source"/>
+    /// names the file in errors.</summary>
+    public static TuningTable Parse(string json, string source)
+    {
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(json); }
+        catch (JsonException e) { throw new TuningTableException($"{source}: not valid JSON ({e.Message})"); }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new TuningTableException($"{source}: the table must be a JSON object");
+            if (!root.TryGetProperty("version", out var version) || !version.TryGetInt32(out int v) || v != 1)
+                throw new TuningTableException($"{source}: version: expected 1");
+            if (!root.TryGetProperty("gpus", out var gpus) || gpus.ValueKind != JsonValueKind.Object)
+                throw new TuningTableException($"{source}: gpus: expected an object keyed by architecture (\"sm_90\")");
+            var entries = new Dictionary<(string, string, string), string>();
+            foreach (var gpu in gpus.EnumerateObject())
+            {
+                string where = $"gpus.{gpu.Name}";
+                if (!IsArchitecture(gpu.Name)) throw new TuningTableException($"{source}: {where}: architecture must look like sm_90");
+                if (gpu.Value.ValueKind != JsonValueKind.Object) throw new TuningTableException($"{source}: {where}: expected an object");
+                foreach (var op in gpu.Value.EnumerateObject())
+                {
+                    if (op.Name is "source" or "comment") continue;
+                    if (!Variants.TryGetValue(op.Name, out var allowed))
+                        throw new TuningTableException($"{source}: {where}.{op.Name}: unknown op (expected {string.Join(", ", Variants.Keys)}, source)");
+                    if (op.Value.ValueKind != JsonValueKind.Object) throw new TuningTableException($"{source}: {where}.{op.Name}: expected an object of shape class → variant");
+                    foreach (var shape in op.Value.EnumerateObject())
+                    {
+                        string entry = $"{where}.{op.Name}.{shape.Name}";
+                        if (!ShapeClass.IsValid(op.Name, shape.Name))
+                            throw new TuningTableException($"{source}: {entry}: not a shape class of {op.Name} (expected {ShapeClass.Pattern(op.Name)})");
+                        string? variant = shape.Value.ValueKind == JsonValueKind.String ? shape.Value.GetString() : null;
+                        if (variant is null || !allowed.Contains(variant))
+                            throw new TuningTableException($"{source}: {entry}: unknown variant {shape.Value.GetRawText()} (expected {string.Join(" or ", allowed)})");
+                        entries[(gpu.Name, op.Name, shape.Name)] = variant;
+                    }
+                }
+            }
+            return new TuningTable(source, entries);
+        }
+    }
+
+    static bool IsArchitecture(string name) => name.StartsWith("sm_", StringComparison.Ordinal) && name.Length > 3 && name[3..].All(char.IsAsciiDigit);
+
+    /// <summary>The measured variant, or null when the table has no entry for this GPU and shape class.</summary>
+    public string? Find(string? gpu, string op, string shapeClass) =>
+        gpu is not null && entries.TryGetValue((gpu, op, shapeClass), out var v) ? v : null;
+
+    /// <summary>Whether a bf16 GEMM with this K uses the 4-warp 64×64 layout: the table, else <see cref="TuningHeuristics"/>.</summary>
+    public bool GemmWideWarps(string? gpu, int k) =>
+        Find(gpu, GemmOp, ShapeClass.Gemm(k)) is { } v ? v == GemmVariant.Wide : TuningHeuristics.GemmWideWarps(k);
+
+    /// <summary>Whether attention (forward or backward) runs on tensor cores: the table, else SIMT.</summary>
+    public bool AttentionOnTensorCores(string? gpu, bool backward, int n, int headDim) =>
+        Find(gpu, backward ? AttentionBackwardOp : AttentionForwardOp, ShapeClass.Attention(n, headDim)) is { } v
+            ? v == AttentionVariant.TensorCore : TuningHeuristics.AttentionOnTensorCores;
+
+    /// <summary>The table as JSON in the format <see cref="Parse"/> reads (keys sorted, so diffs stay small).</summary>
+    public string ToJson(IReadOnlyDictionary<string, string>? gpuSources = null)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("version", 1);
+            w.WriteStartObject("gpus");
+            foreach (var gpu in entries.Keys.Select(e => e.Gpu).Distinct().Order(StringComparer.Ordinal))
+            {
+                w.WriteStartObject(gpu);
+                if (gpuSources is not null && gpuSources.TryGetValue(gpu, out var src)) w.WriteString("source", src);
+                foreach (var op in Variants.Keys)
+                {
+                    var shapes = entries.Where(e => e.Key.Gpu == gpu && e.Key.Op == op).OrderBy(e => e.Key.Shape, StringComparer.Ordinal).ToList();
+                    if (shapes.Count == 0) continue;
+                    w.WriteStartObject(op);
+                    foreach (var e in shapes) w.WriteString(e.Key.Shape, e.Value);
+                    w.WriteEndObject();
+                }
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    /// <summary>A table with these entries (the tune mode builds one from its measurements).</summary>
+    public static TuningTable From(string source, IEnumerable<((string Gpu, string Op, string Shape) Key, string Variant)> rows) =>
+        Parse(Empty(source).With(rows).ToJson(), source);
+
+    TuningTable With(IEnumerable<((string, string, string) Key, string Variant)> rows)
+    {
+        var copy = new Dictionary<(string, string, string), string>(entries);
+        foreach (var (key, variant) in rows) copy[key] = variant;
+        return new TuningTable(Source, copy);
+    }
+}
+
+public static class GemmVariant
+{
+    /// <summary>8 warps of 64×32 per 128×128 tile.</summary>
+    public const string Narrow = "narrow";
+    /// <summary>4 warps of 64×64 per 128×128 tile.</summary>
+    public const string Wide = "wide";
+}
+
+public static class AttentionVariant
+{
+    public const string Simt = "simt", TensorCore = "tensor-core";
+}
+
+/// <summary>What the backend picks when the table has no entry for the GPU or the shape class.</summary>
+public static class TuningHeuristics
+{
+    /// <summary>Short K favours 8 warps (they hide the pipeline's fill and drain); long K favours 4 warps of 64×64.</summary>
+    public const int WideWarpMinK = 2048;
+
+    public static bool GemmWideWarps(int k) => k >= WideWarpMinK;
+
+    /// <summary>SIMT until a GPU run has measured the tensor-core kernels for the shape.</summary>
+    public const bool AttentionOnTensorCores = false;
+}
+
+/// <summary>Shape classes: sizes rounded up to a power of two, so one measurement covers the shapes near it.</summary>
+public static class ShapeClass
+{
+    /// <summary>A bf16 GEMM by its reduction length: "k256" covers 129 ≤ K ≤ 256.</summary>
+    public static string Gemm(int k) => $"k{RoundUp(k)}";
+
+    /// <summary>Attention by head dimension and sequence length (keys): "d64-n1024" covers 513 ≤ N ≤ 1024.</summary>
+    public static string Attention(int n, int headDim) => $"d{headDim}-n{RoundUp(n)}";
+
+    public static string Pattern(string op) => op == TuningTable.GemmOp ? "k<power of two>" : "d<head dim>-n<power of two>";
+
+    public static bool IsValid(string op, string shape)
+    {
+        if (op == TuningTable.GemmOp)
+            return shape.Length > 1 && shape[0] == 'k' && int.TryParse(shape.AsSpan(1), out int k) && k > 0 && RoundUp(k) == k && shape == Gemm(k);
+        int dash = shape.IndexOf("-n", StringComparison.Ordinal);
+        return shape.Length > 1 && shape[0] == 'd' && dash > 1
+            && int.TryParse(shape.AsSpan(1, dash - 1), out int d) && d > 0
+            && int.TryParse(shape.AsSpan(dash + 2), out int n) && n > 0 && RoundUp(n) == n && shape == Attention(n, d);
+    }
+
+    static int RoundUp(int x) => x <= 1 ? 1 : (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)x), int.MaxValue);
+}
