@@ -1,0 +1,170 @@
+using System.Globalization;
+using System.Text;
+using Mdm.Kernels;
+using Mdm.Kernels.Gpu;
+using Mdm.Kernels.Gpu.Tuning;
+
+namespace Mdm.Bench.Gpu;
+
+/// <summary>
+/// `tune [--device cuda|ilgpu-cpu] [--quick] [--out DIR]`: for each shape class the configs run, every variant of the
+/// bf16 GEMM (warp layouts narrow = reference, wide) and of attention forward / backward (simt = reference,
+/// tensor-core) is checked against the reference variant and timed with device events after a warm-up; the fastest
+/// variant that agrees goes into DIR/tuning.json (the format of src/Mdm.Kernels/Gpu/Tuning/tuning.json) and every
+/// timing into DIR/tune.md. Exit code 1 when a variant disagrees with its reference, 2 for bad arguments.
+/// FLOPs: GEMM 2·M·N·K; attention forward 4·BH·N²·D, backward 10·BH·N²·D (with the recomputed S and dP).
+/// </summary>
+public static class TuneBench
+{
+    const double GemmTolerance = 1e-3, AttentionTolerance = 2e-2;
+
+    sealed record Timing(string Op, string ShapeClass, TuneShape Shape, string Variant, double Ms, double Flops, double Error, bool OnTensorCores);
+
+    public static int Run(string[] args)
+    {
+        string device = "cuda", outDir = ".";
+        bool quick = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--device" when i + 1 < args.Length: device = args[++i]; break;
+                case "--out" when i + 1 < args.Length: outDir = args[++i]; break;
+                case "--quick": quick = true; break;
+                default: Console.Error.WriteLine($"tune: unknown argument '{args[i]}' (use --device, --out, --quick)"); return 2;
+            }
+        }
+        string configs = Path.Combine(Environment.GetEnvironmentVariable("MDM_REPO_ROOT") ?? ".", "configs");
+        if (!Directory.Exists(configs)) { Console.Error.WriteLine($"tune: {configs} not found (run from the repository root or set MDM_REPO_ROOT)"); return 2; }
+        var paths = Directory.GetFiles(configs, "*.json").Order(StringComparer.Ordinal).ToList();
+        // Quick: tiny shapes (the CPU accelerator runs each simulated thread as an OS thread), a few classes.
+        var shapes = quick ? TuneShapes.FromConfigs(paths, 1, 24, 16) : TuneShapes.FromConfigs(paths, 8, 16384, 4096);
+
+        Backend backend;
+        try { backend = Backends.Create(Backends.Parse(device)); }
+        catch (Exception e) { Console.Error.WriteLine($"tune: cannot start '{device}': {e.Message}"); return 1; }
+        if (backend is not IlgpuBackend b) { backend.Dispose(); Console.Error.WriteLine("tune: needs an ILGPU backend (cuda or ilgpu-cpu)"); return 2; }
+        using (b)
+        {
+            // The CPU accelerator has no tensor cores: its table (sm_0) only proves the mode runs.
+            string gpu = b.GpuArchitecture ?? "sm_0";
+            Console.WriteLine($"tune: {b.Info.Name} ({gpu}), {shapes.Count} shape classes from {paths.Count} configs");
+            int warmup = quick ? 1 : 2, reps = quick ? 1 : 10;
+            var timings = new List<Timing>();
+            foreach (var s in shapes)
+                timings.AddRange(s.Op == "gemm" ? TuneGemm(b, s, warmup, reps) : TuneAttention(b, s, warmup, reps));
+            b.WideWarpTiles = null;
+            b.UseTensorCoreAttention = null;
+
+            bool agree = timings.All(t => t.Error <= (t.Op == TuningTable.GemmOp ? GemmTolerance : AttentionTolerance));
+            var rows = timings.GroupBy(t => (t.Op, t.ShapeClass)).Select(g =>
+                ((gpu, g.Key.Op, g.Key.ShapeClass), Winner(g.ToList()).Variant));
+            var table = TuningTable.From(Path.Combine(outDir, "tuning.json"), rows);
+            Directory.CreateDirectory(outDir);
+            File.WriteAllText(Path.Combine(outDir, "tuning.json"), table.ToJson(new Dictionary<string, string> { [gpu] = $"{b.Info.Name}, Mdm.Bench tune{(quick ? " --quick" : "")}" }));
+            File.WriteAllText(Path.Combine(outDir, "tune.md"), Markdown(b, gpu, timings));
+            Console.WriteLine($"wrote {table.Entries.Count} entries to {Path.Combine(outDir, "tuning.json")} and the timings to {Path.Combine(outDir, "tune.md")}");
+            if (!agree) Console.Error.WriteLine("tune: a variant DISAGREES with its reference (see tune.md); it was not chosen");
+            return agree ? 0 : 1;
+        }
+    }
+
+    /// <summary>The fastest variant that agrees with the reference and ran its own kernel (a tensor-core variant that
+    /// fell back to SIMT, as on the CPU accelerator or for an unsupported head dim, is not eligible); else the reference.</summary>
+    static Timing Winner(List<Timing> variants)
+    {
+        double tolerance = variants[0].Op == TuningTable.GemmOp ? GemmTolerance : AttentionTolerance;
+        return variants.Where(t => t.Error <= tolerance && (t == variants[0] || t.OnTensorCores)).MinBy(t => t.Ms) ?? variants[0];
+    }
+
+    static IEnumerable<Timing> TuneGemm(IlgpuBackend b, TuneShape s, int warmup, int reps)
+    {
+        using var a = Ops.ToBF16(Ops.RandomNormal(b.Empty(s.M, s.K), 1));
+        using var w = Ops.ToBF16(Ops.RandomNormal(b.Empty(s.K, s.N), 2));
+        float[]? reference = null;
+        foreach (var variant in TuningTable.Variants[TuningTable.GemmOp])
+        {
+            using var c = b.Full(float.NaN, s.M, s.N);
+            b.WideWarpTiles = variant == GemmVariant.Wide;
+            long before = b.TensorCoreGemms;
+            void Run() => Ops.MatMul(a, w, false, false, c);
+            Run();
+            bool onTensorCores = b.TensorCoreGemms > before;
+            var values = c.ToArray();
+            reference ??= values;
+            double ms = DeviceTimer.MeanMs(b, Run, warmup, reps);
+            yield return Report(new(TuningTable.GemmOp, ShapeClass.Gemm(s.K), s, variant, ms, 2.0 * s.M * s.N * s.K, RelativeDifference(reference, values), onTensorCores));
+        }
+    }
+
+    static IEnumerable<Timing> TuneAttention(IlgpuBackend b, TuneShape s, int warmup, int reps)
+    {
+        int[] shape = [1, s.M, s.N, s.K];
+        using var q = Ops.RoundToBF16(Ops.RandomNormal(b.Empty(shape), 11));
+        using var k = Ops.RoundToBF16(Ops.RandomNormal(b.Empty(shape), 12));
+        using var v = Ops.RoundToBF16(Ops.RandomNormal(b.Empty(shape), 13));
+        using var gradO = Ops.RoundToBF16(Ops.RandomNormal(b.Empty(shape), 14));
+        double flops = 4.0 * s.M * (double)s.N * s.N * s.K;
+        string shapeClass = ShapeClass.Attention(s.N, s.K);
+        float[]? refO = null, refGrad = null;
+        foreach (var variant in TuningTable.Variants[TuningTable.AttentionForwardOp])
+        {
+            b.UseTensorCoreAttention = variant == AttentionVariant.TensorCore;
+            using var o = b.Full(float.NaN, shape);
+            using var lse = b.Full(float.NaN, 1, s.M, s.N);
+            using var dq = b.Full(float.NaN, shape);
+            using var dk = b.Full(float.NaN, shape);
+            using var dv = b.Full(float.NaN, shape);
+            void Forward() => Ops.Attention(q, k, v, null, o, lse);
+            void Backward() => Ops.AttentionBackward(q, k, v, o, lse, gradO, null, dq, dk, dv);
+            long before = b.TensorCoreAttentions;
+            Forward();
+            bool fwdTc = b.TensorCoreAttentions > before;
+            Backward();
+            bool bwdTc = b.TensorCoreAttentions > before + (fwdTc ? 1 : 0);
+            float[] os = o.ToArray(), grads = [.. dq.ToArray(), .. dk.ToArray(), .. dv.ToArray()];
+            refO ??= os;
+            refGrad ??= grads;
+            double fwdMs = DeviceTimer.MeanMs(b, Forward, warmup, reps), bwdMs = DeviceTimer.MeanMs(b, Backward, warmup, reps);
+            yield return Report(new(TuningTable.AttentionForwardOp, shapeClass, s, variant, fwdMs, flops, RelativeDifference(refO, os), fwdTc));
+            yield return Report(new(TuningTable.AttentionBackwardOp, shapeClass, s, variant, bwdMs, 2.5 * flops, RelativeDifference(refGrad, grads), bwdTc));
+        }
+    }
+
+    static Timing Report(Timing t)
+    {
+        Console.WriteLine($"{t.Op,-19} {t.ShapeClass,-11} {t.Shape.Text,-20} {t.Variant,-12} {t.Ms,9:F4} ms {t.Flops / (t.Ms * 1e9),8:F2} TFLOP/s  err {t.Error:G3}{(t.OnTensorCores ? "" : "  (SIMT kernel)")}");
+        return t;
+    }
+
+    /// <summary>max |ref − x| / max |ref|; ∞ where x holds a NaN (an element the variant did not write).</summary>
+    static double RelativeDifference(float[] reference, float[] x)
+    {
+        double max = 1e-30, diff = 0;
+        for (int i = 0; i < reference.Length; i++)
+        {
+            max = Math.Max(max, Math.Abs((double)reference[i]));
+            diff = Math.Max(diff, float.IsNaN(x[i]) ? double.PositiveInfinity : Math.Abs((double)reference[i] - x[i]));
+        }
+        return diff / max;
+    }
+
+    static string Markdown(IlgpuBackend b, string gpu, List<Timing> timings)
+    {
+        var md = new StringBuilder();
+        md.AppendLine(CultureInfo.InvariantCulture, $"# Tuning run: {b.Info.Name} ({gpu})");
+        md.AppendLine();
+        md.AppendLine("TFLOP/s = FLOPs / time: GEMM 2·M·N·K; attention forward 4·BH·N²·D, backward 10·BH·N²·D. Error: max |Δ| / max |reference| against the first variant. ✓ = chosen.");
+        md.AppendLine();
+        md.AppendLine("| op | shape class | shape | from | variant | ms | TFLOP/s | error | kernel | |");
+        md.AppendLine("|---|---|---|---|---|---:|---:|---:|---|---|");
+        foreach (var g in timings.GroupBy(t => (t.Op, t.ShapeClass)))
+        {
+            var winner = Winner(g.ToList());
+            foreach (var t in g)
+                md.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {t.Op} | {t.ShapeClass} | {t.Shape.Text} | {t.Shape.From} | {t.Variant} | {t.Ms:F4} | {t.Flops / (t.Ms * 1e9):F2} | {t.Error:G3} | {(t.OnTensorCores ? "tensor cores" : "SIMT")} | {(t == winner ? "✓" : "")} |");
+        }
+        return md.ToString();
+    }
+}
