@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (no dotnet, no network, PyTorch with CUDA installed), from the repository root, with .gpu
-# carried (see pack.sh). Unpacks the runtime, runs the Gpu test category, our GPU benchmarks and the PyTorch
-# benchmarks over the same shapes, and prints one table (also written to $OUT/table.md).
+# carried (see pack.sh). Unpacks the runtime, runs the Gpu test category, the tuning run (new table in
+# $OUT/tuning.json, timings in $OUT/tune.md), our GPU benchmarks and the PyTorch benchmarks over the same shapes, and
+# prints one table (also written to $OUT/table.md).
+# Budget: the whole script stays under BUDGET_S seconds (default 330), so two full runs plus one machine start (~2 min)
+# fit into 15 minutes of device time. Every stage has its own limit, cut to what is left of the budget; a stage with
+# under 5 s left is skipped and says so.
 #   bash scripts/gpu/run.sh            on the GPU machine
 #   bash scripts/gpu/run.sh --local    here, without a GPU: ILGPU CPU accelerator, tiny shapes, no PyTorch timing
 set -uo pipefail
@@ -9,6 +13,8 @@ cd "$(dirname "$0")/../.."
 local_mode=0
 [ "${1:-}" = "--local" ] && local_mode=1
 OUT=${OUT:-$(mktemp -d)}
+BUDGET_S=${BUDGET_S:-330}
+started=$SECONDS
 mkdir -p "$OUT"
 [ -f .gpu/dotnet-runtime.tar.xz ] || { echo "run.sh: .gpu/ missing: run scripts/gpu/pack.sh first and carry .gpu" >&2; exit 2; }
 
@@ -18,54 +24,82 @@ export MDM_REPO_ROOT=$PWD   # the tests find configs/ here (the published test a
 export DOTNET_ROOT=$rt PATH=$rt:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 apps=/tmp/mdm-apps
 rm -rf "$apps" && mkdir -p "$apps" && xz -dc .gpu/apps.tar.xz | tar -C "$apps" -xf -
+# stage_limit LIMIT: LIMIT cut to the budget left; prints 0 when under 5 s are left.
+stage_limit() {
+  local left=$((BUDGET_S - (SECONDS - started)))
+  if [ "$left" -lt 5 ]; then echo 0; elif [ "$1" -lt "$left" ]; then echo "$1"; else echo "$left"; fi
+}
+# stage LIMIT TITLE: prints the stage header with its limit; returns 1 (skip) when the budget is spent.
+stage() {
+  local limit; limit=$(stage_limit "$1")
+  if [ "$limit" = 0 ]; then echo "== $2: skipped, budget of ${BUDGET_S}s spent =="; return 1; fi
+  echo "== $2 (limit ${limit}s, $((SECONDS - started))s of ${BUDGET_S}s used) =="
+  lim=$limit
+}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 
 if [ $local_mode = 1 ]; then
   # The tensor-core kernels on the emulated warp primitives are slow there (each warp barrier is an OS-thread rendezvous).
-  filter="FullyQualifiedName~IlgpuCpu|FullyQualifiedName~Mdm.Tests.TensorCore"; device=ilgpu-cpu; quick=--quick; test_limit=600
+  filter="FullyQualifiedName~IlgpuCpu|FullyQualifiedName~Mdm.Tests.TensorCore"; device=ilgpu-cpu; quick=--quick; test_limit=600; tune_limit=120
+  BUDGET_S=${BUDGET_S_LOCAL:-900}
 else
-  filter="TestCategory=Gpu"; device=cuda; quick=; test_limit=200
+  filter="TestCategory=Gpu"; device=cuda; quick=; test_limit=90; tune_limit=90
 fi
 
-echo "== tests ($filter) =="
-timeout "$test_limit" "$apps/tests/Mdm.Tests" --filter "$filter" --output Detailed 2>&1 | tee "$OUT/tests.log" | grep -E "^(passed|failed|skipped)|total:|failed:|succeeded:|skipped:|error" | tail -80
+echo "budget: ${BUDGET_S}s for this run; stage limits: tests ${test_limit}s, tune ${tune_limit}s, benchmarks 40s, labs 25s + 15s, PyTorch 30s, end to end 25s per pass (later stages get what is left)"
+test_rc=0
+stage "$test_limit" "tests ($filter)" && {
+timeout "$lim" "$apps/tests/Mdm.Tests" --filter "$filter" --output Detailed 2>&1 | tee "$OUT/tests.log" | grep -E "^(passed|failed|skipped)|total:|failed:|succeeded:|skipped:|error" | tail -80
 test_rc=${PIPESTATUS[0]}
+}
 
-echo "== Mdm benchmarks ($device) =="
-timeout 120 "$apps/bench/Mdm.Bench" gpu --device "$device" $quick --json "$OUT/mdm.json" 2>&1 | tee "$OUT/bench.log"
+# The tuning table: every variant per shape class of the configs, checked and timed; commit $OUT/tuning.json as
+# src/Mdm.Kernels/Gpu/Tuning/tuning.json after reading $OUT/tune.md (docs/architecture.md, "Tuning table").
+tune_rc=0
+stage "$tune_limit" "tune ($device): kernel variants per shape class" && {
+timeout "$lim" "$apps/bench/Mdm.Bench" tune --device "$device" $quick --out "$OUT" --budget-s $((lim / 2)) 2>&1 | tee "$OUT/tune.log" | grep -v "^attention\|^gemm"
+tune_rc=${PIPESTATUS[0]}
+[ -f "$OUT/tune.md" ] && cat "$OUT/tune.md"
+}
+
+stage 40 "Mdm benchmarks ($device)" && \
+timeout "$lim" "$apps/bench/Mdm.Bench" gpu --device "$device" $quick --json "$OUT/mdm.json" 2>&1 | tee "$OUT/bench.log"
 
 if [ $local_mode = 0 ]; then
-  echo "== kernel lab: attention v1 (SIMT) vs v2 (tensor cores, UseTensorCoreAttention), head dims 32-128, masks =="
-  timeout 90 "$apps/bench/Mdm.Bench" lab attention 2>&1 | tee "$OUT/lab-attention.log"
-  echo "== kernel lab: GroupNorm+FiLM+SiLU v1 (three sweeps) vs v2 (one-pass statistics, not promoted) =="
-  timeout 60 "$apps/bench/Mdm.Bench" lab groupnorm 2>&1 | tee "$OUT/lab-groupnorm.log"
+  stage 25 "kernel lab: attention v1 (SIMT) vs v2 (tensor cores, UseTensorCoreAttention), head dims 32-128, masks" && \
+  timeout "$lim" "$apps/bench/Mdm.Bench" lab attention 2>&1 | tee "$OUT/lab-attention.log"
+  stage 15 "kernel lab: GroupNorm+FiLM+SiLU v1 (three sweeps) vs v2 (one-pass statistics, not promoted)" && \
+  timeout "$lim" "$apps/bench/Mdm.Bench" lab groupnorm 2>&1 | tee "$OUT/lab-groupnorm.log"
 fi
 
-echo "== PyTorch benchmarks =="
 if [ $local_mode = 1 ]; then
+  echo "== PyTorch benchmarks (listed only) =="
   python3 scripts/gpu/torch_bench.py --list $quick
 else
-  timeout 100 python3 scripts/gpu/torch_bench.py --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
+  stage 30 "PyTorch benchmarks" && \
+  timeout "$lim" python3 scripts/gpu/torch_bench.py --json "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log"
 fi
 
 if [ $local_mode = 0 ]; then
   # End to end: our training step (bf16 autocast, tensor cores) and, where tools/torch_nested_unet.py is present, the
   # same network from the same config in PyTorch eager autocast. "config:batch:steps:timeout" entries.
-  for spec in ${STEP_SPECS:-gpu-demo:32:4:60 imagenet-64-256:8:3:120}; do
+  for spec in ${STEP_SPECS:-gpu-demo:32:4:25 imagenet-64-256:8:3:25}; do
     IFS=: read -r cfg batch steps limit <<<"$spec"
-    echo "== end-to-end training step: $cfg, batch $batch =="
-    timeout "$limit" "$apps/bench/Mdm.Bench" step --config "configs/$cfg.json" --batch "$batch" --device cuda --steps "$steps" --bf16 \
+    stage "$limit" "end-to-end training step: $cfg, batch $batch" || continue
+    timeout "$lim" "$apps/bench/Mdm.Bench" step --config "configs/$cfg.json" --batch "$batch" --device cuda --steps "$steps" --bf16 \
       --json "$OUT/mdm.json" 2>&1 | tee "$OUT/step-$cfg.log" | grep -v "^step "
     # Per-op device time (the device is synchronised around every op, so this pass is slower and not the timing above).
-    MDM_PROFILE=sync timeout "$limit" "$apps/bench/Mdm.Bench" step --config "configs/$cfg.json" --batch "$batch" --device cuda --steps 1 --bf16 \
+    stage "$limit" "per-op profile: $cfg" || continue
+    MDM_PROFILE=sync timeout "$lim" "$apps/bench/Mdm.Bench" step --config "configs/$cfg.json" --batch "$batch" --device cuda --steps 1 --bf16 \
       2>&1 | tee "$OUT/profile-$cfg.log" | grep -v "^step \|^median" | head -16
-    if [ -f tools/torch_nested_unet.py ]; then
-      timeout "$limit" python3 tools/torch_nested_unet.py --config "configs/$cfg.json" --bench --batch "$batch" --steps "$steps" --json "$OUT/torch.json" 2>&1 | tail -3
+    if [ -f tools/torch_nested_unet.py ] && stage "$limit" "PyTorch eager step: $cfg"; then
+      timeout "$lim" python3 tools/torch_nested_unet.py --config "configs/$cfg.json" --bench --batch "$batch" --steps "$steps" --json "$OUT/torch.json" 2>&1 | tail -3
     fi
   done
 fi
 
 echo "== table =="
 python3 scripts/gpu/compare.py "$OUT/mdm.json" "$OUT/torch.json" | tee "$OUT/table.md"
-echo "tests exit code: $test_rc; files in $OUT"
-exit $test_rc
+echo "tests exit code: $test_rc; tune exit code: $tune_rc; $((SECONDS - started))s of the ${BUDGET_S}s budget; files in $OUT"
+[ "$test_rc" = 0 ] || exit "$test_rc"
+exit "$tune_rc"

@@ -7,11 +7,12 @@ using Mdm.Kernels.Gpu.Tuning;
 namespace Mdm.Bench.Gpu;
 
 /// <summary>
-/// `tune [--device cuda|ilgpu-cpu] [--quick] [--out DIR]`: for each shape class the configs run, every variant of the
+/// `tune [--device cuda|ilgpu-cpu] [--quick] [--out DIR] [--budget-s S]`: for each shape class the configs run, every variant of the
 /// bf16 GEMM (warp layouts narrow = reference, wide) and of attention forward / backward (simt = reference,
 /// tensor-core) is checked against the reference variant and timed with device events after a warm-up; the fastest
 /// variant that agrees goes into DIR/tuning.json (the format of src/Mdm.Kernels/Gpu/Tuning/tuning.json) and every
-/// timing into DIR/tune.md. Exit code 1 when a variant disagrees with its reference, 2 for bad arguments.
+/// timing into DIR/tune.md. With --budget-s no new shape class starts S seconds after the kernels are loaded (the table then holds the classes
+/// timed so far; the rest keep the fallback). Exit code 1 when a variant disagrees with its reference, 2 for bad arguments.
 /// FLOPs: GEMM 2·M·N·K; attention forward 4·BH·N²·D, backward 10·BH·N²·D (with the recomputed S and dP).
 /// </summary>
 public static class TuneBench
@@ -24,6 +25,7 @@ public static class TuneBench
     {
         string device = "cuda", outDir = ".";
         bool quick = false;
+        double budgetS = double.PositiveInfinity;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -31,7 +33,8 @@ public static class TuneBench
                 case "--device" when i + 1 < args.Length: device = args[++i]; break;
                 case "--out" when i + 1 < args.Length: outDir = args[++i]; break;
                 case "--quick": quick = true; break;
-                default: Console.Error.WriteLine($"tune: unknown argument '{args[i]}' (use --device, --out, --quick)"); return 2;
+                case "--budget-s" when i + 1 < args.Length && double.TryParse(args[i + 1], CultureInfo.InvariantCulture, out budgetS) && budgetS > 0: i++; break;
+                default: Console.Error.WriteLine($"tune: unknown or bad argument '{args[i]}' (use --device, --out, --quick, --budget-s SECONDS > 0)"); return 2;
             }
         }
         string configs = Path.Combine(Environment.GetEnvironmentVariable("MDM_REPO_ROOT") ?? ".", "configs");
@@ -49,10 +52,18 @@ public static class TuneBench
             // The CPU accelerator has no tensor cores: its table (sm_0) only proves the mode runs.
             string gpu = b.GpuArchitecture ?? "sm_0";
             Console.WriteLine($"tune: {b.Info.Name} ({gpu}), {shapes.Count} shape classes from {paths.Count} configs");
+            var clock = System.Diagnostics.Stopwatch.StartNew();   // after loading the kernels
             int warmup = quick ? 1 : 2, reps = quick ? 1 : 10;
             var timings = new List<Timing>();
-            foreach (var s in shapes)
+            foreach (var (s, i) in shapes.Select((s, i) => (s, i)))
+            {
+                if (clock.Elapsed.TotalSeconds > budgetS)
+                {
+                    Console.WriteLine($"tune: budget of {budgetS:F0} s spent, {shapes.Count - i} shape classes left untimed (they keep the fallback)");
+                    break;
+                }
                 timings.AddRange(s.Op == "gemm" ? TuneGemm(b, s, warmup, reps) : TuneAttention(b, s, warmup, reps));
+            }
             b.WideWarpTiles = null;
             b.UseTensorCoreAttention = null;
 

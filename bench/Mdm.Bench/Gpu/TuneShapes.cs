@@ -11,7 +11,7 @@ public sealed record TuneShape(string Op, int M, int N, int K, string From)
 /// <summary>
 /// The shapes the configs run, one per shape class: per UNet level (resolution r, channels c) the linears / 1×1 convs
 /// (K = c) and the 3×3 convs lowered to a GEMM (K = 9c), with M = c and N = batch·r² tokens; attention at the
-/// attention levels and the mid block, [batch·8 heads, r², c / 8].
+/// attention levels and the mid block, [batch·8 heads, r², c / 8]. GEMMs first (they run on tensor cores today).
 /// </summary>
 public static class TuneShapes
 {
@@ -37,7 +37,7 @@ public static class TuneShapes
                     byClass.TryAdd("attention:" + Kernels.Gpu.Tuning.ShapeClass.Attention(n, d), new TuneShape("attention", batch * Heads, n, d, name));
                 }
         }
-        return byClass.Values.OrderBy(s => s.Op).ThenBy(s => s.K).ThenBy(s => s.N).ToList();
+        return byClass.Values.OrderByDescending(s => s.Op).ThenBy(s => s.K).ThenBy(s => s.N).ToList();
     }
 
     /// <summary>Every UNet of the model with the image size it runs at (inner UNets of a nest at the reduced size).</summary>
