@@ -55,6 +55,7 @@ public static class TuneBench
             var clock = System.Diagnostics.Stopwatch.StartNew();   // after loading the kernels
             int warmup = quick ? 1 : 2, reps = quick ? 1 : 10;
             var timings = new List<Timing>();
+            Directory.CreateDirectory(outDir);
             foreach (var (s, i) in shapes.Select((s, i) => (s, i)))
             {
                 if (clock.Elapsed.TotalSeconds > budgetS)
@@ -63,21 +64,27 @@ public static class TuneBench
                     break;
                 }
                 timings.AddRange(s.Op == "gemm" ? TuneGemm(b, s, warmup, reps) : TuneAttention(b, s, warmup, reps));
+                Write(b, gpu, quick, outDir, timings);   // after every class, so an outer timeout still leaves a table
             }
             b.WideWarpTiles = null;
             b.UseTensorCoreAttention = null;
-
+            int entries = Write(b, gpu, quick, outDir, timings);
+            Console.WriteLine($"wrote {entries} entries to {Path.Combine(outDir, "tuning.json")} and the timings to {Path.Combine(outDir, "tune.md")}");
             bool agree = timings.All(t => t.Error <= (t.Op == TuningTable.GemmOp ? GemmTolerance : AttentionTolerance));
-            var rows = timings.GroupBy(t => (t.Op, t.ShapeClass)).Select(g =>
-                ((gpu, g.Key.Op, g.Key.ShapeClass), Winner(g.ToList()).Variant));
-            var table = TuningTable.From(Path.Combine(outDir, "tuning.json"), rows);
-            Directory.CreateDirectory(outDir);
-            File.WriteAllText(Path.Combine(outDir, "tuning.json"), table.ToJson(new Dictionary<string, string> { [gpu] = $"{b.Info.Name}, Mdm.Bench tune{(quick ? " --quick" : "")}" }));
-            File.WriteAllText(Path.Combine(outDir, "tune.md"), Markdown(b, gpu, timings));
-            Console.WriteLine($"wrote {table.Entries.Count} entries to {Path.Combine(outDir, "tuning.json")} and the timings to {Path.Combine(outDir, "tune.md")}");
             if (!agree) Console.Error.WriteLine("tune: a variant DISAGREES with its reference (see tune.md); it was not chosen");
             return agree ? 0 : 1;
         }
+    }
+
+    /// <summary>Writes DIR/tuning.json (the winners so far) and DIR/tune.md; returns the number of table entries.</summary>
+    static int Write(IlgpuBackend b, string gpu, bool quick, string outDir, List<Timing> timings)
+    {
+        var rows = timings.GroupBy(t => (t.Op, t.ShapeClass)).Select(g => ((gpu, g.Key.Op, g.Key.ShapeClass), Winner(g.ToList()).Variant));
+        string path = Path.Combine(outDir, "tuning.json");
+        var table = TuningTable.From(path, rows);
+        File.WriteAllText(path, table.ToJson(new Dictionary<string, string> { [gpu] = $"{b.Info.Name}, Mdm.Bench tune{(quick ? " --quick" : "")}" }));
+        File.WriteAllText(Path.Combine(outDir, "tune.md"), Markdown(b, gpu, timings));
+        return table.Entries.Count;
     }
 
     /// <summary>The fastest variant that agrees with the reference and ran its own kernel (a tensor-core variant that
