@@ -12,6 +12,13 @@ public sealed record Conditioning(int[]? ClassLabels = null, Tensor? Tokens = nu
 {
     public const int NullClass = -1;
     public static readonly Conditioning None = new();
+
+    /// <summary>Text conditioning whose token embeddings are a graph input, so the backward reaches them
+    /// (<see cref="TokenInput"/>'s gradient).</summary>
+    public static Conditioning DifferentiableText(Variable tokens, Tensor? mask) => new(Tokens: tokens.Data, TokenMask: mask) { TokenInput = tokens };
+
+    /// <summary>The tokens as a graph input; its data is <see cref="Tokens"/>. Null: the tokens are a constant.</summary>
+    public Variable? TokenInput { get; init; }
     public int BatchSize(int fallback) => ClassLabels?.Length ?? Tokens?.Dim(0) ?? fallback;
 }
 

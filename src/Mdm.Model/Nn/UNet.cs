@@ -195,7 +195,9 @@ public class UNet : ModelModule, IDenoiser
                 throw new ArgumentException($"UNet: tokens are [{string.Join(", ", ts)}], expected [{batch}, S, {TextDim}]");
             if (c.TokenMask is { } m && (m.Rank != 2 || m.Dim(0) != batch || m.Dim(1) != ts[1] || m.DType != DType.F32))
                 throw new ArgumentException($"UNet: token mask is {m} , expected F32 [{batch}, {ts[1]}] (1 = real token)");
-            tokens = new Variable(c.Tokens);
+            if (c.TokenInput is { } input && !ReferenceEquals(input.Data, c.Tokens))
+                throw new ArgumentException("UNet: the conditioning's TokenInput does not hold its Tokens tensor");
+            tokens = c.TokenInput ?? new Variable(c.Tokens);
             if (lmProj is not null) tokens = lmProj.Forward(tokens);
             foreach (var head in lmHead) tokens = head.Forward(tokens, Config.MaskedCrossAttention ? c.TokenMask : null);
             // ml-mdm pools with a plain mean when lm_head ran unmasked, else with the token mask

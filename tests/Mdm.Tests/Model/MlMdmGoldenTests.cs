@@ -12,12 +12,13 @@ namespace Mdm.Tests.Model;
 /// <summary>
 /// Outputs of apple/ml-mdm's own NestedUNet / UNet (tests/golden, written by tools/mlmdm_golden.py): each golden YAML
 /// goes through <c>convert</c>, the model is built from the result, ml-mdm's weights are loaded strictly (every key,
-/// every shape), and the forward of every resolution, the gradients of the noisy inputs and the first elements of every
-/// parameter gradient of Σ_r ⟨output_r, cotangent_r⟩ are compared with ml-mdm's float64 run.
+/// every shape), and the forward of every resolution, the gradients of the noisy inputs and of the text tokens (a graph
+/// input through <see cref="Conditioning.DifferentiableText"/>) and the first elements of every parameter gradient of
+/// Σ_r ⟨output_r, cotangent_r⟩ are compared with ml-mdm's float64 run.
 /// Tolerance (f32 against float64): |Δ| ≤ 1e-4·rms(reference tensor) + 1e-3·|reference| per element, the rms floored at
 /// 1e-2 of the rms of all parameter gradients (for gradients that are zero up to rounding).
-/// No IlgpuCpu fixture: one whole golden network there ran past 7 minutes on the shared 2-core machine; its kernels are
-/// checked on IlgpuCpu by the op tests, and the sampler goldens run there.
+/// No IlgpuCpu fixture: on the shared 2-core machine even the smallest golden network (xs-unet-text) ran past 6 minutes
+/// there; its kernels are checked on IlgpuCpu by the op tests, and the block and sampler goldens run there.
 /// </summary>
 public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
 {
@@ -62,6 +63,7 @@ public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
     [TestCase("nested2-text")]
     [TestCase("nested3-unmasked")]
     [TestCase("video-temporal")]
+    [TestCase("xs-unet-text")]
     public void ForwardAndGradientsMatchMlMdm(string name)
     {
         using var file = SafeTensorsFile.Open(GoldenPath(name + ".safetensors"));
@@ -71,6 +73,7 @@ public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
         var model = ModelFactory.Create(config, B, seed: 1);
         var streams = new List<Variable>();
         var owned = new List<Tensor>();
+        Variable? tokens = null;
         try
         {
             var report = StateDict.Load(model, file, new StateDictLoadOptions { SourcePrefix = "param." });
@@ -81,9 +84,9 @@ public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
             var cond = Conditioning.None;
             if (file.Contains("input.tokens"))
             {
-                owned.Add(Load(file, "input.tokens"));
+                tokens = new Variable(Load(file, "input.tokens"), requiresGrad: true);
                 owned.Add(Load(file, "input.mask"));
-                cond = new Conditioning(Tokens: owned[0], TokenMask: owned[1]);
+                cond = Conditioning.DifferentiableText(tokens, owned[0]);
             }
             Assert.That(streams, Has.Count.EqualTo(model.Resolutions.Count));
 
@@ -105,6 +108,11 @@ public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
                 var expected = Doubles(file, $"grad_input.x.{r}");
                 Compare.AssertClose($"{name} on {Kind}: d loss / d x {r}", streams[r].Grad!, expected, ScaledTolerance(expected));
             }
+            if (tokens is not null)
+            {
+                var expected = Doubles(file, "grad_input.tokens");
+                Compare.AssertClose($"{name} on {Kind}: d loss / d text tokens", tokens.Grad!, expected, ScaledTolerance(expected));
+            }
             var parameters = model.NamedParameters().ToDictionary(p => p.Name, p => p.Value);
             int compared = 0;
             double allGrads = Rms(file.Entries.Where(e => e.Name.StartsWith("grad.", StringComparison.Ordinal)).SelectMany(e => Doubles(file, e.Name)));
@@ -121,6 +129,7 @@ public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
         finally
         {
             foreach (var s in streams) s.Dispose();
+            tokens?.Dispose();
             foreach (var t in owned) t.Dispose();
             model.DisposeParameters();
         }

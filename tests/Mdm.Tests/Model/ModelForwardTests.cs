@@ -229,6 +229,9 @@ public class ModelForwardTests
             Assert.That(e.Message, Does.Contain("1 timesteps for a batch of 2"));
             e = Assert.Throws<ArgumentException>(() => Run(model, streams, [1, 2], Conditioning.None))!;
             Assert.That(e.Message, Does.Contain("no tokens"));
+            using var otherTokens = new Variable(Ops.Copy(text.Tokens!), requiresGrad: true);
+            e = Assert.Throws<ArgumentException>(() => Run(model, streams, [1, 2], text with { TokenInput = otherTokens }))!;
+            Assert.That(e.Message, Does.Contain("TokenInput does not hold its Tokens"));
         }
         finally { model.DisposeParameters(); foreach (var s in streams) s.Dispose(); Dispose(text); }
     }
