@@ -8,7 +8,7 @@ using ILGPU.Runtime.Cuda;
 using Mdm.Kernels;
 using Mdm.Model.Diffusion;
 using Mdm.Tests.Harness;
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Tests.Diffusion;
 

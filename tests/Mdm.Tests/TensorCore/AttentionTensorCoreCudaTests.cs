@@ -1,7 +1,7 @@
 using Mdm.Kernels;
 using Mdm.Kernels.Gpu;
 using Mdm.Tests.Harness;
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Tests.TensorCore;
 
