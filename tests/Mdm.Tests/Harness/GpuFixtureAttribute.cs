@@ -35,10 +35,17 @@ public sealed class GpuFixtureAttribute : CategoryAttribute, IApplyToTest, IFixt
         return [fixture];
     }
 
-    /// <summary>Without a GPU: the fixture keeps one test, renamed "Name (N Gpu tests)" and skipped with the reason.</summary>
+    /// <summary>Without a GPU: the fixture keeps one test, renamed "Name (N Gpu tests)" and skipped with the reason.
+    /// MDM_LIST_EVERY_GPU_TEST=1 keeps every test (skipped as a whole fixture), for scripts/test-matrix.py.</summary>
     public static void SkipAsOneEntry(TestSuite fixture, string reason)
     {
         if (fixture.RunState == RunState.NotRunnable || fixture.Tests.Count == 0) return;
+        if (Environment.GetEnvironmentVariable("MDM_LIST_EVERY_GPU_TEST") == "1")
+        {
+            fixture.RunState = RunState.Ignored;
+            fixture.Properties.Set(PropertyNames.SkipReason, $"Gpu tests skipped: {reason}");
+            return;
+        }
         int count = fixture.TestCaseCount;
         while (fixture.Tests.Count > 1) fixture.Tests.RemoveAt(fixture.Tests.Count - 1);
         var entry = (Test)fixture.Tests[0];
