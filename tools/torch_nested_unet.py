@@ -424,6 +424,8 @@ def bench(args, m):
 
     times = []
     for s in range(args.steps + 1):        # step 0 is the warm-up
+        if args.device == "cuda" and s == args.steps:
+            torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
         if args.device == "cuda":
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record(); loss = step(); end.record(); torch.cuda.synchronize()
@@ -436,12 +438,15 @@ def bench(args, m):
     median = statistics.median(times)
     ips = b / (median / 1000)
     print(f"median {median / 1000:.3f} s/step, {ips:.1f} images/s")
+    peak = torch.cuda.max_memory_allocated() if args.device == "cuda" else 0
+    if args.device == "cuda":               # the last step's peak, as Mdm.Bench step --memory-report measures it
+        print(f"peak memory allocated in the last step: {peak / 2**20:.1f} MiB (torch.cuda.max_memory_allocated)")
     if args.json:
         impl = f"torch {torch.__version__} eager " + ("bf16 autocast" if use_autocast else "fp32 cpu")
         with open(args.json, "a") as f:
             f.write(json.dumps({"op": "train_step", "shape": f"{pathlib.Path(args.config).stem}-b{b}", "ms": median,
                                 "bytes": 0, "flops": 0, "gbps": 0, "tflops": 0, "card": card, "impl": impl,
-                                "images_per_s": ips}) + "\n")
+                                "images_per_s": ips, "peak_bytes": peak}) + "\n")
 
 
 def main(argv=None):
