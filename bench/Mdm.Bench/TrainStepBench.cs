@@ -21,10 +21,10 @@ namespace Mdm.Bench;
 public static class TrainStepBench
 {
     /// <summary>Text tokens per sample for text-conditioned configs, as tools/torch_nested_unet.py passes them.</summary>
-    const int TextTokens = 128;
+    internal const int TextTokens = 128;
 
     /// <summary>Every token attended, except the later half in odd samples (padding, as the PyTorch twin has it).</summary>
-    static Tensor TokenMask(Backend backend, int batch)
+    internal static Tensor TokenMask(Backend backend, int batch)
     {
         var mask = new float[batch * TextTokens];
         for (int b = 0; b < batch; b++)
