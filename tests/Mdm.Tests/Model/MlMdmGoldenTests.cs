@@ -20,7 +20,8 @@ namespace Mdm.Tests.Model;
 /// No IlgpuCpu fixture: on the shared 2-core machine even the smallest golden network (xs-unet-text) ran past 6 minutes
 /// there; its kernels are checked on IlgpuCpu by the op tests, and the block and sampler goldens run there.
 /// </summary>
-public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures(BackendKind.Cpu, BackendKind.Cuda)]
+public class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
 {
     public static string GoldenPath(string name)
     {
@@ -135,6 +136,3 @@ public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
         }
     }
 }
-
-public class MlMdmGoldenTests_Cpu() : MlMdmGoldenTests(BackendKind.Cpu);
-[GpuFixture] public class MlMdmGoldenTests_Cuda() : MlMdmGoldenTests(BackendKind.Cuda);
