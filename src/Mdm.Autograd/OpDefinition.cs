@@ -1,3 +1,4 @@
+using System.Reflection;
 using Mdm.Kernels;
 
 namespace Mdm.Autograd;
@@ -43,14 +44,33 @@ public abstract class OpDefinition
     /// <summary>The differentiable op with the bench attributes (the BenchmarkDotNet entry).</summary>
     public abstract Variable ApplyForBench(params Variable[] inputs);
 
-    /// <summary>Every registered op: the built-in ones (<see cref="F"/>) and each one registered since.</summary>
+    static readonly Lazy<bool> discovered = new(DiscoverDefinitions);
+
+    /// <summary>Every registered op, by name: the built-in ones (<see cref="F"/>), every static
+    /// <see cref="OpDefinition"/> property or field of the program's assemblies (so a new op needs no list), and any
+    /// registered since.</summary>
     public static IReadOnlyList<OpDefinition> Registered
     {
         get
         {
-            System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(typeof(F).TypeHandle);
+            _ = discovered.Value;
             lock (registry) return registry.OrderBy(d => d.Name, StringComparer.Ordinal).ToList();
         }
+    }
+
+    /// <summary>Reads each static OpDefinition member once, which runs its registration.</summary>
+    static bool DiscoverDefinitions()
+    {
+        const BindingFlags statics = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.DeclaredOnly;
+        foreach (var assembly in ProgramAssemblies.Using(typeof(OpDefinition).Assembly))
+            foreach (var type in ProgramAssemblies.TypesOf(assembly).Where(t => !t.ContainsGenericParameters))
+            {
+                foreach (var p in type.GetProperties(statics).Where(p => typeof(OpDefinition).IsAssignableFrom(p.PropertyType) && p.GetIndexParameters().Length == 0))
+                    p.GetValue(null);
+                foreach (var f in type.GetFields(statics).Where(f => typeof(OpDefinition).IsAssignableFrom(f.FieldType)))
+                    f.GetValue(null);
+            }
+        return true;
     }
 
     public static OpDefinition Find(string name) =>

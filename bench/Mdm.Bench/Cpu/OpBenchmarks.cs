@@ -1,9 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using Mdm.Autograd;
-using Mdm.Autograd.Examples;
 using Mdm.Kernels;
 using Mdm.Kernels.Cpu;
-using Mdm.Model.Nn;
 
 namespace Mdm.Bench.Cpu;
 
@@ -13,8 +11,6 @@ namespace Mdm.Bench.Cpu;
 /// </summary>
 public class OpBenchmarks
 {
-    static OpBenchmarks() { _ = RmsNorm.Op; _ = StdNormalize.Op; }   // these register themselves on first use
-
     readonly CpuBackend cpu = new();
     Variable[] inputs = [];
     OpDefinition? op;

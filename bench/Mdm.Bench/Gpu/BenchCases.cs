@@ -1,5 +1,4 @@
 using Mdm.Autograd;
-using Mdm.Autograd.Examples;
 using Mdm.Kernels;
 
 namespace Mdm.Bench.Gpu;
@@ -106,7 +105,6 @@ public static class BenchCases
 
         // Every registered op definition (built-in or custom; quick: its check shapes), its forward timed like the rest,
         // named op.<name>. Bytes: the inputs read plus an output the size of the first input written.
-        _ = RmsNorm.Op; _ = Mdm.Model.Nn.StdNormalize.Op;   // these register themselves on first use
         foreach (var op in OpDefinition.Registered.Where(o => o.BenchShapes is not null))
         {
             bool checkShapes = quick && op.Checkable;
