@@ -12,13 +12,13 @@ namespace Mdm.Tests.TensorCore;
 /// The implicit-GEMM convolution kernels (what CUDA runs, on the emulated warp primitives) against float64 on the CPU
 /// accelerator: forward, input gradient and weight gradient × 3×3 / 1×1 × stride 1 / 2, both warp layouts, odd images,
 /// channels that fill no tile, batch 1 and 3, K over several slices, both ways of loading A (cp.async runs and
-/// gathers), the bias / SiLU / residual epilogue; outputs poisoned with NaN. Error rule (FlashAttention): against
+/// gathers), the bias / SiLU / residual epilogue, split K; outputs poisoned with NaN (zeroed for split K, which adds). Error rule (FlashAttention): against
 /// float64 on the unrounded inputs at most 2 × the error of a naive bf16-input / f32-accumulation convolution + a floor,
 /// and against float64 on the rounded inputs within f32 accumulation error.
 /// </summary>
 public class ConvTensorCoreTests
 {
-    public record struct Case(ConvPass Pass, int Batch, int Cin, int Cout, int H, int W, int Kernel, int Stride, int Pad, bool Wide, bool Epilogue = false);
+    public record struct Case(ConvPass Pass, int Batch, int Cin, int Cout, int H, int W, int Kernel, int Stride, int Pad, bool Wide, bool Epilogue = false, int Splits = 1);
 
     static IEnumerable<TestCaseData> Cases()
     {
@@ -33,14 +33,14 @@ public class ConvTensorCoreTests
             new(d, 1, 5, 16, 8, 8, 3, 2, 1, true),        // even image at stride 2: the last input row has no output row
             new(d, 1, 9, 13, 9, 9, 1, 1, 0, false),
             new(d, 3, 7, 10, 9, 9, 1, 2, 0, true),
-            new(w, 3, 5, 7, 9, 9, 3, 1, 1, false),        // K = 243 over four slices, dy gathered
+            new(w, 3, 5, 7, 9, 9, 3, 1, 1, false, Splits: 3),   // K = 243 over four slices in three splits, dy gathered
             new(w, 1, 6, 9, 9, 9, 3, 2, 1, true),
-            new(w, 3, 9, 7, 8, 8, 1, 1, 0, false),        // Ho·Wo = 64: dy by cp.async, slices cross samples
+            new(w, 3, 9, 7, 8, 8, 1, 1, 0, false, Splits: 2),   // Ho·Wo = 64: dy by cp.async, slices cross samples
             new(w, 3, 11, 6, 9, 9, 1, 2, 0, true),
         ];
         foreach (var c in cases)
             yield return new TestCaseData(c).SetArgDisplayNames(
-                $"{c.Pass}-{c.Kernel}x{c.Kernel}-s{c.Stride}-{c.Batch}x{c.Cin}x{c.H}x{c.W}-to{c.Cout}-{(c.Wide ? "warps4x64x64" : "warps8x64x32")}{(c.Epilogue ? "-bias-silu-residual" : "")}");
+                $"{c.Pass}-{c.Kernel}x{c.Kernel}-s{c.Stride}-{c.Batch}x{c.Cin}x{c.H}x{c.W}-to{c.Cout}-{(c.Wide ? "warps4x64x64" : "warps8x64x32")}{(c.Epilogue ? "-bias-silu-residual" : "")}{(c.Splits > 1 ? $"-split{c.Splits}" : "")}");
     }
 
     [TestCaseSource(nameof(Cases))]
@@ -103,13 +103,15 @@ public class ConvTensorCoreTests
         using var bBuf = acc.Allocate1D(bBits);
         using var biasBuf = acc.Allocate1D(bias);
         using var resBuf = acc.Allocate1D(residual);
-        using var yBuf = acc.Allocate1D(Enumerable.Repeat(float.NaN, exact.Length).ToArray());
+        // Split K adds into a zeroed output (the host zeroes it); otherwise every element must be written.
+        using var yBuf = acc.Allocate1D(Enumerable.Repeat(c.Splits > 1 ? 0f : float.NaN, exact.Length).ToArray());
         var p = ConvTensorCoreKernels.Args(c.Pass, g, WarpEmulator.Address(aBuf));
+        p.Splits = c.Splits;
         if (c.Epilogue) { p.HasBias = 1; p.Silu = 1; p.HasResidual = 1; }
         bool expectAsync = c.Pass == ConvPass.Forward ? p.K % 8 == 0 : c.Pass == ConvPass.Wgrad && ho * wo % 8 == 0;
         Assert.That(p.AsyncA, Is.EqualTo(expectAsync ? 1 : 0), "A's load path");
         var kernel = acc.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>(Kernel(c.Pass, c.Wide));
-        kernel(new KernelConfig(new Index2D(ConvTensorCoreKernels.Groups(p), 1), new Index2D(c.Wide ? 128 : 256, 1),
+        kernel(new KernelConfig(new Index2D(ConvTensorCoreKernels.Groups(p), c.Splits), new Index2D(c.Wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(ConvTensorCoreKernels.SharedBytes)), aBuf.View, bBuf.View, yBuf.View, biasBuf.View, resBuf.View, p);
         var got = yBuf.GetAsArray1D();
 

@@ -12,6 +12,9 @@ public struct ConvGemmArgs
     /// <summary>Device address of operand A's tensor, read with cp.async when <see cref="AsyncA"/> is 1.</summary>
     public long A;
     public int M, N, K, TilesN, KTiles;
+    /// <summary>Split-K: grid row y sums slices [y·KTiles/Splits, (y+1)·KTiles/Splits) and adds into a zeroed output
+    /// (atomically) when Splits &gt; 1; no epilogue then.</summary>
+    public int Splits;
     /// <summary>1: A's 8-element chunks are 16-byte aligned runs in memory (cp.async); 0: gathered element by element.</summary>
     public int AsyncA;
     /// <summary>Forward only: bias[row] added, then SiLU when <see cref="Silu"/> is 1, then residual[same index] added.</summary>
@@ -34,8 +37,9 @@ public enum ConvPass { Forward, Dgrad, Wgrad }
 /// slices of 64 through two shared stages (2 × 32 KB): while the warps multiply one stage, the next slice is gathered
 /// into the other, and one barrier per slice separates them. Both operand tiles are K-contiguous with the GEMM's XOR
 /// swizzle, so fragments come with plain ldmatrix.x4 (as the GEMM's NT form).
-/// Launch: <see cref="IGemmWarps.Threads"/> threads, <see cref="SharedBytes"/> of dynamic shared memory, one group per
-/// output tile.
+/// Launch: <see cref="IGemmWarps.Threads"/> threads, <see cref="SharedBytes"/> of dynamic shared memory, a grid of
+/// (<see cref="Groups"/>, <see cref="ConvGemmArgs.Splits"/>): the weight gradient has few output tiles and a long K, so
+/// the host splits its K over more groups.
 /// </summary>
 public static class ConvTensorCoreKernels
 {
@@ -55,12 +59,13 @@ public static class ConvTensorCoreKernels
         };
         p.TilesN = (p.N + Tile - 1) / Tile;
         p.KTiles = (p.K + TileK - 1) / TileK;
+        p.Splits = 1;
         bool runs = pass == ConvPass.Forward ? p.K % 8 == 0 : pass == ConvPass.Wgrad && hw % 8 == 0;
         p.AsyncA = runs && aAddress % 16 == 0 ? 1 : 0;
         return p;
     }
 
-    /// <summary>Groups to launch: one per 128×128 output tile.</summary>
+    /// <summary>Groups to launch along x: one per 128×128 output tile (and <see cref="ConvGemmArgs.Splits"/> along y).</summary>
     public static int Groups(in ConvGemmArgs p) => (p.M + Tile - 1) / Tile * p.TilesN;
 
     /// <summary>Whether every element index the kernels form (inputs, outputs, the GEMM's M·N) fits in 32 bits.</summary>
@@ -88,14 +93,16 @@ public static class ConvTensorCoreKernels
         int wm = w.Wide ? warp >> 1 : warp >> 2, colBase = w.Wide ? (warp & 1) * 64 : (warp & 3) * 32;
         int tm = Grid.IdxX / p.TilesN, m0 = tm * Tile, n0 = (Grid.IdxX - tm * p.TilesN) * Tile;
 
-        Fill<TP, TM>(m, smem, a, b, p, m0, n0, 0, 0, tid, w.Threads);
+        int first = Grid.IdxY * p.KTiles / p.Splits, end = (Grid.IdxY + 1) * p.KTiles / p.Splits;
+
+        if (first < end) Fill<TP, TM>(m, smem, a, b, p, m0, n0, first * TileK, 0, tid, w.Threads);
         m.WaitAll();
         Group.Barrier();
         Frag8 acc0 = default, acc1 = default, acc2 = default, acc3 = default;   // the warp's row blocks of 16
-        for (int it = 0; it < p.KTiles; it++)
+        for (int it = first; it < end; it++)
         {
-            int sa = (it & 1) * StageBytes, sb = sa + OperandBytes;
-            if (it + 1 < p.KTiles) Fill<TP, TM>(m, smem, a, b, p, m0, n0, (it + 1) * TileK, StageBytes - sa, tid, w.Threads);
+            int sa = ((it - first) & 1) * StageBytes, sb = sa + OperandBytes;
+            if (it + 1 < end) Fill<TP, TM>(m, smem, a, b, p, m0, n0, (it + 1) * TileK, StageBytes - sa, tid, w.Threads);
             for (int ks = 0; ks < TileK / 16; ks++)
             {
                 U4 y0 = FragmentB(m, sb, colBase, g, r, ks), y1 = FragmentB(m, sb, colBase + 16, g, r, ks);
@@ -203,6 +210,7 @@ public static class ConvTensorCoreKernels
     {
         if (i >= p.M || j >= p.N) return;
         int at = default(TP).OutputIndex(p, i, j);
+        if (p.Splits > 1) { Atomic.Add(ref y[at], v); return; }
         if (p.HasBias != 0) v += bias[i];
         if (p.Silu != 0) v /= 1f + m.Exp2(-1.4426950408889634f * v);
         if (p.HasResidual != 0) v += residual[at];
