@@ -63,3 +63,41 @@ public class ConvImplicitGemmTests_Cuda() : KernelFixture(BackendKind.Cuda)
         }
     }
 }
+
+/// <summary>
+/// <see cref="IlgpuBackend.ConvAlgorithm"/> off CUDA: an unknown variant is refused with one line naming it; a forced
+/// implicit-GEMM variant on the CPU accelerator (no tensor cores) leaves the convolution on the im2col path, still
+/// correct, and counts no implicit-GEMM launch.
+/// </summary>
+public class ConvAlgorithmTests_IlgpuCpu() : KernelFixture(BackendKind.IlgpuCpu)
+{
+    [Test]
+    public void UnknownVariantIsRefused()
+    {
+        var gpu = (IlgpuBackend)B;
+        var e = Assert.Throws<ArgumentException>(() => gpu.ConvAlgorithm = "winograd")!;
+        Assert.That(e.Message, Does.StartWith("ConvAlgorithm: unknown variant 'winograd' (expected im2col, implicit-narrow, implicit-wide or null)"));
+        Assert.That(gpu.ConvAlgorithm, Is.Null);
+    }
+
+    [Test]
+    public void ImplicitGemmWithoutTensorCoresFallsBack()
+    {
+        var gpu = (IlgpuBackend)B;
+        var c = new Conv2dCase(1, 8, 8, 4, 4, 3, 3, 1, 1, 1, 1, true);
+        var (x, rx) = BF16Input(c.X);
+        var (w, rw) = BF16Input(c.Wt);
+        var (b, rb) = Input(c.Cout);
+        using (x) using (w) using (b)
+        {
+            using var y = Poisoned(c.Y);
+            long before = gpu.ImplicitGemmConvs;
+            gpu.ConvAlgorithm = ConvVariant.ImplicitWide;
+            try { c.Forward(x, w, b, y); }
+            finally { gpu.ConvAlgorithm = null; }
+            Assert.That(gpu.ImplicitGemmConvs, Is.EqualTo(before));
+            Compare.AssertClose(Name("conv forward, implicit GEMM forced without tensor cores", c.X, c.Wt), y,
+                Ref.Conv2d(rx, c.X, rw, c.Wt, rb, c.SH, c.SW, c.PH, c.PW, out _, out var absY), ConvOpTests.SumTolerance(c.Cin * c.KH * c.KW), absY);
+        }
+    }
+}
