@@ -42,8 +42,8 @@ public static class TuneShapes
                     int tokens = Math.Min(batch * r * r, maxTokens), ch = Math.Min(c, maxDim);
                     foreach (int k in new[] { ch, Math.Min(9 * c, 9 * maxDim) })
                         byClass.TryAdd("gemm:" + Kernels.Gpu.Tuning.ShapeClass.Gemm(k), new TuneShape("gemm", ch, tokens, k, name));
-                    int side = Math.Min(r, quick ? 5 : r);
-                    AddConv(convs, new TuneShape("conv", ch, side, 3, name, batch * r * r <= maxTokens || quick ? batch : Math.Max(1, maxTokens / (r * r))));
+                    // Quick runs (the CPU accelerator, where convolutions are slow) keep to the one stand-in above.
+                    if (!quick) AddConv(convs, new TuneShape("conv", ch, r, 3, name, batch * r * r <= maxTokens ? batch : Math.Max(1, maxTokens / (r * r))));
                     bool attention = unet.AttentionLayersAt(level) > 0 || (level == unet.Levels - 1 && unet.SkipMidBlocks != true);
                     if (!attention || c % Heads != 0) continue;
                     int n = Math.Min(r * r, maxTokens), d = Math.Min(c / Heads, maxDim);
