@@ -40,6 +40,18 @@ public sealed class ResNet : ModelModule
     /// scale and shift of each clip are repeated for its F frames (as ml-mdm does)</param>
     public Variable Forward(Variable x, Variable tembAct)
     {
+        var dropout = StepKey is { } key && Training ? key : (DropoutKey?)null;
+        if (!Recompute || !Graph.GradEnabled) return ForwardAll(x, tembAct, dropout);
+        // The recomputation runs in the backward pass, after the step's dropout scope: it reuses this forward's key.
+        return Checkpoint.Run(v => ForwardAll(v[0], v[1], dropout), [x, tembAct], Parameters());
+    }
+
+    /// <summary>Keep only the inputs and recompute the activations in the backward (the level's
+    /// <c>activationCheckpointing</c>).</summary>
+    public bool Recompute { get; init; }
+
+    Variable ForwardAll(Variable x, Variable tembAct, DropoutKey? dropout)
+    {
         var h = conv1.Forward(norm1.ForwardSilu(x));
         var film = timeLayer.Forward(tembAct);
         if (film.Shape[0] != x.Shape[0])
@@ -50,7 +62,7 @@ public sealed class ResNet : ModelModule
         }
         var ab = F.Split(film, [OutChannels, OutChannels], 1);
         h = norm2.ForwardFilmSilu(h, ab[0], ab[1]);
-        if (StepKey is { } key) h = F.Dropout(h, Dropout, key, Training);
+        if (dropout is { } key) h = F.Dropout(h, Dropout, key, training: true);
         h = conv2.Forward(h);
         return F.Add(h, conv3 is null ? x : conv3.Forward(x));
     }
