@@ -57,7 +57,7 @@ test_rc=${PIPESTATUS[0]}
 # src/Mdm.Kernels/Gpu/Tuning/tuning.json after reading $OUT/tune.md (docs/architecture.md, "Tuning table").
 tune_rc=0
 stage "$tune_limit" "tune ($device): kernel variants per shape class" && {
-timeout "$lim" "$apps/bench/Mdm.Bench" tune --device "$device" $quick --out "$OUT" --budget-s $((lim / 2)) 2>&1 | tee "$OUT/tune.log" | grep -v "^attention\|^gemm"
+timeout "$lim" "$apps/bench/Mdm.Bench" tune --device "$device" $quick --out "$OUT" --budget-s $((lim / 2)) 2>&1 | tee "$OUT/tune.log" | grep -v "^attention\|^gemm\|^conv"
 tune_rc=${PIPESTATUS[0]}
 [ -f "$OUT/tune.md" ] && cat "$OUT/tune.md"
 }
