@@ -68,7 +68,7 @@ timeout "$lim" "$apps/bench/Mdm.Bench" gpu --device "$device" $quick --json "$OU
 if [ $local_mode = 0 ]; then
   stage 25 "kernel lab: attention v1 (SIMT) vs v2 (tensor cores, UseTensorCoreAttention), head dims 32-128, masks" && \
   timeout "$lim" "$apps/bench/Mdm.Bench" lab attention 2>&1 | tee "$OUT/lab-attention.log"
-  stage 15 "kernel lab: GroupNorm+FiLM+SiLU v1 (three sweeps) vs v2 (one-pass statistics, not promoted)" && \
+  stage 15 "kernel lab: GroupNorm+FiLM+SiLU v1 two-pass vs v2 one-pass vs v3 warp rows (the tuning table's groupnorm variants)" && \
   timeout "$lim" "$apps/bench/Mdm.Bench" lab groupnorm 2>&1 | tee "$OUT/lab-groupnorm.log"
 fi
 
