@@ -23,6 +23,7 @@ public sealed partial class IlgpuBackend
 
     partial void LoadTensorCoreKernels(Loader loader)
     {
+        LoadConvTensorCoreKernels(loader);
         (string Name, int D)[] kernels = [(nameof(KernelCatalog.AttentionTensorCoreD32), 32), (nameof(KernelCatalog.AttentionTensorCoreD64), 64),
                                           (nameof(KernelCatalog.AttentionTensorCoreD96), 96), (nameof(KernelCatalog.AttentionTensorCoreD128), 128)];
         foreach (var (name, d) in kernels)
