@@ -82,6 +82,7 @@ public sealed partial class IlgpuBackend : Backend
     public TuningTable Tuning { get; set; } = TuningTable.Committed;
     public override DeviceInfo Info => info;
     public override MemoryStats Memory => pool.Stats;
+    public override void ResetPeakMemory() => pool.ResetPeak();
     public Accelerator Accelerator => accelerator;
     public override void Synchronize() => accelerator.Synchronize();
 
@@ -119,6 +120,11 @@ public sealed partial class IlgpuBackend : Backend
         view.CopyToCPU(accelerator.DefaultStream, dst);
         accelerator.Synchronize();
     }
+
+    /// <summary>Threads per group of kernels in which a group tree-reduces one output element after another (the conv
+    /// weight and bias gradients): the usual group on CUDA; 4 on the CPU accelerator, where every group barrier is a
+    /// rendezvous of that many OS threads and these kernels pass several barriers per element.</summary>
+    int ReductionGroupSize => Kind == BackendKind.Cuda ? groupSize : 4;
 
     /// <summary>Grid-stride launch shape for n independent items.</summary>
     KernelConfig Launch(long n)

@@ -11,7 +11,7 @@ public sealed class TuningTableException(string message) : Exception(message);
 /// `Mdm.Bench tune`. Lookups that find no entry fall back to <see cref="TuningHeuristics"/>.</summary>
 public sealed class TuningTable
 {
-    public const string GemmOp = "gemm", AttentionForwardOp = "attention_forward", AttentionBackwardOp = "attention_backward", ConvOp = "conv";
+    public const string GemmOp = "gemm", AttentionForwardOp = "attention_forward", AttentionBackwardOp = "attention_backward", ConvOp = "conv", GroupNormOp = "groupnorm";
 
     /// <summary>The variants each op may name; the first of the attention pair and of conv is the reference.</summary>
     public static readonly IReadOnlyDictionary<string, string[]> Variants = new Dictionary<string, string[]>
@@ -20,6 +20,7 @@ public sealed class TuningTable
         [AttentionForwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [AttentionBackwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [ConvOp] = [ConvVariant.Im2Col, ConvVariant.ImplicitNarrow, ConvVariant.ImplicitWide],
+        [GroupNormOp] = [GroupNormVariant.TwoPass, GroupNormVariant.OnePass, GroupNormVariant.WarpRows],
     };
 
     readonly Dictionary<(string Gpu, string Op, string Shape), string> entries;
@@ -111,6 +112,11 @@ public sealed class TuningTable
     public string Conv(string? gpu, ConvPass pass, int kernel, int k) =>
         Find(gpu, ConvOp, ShapeClass.Conv(pass, kernel, k)) ?? TuningHeuristics.Conv;
 
+    /// <summary>How the GroupNorm forward computes its statistics for rows of <paramref name="rowElements"/> = C/G·H·W
+    /// elements: the table, else <see cref="TuningHeuristics.GroupNorm"/>.</summary>
+    public string GroupNorm(string? gpu, int rowElements) =>
+        Find(gpu, GroupNormOp, ShapeClass.GroupNorm(rowElements)) ?? TuningHeuristics.GroupNorm;
+
     /// <summary>The table as JSON in the format <see cref="Parse"/> reads (keys sorted, so diffs stay small).</summary>
     public string ToJson(IReadOnlyDictionary<string, string>? gpuSources = null)
     {
@@ -165,6 +171,17 @@ public static class AttentionVariant
     public const string Simt = "simt", TensorCore = "tensor-core";
 }
 
+/// <summary>How the GroupNorm forward computes its statistics (the tuning table's "groupnorm" entries).</summary>
+public static class GroupNormVariant
+{
+    /// <summary>Mean, then centred variance, then normalise: three sweeps (the reference).</summary>
+    public const string TwoPass = "two-pass";
+    /// <summary>Shifted one-pass sums, then normalise: two sweeps, one group per row.</summary>
+    public const string OnePass = "one-pass";
+    /// <summary>One-pass sums with one warp per row, several rows per group, no barriers.</summary>
+    public const string WarpRows = "warp-rows";
+}
+
 public static class ConvVariant
 {
     /// <summary>bf16 im2col (col2im for the input gradient) + the tensor-core GEMM: the reference.</summary>
@@ -188,6 +205,9 @@ public static class TuningHeuristics
 
     /// <summary>im2col until a GPU run has measured the implicit-GEMM convolution for the GPU and shape.</summary>
     public const string Conv = ConvVariant.Im2Col;
+
+    /// <summary>The two-pass kernel until a GPU run has measured the one-pass variants.</summary>
+    public const string GroupNorm = GroupNormVariant.TwoPass;
 }
 
 /// <summary>Shape classes: sizes rounded up to a power of two, so one measurement covers the shapes near it.</summary>
@@ -203,9 +223,13 @@ public static class ShapeClass
     /// with 2049 ≤ Cin·9 ≤ 4096 (dgrad: Cout·9; wgrad: batch·Ho·Wo).</summary>
     public static string Conv(ConvPass pass, int kernel, int k) => $"{pass.ToString().ToLowerInvariant()}-{kernel}x{kernel}-k{RoundUp(k)}";
 
+    /// <summary>A GroupNorm forward by the elements of one (n, g) row: "m4096" covers 2049 ≤ C/G·H·W ≤ 4096.</summary>
+    public static string GroupNorm(int rowElements) => $"m{RoundUp(rowElements)}";
+
     public static string Pattern(string op) => op switch
     {
         TuningTable.GemmOp => "k<power of two>",
+        TuningTable.GroupNormOp => "m<power of two>",
         TuningTable.ConvOp => "<forward|dgrad|wgrad>-<n>x<n>-k<power of two>",
         _ => "d<head dim>-n<power of two>",
     };
@@ -214,6 +238,8 @@ public static class ShapeClass
     {
         if (op == TuningTable.GemmOp)
             return shape.Length > 1 && shape[0] == 'k' && int.TryParse(shape.AsSpan(1), out int k) && k > 0 && RoundUp(k) == k && shape == Gemm(k);
+        if (op == TuningTable.GroupNormOp)
+            return shape.Length > 1 && shape[0] == 'm' && int.TryParse(shape.AsSpan(1), out int m) && m > 0 && RoundUp(m) == m && shape == GroupNorm(m);
         if (op == TuningTable.ConvOp)
         {
             var parts = shape.Split('-');

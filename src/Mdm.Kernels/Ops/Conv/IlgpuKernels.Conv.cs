@@ -126,8 +126,8 @@ public sealed partial class IlgpuBackend
         Run(ConvKernels.BackwardInput, Launch(dx.Numel), F32(dy), F32(weight), F32(dx), g);
 
     protected internal override void Conv2dBackwardWeight(Tensor x, Tensor dy, Tensor dweight, in Conv2dGeometry g) =>
-        Run(ConvKernels.BackwardWeight, new KernelConfig((int)Math.Clamp(dweight.Numel, 1, maxGroups), groupSize), F32(x), F32(dy), F32(dweight), g);
+        Run(ConvKernels.BackwardWeight, new KernelConfig((int)Math.Clamp(dweight.Numel, 1, maxGroups), ReductionGroupSize), F32(x), F32(dy), F32(dweight), g);
 
     protected internal override void Conv2dBackwardBias(Tensor dy, Tensor dbias, in Conv2dGeometry g) =>
-        Run(ConvKernels.BackwardBias, new KernelConfig(Math.Clamp(g.Cout, 1, maxGroups), groupSize), F32(dy), F32(dbias), g.N, g.Cout, g.Ho * g.Wo);
+        Run(ConvKernels.BackwardBias, new KernelConfig(Math.Clamp(g.Cout, 1, maxGroups), ReductionGroupSize), F32(dy), F32(dbias), g.N, g.Cout, g.Ho * g.Wo);
 }
