@@ -34,8 +34,9 @@ public enum ConvPass { Forward, Dgrad, Wgrad }
 /// Three readings of the convolution (<see cref="IConvGemm"/>): <see cref="ConvForward"/>, <see cref="ConvDgrad"/>
 /// (the transposed convolution, taps that miss the stride grid read zero) and <see cref="ConvWgrad"/>.
 /// A group computes a 128×128 tile of the output with the GEMM's warp layouts (<see cref="IGemmWarps"/>); K advances in
-/// slices of 64 through two shared stages (2 × 32 KB): while the warps multiply one stage, the next slice is gathered
-/// into the other, and one barrier per slice separates them. Both operand tiles are K-contiguous with the GEMM's XOR
+/// slices of 64 through two shared stages (2 × 32 KB): each warp gathers its share of the next slice into one stage,
+/// then multiplies the other, with one barrier per slice. A warp waits for its own gathers before its mma (no register
+/// staging); other warps and groups on the multiprocessor cover that latency. Both operand tiles are K-contiguous with the GEMM's XOR
 /// swizzle, so fragments come with plain ldmatrix.x4 (as the GEMM's NT form).
 /// Launch: <see cref="IGemmWarps.Threads"/> threads, <see cref="SharedBytes"/> of dynamic shared memory, a grid of
 /// (<see cref="Groups"/>, <see cref="ConvGemmArgs.Splits"/>): the weight gradient has few output tiles and a long K, so
