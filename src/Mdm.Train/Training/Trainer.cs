@@ -116,7 +116,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         var modelConfig = config.StageModel(stage);
         int steps = StageSteps(stage), batchSize = StageBatch(stage);
         var data = DataValidation.Check(datasetForImageSize?.Invoke(modelConfig.ImageSize)
-                   ?? DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, modelConfig.Frames, (long)settings.Seed),
+                   ?? DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, modelConfig.Frames, (long)settings.Seed, settings.MaxPerClass),
                    settings.Data, settings.SkipBadData, log);
         int numClasses = modelConfig.NumClasses;
         if (numClasses > 0 && data.NumClasses > numClasses)
