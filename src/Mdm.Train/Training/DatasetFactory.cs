@@ -19,8 +19,12 @@ public static class DatasetFactory
         throw new UsageException($"--data {spec}: video models train on clips: 'moving-shapes' (built in) or a folder with one sub-folder of PNG frames per clip");
     }
 
+    public const string ShardsPrefix = "shards:";
+
     public static IImageDataset Open(string spec, int imageSize, int channels, long seed, int? maxPerClass = null)
     {
+        if (spec.StartsWith(ShardsPrefix, StringComparison.Ordinal))
+            return ShardDataset.Open(spec[ShardsPrefix.Length..], imageSize, channels);
         IImageDataset set = spec.ToLowerInvariant() switch
         {
             Procedural => new ShapesDataset(imageSize, count: 60_000, seed: seed, channels: channels),
