@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Mdm.LoaderBench;
 using NetVips;
 
-// generate DIR N | decode DIR SIZE THREADS [candidate…] | png DIR N THREADS | bad DIR
+// generate DIR N | decode DIR SIZE THREADS [candidate…] | png DIR N THREADS | bad DIR | loader DIR SIZE WORKERS BATCH
 NetVips.Cache.Max = 0;
 NetVips.NetVips.Concurrency = 1;   // one vips thread per worker: the workers already use every core
 ICandidate[] all = [new VipsCandidate(), new VipsBufferCandidate(), new VipsManualCandidate(), new SkiaCandidate(), new ImageSharpCandidate(), new StbCandidate()];
@@ -31,7 +31,19 @@ switch (args.FirstOrDefault())
         break;
     }
     case "bad": BadFiles.Probe(args[1], all); break;
-    default: Console.Error.WriteLine("usage: generate DIR N | decode DIR SIZE THREADS [candidate…] | png DIR N THREADS | bad DIR"); return 2;
+    case "loader":
+    {
+        // The training loader itself: one epoch of a JPEG folder (every image decoded once), N workers, batches in order.
+        int size = int.Parse(args[2]), workers = int.Parse(args[3]), batch = int.Parse(args[4]);
+        var set = Mdm.Train.Data.ImageFolderDataset.Open(args[1], size);
+        var sw = Stopwatch.StartNew();
+        using var loader = new Mdm.Train.Data.BatchLoader(set, batch, seed: 1, workers: workers, prefetchBatches: 2 * workers);
+        for (int b = 0; b < loader.BatchesPerEpoch; b++) loader.Next();
+        double rate = loader.BatchesPerEpoch * batch / sw.Elapsed.TotalSeconds;
+        Console.WriteLine($"BatchLoader {size,4}² {workers} worker(s) batch {batch}: {rate,6:F0} img/s delivered, {loader.ImagesPerSecond,6:F0} img/s by worker time  load {Timing.Load()}");
+        break;
+    }
+    default: Console.Error.WriteLine("usage: generate DIR N | decode DIR SIZE THREADS [candidate…] | png DIR N THREADS | bad DIR | loader DIR SIZE WORKERS BATCH"); return 2;
 }
 return 0;
 

@@ -9,23 +9,9 @@ public class ShardTrainingTests
 {
     static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
 
-    /// <summary>A NestedUNet 16 → 8 conditioned on 6-wide tokens (masked cross-attention), no classes.</summary>
-    const string TextConfig = """
-        {
-          "model": {
-            "imageSize": 16, "imageChannels": 3,
-            "nested": {
-              "outer": { "resolutionChannels": [8, 8], "numResnetsPerResolution": [1], "attentionLevels": [], "numAttentionLayers": [0],
-                         "temporalDim": 32, "microConditioning": "scale:16", "groups": 4, "attentionGroups": 4 },
-              "skipNormalization": true,
-              "innerUnet": { "resolutionChannels": [8, 16], "numResnetsPerResolution": [1], "attentionLevels": [1], "numAttentionLayers": [1],
-                             "temporalDim": 32, "microConditioning": "scale:8", "conditioningFeatureDim": 6, "conditioningFeatureProjDim": 8,
-                             "maskedCrossAttention": true, "groups": 4, "attentionGroups": 4 }
-            }
-          },
-          "training": { "lr": 1e-3, "warmupSteps": 2, "batch": 4, "steps": 4, "checkpointEvery": 2, "emaDecay": 0.99, "emaWarmup": true, "labelDropout": 0.25 }
-        }
-        """;
+    /// <summary>The CLI tests' tiny NestedUNet 16 → 8, conditioned on 6-wide tokens (masked cross-attention) instead of classes.</summary>
+    static readonly string TextConfig = TrainProcess.TinyRunConfig(steps: 4, checkpointEvery: 2)
+        .Replace("\"numClasses\": 6", "\"conditioningFeatureDim\": 6, \"conditioningFeatureProjDim\": 8, \"maskedCrossAttention\": true", StringComparison.Ordinal);
 
     [Test]
     public void TextShardsTrainAndResumeToTheSameLosses()
@@ -35,6 +21,7 @@ public class ShardTrainingTests
         var shards = Path.Combine(dir.Path, "shards");
         ShardFixtures.Write(shards, rng, [5, 4, 5]);
         var config = Path.Combine(dir.Path, "text.json");
+        Assert.That(TextConfig, Does.Contain("conditioningFeatureDim"));
         File.WriteAllText(config, TextConfig);
         string data = "shards:" + Path.Combine(shards, "shard-{000..002}.tar");
         string[] flags = ["--config", config, "--data", data, "--sample-every", "0", "--seed", "3"];
