@@ -4,12 +4,15 @@
   python3 tools/torch_nested_unet.py --config configs/gpu-demo.json --count
   python3 tools/torch_nested_unet.py --config configs/gpu-demo.json --bench --batch 64 [--steps 5] [--json FILE]
   python3 tools/torch_nested_unet.py --config configs/tiny-test.json --bench --batch 4 --steps 1 --device cpu
+  python3 tools/torch_nested_unet.py --config configs/imagenet-64-256.json --sample --batch 8 [--sample-steps 250]
 
 The network mirrors src/Mdm.Model/Nn (UNet, NestedUNet, ResNetBlock, ResNet, SelfAttention) layer for layer; the
 module names are ml-mdm's state-dict keys, as ours are, so the parameter names, shapes and count match `Mdm.Train info`.
 The timed step mirrors bench/Mdm.Bench/TrainStepBench.cs: DiffusionLoss with the default DiffusionConfig (DeepFloyd
 schedule, SNR shift p = 1, v-prediction, ε-MSE target, all resolutions weighted 1), backward, global-norm clip 2.0,
-AdamW (lr 1e-4, weight decay 0), EMA 0.9999. Video configs (frames > 1, temporal levels) are not mirrored.
+AdamW (lr 1e-4, weight decay 0), EMA 0.9999. --sample mirrors bench/Mdm.Bench/SampleBench.cs: ancestral DDPM over
+every resolution at once, with classifier-free guidance (2·batch per denoiser call) for class- or text-conditioned
+configs, after a 2-step warm-up. Video configs (frames > 1, temporal levels) are not mirrored.
 Arguments are parsed before torch is imported, so --help works without torch.
 """
 import argparse
@@ -26,14 +29,17 @@ def parse_args(argv=None):
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--count", action="store_true", help="print the parameter count and exit")
     mode.add_argument("--bench", action="store_true", help="time the end-to-end training step")
+    mode.add_argument("--sample", action="store_true", help="time DDPM sampling (as Mdm.Bench sample)")
+    p.add_argument("--sample-steps", type=int, default=250, help="--sample: denoiser steps (default 250)")
+    p.add_argument("--guidance", type=float, default=3.0, help="--sample: guidance scale for conditioned configs (default 3)")
     p.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
     p.add_argument("--steps", type=int, default=5, help="timed steps after 1 warm-up step (default 5)")
     p.add_argument("--json", default="", help="append one JSON result line to this file")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cpu: a smoke test without autocast")
     p.add_argument("--tokens", type=int, default=128, help="text-conditioned configs: tokens per sample (default 128)")
     a = p.parse_args(argv)
-    if a.batch < 1 or a.steps < 1 or a.tokens < 1:
-        p.error("--batch, --steps and --tokens must be positive")
+    if a.batch < 1 or a.steps < 1 or a.tokens < 1 or a.sample_steps < 1:
+        p.error("--batch, --steps, --sample-steps and --tokens must be positive")
     return a
 
 
@@ -424,6 +430,8 @@ def bench(args, m):
 
     times = []
     for s in range(args.steps + 1):        # step 0 is the warm-up
+        if args.device == "cuda" and s == args.steps:
+            torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
         if args.device == "cuda":
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record(); loss = step(); end.record(); torch.cuda.synchronize()
@@ -436,12 +444,88 @@ def bench(args, m):
     median = statistics.median(times)
     ips = b / (median / 1000)
     print(f"median {median / 1000:.3f} s/step, {ips:.1f} images/s")
+    peak = torch.cuda.max_memory_allocated() if args.device == "cuda" else 0
+    if args.device == "cuda":               # the last step's peak, as Mdm.Bench step --memory-report measures it
+        print(f"peak memory allocated in the last step: {peak / 2**20:.1f} MiB (torch.cuda.max_memory_allocated)")
     if args.json:
         impl = f"torch {torch.__version__} eager " + ("bf16 autocast" if use_autocast else "fp32 cpu")
         with open(args.json, "a") as f:
             f.write(json.dumps({"op": "train_step", "shape": f"{pathlib.Path(args.config).stem}-b{b}", "ms": median,
                                 "bytes": 0, "flops": 0, "gbps": 0, "tflops": 0, "card": card, "impl": impl,
-                                "images_per_s": ips}) + "\n")
+                                "images_per_s": ips, "peak_bytes": peak}) + "\n")
+
+
+def sample_bench(args, m):
+    """Ancestral DDPM (η = 1): x̂0 from the v-prediction, clipped to [−1, 1], then x_s = √g_s·x̂0 + √(1 − g_s − σ²)·ε̂
+    + σ·z with σ² = (1 − g_s)/(1 − g_t)·(1 − g_t/g_s), on the per-stream shifted gammas."""
+    import contextlib
+    import time
+    import torch
+    dev = torch.device(args.device)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("CUDA is not available (use --device cpu for a smoke test)")
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(1)
+    model = build_model(m).to(dev).eval()
+    res, ch, b = resolutions(m), m["imageChannels"], args.batch
+    alpha, sigma = gamma_tables(res, dev)
+    gamma = alpha.double() ** 2
+    inner = innermost(m)
+    labels = tokens = mask = None
+    if inner["numClasses"] > 0:            # the unconditional half uses the null class (the last embedding row)
+        labels = torch.arange(b, device=dev) % inner["numClasses"]
+        labels = torch.cat([labels, torch.full_like(labels, inner["numClasses"])])
+    if inner["conditioningFeatureDim"] > 0:
+        tokens = torch.randn(b, args.tokens, inner["conditioningFeatureDim"], device=dev)
+        mask = torch.ones(b, args.tokens, device=dev)
+        mask[1::2, (args.tokens + 1) // 2:] = 0
+        tokens = torch.cat([tokens, torch.zeros_like(tokens)]); mask = torch.cat([mask, torch.ones_like(mask)])
+    guided = labels is not None or tokens is not None
+    use_autocast = args.device == "cuda"
+    card = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
+    n = alpha.shape[1] - 1
+
+    def run(steps):
+        taus = [round(n - i * n / steps) for i in range(steps + 1)]
+        xs = [torch.randn(b, ch, r, r, device=dev) for r in res]
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16) if use_autocast else contextlib.nullcontext():
+            for t, s in zip(taus[:-1], taus[1:]):
+                inputs = [torch.cat([x, x]) for x in xs] if guided else xs
+                tt = torch.full((inputs[0].shape[0],), t - 1, device=dev)
+                preds = model(inputs, tt, labels, tokens, mask)
+                for r, (x, v) in enumerate(zip(xs, preds)):
+                    v = v.float()
+                    if guided:
+                        v = v[b:] + args.guidance * (v[:b] - v[b:])
+                    gt, gs = gamma[r][t].item(), gamma[r][s].item()
+                    x0 = (math.sqrt(gt) * x - math.sqrt(1 - gt) * v).clamp(-1, 1)
+                    eps = (x - math.sqrt(gt) * x0) / math.sqrt(1 - gt)
+                    var = 0.0 if s == 0 else (1 - gs) / (1 - gt) * (1 - gt / gs)
+                    xs[r] = math.sqrt(gs) * x0 + math.sqrt(max(1 - gs - var, 0.0)) * eps + math.sqrt(var) * torch.randn_like(x)
+        return xs
+
+    def timed(steps):
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter(); run(steps)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    print(f"{args.config}: {args.sample_steps} DDPM steps at {'→'.join(map(str, res))} px, batch {b}"
+          f"{f', guidance {args.guidance} (model batch {2 * b})' if guided else ', no guidance'}, torch {torch.__version__} on {card}"
+          f"{', bf16 autocast' if use_autocast else ', fp32'}")
+    warm = timed(2)
+    seconds = timed(args.sample_steps)
+    ips = b / seconds
+    print(f"warm-up (2 steps) {warm:.2f} s; sampling {seconds:.2f} s, {1000 * seconds / args.sample_steps:.1f} ms/step, {ips:.2f} images/s")
+    if args.json:
+        impl = f"torch {torch.__version__} eager " + ("bf16 autocast" if use_autocast else "fp32 cpu")
+        with open(args.json, "a") as f:
+            f.write(json.dumps({"op": "sample", "shape": f"{pathlib.Path(args.config).stem}-b{b}-s{args.sample_steps}{'-cfg' if guided else ''}",
+                                "ms": 1000 * seconds, "bytes": 0, "flops": 0, "gbps": 0, "tflops": 0, "card": card,
+                                "impl": impl, "images_per_s": ips}) + "\n")
 
 
 def main(argv=None):
@@ -454,6 +538,8 @@ def main(argv=None):
             raise RuntimeError("PyTorch is not installed (pip install torch)") from None
         if args.count:
             print(sum(p.numel() for p in build_model(m).parameters()))
+        elif args.sample:
+            sample_bench(args, m)
         else:
             bench(args, m)
     except Exception as e:  # noqa: BLE001 – one clear line (e.g. CUDA out of memory), exit code 1

@@ -24,6 +24,7 @@ public static class Program
         if (args.Length > 0 && args[0] == "tune") return TuneBench.Run(args[1..]);
         if (args.Length > 0 && args[0] == "ptx") return PtxDump.Run(args[1..]);
         if (args.Length > 0 && args[0] == "step") return TrainStepBench.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "sample") return SampleBench.Run(args[1..]);
         if (args.Length > 1 && args[0] == "lab" && args[1] == "gemm") return Lab.GemmLab.Run(args[2..]);
         if (args.Length > 1 && args[0] == "lab" && args[1] == "attention") return Lab.AttentionLab.Run(args[2..]);
         if (args.Length > 1 && args[0] == "lab" && args[1] == "groupnorm") return Lab.GroupNormLab.Run(args[2..]);

@@ -46,7 +46,7 @@ else
   filter="TestCategory=Gpu"; device=cuda; quick=; test_limit=90; tune_limit=90
 fi
 
-echo "budget: ${BUDGET_S}s for this run; stage limits: tests ${test_limit}s, tune ${tune_limit}s, benchmarks 40s, labs 25s + 15s, PyTorch 30s, end to end 25s per pass (later stages get what is left)"
+echo "budget: ${BUDGET_S}s for this run; stage limits: tests ${test_limit}s, tune ${tune_limit}s, benchmarks 40s, labs 25s + 15s, PyTorch 30s, end to end 25s per pass, sampling 40s per pass (later stages get what is left)"
 test_rc=0
 stage "$test_limit" "tests ($filter)" && {
 timeout "$lim" "$apps/tests/Mdm.Tests" --filter "$filter" --output Detailed 2>&1 | tee "$OUT/tests.log" | grep -E "^(passed|failed|skipped)|total:|failed:|succeeded:|skipped:|error" | tail -80
@@ -86,14 +86,23 @@ if [ $local_mode = 0 ]; then
   for spec in ${STEP_SPECS:-gpu-demo:32:4:25 imagenet-64-256:8:3:25}; do
     IFS=: read -r cfg batch steps limit <<<"$spec"
     stage "$limit" "end-to-end training step: $cfg, batch $batch" || continue
+    # One more step after the timed ones: device time per op and kernel (stream markers, no host sync) and memory by
+    # category; it is left out of the median.
     timeout "$lim" "$apps/bench/Mdm.Bench" step --config "configs/$cfg.json" --batch "$batch" --device cuda --steps "$steps" --bf16 \
-      --json "$OUT/mdm.json" 2>&1 | tee "$OUT/step-$cfg.log" | grep -v "^step "
-    # Per-op device time (the device is synchronised around every op, so this pass is slower and not the timing above).
-    stage "$limit" "per-op profile: $cfg" || continue
-    MDM_PROFILE=sync timeout "$lim" "$apps/bench/Mdm.Bench" step --config "configs/$cfg.json" --batch "$batch" --device cuda --steps 1 --bf16 \
-      2>&1 | tee "$OUT/profile-$cfg.log" | grep -v "^step \|^median" | head -16
+      --profile --memory-report --json "$OUT/mdm.json" 2>&1 | tee "$OUT/step-$cfg.log" | grep -v "^step "
     if [ -f tools/torch_nested_unet.py ] && stage "$limit" "PyTorch eager step: $cfg"; then
-      timeout "$lim" python3 tools/torch_nested_unet.py --config "configs/$cfg.json" --bench --batch "$batch" --steps "$steps" --json "$OUT/torch.json" 2>&1 | tail -3
+      timeout "$lim" python3 tools/torch_nested_unet.py --config "configs/$cfg.json" --bench --batch "$batch" --steps "$steps" --json "$OUT/torch.json" 2>&1 | tail -4
+    fi
+  done
+  # Sampling speed: DDPM over every resolution at once with guidance, ours and the PyTorch twin. "config:batch:steps:timeout".
+  for spec in ${SAMPLE_SPECS:-imagenet-64-256:8:250:40}; do
+    IFS=: read -r cfg batch steps limit <<<"$spec"
+    stage "$limit" "sampling: $cfg, batch $batch, $steps steps" || continue
+    timeout "$lim" "$apps/bench/Mdm.Bench" sample --config "configs/$cfg.json" --batch "$batch" --steps "$steps" --device cuda --bf16 \
+      --json "$OUT/mdm.json" 2>&1 | tee "$OUT/sample-$cfg.log"
+    if [ -f tools/torch_nested_unet.py ] && stage "$limit" "PyTorch sampling: $cfg"; then
+      timeout "$lim" python3 tools/torch_nested_unet.py --config "configs/$cfg.json" --sample --batch "$batch" --sample-steps "$steps" \
+        --json "$OUT/torch.json" 2>&1 | tail -2
     fi
   done
 fi

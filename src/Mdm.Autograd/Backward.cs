@@ -51,6 +51,7 @@ internal static class Backward
                         else if (grads.TryGetValue(input, out var existing)) { Ops.Add(existing, gi, existing); gi.Dispose(); }
                         else grads[input] = gi;
                     }
+                    StepProfile.OpDone(node.Name + " bwd");
                 }
                 Release(node, root);
             }

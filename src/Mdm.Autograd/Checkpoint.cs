@@ -4,7 +4,8 @@ namespace Mdm.Autograd;
 
 /// <summary>
 /// Activation checkpointing: run a block without keeping its intermediate values, and recompute them during the
-/// backward pass. Trades one extra forward of the block for its activation memory.
+/// backward pass. Trades one extra forward of the block for its activation memory. The recomputation runs under the
+/// forward's autocast state, so it produces the same values.
 /// </summary>
 public static class Checkpoint
 {
@@ -23,7 +24,11 @@ public static class Checkpoint
         }
         var all = inputs.Concat(parameters).ToArray();
         int inputCount = inputs.Length;
-        return Record.Op("checkpoint", output, all, (n, g) => Backward(n, g, block, inputCount));
+        bool bf16 = MixedPrecision.Enabled;
+        return Record.Op("checkpoint", output, all, (n, g) =>
+        {
+            using (MixedPrecision.Exactly(bf16)) return Backward(n, g, block, inputCount);
+        });
     }
 
     /// <summary>The backward rule: recompute the block with recording on, backprop the output gradient through it.</summary>

@@ -22,6 +22,15 @@ public static class MixedPrecision
         return new Scope(() => depth--);
     }
 
+    /// <summary>Autocast exactly on or off until disposed, whatever the enclosing scopes say (a recomputation in the
+    /// backward pass repeats the forward's state).</summary>
+    public static IDisposable Exactly(bool enabled)
+    {
+        int saved = depth;
+        depth = enabled ? 1 : 0;
+        return new Scope(() => depth = saved);
+    }
+
     sealed class Scope(Action onDispose) : IDisposable
     {
         bool done;

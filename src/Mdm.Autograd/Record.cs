@@ -10,6 +10,7 @@ internal static class Record
     {
         if (OpProfiler.Enabled && OpProfiler.SynchronizeDevice) output.Backend.Synchronize();
         OpProfiler.Forward(name);
+        StepProfile.OpDone(name);
         bool wanted = Graph.GradEnabled && inputs.Any(i => i.RequiresGrad);
         if (!wanted)
         {

@@ -25,6 +25,9 @@ public abstract partial class Backend : IDisposable
     public abstract DeviceInfo Info { get; }
     public abstract MemoryStats Memory { get; }
 
+    /// <summary>Starts a new peak: the peak becomes the bytes live now (for per-phase memory reports).</summary>
+    public abstract void ResetPeakMemory();
+
     /// <summary>Largest element count one tensor may have (kernels index with 32-bit ints).</summary>
     public const long MaxElements = int.MaxValue;
 

@@ -36,6 +36,7 @@ public sealed partial class CpuBackend : Backend
     public override BackendKind Kind => BackendKind.Cpu;
     public override DeviceInfo Info => info;
     public override MemoryStats Memory => new(Interlocked.Read(ref live), 0, Interlocked.Read(ref peak), Interlocked.Read(ref allocations));
+    public override void ResetPeakMemory() => Interlocked.Exchange(ref peak, Interlocked.Read(ref live));
     public override void Synchronize() { }
     public override void Dispose() { }
 

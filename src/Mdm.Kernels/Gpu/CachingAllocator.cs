@@ -33,6 +33,8 @@ public sealed class CachingAllocator : IDisposable
 
     public MemoryStats Stats { get { lock (gate) return new MemoryStats(live, cached, peak, deviceAllocations); } }
 
+    public void ResetPeak() { lock (gate) peak = live; }
+
     public MemoryBuffer1D<byte, Stride1D.Dense> Rent(long bytes)
     {
         long size = RoundSize(bytes);

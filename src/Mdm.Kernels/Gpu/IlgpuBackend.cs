@@ -82,6 +82,7 @@ public sealed partial class IlgpuBackend : Backend
     public TuningTable Tuning { get; set; } = TuningTable.Committed;
     public override DeviceInfo Info => info;
     public override MemoryStats Memory => pool.Stats;
+    public override void ResetPeakMemory() => pool.ResetPeak();
     public Accelerator Accelerator => accelerator;
     public override void Synchronize() => accelerator.Synchronize();
 

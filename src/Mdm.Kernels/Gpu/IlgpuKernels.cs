@@ -18,6 +18,7 @@ public sealed partial class IlgpuBackend
         T L<T>(string name, Func<T> f) where T : Delegate { kernelNames.Add(name); return Load(name, f); }
         foreach (var entry in KernelCatalog.All)
         {
+            catalogueNames[entry.Kernel.Method] = entry.Name;
             if (entry.Budget.PromoteDepots) continue;   // rewritten PTX, loaded by their family (LoadMatmulKernels)
             launchers[entry.Kernel.Method] = L(entry.Name, () => MakeLauncher(entry.Kernel));
         }

@@ -170,6 +170,7 @@ public sealed record ModelConfig
         int l = c.ResolutionChannels?.Length ?? 0;
         if (l == 0) throw new ArgumentException($"{path}.resolutionChannels: needs at least one level");
         if (c.Groups <= 0) throw new ArgumentException($"{path}.groups: must be positive, got {c.Groups}");
+        if (!(c.Dropout >= 0 && c.Dropout < 1)) throw new ArgumentException($"{path}.dropout: must be in [0, 1), got {c.Dropout}");
         if (c.AttentionGroups <= 0) throw new ArgumentException($"{path}.attentionGroups: must be positive, got {c.AttentionGroups}");
         for (int i = 0; i < l; i++)
         {

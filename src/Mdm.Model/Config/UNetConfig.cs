@@ -44,6 +44,15 @@ public sealed record UNetConfig
     /// <summary>GroupNorm groups of the ResNet and output norms (ml-mdm: <c>resnet_config.num_groups_norm</c>, 32).</summary>
     public int Groups { get; init; } = 32;
 
+    /// <summary>ml-mdm's <c>resnet_config.dropout</c>: each ResNet of this level zeroes activations with this probability
+    /// after its second norm/FiLM/SiLU, before conv2, while training (0 = none; must be in [0, 1)).</summary>
+    public float Dropout { get; init; }
+
+    /// <summary>Activation checkpointing: each ResNet of this level keeps only its inputs and recomputes its
+    /// activations in the backward pass (one more ResNet forward per step, less activation memory, the same
+    /// gradients). Not an ml-mdm field: a memory setting that changes no value.</summary>
+    public bool ActivationCheckpointing { get; init; }
+
     /// <summary>GroupNorm groups of the attention and attention-FFN norms. ml-mdm hard-codes 32 there, whatever
     /// <see cref="Groups"/> says; small models set it lower.</summary>
     public int AttentionGroups { get; init; } = 32;

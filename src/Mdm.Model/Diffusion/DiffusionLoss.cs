@@ -11,6 +11,7 @@ namespace Mdm.Model.Diffusion;
 /// L_r = mean_CHW (ε̂ − ε)² per sample; the loss is mean_b Σ_r w_r·L_r, where resolution r counts only for its first
 /// ⌊m_r·B⌋ samples and is divided by m_r under a mixed ratio. Every stream stays in the graph even when it weighs 0.
 /// The denoiser sees full batches at every resolution; samples a resolution does not train on are masked in the loss.
+/// ResNet dropout, where configured, is on for the denoiser's forward, keyed by (seed, step) (<see cref="Nn.ResNetDropout"/>).
 /// </summary>
 public sealed class DiffusionLoss
 {
@@ -116,7 +117,9 @@ public sealed class DiffusionLoss
                 lossWeights[r] = new Variable(PerSample(w, false));
             }
 
-            var predictions = Denoiser.Forward(noisy, timesteps, conditioning);
+            Variable[] predictions;
+            using (Denoiser is Autograd.Nn.Module m ? Nn.ResNetDropout.ForStep(m, seed, step) : null)
+                predictions = Denoiser.Forward(noisy, timesteps, conditioning);
             CheckOutputs(predictions, noisy);
 
             Variable? total = null;

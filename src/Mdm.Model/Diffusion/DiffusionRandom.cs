@@ -6,12 +6,16 @@ namespace Mdm.Model.Diffusion;
 /// Where the diffusion code draws its randomness: Philox streams (seed, subsequence) with subsequence
 /// = step·<see cref="PurposesPerStep"/> + purpose, so every training step or sampling step, and every use within it
 /// (timesteps, the noise of each resolution), reads its own stream, identically on every backend.
-/// Training: purpose 0 = timesteps, 1 + r = noise of resolution r. Sampling: step slot 0 = initial noise, slot i + 1 =
+/// Training: purpose 0 = timesteps, 1 + r = noise of resolution r, <see cref="DropoutPurpose"/> = the ResNets' dropout
+/// masks. Sampling: step slot 0 = initial noise, slot i + 1 =
 /// the noise of transition i, purpose r = resolution r.
 /// </summary>
 public static class DiffusionRandom
 {
     public const int PurposesPerStep = 256;
+
+    /// <summary>The training purpose of the ResNets' dropout masks (<see cref="Nn.ResNetDropout"/>).</summary>
+    public const int DropoutPurpose = PurposesPerStep - 1;
 
     public static ulong Stream(ulong step, int purpose)
     {

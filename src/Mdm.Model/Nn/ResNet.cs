@@ -6,7 +6,8 @@ namespace Mdm.Model.Nn;
 /// <summary>
 /// ml-mdm's FiLM ResNet block (§1.3): h = conv1(SiLU(norm1(x))); (a, b) = time_layer(SiLU(temb)) split in halves;
 /// h = SiLU(norm2(h)·(1 + a) + b); out = conv2(h) (zero-init) + (conv3(x) when the width changes, else x).
-/// Dropout is 0 in every ml-mdm config and is not modelled.
+/// With <see cref="Dropout"/> &gt; 0, h is dropped before conv2 (as ml-mdm's nn.Dropout) while the module is training and
+/// a step's key is set (<see cref="ResNetDropout.ForStep"/>); otherwise the block is deterministic.
 /// </summary>
 public sealed class ResNet : ModelModule
 {
@@ -15,9 +16,10 @@ public sealed class ResNet : ModelModule
     readonly Dense timeLayer;
     readonly Conv? conv3;
 
-    public ResNet(ParameterFactory f, int inChannels, int outChannels, int temporalDim, int groups) : base(f)
+    public ResNet(ParameterFactory f, int inChannels, int outChannels, int temporalDim, int groups, float dropout = 0) : base(f)
     {
-        InChannels = inChannels; OutChannels = outChannels;
+        if (!(dropout >= 0 && dropout < 1)) throw new ArgumentOutOfRangeException(nameof(dropout), dropout, "ResNet: dropout must be in [0, 1)");
+        InChannels = inChannels; OutChannels = outChannels; Dropout = dropout;
         norm1 = Child("norm1", new GroupNorm(f, groups, inChannels));
         conv1 = Child("conv1", new Conv(f, inChannels, outChannels, 3));
         timeLayer = Child("time_layer", new Dense(f, temporalDim, 2 * outChannels));
@@ -28,11 +30,27 @@ public sealed class ResNet : ModelModule
 
     public int InChannels { get; }
     public int OutChannels { get; }
+    /// <summary>Drop probability before conv2 (ml-mdm's <c>resnet_config.dropout</c>).</summary>
+    public float Dropout { get; }
+    /// <summary>The mask's Philox key for the current training step; null outside one (no dropout).</summary>
+    internal DropoutKey? StepKey { get; set; }
 
     /// <param name="x">[B, Cin, H, W]</param>
     /// <param name="tembAct">SiLU(temb) [B, T], shared by every block of the level; for a clip batch x [B·F, …] the
     /// scale and shift of each clip are repeated for its F frames (as ml-mdm does)</param>
     public Variable Forward(Variable x, Variable tembAct)
+    {
+        var dropout = StepKey is { } key && Training ? key : (DropoutKey?)null;
+        if (!Recompute || !Graph.GradEnabled) return ForwardAll(x, tembAct, dropout);
+        // The recomputation runs in the backward pass, after the step's dropout scope: it reuses this forward's key.
+        return Checkpoint.Run(v => ForwardAll(v[0], v[1], dropout), [x, tembAct], Parameters());
+    }
+
+    /// <summary>Keep only the inputs and recompute the activations in the backward (the level's
+    /// <c>activationCheckpointing</c>).</summary>
+    public bool Recompute { get; init; }
+
+    Variable ForwardAll(Variable x, Variable tembAct, DropoutKey? dropout)
     {
         var h = conv1.Forward(norm1.ForwardSilu(x));
         var film = timeLayer.Forward(tembAct);
@@ -43,7 +61,9 @@ public sealed class ResNet : ModelModule
             film = FrameOps.RepeatPerFrame(film, x.Shape[0] / film.Shape[0]);
         }
         var ab = F.Split(film, [OutChannels, OutChannels], 1);
-        h = conv2.Forward(norm2.ForwardFilmSilu(h, ab[0], ab[1]));
+        h = norm2.ForwardFilmSilu(h, ab[0], ab[1]);
+        if (dropout is { } key) h = F.Dropout(h, Dropout, key, training: true);
+        h = conv2.Forward(h);
         return F.Add(h, conv3 is null ? x : conv3.Forward(x));
     }
 }

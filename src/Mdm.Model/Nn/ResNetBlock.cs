@@ -17,7 +17,7 @@ namespace Mdm.Model.Nn;
 public sealed record ResNetBlockSpec(int[] InChannels, int OutChannels, int TemporalDim, int Groups,
     int AttentionLayersPerResnet, int CondDim, bool UseFfn, ResNetBlock.Resample Resampling,
     int Frames = 1, int TemporalAttentionLayersPerResnet = 0, bool Rotary = false, bool ResampleTime = false,
-    int? AttentionGroups = null);
+    int? AttentionGroups = null, float Dropout = 0, bool Recompute = false);
 
 public sealed class ResNetBlock : ModelModule
 {
@@ -40,7 +40,7 @@ public sealed class ResNetBlock : ModelModule
         Frames = frames;
         ResamplesTime = resampleTime;
         var rs = Child("resnets", new ModuleGroup(f));
-        resnets = inChannels.Select((c, i) => rs.Add(i.ToString(), new ResNet(f, c, outChannels, temporalDim, groups))).ToArray();
+        resnets = inChannels.Select((c, i) => rs.Add(i.ToString(), new ResNet(f, c, outChannels, temporalDim, groups, spec.Dropout) { Recompute = spec.Recompute })).ToArray();
         if (attentionLayersPerResnet > 0)
         {
             var ag = Child("attn", new ModuleGroup(f));

@@ -83,7 +83,7 @@ public class UNet : ModelModule, IDenoiser
             levelFrames[i] = fr;
             down[i] = downGroup.Add(i.ToString(), new ResNetBlock(f, new ResNetBlockSpec(ins, c, t, groups, config.AttentionLayersAt(i),
                 CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != levels - 1 ? ResNetBlock.Resample.Down : ResNetBlock.Resample.None,
-                fr, config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups)));
+                fr, config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups, config.Dropout, config.ActivationCheckpointing)));
             fr = down[i].OutputFrames;
             channels = c;
         }
@@ -94,8 +94,8 @@ public class UNet : ModelModule, IDenoiser
             mid =
             [
                 midGroup.Add("0", new ResNetBlock(f, new ResNetBlockSpec([channels], channels, t, groups, 1, crossDim, config.UseAttentionFfn, ResNetBlock.Resample.None, BottleneckFrames,
-                    AttentionGroups: config.AttentionGroups))),
-                midGroup.Add("1", new ResNetBlock(f, new ResNetBlockSpec([channels], channels, t, groups, 0, -1, false, ResNetBlock.Resample.None, BottleneckFrames))),
+                    AttentionGroups: config.AttentionGroups, Dropout: config.Dropout, Recompute: config.ActivationCheckpointing))),
+                midGroup.Add("1", new ResNetBlock(f, new ResNetBlockSpec([channels], channels, t, groups, 0, -1, false, ResNetBlock.Resample.None, BottleneckFrames, Dropout: config.Dropout, Recompute: config.ActivationCheckpointing))),
             ];
         }
         var upGroup = Child("up_blocks", new ModuleGroup(f));
@@ -107,7 +107,7 @@ public class UNet : ModelModule, IDenoiser
             for (int j = 0; j < n; j++) { ins[j] = channels + skipChannels.Pop(); channels = c; }
             up[u] = upGroup.Add(u.ToString(), new ResNetBlock(f, new ResNetBlockSpec(ins, c, t, groups, config.AttentionLayersAt(i),
                 CrossDimAt(config, i, crossDim), config.UseAttentionFfn, i != 0 ? ResNetBlock.Resample.Up : ResNetBlock.Resample.None,
-                levelFrames[i], config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups)));
+                levelFrames[i], config.TemporalAttentionLayersAt(i), rotary, time, config.AttentionGroups, config.Dropout, config.ActivationCheckpointing)));
         }
         FeatureChannels = channels;
         normOut = Child("norm_out", new GroupNorm(f, groups, channels));

@@ -29,6 +29,9 @@ public sealed class AdamWOptimizer : IDisposable
     /// <summary>Updates taken so far (Adam's bias-correction counter).</summary>
     public long StepCount { get; set; }
 
+    /// <summary>Bytes of the moment estimates m and v.</summary>
+    public long StateBytes => m.Sum(t => t.Bytes) + v.Sum(t => t.Bytes);
+
     /// <summary>
     /// Clip (by the global norm) and apply one update with learning rate <paramref name="lr"/>; returns the pre-clip
     /// gradient norm as a 1-element device tensor (owned by the caller; read it only when you log).

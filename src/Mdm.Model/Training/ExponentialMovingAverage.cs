@@ -24,6 +24,9 @@ public sealed class ExponentialMovingAverage : IDisposable
     public bool Warmup { get; }
     public long Updates { get; set; }
 
+    /// <summary>Bytes of the averaged copies.</summary>
+    public long StateBytes => shadow.Sum(t => t.Bytes);
+
     public float CurrentDecay => Warmup ? Math.Min(Decay, (1f + Updates) / (10f + Updates)) : Decay;
 
     public void Update()

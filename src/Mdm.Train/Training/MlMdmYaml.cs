@@ -159,7 +159,11 @@ public static class MlMdmYaml
             if (r is null) return;
             if (r.Int("num_groups_norm") is { } groups) u["groups"] = groups;
             if (r.Bool("use_attention_ffn") == true) u["useAttentionFfn"] = true;
-            if (r.Double("dropout") is { } p && p != 0) throw r.Refuse("dropout", $"{p}", "dropout in the ResNets is not supported (every shipped config uses 0)");
+            if (r.Double("dropout") is { } p && p != 0)
+            {
+                if (!(p >= 0 && p < 1)) throw r.Refuse("dropout", $"{p}", "a drop probability must be in [0, 1)");
+                u["dropout"] = p;
+            }
             foreach (var key in new[] { "num_channels", "output_channels" })
                 if (r.Int(key) is { } v and not -1) Notes.Add($"{r.Name(key)}: {v} is ignored, as ml-mdm ignores it (each ResNet's widths come from resolution_channels)");
             r.RefuseUnread();

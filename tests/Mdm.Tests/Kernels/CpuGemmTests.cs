@@ -3,7 +3,8 @@ using Mdm.Tests.Harness;
 
 namespace Mdm.Tests.Kernels;
 
-/// <summary>The CPU backend's shared GEMM, all transpose forms, alpha/beta and batching, against float64.</summary>
+/// <summary>The CPU backend's shared GEMM, all transpose forms, alpha/beta and batching, against float64, with the
+/// 256-bit kernel and (where the CPU has AVX-512) the 512-bit one.</summary>
 public class CpuGemmTests
 {
     [TestCase(false, false, 9, 13, 7)]
@@ -21,7 +22,8 @@ public class CpuGemmTests
         int batch = 3;
         var a = TestSeed.Uniform(rng, batch * m * k);
         var b = TestSeed.Uniform(rng, batch * k * n);
-        var c = TestSeed.Uniform(rng, batch * m * n);
+        var c0 = TestSeed.Uniform(rng, batch * m * n);
+        var c = (float[])c0.Clone();
         var expected = new double[c.Length];
         var scale = new double[c.Length];
         const float alpha = 0.75f, beta = -0.5f;
@@ -37,11 +39,21 @@ public class CpuGemmTests
                         s += av * bv; sa += Math.Abs(av * bv);
                     }
                     int o = bi * m * n + i * n + j;
-                    expected[o] = alpha * s + beta * (double)c[o];
-                    scale[o] = Math.Abs(alpha) * sa + Math.Abs(beta * c[o]);
+                    expected[o] = alpha * s + beta * (double)c0[o];
+                    scale[o] = Math.Abs(alpha) * sa + Math.Abs(beta * c0[o]);
                 }
-        fixed (float* pa = a, pb = b, pc = c)
-            CpuGemm.SgemmBatched(batch, ta, tb, m, n, k, pa, ta ? m : k, m * k, pb, tb ? k : n, k * n, pc, n, m * n, alpha, beta);
-        Compare.AssertClose($"Sgemm ta={ta} tb={tb} {m}x{n}x{k}", c, expected, new Tolerance(1e-6, 1e-5 + 1e-7 * Math.Sqrt(k)), scale);
+        bool saved = CpuGemm.UseVector512;
+        try
+        {
+            foreach (bool wide in System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? new[] { false, true } : [false])
+            {
+                CpuGemm.UseVector512 = wide;
+                c0.CopyTo(c, 0);
+                fixed (float* pa = a, pb = b, pc = c)
+                    CpuGemm.SgemmBatched(batch, ta, tb, m, n, k, pa, ta ? m : k, m * k, pb, tb ? k : n, k * n, pc, n, m * n, alpha, beta);
+                Compare.AssertClose($"Sgemm ta={ta} tb={tb} {m}x{n}x{k} {(wide ? "512" : "256")}-bit", c, expected, new Tolerance(1e-6, 1e-5 + 1e-7 * Math.Sqrt(k)), scale);
+            }
+        }
+        finally { CpuGemm.UseVector512 = saved; }
     }
 }

@@ -1,4 +1,9 @@
+using Mdm.Kernels;
+using Mdm.Model;
+using Mdm.Model.Checkpoints;
 using Mdm.Model.Config;
+using Mdm.Model.Nn;
+using Mdm.Tests.Harness;
 using Mdm.Train.Cli;
 using Mdm.Train.Config;
 using Mdm.Train.Training;
@@ -67,7 +72,31 @@ public class MlMdmConvertTests
         Assert.That(run.Diffusion.ScheduleShifted, Is.False);
     }
 
-    [TestCase("nested2-text", "resnet_config: {num_groups_norm: 8, dropout: 0.0}", "resnet_config: {num_groups_norm: 8, dropout: 0.1}", "unet_config.resnet_config.dropout: 0.1")]
+    [Test]
+    public void ResnetDropoutIsConvertedPerLevelAndTheWeightsStillLoadStrictly()
+    {
+        var yaml = Edit(Golden("nested2-text"), "resnet_config: {num_groups_norm: 8, dropout: 0.0}", "resnet_config: {num_groups_norm: 8, dropout: 0.1}");
+        yaml = Edit(yaml, "resnet_config: {num_groups_norm: 8, use_attention_ffn: true}", "resnet_config: {num_groups_norm: 8, use_attention_ffn: true, dropout: 0.25}");
+        var (run, _) = Convert(yaml);
+        Assert.That(run.Model.Nested!.Outer.Dropout, Is.EqualTo(0.1f));
+        Assert.That(run.Model.Nested.InnerUnet!.Dropout, Is.EqualTo(0.25f));
+        var model = ModelFactory.Create(run.Model, TestBackends.Get(BackendKind.Cpu));
+        try
+        {
+            var resnets = ResNets(model).ToList();
+            Assert.That(resnets.Where(r => r.Dropout == 0.1f).Count() + resnets.Where(r => r.Dropout == 0.25f).Count(), Is.EqualTo(resnets.Count));
+            Assert.That(ResNets(((NestedUNet)model).Inner), Is.All.Property(nameof(ResNet.Dropout)).EqualTo(0.25f));
+            using var file = SafeTensorsFile.Open(MlMdmGoldenTests.GoldenPath("nested2-text.safetensors"));
+            var report = StateDict.Load(model, file, new StateDictLoadOptions { SourcePrefix = "param." });
+            Assert.That(report.IsComplete, Is.True, "ml-mdm's weights load strictly into the model with dropout");
+        }
+        finally { model.DisposeParameters(); }
+    }
+
+    static IEnumerable<ResNet> ResNets(Mdm.Autograd.Nn.Module m) =>
+        (m is ResNet r ? [r] : Enumerable.Empty<ResNet>()).Concat(m.NamedChildren().SelectMany(c => ResNets(c.Value)));
+
+    [TestCase("nested2-text", "resnet_config: {num_groups_norm: 8, dropout: 0.0}", "resnet_config: {num_groups_norm: 8, dropout: 1.5}", "unet_config.resnet_config.dropout: 1.5")]
     [TestCase("nested2-text", "  interp_conditioning: true", "  interp_conditioning: true\n  freeze_inner_unet: true", "unet_config.freeze_inner_unet: true")]
     [TestCase("nested2-text", "  interp_conditioning: true", "  interp_conditioning: true\n  temporal_spatial_ds: true", "unet_config.temporal_spatial_ds: true")]
     [TestCase("nested2-text", "  skip_mid_blocks: true\n  interp", "  skip_mid_blocks: false\n  interp", "unet_config.skip_mid_blocks: false")]

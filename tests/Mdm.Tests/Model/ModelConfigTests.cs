@@ -85,6 +85,8 @@ public class ModelConfigTests
     [TestCase("\"conditioningFeatureProjDim\": 64", "model.unet.conditioningFeatureProjDim", "64")]
     [TestCase("\"numClasses\": -1", "model.unet.numClasses", "-1")]
     [TestCase("\"resolutionChannels\": [32, 36], \"groups\": 4", "model.unet.resolutionChannels[1]", "36")]
+    [TestCase("\"dropout\": 1", "model.unet.dropout", "got 1")]
+    [TestCase("\"dropout\": -0.25", "model.unet.dropout", "got -0.25")]
     public void ImpossibleUNetSettingsAreNamed(string fields, string field, string value) => ExpectError(Unet(fields), field, value);
 
     [Test]
@@ -95,6 +97,7 @@ public class ModelConfigTests
     [TestCase("\"conditioningFeatureDim\": 16", "\"conditioningFeatureDim\": 32", "", "model.nested.outer.conditioningFeatureDim", "16")]
     [TestCase("\"resolutionChannels\": [32]", "", "", "model.nested.outer.resolutionChannels", "got 1")]
     [TestCase("\"temporalDim\": 64", "\"numClasses\": 3", "", "model.nested.outer.temporalDim", "64")]
+    [TestCase("", "\"dropout\": 1.5", "", "model.nested.innerUnet.dropout", "got 1.5")]
     [TestCase("", "", "\"innerNested\": { \"outer\": {}, \"innerUnet\": {} }", "model.nested", "exactly one")]
     public void ImpossibleNestingSettingsAreNamed(string outer, string inner, string level, string field, string value) =>
         ExpectError(Nested(outer, inner, level), field, value);

@@ -72,7 +72,10 @@ public sealed partial class IlgpuBackend
         };
         var cfg = new KernelConfig(new Index2D((nq + AttentionTensorCoreKernels.BlockQ - 1) / AttentionTensorCoreKernels.BlockQ, bh),
             new Index2D(AttentionTensorCoreKernels.Threads, 1), SharedMemoryConfig.RequestDynamic<byte>(AttentionTensorCoreKernels.SharedBytes(d)));
+        LaunchLog.CountFlops(4.0 * bh * nq * nk * d);
+        var start = MarkLaunch();
         kernel(accelerator.DefaultStream, cfg, F32(o), F32(lse), mask is null ? F32(lse) : F32(mask), p);
+        if (start is not null) Launched(start, $"AttentionTensorCoreD{d}", 2L * bh * (nq + 2L * nk) * d + 4L * bh * nq * (d + 1));
         Interlocked.Increment(ref tensorCoreAttentions);
         return true;
     }
@@ -99,8 +102,15 @@ public sealed partial class IlgpuBackend
         var shared = SharedMemoryConfig.RequestDynamic<byte>(AttentionBackwardTensorCoreKernels.SharedBytes(d));
         var m = mask is null ? F32(lse) : F32(mask);
         // Same stream: the dK/dV kernel sees the Δ the dQ kernel wrote.
+        long bf16Inputs = 2L * bh * (2L * nq + 2L * nk) * d;
+        LaunchLog.CountFlops(6.0 * bh * nq * nk * d);   // S = QKᵀ again, dP = dO·Vᵀ, dQ = dS·K
+        var start = MarkLaunch();
         dqKernel(accelerator.DefaultStream, new KernelConfig(new Index2D((nq + 63) / 64, bh), group, shared), F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), p);
+        if (start is not null) Launched(start, $"AttentionDqTensorCoreD{d}", bf16Inputs + 4L * bh * nq * (3L * d + 2));
+        LaunchLog.CountFlops(8.0 * bh * nq * nk * d);   // S, dP, dV = Pᵀ·dO, dK = dSᵀ·Q
+        start = MarkLaunch();
         dkdvKernel(accelerator.DefaultStream, new KernelConfig(new Index2D((nk + 63) / 64 * AttentionBackwardTensorCoreKernels.ColumnSplits(d), bh), group, shared), F32(lse), F32(delta), m, F32(dk), F32(dv), p);
+        if (start is not null) Launched(start, $"AttentionDkDvTensorCoreD{d}", bf16Inputs + 4L * bh * (2L * nq + 2L * nk * d));
         Interlocked.Increment(ref tensorCoreAttentions);
         return true;
     }

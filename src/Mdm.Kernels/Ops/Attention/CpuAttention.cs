@@ -50,6 +50,7 @@ public sealed partial class CpuBackend
     {
         int heads = q.Dim(1), bh = q.Dim(0) * heads, nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
         int block = AttentionBlock(nk), blocks = (nq + block - 1) / block;
+        LaunchLog.CountFlops(4.0 * bh * nq * nk * d);
         var bias = AttentionMaskBias(mask);
         using var kt = TransposeHeads(k);
         using var vt = TransposeHeads(v);
@@ -91,6 +92,7 @@ public sealed partial class CpuBackend
         Tensor dq, Tensor dk, Tensor dv, float scale)
     {
         int heads = q.Dim(1), bh = q.Dim(0) * heads, nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
+        LaunchLog.CountFlops(10.0 * bh * nq * nk * d);   // S again, dP, dV, dQ, dK
         var bias = AttentionMaskBias(mask);
         using var qt = TransposeHeads(q);
         using var kt = TransposeHeads(k);

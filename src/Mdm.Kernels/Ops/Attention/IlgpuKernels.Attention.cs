@@ -22,6 +22,7 @@ public sealed partial class IlgpuBackend
         if (TryTensorCoreAttention(q, k, v, mask, o, lse, scale)) return;
         var s = AttentionShapeOf(q, k, mask, scale);
         long tiles = (long)s.BH * ((s.Nq + AttentionKernels.TileQ - 1) / AttentionKernels.TileQ);
+        LaunchLog.CountFlops(4.0 * s.BH * s.Nq * s.Nk * q.Dim(3));
         Run(AttentionKernels.Forward, TileLaunch(tiles), F32(q), F32(k), F32(v), mask is null ? F32(q) : F32(mask), F32(o), F32(lse), s);
     }
 
@@ -35,7 +36,9 @@ public sealed partial class IlgpuBackend
         using var delta = Empty(s.BH, s.Nq);
         long qTiles = (long)s.BH * ((s.Nq + AttentionKernels.TileQ - 1) / AttentionKernels.TileQ);
         long kTiles = (long)s.BH * ((s.Nk + AttentionKernels.TileK - 1) / AttentionKernels.TileK);
+        LaunchLog.CountFlops(6.0 * s.BH * s.Nq * s.Nk * q.Dim(3));   // S again, dP, dQ
         Run(AttentionKernels.BackwardDq, TileLaunch(qTiles), F32(q), F32(k), F32(v), F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), s);
+        LaunchLog.CountFlops(8.0 * s.BH * s.Nq * s.Nk * q.Dim(3));   // S and dP again, dV, dK
         Run(AttentionKernels.BackwardDkDv, TileLaunch(kTiles), F32(q), F32(k), F32(v), F32(dO), F32(lse), F32(delta), m, F32(dk), F32(dv), s);
     }
 

@@ -35,6 +35,7 @@ public sealed unsafe partial class CpuBackend
     {
         var geo = g;
         int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout;
+        LaunchLog.CountFlops(2.0 * g.N * cout * p * k);
         float* px = Ptr(x), pw = Ptr(weight), py = Ptr(y);
         float beta = 0f;
         if (bias is not null)
@@ -64,6 +65,7 @@ public sealed unsafe partial class CpuBackend
     {
         var geo = g;
         int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout;
+        LaunchLog.CountFlops(2.0 * g.N * cout * p * k);
         float* pdy = Ptr(dy), pw = Ptr(weight), pdx = Ptr(dx);
         if (geo.IsPointwise)
         {
@@ -83,6 +85,7 @@ public sealed unsafe partial class CpuBackend
     {
         var geo = g;
         int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout;
+        LaunchLog.CountFlops(2.0 * g.N * cout * p * k);
         float* px = Ptr(x), pdy = Ptr(dy), pdw = Ptr(dweight);
         if (geo.IsPointwise)
         {

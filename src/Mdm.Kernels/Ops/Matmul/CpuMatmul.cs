@@ -13,6 +13,7 @@ public sealed partial class CpuBackend
     /// </summary>
     protected internal override unsafe void Gemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d)
     {
+        LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
         if (a.DType == DType.F32) { GemmF32(Ptr(a), Ptr(b), Ptr(c), bias, d); return; }
 
         float[] wa = ArrayPool<float>.Shared.Rent((int)Math.Max(a.Numel, 1));

@@ -93,6 +93,7 @@ public sealed partial class IlgpuBackend
         long cap = Kind == BackendKind.Cuda ? 65535 : maxGroups;
         var cfg = new KernelConfig((int)Math.Min(tiles, cap), MatmulKernels.Threads);
         var biasView = bias is null ? F32(c) : F32(bias);   // unread when HasBias = 0
+        LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
         if (a.DType == DType.BF16) Run(MatmulKernels.Gemm<ushort, BF16Widen>, cfg, U16(a), U16(b), F32(c), biasView, p);
         else Run(MatmulKernels.Gemm<float, F32Widen>, cfg, F32(a), F32(b), F32(c), biasView, p);
     }
@@ -122,7 +123,10 @@ public sealed partial class IlgpuBackend
         };
         var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch), new Index2D(wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
+        LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
+        var start = MarkLaunch();
         kernel(accelerator.DefaultStream, cfg, F32(c), bias is null ? F32(c) : F32(bias), p);
+        if (start is not null) Launched(start, $"MatmulBF16TensorCore{(wide ? "Wide" : "")}{(d.TransA ? 'T' : 'N')}{(d.TransB ? 'T' : 'N')}", 2L * (d.Batch * (long)d.M * d.K + d.Batch * (long)d.K * d.N) + 4L * d.OutBatch * d.M * d.N);
         Interlocked.Increment(ref tensorCoreGemms);
         return true;
     }
