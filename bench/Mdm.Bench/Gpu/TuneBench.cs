@@ -22,7 +22,9 @@ public static class TuneBench
 {
     const double GemmTolerance = 1e-3, AttentionTolerance = 2e-2;
 
-    sealed record Timing(string Op, string ShapeClass, TuneShape Shape, string Variant, double Ms, double Flops, double Error, bool OnTensorCores);
+    /// <summary>One variant on one shape. OnTensorCores: it ran its own kernel (a tensor-core variant may fall back);
+    /// Bytes: for memory-bound ops (GroupNorm), the traffic its GB/s is counted from.</summary>
+    sealed record Timing(string Op, string ShapeClass, TuneShape Shape, string Variant, double Ms, double Flops, double Error, bool OnTensorCores, double Bytes = 0);
 
     public static int Run(string[] args)
     {
@@ -70,6 +72,7 @@ public static class TuneBench
                 {
                     "gemm" => TuneGemm(b, s, warmup, reps),
                     "conv" => TuneConv(b, s, warmup, reps, timings.Select(t => (t.Op, t.ShapeClass)).ToHashSet()),
+                    "groupnorm" => TuneGroupNorm(b, s, warmup, reps),
                     _ => TuneAttention(b, s, warmup, reps),
                 });
                 Write(b, gpu, quick, outDir, timings);   // after every class, so an outer timeout still leaves a table
@@ -77,6 +80,7 @@ public static class TuneBench
             b.WideWarpTiles = null;
             b.UseTensorCoreAttention = null;
             b.ConvAlgorithm = null;
+            b.GroupNormForwardVariant = null;
             int entries = Write(b, gpu, quick, outDir, timings);
             Console.WriteLine($"wrote {entries} entries to {Path.Combine(outDir, "tuning.json")} and the timings to {Path.Combine(outDir, "tune.md")}");
             bool agree = timings.All(t => t.Error <= Tolerance(t.Op));
@@ -102,7 +106,7 @@ public static class TuneBench
         variants.Where(t => t.Error <= Tolerance(t.Op) && (t == variants[0] || t.OnTensorCores)).MinBy(t => t.Ms) ?? variants[0];
 
     /// <summary>GEMM and convolution variants sum the same bf16 products in another order; attention rounds P to bf16.</summary>
-    static double Tolerance(string op) => op == TuningTable.GemmOp || op == TuningTable.ConvOp ? GemmTolerance : AttentionTolerance;
+    static double Tolerance(string op) => op is TuningTable.GemmOp or TuningTable.ConvOp or TuningTable.GroupNormOp ? GemmTolerance : AttentionTolerance;
 
     static IEnumerable<Timing> TuneGemm(IlgpuBackend b, TuneShape s, int warmup, int reps)
     {
@@ -201,8 +205,39 @@ public static class TuneBench
         }
     }
 
+    /// <summary>GroupNorm + FiLM + SiLU forward, batch × M channels × N², K groups: each statistics variant, against
+    /// the two-pass kernel. Bytes: x read once and y written once.</summary>
+    static IEnumerable<Timing> TuneGroupNorm(IlgpuBackend b, TuneShape s, int warmup, int reps)
+    {
+        int[] shape = [s.Batch, s.M, s.N, s.N];
+        using var x = Ops.RandomNormal(b.Empty(shape), 21);
+        using var gamma = Ops.RandomNormal(b.Empty(s.M), 22);
+        using var beta = Ops.RandomNormal(b.Empty(s.M), 23);
+        using var fa = Ops.RandomNormal(b.Empty(s.Batch, s.M), 24);
+        using var fb = Ops.RandomNormal(b.Empty(s.Batch, s.M), 25);
+        string shapeClass = ShapeClass.GroupNorm(s.M / s.K * s.N * s.N);
+        double bytes = 8.0 * s.Batch * s.M * s.N * s.N;
+        float[]? reference = null;
+        foreach (var variant in TuningTable.Variants[TuningTable.GroupNormOp])
+        {
+            using var y = b.Full(float.NaN, shape);
+            b.GroupNormForwardVariant = variant;
+            void Run() { var (_, mean, rstd) = Ops.GroupNormFilmSilu(x, s.K, gamma, beta, fa, fb, 1e-5f, y); mean.Dispose(); rstd.Dispose(); }
+            Run();
+            var values = y.ToArray();
+            reference ??= values;
+            double ms = DeviceTimer.MeanMs(b, Run, warmup, reps);
+            yield return Report(new(TuningTable.GroupNormOp, shapeClass, s, variant, ms, 0, RelativeDifference(reference, values), OnTensorCores: true, bytes));
+        }
+    }
+
     static Timing Report(Timing t)
     {
+        if (t.Bytes > 0)
+        {
+            Console.WriteLine($"{t.Op,-19} {t.ShapeClass,-11} {t.Shape.Text,-20} {t.Variant,-12} {t.Ms,9:F4} ms {t.Bytes / (t.Ms * 1e6),8:F0} GB/s     err {t.Error:G3}");
+            return t;
+        }
         Console.WriteLine($"{t.Op,-19} {t.ShapeClass,-11} {t.Shape.Text,-20} {t.Variant,-12} {t.Ms,9:F4} ms {t.Flops / (t.Ms * 1e9),8:F2} TFLOP/s  err {t.Error:G3}{(t.OnTensorCores ? "" : t.Op == TuningTable.ConvOp ? "  (im2col)" : "  (SIMT kernel)")}");
         return t;
     }
@@ -224,7 +259,7 @@ public static class TuneBench
         var md = new StringBuilder();
         md.AppendLine(CultureInfo.InvariantCulture, $"# Tuning run: {b.Info.Name} ({gpu})");
         md.AppendLine();
-        md.AppendLine("TFLOP/s = FLOPs / time: GEMM 2·M·N·K; attention forward 4·BH·N²·D, backward 10·BH·N²·D; conv 2·B·C²·H·W·K² per pass. Error: max |Δ| / max |reference| against the first variant. ✓ = chosen.");
+        md.AppendLine("TFLOP/s = FLOPs / time: GEMM 2·M·N·K; attention forward 4·BH·N²·D, backward 10·BH·N²·D; conv 2·B·C²·H·W·K² per pass. GroupNorm: GB/s = 8 bytes per element (x read, y written) / time, in the TFLOP/s column. Error: max |Δ| / max |reference| against the first variant. ✓ = chosen.");
         md.AppendLine();
         md.AppendLine("| op | shape class | shape | from | variant | ms | TFLOP/s | error | kernel | |");
         md.AppendLine("|---|---|---|---|---|---:|---:|---:|---|---|");
@@ -233,7 +268,7 @@ public static class TuneBench
             var winner = Winner(g.ToList());
             foreach (var t in g)
                 md.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {t.Op} | {t.ShapeClass} | {t.Shape.Text} | {t.Shape.From} | {t.Variant} | {t.Ms:F4} | {t.Flops / (t.Ms * 1e9):F2} | {t.Error:G3} | {(t.OnTensorCores ? (t.Op == TuningTable.ConvOp ? "implicit GEMM" : "tensor cores") : (t.Op == TuningTable.ConvOp ? "im2col" : "SIMT"))} | {(t == winner ? "✓" : "")} |");
+                    $"| {t.Op} | {t.ShapeClass} | {t.Shape.Text} | {t.Shape.From} | {t.Variant} | {t.Ms:F4} | {(t.Bytes > 0 ? $"{t.Bytes / (t.Ms * 1e6):F0} GB/s" : $"{t.Flops / (t.Ms * 1e9):F2}")} | {t.Error:G3} | {(t.Op == TuningTable.GroupNormOp ? t.Variant : t.OnTensorCores ? (t.Op == TuningTable.ConvOp ? "implicit GEMM" : "tensor cores") : (t.Op == TuningTable.ConvOp ? "im2col" : "SIMT"))} | {(t == winner ? "✓" : "")} |");
         }
         return md.ToString();
     }

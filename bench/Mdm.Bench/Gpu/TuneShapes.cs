@@ -10,6 +10,7 @@ public sealed record TuneShape(string Op, int M, int N, int K, string From, int 
     {
         "gemm" => $"{M}x{N}x{K}",
         "conv" => $"{Batch}x{M}x{N}x{N}-{K}x{K}",
+        "groupnorm" => $"{Batch}x{M}x{N}x{N}-G{K}",
         _ => $"BH{M}xN{N}xD{K}",
     };
 }
@@ -18,7 +19,8 @@ public sealed record TuneShape(string Op, int M, int N, int K, string From, int 
 /// The shapes the configs run, one per shape class: per UNet level (resolution r, channels c) the linears / 1×1 convs
 /// (K = c) and the 3×3 convs lowered to a GEMM (K = 9c), with M = c and N = batch·r² tokens; attention at the
 /// attention levels and the mid block, [batch·8 heads, r², c / 8]; the 3×3 convolution of each level (c → c at r²,
-/// batch images), after the paper's 16×256×64² target. GEMMs first, then convolutions, then attention.
+/// batch images), after the paper's 16×256×64² target; the GroupNorm + FiLM + SiLU of each level (c channels at r²,
+/// 32 groups or fewer), one per row length class. GEMMs first, then convolutions, GroupNorms, attention.
 /// </summary>
 public static class TuneShapes
 {
@@ -44,6 +46,10 @@ public static class TuneShapes
                         byClass.TryAdd("gemm:" + Kernels.Gpu.Tuning.ShapeClass.Gemm(k), new TuneShape("gemm", ch, tokens, k, name));
                     // Quick runs (the CPU accelerator, where convolutions are slow) keep to the one stand-in above.
                     if (!quick) AddConv(convs, new TuneShape("conv", ch, r, 3, name, batch * r * r <= maxTokens ? batch : Math.Max(1, maxTokens / (r * r))));
+                    int groups = Math.Min(unet.Groups, ch), rg = quick ? Math.Min(r, 8) : r;
+                    if (ch % groups == 0)
+                        byClass.TryAdd("groupnorm:" + Kernels.Gpu.Tuning.ShapeClass.GroupNorm(ch / groups * rg * rg),
+                            new TuneShape("groupnorm", ch, rg, groups, name, batch));
                     bool attention = unet.AttentionLayersAt(level) > 0 || (level == unet.Levels - 1 && unet.SkipMidBlocks != true);
                     if (!attention || c % Heads != 0) continue;
                     int n = Math.Min(r * r, maxTokens), d = Math.Min(c / Heads, maxDim);
@@ -51,8 +57,9 @@ public static class TuneShapes
                 }
         }
         var gemms = byClass.Values.Where(s => s.Op == "gemm").OrderBy(s => s.K).ThenBy(s => s.N);
+        var groupNorms = byClass.Values.Where(s => s.Op == "groupnorm").OrderBy(s => s.M / s.K * s.N * s.N);
         var attentions = byClass.Values.Where(s => s.Op == "attention").OrderBy(s => s.K).ThenBy(s => s.N);
-        return [.. gemms, .. convs, .. attentions];
+        return [.. gemms, .. convs, .. groupNorms, .. attentions];
     }
 
     /// <summary>Adds a convolution unless an earlier one already covers all three of its shape classes (forward and
