@@ -8,9 +8,9 @@ namespace Mdm.Kernels.Gpu;
 // The bf16 convolution's implicit-GEMM path on CUDA, chosen by ConvAlgorithm or the tuning table.
 public sealed partial class IlgpuBackend
 {
-    /// <summary>Implicit-GEMM convolutions indexed by pass·2 + wide; null where not loaded (not CUDA).</summary>
-    readonly Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>?[] convTensorCore =
-        new Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>?[6];
+    /// <summary>Implicit-GEMM convolutions indexed by pass·2 + wide (launchable on CUDA only).</summary>
+    static readonly Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>[] ConvTensorCore =
+        ConvKernelNames.Select(n => (Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>)KernelCatalog.All.Single(k => k.Name == n).Kernel).ToArray();
 
     /// <summary>How bf16 convolutions run on CUDA: <see cref="ConvVariant.Im2Col"/> (im2col/col2im + tensor-core GEMM),
     /// <see cref="ConvVariant.ImplicitNarrow"/> or <see cref="ConvVariant.ImplicitWide"/> (implicit GEMM, 8 warps of
@@ -29,7 +29,7 @@ public sealed partial class IlgpuBackend
     public long ImplicitGemmConvs => Interlocked.Read(ref implicitGemmConvs);
     long implicitGemmConvs;
 
-    static readonly string[] ConvKernelNames =
+    static string[] ConvKernelNames =>
     [
         nameof(KernelCatalog.ConvTensorCoreForward), nameof(KernelCatalog.ConvTensorCoreWideForward),
         nameof(KernelCatalog.ConvTensorCoreDgrad), nameof(KernelCatalog.ConvTensorCoreWideDgrad),
@@ -38,24 +38,15 @@ public sealed partial class IlgpuBackend
 
     void LoadConvTensorCoreKernels(Loader loader)
     {
-        for (int i = 0; i < ConvKernelNames.Length; i++)
-        {
-            string name = ConvKernelNames[i];
-            var kernel = KernelCatalog.All.Single(k => k.Name == name).Kernel;
-            // Inline PTX only runs on CUDA; the CPU accelerator still compiles the kernel (so the catalogue stays whole).
-            if (Kind == BackendKind.Cuda)
-                convTensorCore[i] = loader.Load(name, () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>>(
-                    kernel, KernelCatalog.Budget(name).Specialization, ConvTensorCoreKernels.SharedBytes));
-            else
-                loader.Load(name, () => accelerator.LoadKernel((Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>)kernel));
-        }
+        var names = ConvKernelNames;
+        for (int i = 0; i < names.Length; i++) LoadTensorCoreKernel(loader, names[i], ConvTensorCore[i], ConvTensorCoreKernels.SharedBytes);
     }
 
     /// <summary>The implicit-GEMM pass when the variant in force says so, the kernels are loaded and can take the shape:
     /// a = weight (forward, dgrad) or dy (wgrad), b = x (forward, wgrad) or dy (dgrad), all bf16; y is f32.</summary>
     bool TryImplicitGemmConv(ConvPass pass, Tensor a, Tensor b, Tensor y, Tensor? bias, in Conv2dGeometry g)
     {
-        if (convTensorCore[0] is null || !UseTensorCores) return false;
+        if (!Launchable(ConvTensorCore[0]) || !UseTensorCores) return false;
         bool window = (g.KH == 3 && g.KW == 3) || (g.KH == 1 && g.KW == 1);
         if (!window || g.StrideH is < 1 or > 2 || g.StrideW is < 1 or > 2 || !ConvTensorCoreKernels.IndicesFit(g)) return false;
         var p = ConvTensorCoreKernels.Args(pass, g, DeviceAddress(a));
@@ -67,10 +58,10 @@ public sealed partial class IlgpuBackend
         if (pass == ConvPass.Wgrad) p.Splits = ConvSplits(groups, p.KTiles);
         if (bias is not null) p.HasBias = 1;
         if (p.Splits > 1) Fill(y, 0f);
-        var kernel = convTensorCore[(int)pass * 2 + (wide ? 1 : 0)]!;
+        var kernel = ConvTensorCore[(int)pass * 2 + (wide ? 1 : 0)];
         var cfg = new KernelConfig(new Index2D(groups, p.Splits), new Index2D(wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(ConvTensorCoreKernels.SharedBytes));
-        kernel(accelerator.DefaultStream, cfg, U16(a), U16(b), F32(y), bias is null ? F32(y) : F32(bias), F32(y), p);
+        Run(kernel, cfg, U16(a), U16(b), F32(y), bias is null ? F32(y) : F32(bias), F32(y), p);
         Interlocked.Increment(ref implicitGemmConvs);
         return true;
     }

@@ -29,7 +29,8 @@ public sealed partial class IlgpuBackend
         var p = GroupNormShape(x, groups, a is not null, silu, eps);
         var g = F32(gamma);   // stands in for a and b when there is no FiLM (never read then)
         long rows = (long)p.N * groups;
-        var variant = GroupNormForwardVariant ?? Tuning.GroupNorm(GpuArchitecture, p.C / groups * p.S);
+        // The CPU accelerator pays most for barriers (every simulated thread is an OS thread): warp rows have none.
+        var variant = GroupNormForwardVariant ?? (Kind == BackendKind.IlgpuCpu ? GroupNormVariant.WarpRows : Tuning.GroupNorm(GpuArchitecture, p.C / groups * p.S));
         Action<V, V, V, V, V, V, V, V, GroupNormParams> kernel;
         KernelConfig cfg;
         if (variant == GroupNormVariant.WarpRows)
@@ -50,8 +51,9 @@ public sealed partial class IlgpuBackend
         Run(kernel, cfg, F32(x), g, F32(beta), a is null ? g : F32(a), b is null ? g : F32(b), F32(y), F32(mean), F32(rstd), p);
     }
 
-    /// <summary>Which GroupNorm forward runs (<see cref="GroupNormVariant"/>), or null (the default): the
-    /// <see cref="Tuning"/> table's entry for this GPU and row length, else <see cref="TuningHeuristics.GroupNorm"/>.</summary>
+    /// <summary>Which GroupNorm forward runs (<see cref="GroupNormVariant"/>), or null (the default): on CUDA the
+    /// <see cref="Tuning"/> table's entry for this GPU and row length, else <see cref="TuningHeuristics.GroupNorm"/>;
+    /// on the CPU accelerator warp rows.</summary>
     public string? GroupNormForwardVariant
     {
         get => groupNormForwardVariant;
