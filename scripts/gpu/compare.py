@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Joins Mdm's and PyTorch's benchmark JSON lines on (op, shape) and prints one markdown table.
+"""Joins Mdm's and PyTorch's benchmark JSON lines on (op, shape) and prints one markdown table. An Mdm op named
+"op@variant" (a forced kernel variant) joins PyTorch's row for "op".
 
 ratio = PyTorch time / Mdm time, so > 1 means Mdm is faster. TFLOP/s = flops / time (formulas in BenchCases.cs).
 Ceilings are measured in the same run: % of copy = achieved GB/s over the best device-to-device copy (the 'copy' case,
@@ -39,7 +40,7 @@ def main(argv):
     print("| op | shape | Mdm ms | PyTorch ms | ratio (torch/mdm) | Mdm GB/s | % of copy BW | Mdm TFLOP/s | % of peak | PyTorch TFLOP/s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key, r in ours.items():
-        t = theirs.get(key)
+        t = theirs.get(key) or theirs.get((key[0].split("@")[0], key[1]))   # "op@variant": a forced Mdm variant
         tms = f"{t['ms']:.4f}" if t else "n/a"
         ratio = f"{t['ms'] / r['ms']:.2f}x" if t and r["ms"] > 0 else "n/a"
         pct = f"{100 * r['gbps'] / copy_bw:.0f}%" if copy_bw else "n/a"

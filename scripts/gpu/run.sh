@@ -57,7 +57,7 @@ test_rc=${PIPESTATUS[0]}
 # src/Mdm.Kernels/Gpu/Tuning/tuning.json after reading $OUT/tune.md (docs/architecture.md, "Tuning table").
 tune_rc=0
 stage "$tune_limit" "tune ($device): kernel variants per shape class" && {
-timeout "$lim" "$apps/bench/Mdm.Bench" tune --device "$device" $quick --out "$OUT" --budget-s $((lim / 2)) 2>&1 | tee "$OUT/tune.log" | grep -v "^attention\|^gemm"
+timeout "$lim" "$apps/bench/Mdm.Bench" tune --device "$device" $quick --out "$OUT" --budget-s $((lim / 2)) 2>&1 | tee "$OUT/tune.log" | grep -v "^attention\|^gemm\|^conv"
 tune_rc=${PIPESTATUS[0]}
 [ -f "$OUT/tune.md" ] && cat "$OUT/tune.md"
 }
@@ -68,7 +68,7 @@ timeout "$lim" "$apps/bench/Mdm.Bench" gpu --device "$device" $quick --json "$OU
 if [ $local_mode = 0 ]; then
   stage 25 "kernel lab: attention v1 (SIMT) vs v2 (tensor cores, UseTensorCoreAttention), head dims 32-128, masks" && \
   timeout "$lim" "$apps/bench/Mdm.Bench" lab attention 2>&1 | tee "$OUT/lab-attention.log"
-  stage 15 "kernel lab: GroupNorm+FiLM+SiLU v1 (three sweeps) vs v2 (one-pass statistics, not promoted)" && \
+  stage 15 "kernel lab: GroupNorm+FiLM+SiLU v1 two-pass vs v2 one-pass vs v3 warp rows (the tuning table's groupnorm variants)" && \
   timeout "$lim" "$apps/bench/Mdm.Bench" lab groupnorm 2>&1 | tee "$OUT/lab-groupnorm.log"
 fi
 

@@ -53,6 +53,8 @@ def more_cases(quick, act, n):
     cx = [1, 4, 9, 9] if quick else [16, 256, 64, 64]
     out.append(("conv3x3_fwd", cx, 8 * cx[0] * cx[1] * cx[2] * cx[3], 2 * cx[0] * cx[1] * cx[2] * cx[3] * cx[1] * 9,
                 lambda t: _conv_inputs(t, cx), lambda a: F().conv2d(a[0], a[1], a[2], padding=1)))
+    out.append(("conv3x3_bwd", cx, 12 * cx[0] * cx[1] * cx[2] * cx[3], 4 * cx[0] * cx[1] * cx[2] * cx[3] * cx[1] * 9,
+                lambda t: _conv_graph(t, cx), _conv_backward))
     np_ = 1000 if quick else 25_000_000
     out.append(("adam_clip", [np_], 28 * np_, 0, lambda t: _adam_state(t, np_), _adam_step))
     out.append(("ema", [np_], 12 * np_, 0, lambda t: (t.randn([np_]), t.randn([np_])), lambda a: a[0].lerp_(a[1], 1e-4)))
@@ -74,6 +76,18 @@ def _conv_inputs(t, cx):
     x = t.randn(cx).bfloat16().to(memory_format=t_ops.channels_last)
     w = t.randn([cx[1], cx[1], 3, 3]).bfloat16().to(memory_format=t_ops.channels_last)
     return (x, w, t.randn([cx[1]]).bfloat16())
+
+
+def _conv_graph(t, cx):
+    x, w, b = _conv_inputs(t, cx)
+    x, w = x.requires_grad_(), w.requires_grad_()
+    y = t_ops.nn.functional.conv2d(x, w, b, padding=1)
+    return (x, w, y, t.randn(cx).bfloat16().to(memory_format=t_ops.channels_last))
+
+
+def _conv_backward(a):
+    """Input and weight gradient (what Mdm's conv3x3_bwd times); the bias gradient is a separate reduction there."""
+    return t_ops.autograd.grad(a[2], (a[0], a[1]), a[3], retain_graph=True)
 
 
 def _adam_state(t, n):

@@ -36,7 +36,7 @@ public static class Program
 
         var config = new Option<string?>("--config") { Description = "run config JSON (model, diffusion, training sections)" };
         var preset = new Option<string?>("--preset") { Description = $"a built-in config: {string.Join(", ", RunConfig.PresetNames)}" };
-        var data = new Option<string>("--data") { Description = $"{string.Join(" | ", DatasetFactory.BuiltIn)} | a folder of PNGs", DefaultValueFactory = _ => DatasetFactory.Procedural };
+        var data = new Option<string>("--data") { Description = $"{string.Join(" | ", DatasetFactory.BuiltIn)} | a folder of images (JPEG, PNG, WebP) | shards:PATTERN", DefaultValueFactory = _ => DatasetFactory.Procedural };
         var steps = new Option<int?>("--steps") { Description = "training steps (per stage)" };
         var batch = new Option<int?>("--batch") { Description = "batch size (per stage)" };
         var lr = new Option<double?>("--lr") { Description = "peak learning rate" };
@@ -50,8 +50,10 @@ public static class Program
         var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "checkpoint every N steps (0 = only at the end; default: the config's)" };
         var keepLast = new Option<int>("--keep-last") { Description = "checkpoints to keep", DefaultValueFactory = _ => 3 };
         var skipBadData = new Option<bool>("--skip-bad-data") { Description = "train without the data files that cannot be read (listed) instead of refusing" };
+        var maxPerClass = new Option<int?>("--max-per-class") { Description = "image folders: use only the first N files of each class (quick runs)" };
+        var dataWorkers = new Option<int?>("--data-workers") { Description = "decode workers feeding the batch queue (default: cores − 1, at least 1)" };
         var train = new Command("train", "train a (nested) UNet; progressive stages come from the config. --resume needs only --out: the run's settings are kept in it");
-        var trainOptions = new Option[] { config, preset, data, steps, batch, lr, device, outDir, resume, bf16, seed, accumulation, sampleEvery, checkpointEvery, keepLast, skipBadData };
+        var trainOptions = new Option[] { config, preset, data, steps, batch, lr, device, outDir, resume, bf16, seed, accumulation, sampleEvery, checkpointEvery, keepLast, skipBadData, maxPerClass, dataWorkers };
         foreach (var o in trainOptions) train.Options.Add(o);
         train.SetAction(p => Guard(() => Train(new TrainSettings
         {
@@ -59,7 +61,7 @@ public static class Program
             Batch = p.GetValue(batch), Lr = p.GetValue(lr), Device = p.GetValue(device), OutDir = p.GetValue(outDir)!,
             Resume = p.GetValue(resume), Bf16 = p.GetValue(bf16), Seed = p.GetValue(seed), GradAccumulation = p.GetValue(accumulation),
             SampleEvery = p.GetValue(sampleEvery), CheckpointEvery = p.GetValue(checkpointEvery), KeepLast = p.GetValue(keepLast),
-            SkipBadData = p.GetValue(skipBadData),
+            SkipBadData = p.GetValue(skipBadData), MaxPerClass = p.GetValue(maxPerClass), DataWorkers = p.GetValue(dataWorkers),
             Given = trainOptions.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(),
         })));
         root.Subcommands.Add(train);

@@ -1,5 +1,6 @@
 using Mdm.Autograd;
 using Mdm.Kernels;
+using Mdm.Kernels.Gpu.Tuning;
 
 namespace Mdm.Bench.Gpu;
 
@@ -25,6 +26,11 @@ public static class BenchCases
     static void SetWarpLayout(Tensor t, bool? wide)
     {
         if (t.Backend is Mdm.Kernels.Gpu.IlgpuBackend g) g.WideWarpTiles = wide;
+    }
+
+    static void SetConvAlgorithm(Tensor t, string? variant)
+    {
+        if (t.Backend is Mdm.Kernels.Gpu.IlgpuBackend g) g.ConvAlgorithm = variant;
     }
 
     public static IEnumerable<BenchCase> All(bool quick)
@@ -94,7 +100,25 @@ public static class BenchCases
         double convFlops = 2.0 * cx[0] * cx[1] * cx[2] * cx[3] * cx[1] * 9;
         yield return new("conv3x3_fwd", cx, 8.0 * Kernels.Shape.Numel(cx), convFlops,
             b => new(Ops.ToBF16(R(b, cx, 1)), Ops.ToBF16(R(b, cw, 2)), R(b, [cx[1]], 3), b.Empty(cx)),
-            s => { SetWarpLayout(s[0], null); Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]); });
+            s => { SetWarpLayout(s[0], null); SetConvAlgorithm(s[0], null); Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]); });
+        // Backward: input and weight gradient. "@variant" forces a ConvAlgorithm (compare.py joins it with PyTorch's
+        // row of the op before the "@"); without it the tuning table picks.
+        foreach (var variant in new string?[] { null, ConvVariant.ImplicitNarrow, ConvVariant.ImplicitWide })
+        {
+            string suffix = variant is null ? "" : "@" + variant;
+            if (variant is not null)
+                yield return new("conv3x3_fwd" + suffix, cx, 8.0 * Kernels.Shape.Numel(cx), convFlops,
+                    b => new(Ops.ToBF16(R(b, cx, 1)), Ops.ToBF16(R(b, cw, 2)), R(b, [cx[1]], 3), b.Empty(cx)),
+                    s => { SetConvAlgorithm(s[0], variant); Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]); });
+            yield return new("conv3x3_bwd" + suffix, cx, 12.0 * Kernels.Shape.Numel(cx), 2 * convFlops,
+                b => new(Ops.ToBF16(R(b, cx, 1)), Ops.ToBF16(R(b, cw, 2)), Ops.ToBF16(R(b, cx, 4)), b.Empty(cx), b.Empty(cw)),
+                s =>
+                {
+                    SetConvAlgorithm(s[0], variant);
+                    Ops.Conv2dBackwardInput(s[2], s[1], cx, 1, 1, s[3]);
+                    Ops.Conv2dBackwardWeight(s[2], s[0], cw, 1, 1, s[4]);
+                });
+        }
 
         // Fused Adam + clip over a flat parameter vector (25M params, ~the 64→256 outer level): reads p, g, m, v; writes p, m, v.
         int np = quick ? 1000 : 25_000_000;

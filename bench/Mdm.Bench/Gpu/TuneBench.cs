@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Mdm.Kernels;
 using Mdm.Kernels.Gpu;
+using Mdm.Kernels.Gpu.TensorCore;
 using Mdm.Kernels.Gpu.Tuning;
 
 namespace Mdm.Bench.Gpu;
@@ -9,17 +10,21 @@ namespace Mdm.Bench.Gpu;
 /// <summary>
 /// `tune [--device cuda|ilgpu-cpu] [--quick] [--out DIR] [--budget-s S]`: for each shape class the configs run, every variant of the
 /// bf16 GEMM (warp layouts narrow = reference, wide) and of attention forward / backward (simt = reference,
-/// tensor-core) is checked against the reference variant and timed with device events after a warm-up; the fastest
+/// tensor-core) and of the bf16 convolution's forward, input and weight gradient (im2col = reference, implicit-narrow,
+/// implicit-wide) is checked against the reference variant and timed with device events after a warm-up; the fastest
 /// variant that agrees goes into DIR/tuning.json (the format of src/Mdm.Kernels/Gpu/Tuning/tuning.json) and every
 /// timing into DIR/tune.md. With --budget-s no new shape class starts S seconds after the kernels are loaded (the table then holds the classes
 /// timed so far; the rest keep the fallback). Exit code 1 when a variant disagrees with its reference, 2 for bad arguments.
-/// FLOPs: GEMM 2·M·N·K; attention forward 4·BH·N²·D, backward 10·BH·N²·D (with the recomputed S and dP).
+/// FLOPs: GEMM 2·M·N·K; attention forward 4·BH·N²·D, backward 10·BH·N²·D (with the recomputed S and dP); each
+/// convolution pass 2·B·Cout·Ho·Wo·Cin·K².
 /// </summary>
 public static class TuneBench
 {
     const double GemmTolerance = 1e-3, AttentionTolerance = 2e-2;
 
-    sealed record Timing(string Op, string ShapeClass, TuneShape Shape, string Variant, double Ms, double Flops, double Error, bool OnTensorCores);
+    /// <summary>One variant on one shape. OnTensorCores: it ran its own kernel (a tensor-core variant may fall back);
+    /// Bytes: for memory-bound ops (GroupNorm), the traffic its GB/s is counted from.</summary>
+    sealed record Timing(string Op, string ShapeClass, TuneShape Shape, string Variant, double Ms, double Flops, double Error, bool OnTensorCores, double Bytes = 0);
 
     public static int Run(string[] args)
     {
@@ -63,14 +68,22 @@ public static class TuneBench
                     Console.WriteLine($"tune: budget of {budgetS:F0} s spent, {shapes.Count - i} shape classes left untimed (they keep the fallback)");
                     break;
                 }
-                timings.AddRange(s.Op == "gemm" ? TuneGemm(b, s, warmup, reps) : TuneAttention(b, s, warmup, reps));
+                timings.AddRange(s.Op switch
+                {
+                    "gemm" => TuneGemm(b, s, warmup, reps),
+                    "conv" => TuneConv(b, s, warmup, reps, timings.Select(t => (t.Op, t.ShapeClass)).ToHashSet()),
+                    "groupnorm" => TuneGroupNorm(b, s, warmup, reps),
+                    _ => TuneAttention(b, s, warmup, reps),
+                });
                 Write(b, gpu, quick, outDir, timings);   // after every class, so an outer timeout still leaves a table
             }
             b.WideWarpTiles = null;
             b.UseTensorCoreAttention = null;
+            b.ConvAlgorithm = null;
+            b.GroupNormForwardVariant = null;
             int entries = Write(b, gpu, quick, outDir, timings);
             Console.WriteLine($"wrote {entries} entries to {Path.Combine(outDir, "tuning.json")} and the timings to {Path.Combine(outDir, "tune.md")}");
-            bool agree = timings.All(t => t.Error <= (t.Op == TuningTable.GemmOp ? GemmTolerance : AttentionTolerance));
+            bool agree = timings.All(t => t.Error <= Tolerance(t.Op));
             if (!agree) Console.Error.WriteLine("tune: a variant DISAGREES with its reference (see tune.md); it was not chosen");
             return agree ? 0 : 1;
         }
@@ -89,11 +102,11 @@ public static class TuneBench
 
     /// <summary>The fastest variant that agrees with the reference and ran its own kernel (a tensor-core variant that
     /// fell back to SIMT, as on the CPU accelerator or for an unsupported head dim, is not eligible); else the reference.</summary>
-    static Timing Winner(List<Timing> variants)
-    {
-        double tolerance = variants[0].Op == TuningTable.GemmOp ? GemmTolerance : AttentionTolerance;
-        return variants.Where(t => t.Error <= tolerance && (t == variants[0] || t.OnTensorCores)).MinBy(t => t.Ms) ?? variants[0];
-    }
+    static Timing Winner(List<Timing> variants) =>
+        variants.Where(t => t.Error <= Tolerance(t.Op) && (t == variants[0] || t.OnTensorCores)).MinBy(t => t.Ms) ?? variants[0];
+
+    /// <summary>GEMM and convolution variants sum the same bf16 products in another order; attention rounds P to bf16.</summary>
+    static double Tolerance(string op) => op is TuningTable.GemmOp or TuningTable.ConvOp or TuningTable.GroupNormOp ? GemmTolerance : AttentionTolerance;
 
     static IEnumerable<Timing> TuneGemm(IlgpuBackend b, TuneShape s, int warmup, int reps)
     {
@@ -149,9 +162,83 @@ public static class TuneBench
         }
     }
 
+    /// <summary>Forward, input gradient and weight gradient of a 3×3 (or K×K) same-padded convolution per variant; a
+    /// pass whose shape class an earlier shape measured is skipped. OnTensorCores = the implicit-GEMM kernel ran.</summary>
+    static IEnumerable<Timing> TuneConv(IlgpuBackend b, TuneShape s, int warmup, int reps, HashSet<(string, string)> measured)
+    {
+        int pad = s.K / 2;
+        int[] xs = [s.Batch, s.M, s.N, s.N], ws = [s.M, s.M, s.K, s.K];
+        using var x = Ops.ToBF16(Ops.RandomNormal(b.Empty(xs), 21));
+        using var w = Ops.ToBF16(Ops.RandomNormal(b.Empty(ws), 22));
+        using var bias = Ops.RandomNormal(b.Empty(s.M), 23);
+        using var dy = Ops.ToBF16(Ops.RandomNormal(b.Empty(xs), 24));
+        double flops = 2.0 * s.Batch * s.M * s.N * s.N * s.M * s.K * s.K;
+        (ConvPass Pass, string Class)[] passes =
+        [
+            (ConvPass.Forward, ShapeClass.Conv(ConvPass.Forward, s.K, s.M * s.K * s.K)),
+            (ConvPass.Dgrad, ShapeClass.Conv(ConvPass.Dgrad, s.K, s.M * s.K * s.K)),
+            (ConvPass.Wgrad, ShapeClass.Conv(ConvPass.Wgrad, s.K, s.Batch * s.N * s.N)),
+        ];
+        var references = new float[3][];
+        foreach (var variant in TuningTable.Variants[TuningTable.ConvOp])
+        {
+            b.ConvAlgorithm = variant;
+            for (int i = 0; i < passes.Length; i++)
+            {
+                if (measured.Contains((TuningTable.ConvOp, passes[i].Class))) continue;
+                using var output = b.Full(float.NaN, passes[i].Pass == ConvPass.Wgrad ? ws : xs);
+                var o = output;
+                Action run = passes[i].Pass switch
+                {
+                    ConvPass.Forward => () => Ops.Conv2d(x, w, bias, 1, pad, o),
+                    ConvPass.Dgrad => () => Ops.Conv2dBackwardInput(dy, w, xs, 1, pad, o),
+                    _ => () => Ops.Conv2dBackwardWeight(dy, x, ws, 1, pad, o),
+                };
+                long before = b.ImplicitGemmConvs;
+                run();
+                bool implicitGemm = b.ImplicitGemmConvs > before;
+                var values = output.ToArray();
+                references[i] ??= values;
+                double ms = DeviceTimer.MeanMs(b, run, warmup, reps);
+                yield return Report(new(TuningTable.ConvOp, passes[i].Class, s, variant, ms, flops, RelativeDifference(references[i], values), implicitGemm));
+            }
+        }
+    }
+
+    /// <summary>GroupNorm + FiLM + SiLU forward, batch × M channels × N², K groups: each statistics variant, against
+    /// the two-pass kernel. Bytes: x read once and y written once.</summary>
+    static IEnumerable<Timing> TuneGroupNorm(IlgpuBackend b, TuneShape s, int warmup, int reps)
+    {
+        int[] shape = [s.Batch, s.M, s.N, s.N];
+        using var x = Ops.RandomNormal(b.Empty(shape), 21);
+        using var gamma = Ops.RandomNormal(b.Empty(s.M), 22);
+        using var beta = Ops.RandomNormal(b.Empty(s.M), 23);
+        using var fa = Ops.RandomNormal(b.Empty(s.Batch, s.M), 24);
+        using var fb = Ops.RandomNormal(b.Empty(s.Batch, s.M), 25);
+        string shapeClass = ShapeClass.GroupNorm(s.M / s.K * s.N * s.N);
+        double bytes = 8.0 * s.Batch * s.M * s.N * s.N;
+        float[]? reference = null;
+        foreach (var variant in TuningTable.Variants[TuningTable.GroupNormOp])
+        {
+            using var y = b.Full(float.NaN, shape);
+            b.GroupNormForwardVariant = variant;
+            void Run() { var (_, mean, rstd) = Ops.GroupNormFilmSilu(x, s.K, gamma, beta, fa, fb, 1e-5f, y); mean.Dispose(); rstd.Dispose(); }
+            Run();
+            var values = y.ToArray();
+            reference ??= values;
+            double ms = DeviceTimer.MeanMs(b, Run, warmup, reps);
+            yield return Report(new(TuningTable.GroupNormOp, shapeClass, s, variant, ms, 0, RelativeDifference(reference, values), OnTensorCores: true, bytes));
+        }
+    }
+
     static Timing Report(Timing t)
     {
-        Console.WriteLine($"{t.Op,-19} {t.ShapeClass,-11} {t.Shape.Text,-20} {t.Variant,-12} {t.Ms,9:F4} ms {t.Flops / (t.Ms * 1e9),8:F2} TFLOP/s  err {t.Error:G3}{(t.OnTensorCores ? "" : "  (SIMT kernel)")}");
+        if (t.Bytes > 0)
+        {
+            Console.WriteLine($"{t.Op,-19} {t.ShapeClass,-11} {t.Shape.Text,-20} {t.Variant,-12} {t.Ms,9:F4} ms {t.Bytes / (t.Ms * 1e6),8:F0} GB/s     err {t.Error:G3}");
+            return t;
+        }
+        Console.WriteLine($"{t.Op,-19} {t.ShapeClass,-11} {t.Shape.Text,-20} {t.Variant,-12} {t.Ms,9:F4} ms {t.Flops / (t.Ms * 1e9),8:F2} TFLOP/s  err {t.Error:G3}{(t.OnTensorCores ? "" : t.Op == TuningTable.ConvOp ? "  (im2col)" : "  (SIMT kernel)")}");
         return t;
     }
 
@@ -172,7 +259,7 @@ public static class TuneBench
         var md = new StringBuilder();
         md.AppendLine(CultureInfo.InvariantCulture, $"# Tuning run: {b.Info.Name} ({gpu})");
         md.AppendLine();
-        md.AppendLine("TFLOP/s = FLOPs / time: GEMM 2·M·N·K; attention forward 4·BH·N²·D, backward 10·BH·N²·D. Error: max |Δ| / max |reference| against the first variant. ✓ = chosen.");
+        md.AppendLine("TFLOP/s = FLOPs / time: GEMM 2·M·N·K; attention forward 4·BH·N²·D, backward 10·BH·N²·D; conv 2·B·C²·H·W·K² per pass. GroupNorm: GB/s = 8 bytes per element (x read, y written) / time, in the TFLOP/s column. Error: max |Δ| / max |reference| against the first variant. ✓ = chosen.");
         md.AppendLine();
         md.AppendLine("| op | shape class | shape | from | variant | ms | TFLOP/s | error | kernel | |");
         md.AppendLine("|---|---|---|---|---|---:|---:|---:|---|---|");
@@ -181,7 +268,7 @@ public static class TuneBench
             var winner = Winner(g.ToList());
             foreach (var t in g)
                 md.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {t.Op} | {t.ShapeClass} | {t.Shape.Text} | {t.Shape.From} | {t.Variant} | {t.Ms:F4} | {t.Flops / (t.Ms * 1e9):F2} | {t.Error:G3} | {(t.OnTensorCores ? "tensor cores" : "SIMT")} | {(t == winner ? "✓" : "")} |");
+                    $"| {t.Op} | {t.ShapeClass} | {t.Shape.Text} | {t.Shape.From} | {t.Variant} | {t.Ms:F4} | {(t.Bytes > 0 ? $"{t.Bytes / (t.Ms * 1e6):F0} GB/s" : $"{t.Flops / (t.Ms * 1e9):F2}")} | {t.Error:G3} | {(t.Op == TuningTable.GroupNormOp ? t.Variant : t.OnTensorCores ? (t.Op == TuningTable.ConvOp ? "implicit GEMM" : "tensor cores") : (t.Op == TuningTable.ConvOp ? "im2col" : "SIMT"))} | {(t == winner ? "✓" : "")} |");
         }
         return md.ToString();
     }

@@ -2,16 +2,25 @@ using Mdm.Model.Config;
 
 namespace Mdm.Bench.Gpu;
 
-/// <summary>A GEMM M×N×K (bf16 in, f32 out) or an attention [B·H, N, D] self-attention, with the config that needs it.</summary>
-public sealed record TuneShape(string Op, int M, int N, int K, string From)
+/// <summary>A GEMM M×N×K (bf16 in, f32 out), an attention [B·H, N, D] self-attention, or a convolution (batch B,
+/// M channels in and out, N×N images, K×K kernel, stride 1, same padding), with the config that needs it.</summary>
+public sealed record TuneShape(string Op, int M, int N, int K, string From, int Batch = 1)
 {
-    public string Text => Op == "gemm" ? $"{M}x{N}x{K}" : $"BH{M}xN{N}xD{K}";
+    public string Text => Op switch
+    {
+        "gemm" => $"{M}x{N}x{K}",
+        "conv" => $"{Batch}x{M}x{N}x{N}-{K}x{K}",
+        "groupnorm" => $"{Batch}x{M}x{N}x{N}-G{K}",
+        _ => $"BH{M}xN{N}xD{K}",
+    };
 }
 
 /// <summary>
 /// The shapes the configs run, one per shape class: per UNet level (resolution r, channels c) the linears / 1×1 convs
 /// (K = c) and the 3×3 convs lowered to a GEMM (K = 9c), with M = c and N = batch·r² tokens; attention at the
-/// attention levels and the mid block, [batch·8 heads, r², c / 8]. GEMMs first (they run on tensor cores today).
+/// attention levels and the mid block, [batch·8 heads, r², c / 8]; the 3×3 convolution of each level (c → c at r²,
+/// batch images), after the paper's 16×256×64² target; the GroupNorm + FiLM + SiLU of each level (c channels at r²,
+/// 32 groups or fewer), one per row length class. GEMMs first, then convolutions, GroupNorms, attention.
 /// </summary>
 public static class TuneShapes
 {
@@ -20,6 +29,10 @@ public static class TuneShapes
     public static List<TuneShape> FromConfigs(IEnumerable<string> configPaths, int batch, int maxTokens, int maxDim)
     {
         var byClass = new Dictionary<string, TuneShape>();
+        var convs = new List<TuneShape>();
+        bool quick = maxTokens < 64;
+        // The conv target first (quick: a tiny stand-in), so a short budget still measures it.
+        AddConv(convs, quick ? new TuneShape("conv", 4, 5, 3, "target", 1) : new TuneShape("conv", 256, 64, 3, "target", 16));
         foreach (var path in configPaths)
         {
             var cfg = ModelConfig.Load(path);
@@ -31,13 +44,34 @@ public static class TuneShapes
                     int tokens = Math.Min(batch * r * r, maxTokens), ch = Math.Min(c, maxDim);
                     foreach (int k in new[] { ch, Math.Min(9 * c, 9 * maxDim) })
                         byClass.TryAdd("gemm:" + Kernels.Gpu.Tuning.ShapeClass.Gemm(k), new TuneShape("gemm", ch, tokens, k, name));
+                    // Quick runs (the CPU accelerator, where convolutions are slow) keep to the one stand-in above.
+                    if (!quick) AddConv(convs, new TuneShape("conv", ch, r, 3, name, batch * r * r <= maxTokens ? batch : Math.Max(1, maxTokens / (r * r))));
+                    int groups = Math.Min(unet.Groups, ch), rg = quick ? Math.Min(r, 8) : r;
+                    if (ch % groups == 0)
+                        byClass.TryAdd("groupnorm:" + Kernels.Gpu.Tuning.ShapeClass.GroupNorm(ch / groups * rg * rg),
+                            new TuneShape("groupnorm", ch, rg, groups, name, batch));
                     bool attention = unet.AttentionLayersAt(level) > 0 || (level == unet.Levels - 1 && unet.SkipMidBlocks != true);
                     if (!attention || c % Heads != 0) continue;
                     int n = Math.Min(r * r, maxTokens), d = Math.Min(c / Heads, maxDim);
                     byClass.TryAdd("attention:" + Kernels.Gpu.Tuning.ShapeClass.Attention(n, d), new TuneShape("attention", batch * Heads, n, d, name));
                 }
         }
-        return byClass.Values.OrderByDescending(s => s.Op).ThenBy(s => s.K).ThenBy(s => s.N).ToList();
+        var gemms = byClass.Values.Where(s => s.Op == "gemm").OrderBy(s => s.K).ThenBy(s => s.N);
+        var groupNorms = byClass.Values.Where(s => s.Op == "groupnorm").OrderBy(s => s.M / s.K * s.N * s.N);
+        var attentions = byClass.Values.Where(s => s.Op == "attention").OrderBy(s => s.K).ThenBy(s => s.N);
+        return [.. gemms, .. convs, .. groupNorms, .. attentions];
+    }
+
+    /// <summary>Adds a convolution unless an earlier one already covers all three of its shape classes (forward and
+    /// input gradient by Cin·K², weight gradient by batch·N²).</summary>
+    static void AddConv(List<TuneShape> convs, TuneShape s)
+    {
+        static (string, string) Classes(TuneShape t) => (
+            Kernels.Gpu.Tuning.ShapeClass.Conv(Kernels.Gpu.TensorCore.ConvPass.Forward, t.K, t.M * t.K * t.K),
+            Kernels.Gpu.Tuning.ShapeClass.Conv(Kernels.Gpu.TensorCore.ConvPass.Wgrad, t.K, t.Batch * t.N * t.N));
+        var (fwd, wgrad) = Classes(s);
+        if (convs.Any(c => Classes(c).Item1 == fwd) && convs.Any(c => Classes(c).Item2 == wgrad)) return;
+        convs.Add(s);
     }
 
     /// <summary>Every UNet of the model with the image size it runs at (inner UNets of a nest at the reduced size).</summary>

@@ -10,13 +10,11 @@ public sealed partial class IlgpuBackend
 
     ProfilingMarker? MarkLaunch() => LaunchLog.Active is null ? null : accelerator.DefaultStream.AddProfilingMarker();
 
-    void Launched(ProfilingMarker start, Delegate kernel, long bytes) =>
-        Launched(start, catalogueNames.TryGetValue(kernel.Method, out var name) ? name : kernel.Method.Name, bytes);
-
-    void Launched(ProfilingMarker start, string kernel, long bytes)
+    void Launched(ProfilingMarker start, Delegate kernel, long bytes)
     {
         var end = accelerator.DefaultStream.AddProfilingMarker();
-        LaunchLog.Active?.Add(kernel, () => { end.Synchronize(); return end.MeasureFrom(start).TotalMilliseconds; }, [start, end], bytes);
+        string name = catalogueNames.TryGetValue(kernel.Method, out var n) ? n : kernel.Method.Name;
+        LaunchLog.Active?.Add(name, () => { end.Synchronize(); return end.MeasureFrom(start).TotalMilliseconds; }, [start, end], bytes);
     }
 
     /// <summary>Bytes of a tensor argument (a view); scalars and parameter structs count 0.</summary>

@@ -121,6 +121,11 @@ public sealed partial class IlgpuBackend : Backend
         accelerator.Synchronize();
     }
 
+    /// <summary>Threads per group of kernels in which a group tree-reduces one output element after another (the conv
+    /// weight and bias gradients): the usual group on CUDA; 4 on the CPU accelerator, where every group barrier is a
+    /// rendezvous of that many OS threads and these kernels pass several barriers per element.</summary>
+    int ReductionGroupSize => Kind == BackendKind.Cuda ? groupSize : 4;
+
     /// <summary>Grid-stride launch shape for n independent items.</summary>
     KernelConfig Launch(long n)
     {

@@ -30,13 +30,32 @@ public sealed partial class IlgpuBackend
 
     /// <summary>Compiles a kernel and returns its launcher, an Action&lt;AcceleratorStream, KernelConfig, parameters…&gt;
     /// built from the kernel's own parameter types.</summary>
-    Delegate MakeLauncher(Delegate kernel)
+    Delegate MakeLauncher(Delegate kernel) => LauncherOf(kernel, accelerator.LoadKernel(kernel.Method, KernelSpecialization.Empty));
+
+    /// <summary>The launcher of a loaded kernel, typed from the kernel method's own parameters.</summary>
+    static Delegate LauncherOf(Delegate kernel, Kernel loaded)
     {
         var parameters = kernel.Method.GetParameters().Select(p => p.ParameterType);
         var launcherType = System.Linq.Expressions.Expression.GetActionType([typeof(AcceleratorStream), typeof(KernelConfig), .. parameters]);
-        var compiled = accelerator.LoadKernel(kernel.Method, KernelSpecialization.Empty);
-        return (Delegate)typeof(Kernel).GetMethod(nameof(Kernel.CreateLauncherDelegate))!.MakeGenericMethod(launcherType).Invoke(compiled, null)!;
+        return (Delegate)typeof(Kernel).GetMethod(nameof(Kernel.CreateLauncherDelegate))!.MakeGenericMethod(launcherType).Invoke(loaded, null)!;
     }
+
+    /// <summary>A tensor-core kernel (inline PTX, depots promoted): on CUDA its launcher joins the table, so
+    /// <c>Run(kernel, …)</c> launches it like any other; the CPU accelerator only compiles it (the catalogue stays whole,
+    /// but inline PTX cannot run there). Returns whether it can be launched here.</summary>
+    bool LoadTensorCoreKernel(Loader loader, string name, Delegate kernel, int sharedBytes)
+    {
+        if (Kind != BackendKind.Cuda)
+        {
+            loader.Load(name, () => LauncherOf(kernel, accelerator.LoadKernel(kernel.Method, KernelSpecialization.Empty)));
+            return false;
+        }
+        launchers[kernel.Method] = loader.Load(name, () => LauncherOf(kernel, LoadPromoted(kernel, KernelCatalog.Budget(name).Specialization, sharedBytes)));
+        return true;
+    }
+
+    /// <summary>Whether a tensor-core kernel was loaded for launching (CUDA).</summary>
+    bool Launchable(Delegate kernel) => launchers.ContainsKey(kernel.Method);
 
     Delegate Launcher(Delegate kernel) =>
         launchers.TryGetValue(kernel.Method, out var launcher) ? launcher

@@ -8,7 +8,7 @@ public sealed record TrainSettings
 {
     public string? ConfigPath { get; init; }
     public string? Preset { get; init; }
-    /// <summary>procedural | emoji | mnist | fashion-mnist | a folder of PNGs.</summary>
+    /// <summary>procedural | emoji | mnist | fashion-mnist | a folder of images | shards:PATTERN.</summary>
     public string Data { get; init; } = "procedural";
     public int? Steps { get; init; }
     public int? Batch { get; init; }
@@ -25,6 +25,10 @@ public sealed record TrainSettings
     public int KeepLast { get; init; } = 3;
     /// <summary>Train without the data files that fail validation (listed) instead of refusing to start.</summary>
     public bool SkipBadData { get; init; }
+    /// <summary>Image folders: only the first N files of each class.</summary>
+    public int? MaxPerClass { get; init; }
+    /// <summary>Decode workers of the batch loader; null: cores − 1 (at least 1). Does not change the batches.</summary>
+    public int? DataWorkers { get; init; }
     /// <summary>The flags typed on the command line (not defaulted): on --resume each must agree with the run's settings.</summary>
     public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
 
@@ -33,6 +37,8 @@ public sealed record TrainSettings
     public void Validate()
     {
         if (ConfigPath is not null && Preset is not null) throw new UsageException("--config and --preset are alternatives: give one");
+        if (MaxPerClass is <= 0) throw new UsageException($"--max-per-class must be > 0, got {MaxPerClass}");
+        if (DataWorkers is <= 0 or > 256) throw new UsageException($"--data-workers must be in 1..256, got {DataWorkers}");
         if (Steps is <= 0) throw new UsageException($"--steps must be > 0, got {Steps}");
         if (Batch is <= 0 or > 4096) throw new UsageException($"--batch must be in 1..4096, got {Batch}");
         if (Lr is { } lr && !(lr > 0 && double.IsFinite(lr) && lr < 1)) throw new UsageException($"--lr must be in (0, 1), got {lr}");

@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
 namespace Mdm.Train.Data;
@@ -7,64 +7,114 @@ namespace Mdm.Train.Data;
 /// A batch: <see cref="Values"/> is [B, ...SampleShape] (e.g. [B, C, H, W]) in [−1, 1]; <see cref="Indices"/> are the
 /// dataset indices, <see cref="Flipped"/> whether each was mirrored. It began at (<see cref="Epoch"/>,
 /// <see cref="Position"/>); a run that saves (<see cref="NextEpoch"/>, <see cref="NextPosition"/>) resumes right after it.
+/// Text datasets add <see cref="Tokens"/> [B, L, D] and <see cref="TokenMask"/> [B, L].
 /// </summary>
 public sealed record Batch(float[] Values, int[] Labels, int[] Indices, bool[] Flipped, int[] Shape,
                            int Epoch, int Position, int NextEpoch, int NextPosition)
 {
     public int Size => Labels.Length;
+    public float[]? Tokens { get; init; }
+    public float[]? TokenMask { get; init; }
+    public int TokenLength { get; init; }
+    public int TextDim { get; init; }
 }
 
 /// <summary>
-/// Shuffled epochs of fixed-size batches, loaded ahead on a background task. Epoch e visits the permutation
-/// drawn from (seed, e); the last partial batch of an epoch is dropped, so every batch has exactly
-/// <see cref="BatchSize"/> samples. Flips are drawn from (seed, epoch, position) and mirror the last axis (width) of
-/// every sample (all frames of a clip alike). Everything depends only on (seed, epoch, position), so a loader
-/// started at a saved (epoch, position) yields exactly the batches the original run would have.
+/// Shuffled epochs of fixed-size batches, decoded ahead by <see cref="Workers"/> threads into a bounded queue of
+/// <c>prefetchBatches</c>. Epoch e visits the dataset's own order (<see cref="IEpochOrder"/>) or the permutation drawn
+/// from (seed, e); the last partial batch of an epoch is dropped. Flips are drawn from (seed, epoch, position) and
+/// mirror the last axis (width) of every sample. Batches come out in order whatever the workers' timing, and
+/// depend only on (seed, epoch, position), so a loader started at a saved (epoch, position) yields exactly the
+/// batches the original run would have. <see cref="WaitSeconds"/> is how long <see cref="Next"/> blocked.
 /// </summary>
 public sealed class BatchLoader : IDisposable
 {
+    sealed record Plan(long Sequence, int[] Order, int Epoch, int Position);
+
     readonly IDataset dataset;
-    readonly BlockingCollection<Batch> ready;
     readonly CancellationTokenSource cancel = new();
-    readonly Task producer;
+    readonly SemaphoreSlim slots;
+    readonly Dictionary<long, Batch> done = [];
+    readonly Queue<Plan> plans = new();
+    readonly Thread[] workers;
     readonly int[] batchShape;
+    readonly Stopwatch started = Stopwatch.StartNew();
     ExceptionDispatchInfo? failure;
+    long nextToHand, imagesLoaded, busyTicks, waitTicks;
+    int planEpoch, planPosition;
+    int[] planOrder;
+    long planSequence;
     bool disposed;
 
     public int BatchSize { get; }
     public long Seed { get; }
     public bool RandomFlip { get; }
+    public int Workers => workers.Length;
 
-    /// <summary>Batches per epoch (the partial tail is dropped).</summary>
-    public int BatchesPerEpoch => dataset.Count / BatchSize;
+    /// <summary>Batches in the epoch the loader started in (the partial tail is dropped).</summary>
+    public int BatchesPerEpoch { get; }
+
+    /// <summary>Default worker count: the cores minus one for the trainer, at least one.</summary>
+    public static int DefaultWorkers => Math.Max(1, Environment.ProcessorCount - 1);
 
     public BatchLoader(IDataset dataset, int batchSize, long seed, bool randomFlip = true,
-                       int startEpoch = 0, int startPosition = 0, int prefetchBatches = 2)
+                       int startEpoch = 0, int startPosition = 0, int prefetchBatches = 2, int? workers = null)
     {
         ArgumentNullException.ThrowIfNull(dataset);
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be positive");
         if (batchSize > dataset.Count)
             throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"batch size exceeds the dataset's {dataset.Count} samples");
         if (startEpoch < 0) throw new ArgumentOutOfRangeException(nameof(startEpoch), startEpoch, "epoch must be ≥ 0");
-        if (startPosition < 0 || startPosition >= dataset.Count)
-            throw new ArgumentOutOfRangeException(nameof(startPosition), startPosition, $"position must lie in [0, {dataset.Count})");
         if (prefetchBatches < 1) throw new ArgumentOutOfRangeException(nameof(prefetchBatches), prefetchBatches, "prefetch at least one batch");
+        if (workers is < 1) throw new ArgumentOutOfRangeException(nameof(workers), workers, "at least one decode worker");
         (this.dataset, BatchSize, Seed, RandomFlip) = (dataset, batchSize, seed, randomFlip);
         batchShape = [batchSize, .. dataset.SampleShape];
-        ready = new BlockingCollection<Batch>(prefetchBatches);
-        producer = Task.Factory.StartNew(() => Produce(startEpoch, startPosition), TaskCreationOptions.LongRunning);
+        planOrder = Order(startEpoch);
+        if (planOrder.Length < batchSize)
+            throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"batch size exceeds the {planOrder.Length} samples of an epoch");
+        if (startPosition < 0 || startPosition >= planOrder.Length)
+            throw new ArgumentOutOfRangeException(nameof(startPosition), startPosition, $"position must lie in [0, {planOrder.Length})");
+        (planEpoch, planPosition) = (startEpoch, startPosition);
+        BatchesPerEpoch = planOrder.Length / batchSize;
+        int n = workers ?? DefaultWorkers;
+        slots = new SemaphoreSlim(Math.Max(prefetchBatches, n));
+        this.workers = [.. Enumerable.Range(0, n).Select(i => new Thread(Work) { IsBackground = true, Name = $"mdm-data-{i}" })];
+        foreach (var t in this.workers) t.Start();
     }
 
-    /// <summary>The next batch (waits if the loader has not finished it yet); rethrows a dataset error.</summary>
+    /// <summary>Images decoded per second of worker time, times the workers: what the loader can deliver.</summary>
+    public double ImagesPerSecond
+    {
+        get
+        {
+            double busy = Interlocked.Read(ref busyTicks) / (double)Stopwatch.Frequency;
+            return busy > 0 ? Interlocked.Read(ref imagesLoaded) * Workers / busy : 0;
+        }
+    }
+
+    public double WaitSeconds => Interlocked.Read(ref waitTicks) / (double)Stopwatch.Frequency;
+
+    /// <summary>The next batch (waits if the workers have not finished it yet); rethrows a dataset error.</summary>
     public Batch Next()
     {
         ObjectDisposedException.ThrowIf(disposed, this);
-        if (ready.TryTake(out var batch, Timeout.Infinite)) return batch;
-        failure?.Throw();
-        throw new InvalidOperationException("the batch loader stopped");
+        long t0 = Stopwatch.GetTimestamp();
+        lock (done)
+        {
+            while (!done.ContainsKey(nextToHand) && failure is null) Monitor.Wait(done);
+            Interlocked.Add(ref waitTicks, Stopwatch.GetTimestamp() - t0);
+            if (done.Remove(nextToHand, out var batch))
+            {
+                nextToHand++;
+                slots.Release();
+                return batch;
+            }
+        }
+        failure!.Throw();
+        throw new UnreachableException();
     }
 
-    /// <summary>The order in which epoch <paramref name="epoch"/> visits the dataset.</summary>
+    /// <summary>The order in which epoch <paramref name="epoch"/> visits a dataset without its own order.</summary>
     public static int[] Permutation(int count, long seed, int epoch)
     {
         var order = new int[count];
@@ -82,48 +132,82 @@ public sealed class BatchLoader : IDisposable
     public static bool IsFlipped(long seed, int epoch, int position) =>
         (SplitMix.For(seed, epoch, position, 0x464C_4950 /* "FLIP" */).NextUInt64() & 1) != 0;
 
-    void Produce(int epoch, int position)
+    int[] Order(int epoch) => dataset is IEpochOrder own ? own.EpochOrder(Seed, epoch) : Permutation(dataset.Count, Seed, epoch);
+
+    /// <summary>The next batch to load, in order (one worker at a time plans; loading runs in parallel).</summary>
+    Plan NextPlan()
+    {
+        lock (plans)
+        {
+            if (planPosition + BatchSize > planOrder.Length)
+            {
+                (planEpoch, planPosition) = (planEpoch + 1, 0);
+                planOrder = Order(planEpoch);
+                if (planOrder.Length < BatchSize)
+                    throw new InvalidOperationException($"epoch {planEpoch} has {planOrder.Length} samples, fewer than a batch of {BatchSize}");
+            }
+            var plan = new Plan(planSequence++, planOrder, planEpoch, planPosition);
+            planPosition += BatchSize;
+            return plan;
+        }
+    }
+
+    void Work()
     {
         try
         {
-            int[] order = Permutation(dataset.Count, Seed, epoch);
-            while (!cancel.IsCancellationRequested)
+            while (true)
             {
-                if (position + BatchSize > dataset.Count)
+                slots.Wait(cancel.Token);
+                var plan = NextPlan();
+                long t0 = Stopwatch.GetTimestamp();
+                var batch = Load(plan);
+                Interlocked.Add(ref busyTicks, Stopwatch.GetTimestamp() - t0);
+                Interlocked.Add(ref imagesLoaded, BatchSize);
+                lock (done)
                 {
-                    (epoch, position) = (epoch + 1, 0);
-                    order = Permutation(dataset.Count, Seed, epoch);
+                    done[plan.Sequence] = batch;
+                    Monitor.PulseAll(done);
                 }
-                var batch = Load(order, epoch, position);
-                ready.Add(batch, cancel.Token);
-                position += BatchSize;
             }
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested) { }
-        // Several samples of one batch may fail at once: the first one tells the user which file to look at.
-        catch (AggregateException e) { failure = ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions[0]); }
-        catch (Exception e) { failure = ExceptionDispatchInfo.Capture(e); }
-        finally { ready.CompleteAdding(); }
+        catch (Exception e)
+        {
+            lock (done)
+            {
+                failure ??= ExceptionDispatchInfo.Capture(e);
+                Monitor.PulseAll(done);
+            }
+        }
     }
 
-    Batch Load(int[] order, int epoch, int position)
+    Batch Load(Plan plan)
     {
         int sampleLength = dataset.SampleLength, width = dataset.SampleShape[^1];
         var values = new float[(long)BatchSize * sampleLength];
         var labels = new int[BatchSize];
-        var indices = order.AsSpan(position, BatchSize).ToArray();
+        var indices = plan.Order.AsSpan(plan.Position, BatchSize).ToArray();
         var flipped = new bool[BatchSize];
-        Parallel.For(0, BatchSize, new ParallelOptions { CancellationToken = cancel.Token }, b =>
+        var text = dataset as ITextDataset;
+        int tokenValues = text is null ? 0 : text.TokenLength * text.TextDim;
+        var tokens = text is null ? null : new float[BatchSize * tokenValues];
+        var mask = text is null ? null : new float[BatchSize * text.TokenLength];
+        for (int b = 0; b < BatchSize && !cancel.IsCancellationRequested; b++)
         {
             var sample = values.AsSpan(b * sampleLength, sampleLength);
             labels[b] = dataset.LoadInto(indices[b], sample);
-            flipped[b] = RandomFlip && IsFlipped(Seed, epoch, position + b);
+            text?.LoadText(indices[b], tokens.AsSpan(b * tokenValues, tokenValues), mask.AsSpan(b * text.TokenLength, text.TokenLength));
+            flipped[b] = RandomFlip && IsFlipped(Seed, plan.Epoch, plan.Position + b);
             if (flipped[b])
                 for (int row = 0; row < sampleLength; row += width) sample.Slice(row, width).Reverse();
-        });
-        int next = position + BatchSize;
-        bool wraps = next + BatchSize > dataset.Count;
-        return new Batch(values, labels, indices, flipped, batchShape, epoch, position, wraps ? epoch + 1 : epoch, wraps ? 0 : next);
+        }
+        int next = plan.Position + BatchSize;
+        bool wraps = next + BatchSize > plan.Order.Length;
+        return new Batch(values, labels, indices, flipped, batchShape, plan.Epoch, plan.Position, wraps ? plan.Epoch + 1 : plan.Epoch, wraps ? 0 : next)
+        {
+            Tokens = tokens, TokenMask = mask, TokenLength = text?.TokenLength ?? 0, TextDim = text?.TextDim ?? 0,
+        };
     }
 
     public void Dispose()
@@ -131,8 +215,8 @@ public sealed class BatchLoader : IDisposable
         if (disposed) return;
         disposed = true;
         cancel.Cancel();
-        try { producer.Wait(); } catch (AggregateException) { }
-        ready.Dispose();
+        foreach (var t in workers) t.Join();
+        slots.Dispose();
         cancel.Dispose();
     }
 }

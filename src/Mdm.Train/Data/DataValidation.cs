@@ -27,9 +27,14 @@ public static class DataValidation
     {
         if (data is not IFileDataset files) return data;
         var bad = new ConcurrentBag<(int Index, string Reason)>();
+        var text = data as ITextDataset;
         Parallel.For(0, data.Count, () => new float[data.SampleLength], (i, _, buffer) =>
         {
-            try { data.LoadInto(i, buffer); }
+            try
+            {
+                data.LoadInto(i, buffer);
+                text?.LoadText(i, new float[text.TokenLength * text.TextDim], new float[text.TokenLength]);
+            }
             catch (Exception e) when (e is ImageFormatException or DataFormatException or IOException or UnauthorizedAccessException)
             { bad.Add((i, e.Message)); }
             return buffer;

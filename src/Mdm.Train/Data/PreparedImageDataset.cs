@@ -52,11 +52,6 @@ public abstract class PreparedImageDataset : IImageDataset
         return LabelOf(index);
     }
 
-    /// <summary>RGBA on a background → C planes cropped and resized to the target size, as bytes.</summary>
-    protected byte[] FromRgba(RgbaImage image, byte background = 255)
-    {
-        var rgb = ImageOps.CompositeRgb(image, background, background, background);
-        var planes = Channels == 1 ? ImageOps.ToGray(rgb, image.Height, image.Width) : rgb;
-        return ImageOps.ToBytes(ImageOps.CenterCropResize(planes, Channels, image.Height, image.Width, ImageSize));
-    }
+    /// <summary>RGBA on white → C planes, shorter side resized and centre-cropped to the target size, as bytes.</summary>
+    protected byte[] FromRgba(RgbaImage image) => ImageDecoder.Square(image, ImageSize, Channels);
 }

@@ -27,6 +27,7 @@ public sealed record RunSettings
     public int KeepLast { get; init; } = 3;
     public bool Bf16 { get; init; }
     public bool SkipBadData { get; init; }
+    public int? MaxPerClass { get; init; }
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -37,14 +38,14 @@ public sealed record RunSettings
     {
         Config = config.Json, ConfigSource = config.Source, Data = s.Data, Seed = s.Seed, Steps = s.Steps, Batch = s.Batch, Lr = s.Lr,
         GradAccumulation = s.GradAccumulation, SampleEvery = s.SampleEvery, CheckpointEvery = s.CheckpointEvery, KeepLast = s.KeepLast,
-        Bf16 = s.Bf16, SkipBadData = s.SkipBadData,
+        Bf16 = s.Bf16, SkipBadData = s.SkipBadData, MaxPerClass = s.MaxPerClass,
     };
 
     /// <summary>The command-line settings with every stored value in place (device, out and the flag set kept).</summary>
     public TrainSettings Apply(TrainSettings cli) => cli with
     {
         ConfigPath = null, Preset = null, Data = Data, Seed = Seed, Steps = Steps, Batch = Batch, Lr = Lr, GradAccumulation = GradAccumulation,
-        SampleEvery = SampleEvery, CheckpointEvery = CheckpointEvery, KeepLast = KeepLast, Bf16 = Bf16, SkipBadData = SkipBadData,
+        SampleEvery = SampleEvery, CheckpointEvery = CheckpointEvery, KeepLast = KeepLast, Bf16 = Bf16, SkipBadData = SkipBadData, MaxPerClass = MaxPerClass,
     };
 
     public RunConfig ParseConfig() => RunConfig.Parse(Config, ConfigSource);
@@ -149,6 +150,7 @@ public sealed record RunSettings
         string Stages(int? value, Func<StageConfig, int> perStage, int whole) =>
             value?.ToString(CultureInfo.InvariantCulture) ?? (t.Stages is { } st ? string.Join("/", st.Select(perStage)) : whole.ToString(CultureInfo.InvariantCulture));
         yield return ("--data", r => r.Data);
+        yield return ("--max-per-class", r => r.MaxPerClass?.ToString(CultureInfo.InvariantCulture) ?? "all");
         yield return ("--seed", r => r.Seed.ToString(CultureInfo.InvariantCulture));
         yield return ("--batch", r => Stages(r.Batch, s => s.Batch, t.Batch));
         yield return ("--lr", r => (r.Lr ?? t.Lr).ToString("R", CultureInfo.InvariantCulture));

@@ -116,11 +116,15 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         var modelConfig = config.StageModel(stage);
         int steps = StageSteps(stage), batchSize = StageBatch(stage);
         var data = DataValidation.Check(datasetForImageSize?.Invoke(modelConfig.ImageSize)
-                   ?? DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, modelConfig.Frames, (long)settings.Seed),
+                   ?? DatasetFactory.Open(settings.Data, modelConfig.ImageSize, modelConfig.ImageChannels, modelConfig.Frames, (long)settings.Seed, settings.MaxPerClass),
                    settings.Data, settings.SkipBadData, log);
         int numClasses = modelConfig.NumClasses;
         if (numClasses > 0 && data.NumClasses > numClasses)
             throw new UsageException($"--data {settings.Data}: {data.NumClasses} classes, but the model embeds only {numClasses} (model numClasses)");
+        var text = data as ITextDataset;
+        if ((text is not null) != (modelConfig.TextFeatureDim > 0) || (text is not null && text.TextDim != modelConfig.TextFeatureDim))
+            throw new UsageException($"--data {settings.Data}: " + (text is null ? $"the model is text-conditional ({modelConfig.TextFeatureDim}-wide tokens) but the data has no captions; use shards:PATTERN"
+                                                                   : $"the data's text embeddings are {text.TextDim} wide, the model takes {Math.Max(0, modelConfig.TextFeatureDim)} (conditioningFeatureDim)"));
         if (batchSize > data.Count)
             throw new UsageException($"--batch {batchSize} is larger than the dataset ({data.Count} images)");
 
@@ -155,7 +159,8 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             }
 
             var loss = new DiffusionLoss(model, config.Diffusion);
-            using var loader = new BatchLoader(data, batchSize, (long)settings.Seed + stage, t.RandomFlip, state.Epoch, state.Position);
+            using var loader = new BatchLoader(data, batchSize, (long)settings.Seed + stage, t.RandomFlip, state.Epoch, state.Position, workers: settings.DataWorkers);
+            var stageClock = Stopwatch.StartNew();
             using var metrics = new MetricsLog(Path.Combine(Out, "metrics.jsonl"), append: true);
             var writer = new CheckpointWriter(CheckpointDir, Prefix(stage), settings.KeepLast) { WrapOutput = wrapCheckpointOutput };
             var progress = new ProgressReporter(steps, state.Step, log);
@@ -188,7 +193,9 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     // Clips [B, F, C, H, W] are the model's frame rows [B·F, C, H, W].
                     int[] rows = batch.Shape.Length == 5 ? [batch.Shape[0] * batch.Shape[1], batch.Shape[2], batch.Shape[3], batch.Shape[4]] : batch.Shape;
                     using var images = backend.FromArray(batch.Values, rows);
-                    var cond = numClasses > 0 ? new Conditioning(ClassLabels: DropLabels(batch.Labels, step, micro, t.LabelDropout)) : Conditioning.None;
+                    using var textBatch = text is null ? null : new TextBatch(backend, batch, text, Dropped(batch.Size, step, micro, t.LabelDropout));
+                    var cond = textBatch?.Conditioning
+                               ?? (numClasses > 0 ? new Conditioning(ClassLabels: DropLabels(batch.Labels, step, micro, t.LabelDropout)) : Conditioning.None);
                     using var graph = new Graph();
                     using var autocast = MixedPrecision.Bf16(settings.Bf16);
                     using var result = loss.Compute(images, cond, settings.Seed, (ulong)((step - 1) * accumulation + micro));
@@ -224,7 +231,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                 var row = new Dictionary<string, object>
                 {
                     ["stage"] = stage, ["step"] = step, ["loss"] = finite ? lossSum : double.NaN, ["lr"] = lr,
-                    ["grad_norm"] = gradNorm, ["seconds"] = sw.Elapsed.TotalSeconds,
+                    ["grad_norm"] = gradNorm, ["seconds"] = sw.Elapsed.TotalSeconds, ["data_wait_seconds"] = loader.WaitSeconds,
                 };
                 for (int r = 0; r < resolutionLosses.Length; r++) row[$"loss_{r}_{modelConfig.Resolutions[r]}px"] = resolutionLosses[r];
                 if (!finite) row["loss"] = "nan";
@@ -241,14 +248,17 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     savedStep = step;
                 }
                 if (sampleEvery > 0 && step % sampleEvery == 0 && step != steps && !stopping)
-                    samples.AddRange(SampleGrid(modelConfig, ema, $"step-{step:D6}", highestOnly: true, numClasses));
+                    samples.AddRange(SampleGrid(modelConfig, ema, $"step-{step:D6}", highestOnly: true, numClasses, text));
+                if (stopping || step == steps)
+                    log.WriteLine($"data: {loader.Workers} decode worker(s), {loader.ImagesPerSecond:F0} img/s; the trainer waited {loader.WaitSeconds:F2} s " +
+                                  $"of {stageClock.Elapsed.TotalSeconds:F1} s on data ({100 * loader.WaitSeconds / Math.Max(1e-9, stageClock.Elapsed.TotalSeconds):F1} %)");
                 if (stopping)
                 {
                     log.WriteLine($"interrupted at step {step}: checkpoint {lastCheckpoint}; continue with --resume");
                     return new StageResult(lastCheckpoint, samples, true);
                 }
             }
-            samples.AddRange(SampleGrid(modelConfig, ema, config.StageCount > 1 ? $"samples-stage{stage}" : "samples", highestOnly: false, numClasses));
+            samples.AddRange(SampleGrid(modelConfig, ema, config.StageCount > 1 ? $"samples-stage{stage}" : "samples", highestOnly: false, numClasses, text));
             return new StageResult(lastCheckpoint ?? CheckpointWriter.List(CheckpointDir, Prefix(stage))[^1].Path, samples, false);
         }
         finally
@@ -261,14 +271,21 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
     /// <summary>Labels with a fraction replaced by the null class (deterministic per step), so guidance has an unconditional model.</summary>
     int[] DropLabels(int[] labels, long step, int micro, double dropout)
     {
-        var r = (int[])labels.Clone();
-        if (dropout <= 0) return r;
-        for (int i = 0; i < r.Length; i++)
+        var dropped = Dropped(labels.Length, step, micro, dropout);
+        return [.. labels.Select((label, i) => dropped[i] ? Conditioning.NullClass : label)];
+    }
+
+    /// <summary>Which samples lose their class or caption this micro-step (deterministic per step).</summary>
+    bool[] Dropped(int count, long step, int micro, double dropout)
+    {
+        var dropped = new bool[count];
+        if (dropout <= 0) return dropped;
+        for (int i = 0; i < count; i++)
         {
             Philox.Words(settings.Seed ^ 0x5EEDUL, (ulong)step * 64 + (ulong)micro, (ulong)i, out uint w, out _, out _, out _);
-            if (Philox.ToUniform(w) <= dropout) r[i] = Conditioning.NullClass;
+            dropped[i] = Philox.ToUniform(w) <= dropout;
         }
-        return r;
+        return dropped;
     }
 
     string SaveCheckpoint(CheckpointWriter writer, Mdm.Autograd.Nn.Module model, AdamWOptimizer optimizer, ExponentialMovingAverage ema,
@@ -308,8 +325,9 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         log.WriteLine($"stage {stage}: inner model initialised from {previous} ({report.Loaded.Count} tensors)");
     }
 
-    IReadOnlyList<string> SampleGrid(ModelConfig modelConfig, ExponentialMovingAverage ema, string name, bool highestOnly, int numClasses)
+    IReadOnlyList<string> SampleGrid(ModelConfig modelConfig, ExponentialMovingAverage ema, string name, bool highestOnly, int numClasses, ITextDataset? text)
     {
+        if (text is not null) return TextSampleGrid(modelConfig, ema, name, highestOnly, text);
         var sampleModel = ModelFactory.Create(modelConfig, backend, settings.Seed);
         try
         {
@@ -322,6 +340,27 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             return SampleWriter.Write(Path.Combine(Out, "samples"), name, images, modelConfig, highestOnly);
         }
         finally { sampleModel.DisposeParameters(); }
+    }
+
+    /// <summary>Samples for the first captions of the data (written beside the grid), guided away from the empty caption.</summary>
+    IReadOnlyList<string> TextSampleGrid(ModelConfig modelConfig, ExponentialMovingAverage ema, string name, bool highestOnly, ITextDataset text)
+    {
+        var sampleModel = ModelFactory.Create(modelConfig, backend, settings.Seed);
+        var (positive, negative, owned) = TextBatch.ForSampling(backend, text, n: 8);
+        try
+        {
+            ema.CopyTo(sampleModel.NamedParameters());
+            var cfg = new SamplerConfig { NumSteps = 50, DdimEta = 0, Threshold = ThresholdType.Clip, GuidanceScale = 2.0 };
+            var images = new Sampler(sampleModel, config.Diffusion).Sample(8, positive, cfg, settings.Seed + 17, negative);
+            var written = SampleWriter.Write(Path.Combine(Out, "samples"), name, images, modelConfig, highestOnly);
+            File.WriteAllLines(Path.Combine(Out, "samples", name + "-captions.txt"), Enumerable.Range(0, 8).Select(i => text.CaptionOf(i % text.Count)));
+            return written;
+        }
+        finally
+        {
+            foreach (var t in owned) t.Dispose();
+            sampleModel.DisposeParameters();
+        }
     }
 
     void TrimMetrics(int stage, long step)

@@ -52,11 +52,11 @@ public class ImageFolderTests
 
         Png.Save(root.File("cls", "y.png"), Solid(4, 4, 9, 9, 9));
         Assert.That(() => ImageFolderDataset.Open(root.Path, 4),
-                    Throws.TypeOf<DataFormatException>().With.Message.Contains("loose PNG files (e.g. 'x.png')"));
+                    Throws.TypeOf<DataFormatException>().With.Message.Contains("loose image files (e.g. 'x.png')"));
         File.Delete(root.File("x.png"));
         Directory.CreateDirectory(root.File("empty"));
         Assert.That(() => ImageFolderDataset.Open(root.Path, 4),
-                    Throws.TypeOf<DataFormatException>().With.Message.Contains("empty").And.Message.Contains("class folder holds no PNG files"));
+                    Throws.TypeOf<DataFormatException>().With.Message.Contains("empty").And.Message.Contains("class folder holds no images"));
         Assert.That(() => ImageFolderDataset.Open(root.File("missing"), 4), Throws.TypeOf<DirectoryNotFoundException>());
     }
 

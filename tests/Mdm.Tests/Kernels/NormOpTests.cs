@@ -80,10 +80,17 @@ public class NormOpTests(BackendKind kind) : KernelFixture(kind)
         public void Dispose() { X.Dispose(); Gamma.Dispose(); Beta.Dispose(); A?.Dispose(); B?.Dispose(); }
     }
 
-    GroupNormInputs MakeInputs(int[] shape, bool film)
+    GroupNormInputs MakeInputs(int[] shape, bool film, float offset = 0)
     {
         int n = shape[0], c = shape[1];
         var (x, rx) = Input(shape);
+        if (offset != 0)
+        {
+            // Data far from 0 (x + offset, exactly representable): one-pass statistics must not cancel.
+            for (int i = 0; i < rx.Length; i++) rx[i] = (float)(rx[i] + offset);
+            x.Dispose();
+            x = Upload(ToFloat(rx), shape);
+        }
         var (gamma, rg) = Input(c);
         var (beta, rb) = Input(c);
         var inputs = new GroupNormInputs { X = x, Gamma = gamma, Beta = beta, Rx = rx, Rgamma = rg, Rbeta = rb };
@@ -102,16 +109,26 @@ public class NormOpTests(BackendKind kind) : KernelFixture(kind)
         : p.A is null ? Ops.GroupNormSilu(p.X, groups, p.Gamma, p.Beta, Eps, y, mean, rstd)
         : Ops.GroupNormFilmSilu(p.X, groups, p.Gamma, p.Beta, p.A, p.B, Eps, y, mean, rstd);
 
-    void CheckForward(int[] shape, int groups, bool film, bool silu)
+    protected void CheckForward(int[] shape, int groups, bool film, bool silu, float offset = 0)
     {
         int n = shape[0];
-        using var p = MakeInputs(shape, film);
+        using var p = MakeInputs(shape, film, offset);
         using var y = Poisoned(shape);
         using var mean = Poisoned(n, groups);
         using var rstd = Poisoned(n, groups);
         RunForward(p, groups, silu, y, mean, rstd);
         var expected = Ref.GroupNorm(p.Rx, shape, groups, p.Rgamma, p.Rbeta, p.Ra, p.Rb, silu, Eps, out var rMean, out var rRstd, out var yScale);
         int m = (int)(Shape.Numel(shape) / (n * groups));
+        if (offset != 0)
+        {
+            // x − mean loses the low bits of |x|, so the error scales with |x|·rstd·|gamma·(1 + a)|, not with |y|.
+            int c = shape[1], s = m * groups / c;
+            for (int i = 0; i < yScale.Length; i++)
+            {
+                int nn = i / (c * s), ch = i / s % c;
+                yScale[i] += Math.Abs(p.Rx[i]) * rRstd[nn * groups + ch / (c / groups)] * Math.Abs(p.Rgamma[ch] * (p.Ra is null ? 1 : 1 + p.Ra[nn * c + ch]));
+            }
+        }
         string op = OpName(film, silu);
         Compare.AssertClose(Name(op + "Forward.y", shape) + $" G{groups}", y, expected, Accum(m), yScale);
         Compare.AssertClose(Name(op + "Forward.mean", shape), mean, rMean, Accum(m), RowAbsMean(p.Rx, m));

@@ -1,3 +1,4 @@
+using Mdm.Kernels.Gpu.TensorCore;
 using Mdm.Kernels.Gpu.Tuning;
 
 namespace Mdm.Tests.Kernels;
@@ -14,7 +15,8 @@ public class TuningTableTests
               "source": "test",
               "gemm": { "k256": "narrow", "k4096": "narrow" },
               "attention_forward": { "d64-n1024": "tensor-core" },
-              "attention_backward": { "d64-n1024": "simt" }
+              "attention_backward": { "d64-n1024": "simt" },
+              "conv": { "forward-3x3-k4096": "implicit-wide", "wgrad-3x3-k65536": "implicit-narrow", "dgrad-1x1-k256": "im2col" }
             },
             "sm_80": { "gemm": { "k256": "wide" } }
           }
@@ -25,7 +27,8 @@ public class TuningTableTests
     public void ParsesEveryEntry()
     {
         var t = TuningTable.Parse(Table, "t.json");
-        Assert.That(t.Entries, Has.Count.EqualTo(5));
+        Assert.That(t.Entries, Has.Count.EqualTo(8));
+        Assert.That(t.Find("sm_90", TuningTable.ConvOp, "forward-3x3-k4096"), Is.EqualTo(ConvVariant.ImplicitWide));
         Assert.That(t.Find("sm_90", TuningTable.GemmOp, "k4096"), Is.EqualTo(GemmVariant.Narrow));
         Assert.That(t.Find("sm_80", TuningTable.GemmOp, "k256"), Is.EqualTo(GemmVariant.Wide));
         Assert.That(t.Find("sm_90", TuningTable.AttentionForwardOp, "d64-n1024"), Is.EqualTo(AttentionVariant.TensorCore));
@@ -40,6 +43,10 @@ public class TuningTableTests
         Assert.That(t.GemmWideWarps("sm_80", 200), Is.True);
         Assert.That(t.AttentionOnTensorCores("sm_90", backward: false, n: 777, headDim: 64), Is.True);
         Assert.That(t.AttentionOnTensorCores("sm_90", backward: true, n: 777, headDim: 64), Is.False);
+        // 256 channels × 3×3 = 2304 falls in k4096; 16 × 64² = 65536 output pixels in k65536.
+        Assert.That(t.Conv("sm_90", ConvPass.Forward, 3, 256 * 9), Is.EqualTo(ConvVariant.ImplicitWide));
+        Assert.That(t.Conv("sm_90", ConvPass.Wgrad, 3, 16 * 64 * 64), Is.EqualTo(ConvVariant.ImplicitNarrow));
+        Assert.That(t.Conv("sm_90", ConvPass.Dgrad, 1, 200), Is.EqualTo(ConvVariant.Im2Col));
     }
 
     [Test]
@@ -51,6 +58,10 @@ public class TuningTableTests
         Assert.That(t.GemmWideWarps(null, 2048), Is.True, "no GPU (CPU accelerator): the K rule");
         Assert.That(t.AttentionOnTensorCores("sm_90", false, 777, 128), Is.False, "unmeasured head dim: SIMT");
         Assert.That(t.AttentionOnTensorCores("sm_75", false, 777, 64), Is.False);
+        Assert.That(TuningHeuristics.Conv, Is.EqualTo(ConvVariant.Im2Col), "unmeasured convolutions keep the im2col path");
+        Assert.That(t.Conv("sm_75", ConvPass.Forward, 3, 2304), Is.EqualTo(TuningHeuristics.Conv));
+        Assert.That(t.Conv("sm_90", ConvPass.Dgrad, 3, 2304), Is.EqualTo(TuningHeuristics.Conv), "dgrad-3x3-k4096 has no entry");
+        Assert.That(t.Conv(null, ConvPass.Forward, 3, 2304), Is.EqualTo(TuningHeuristics.Conv));
     }
 
     [Test]
@@ -62,6 +73,11 @@ public class TuningTableTests
         Assert.That(ShapeClass.Attention(1025, 96), Is.EqualTo("d96-n2048"));
         Assert.That(ShapeClass.IsValid(TuningTable.GemmOp, "k768"), Is.False);
         Assert.That(ShapeClass.IsValid(TuningTable.AttentionForwardOp, "d64-n1024"), Is.True);
+        Assert.That(ShapeClass.Conv(ConvPass.Forward, 3, 2304), Is.EqualTo("forward-3x3-k4096"));
+        Assert.That(ShapeClass.Conv(ConvPass.Wgrad, 1, 81), Is.EqualTo("wgrad-1x1-k128"));
+        Assert.That(ShapeClass.IsValid(TuningTable.ConvOp, "dgrad-3x3-k512"), Is.True);
+        foreach (var bad in new[] { "dgrad-3x3-k500", "Forward-3x3-k512", "fwd-3x3-k512", "forward-3x1-k512", "forward-3x3", "forward-3x3-512" })
+            Assert.That(ShapeClass.IsValid(TuningTable.ConvOp, bad), Is.False, bad);
     }
 
     [Test]
@@ -92,7 +108,9 @@ public class TuningTableTests
         yield return new TestCaseData("{ \"version\": 2, \"gpus\": {} }", "t.json: version: expected 1").SetArgDisplayNames("version");
         yield return new TestCaseData("{ \"version\": 1 }", "t.json: gpus:").SetArgDisplayNames("no-gpus");
         yield return new TestCaseData("{ \"version\": 1, \"gpus\": { \"h100\": {} } }", "t.json: gpus.h100: architecture").SetArgDisplayNames("architecture");
-        yield return new TestCaseData("{ \"version\": 1, \"gpus\": { \"sm_90\": { \"conv\": {} } } }", "t.json: gpus.sm_90.conv: unknown op").SetArgDisplayNames("op");
+        yield return new TestCaseData("{ \"version\": 1, \"gpus\": { \"sm_90\": { \"fft\": {} } } }", "t.json: gpus.sm_90.fft: unknown op").SetArgDisplayNames("op");
+        yield return new TestCaseData("{ \"version\": 1, \"gpus\": { \"sm_90\": { \"conv\": { \"forward-3x3-k1000\": \"im2col\" } } } }", "t.json: gpus.sm_90.conv.forward-3x3-k1000: not a shape class of conv (expected <forward|dgrad|wgrad>-<n>x<n>-k<power of two>)").SetArgDisplayNames("conv-shape");
+        yield return new TestCaseData("{ \"version\": 1, \"gpus\": { \"sm_90\": { \"conv\": { \"forward-3x3-k1024\": \"wide\" } } } }", "t.json: gpus.sm_90.conv.forward-3x3-k1024: unknown variant \"wide\" (expected im2col or implicit-narrow or implicit-wide)").SetArgDisplayNames("conv-variant");
         yield return new TestCaseData("{ \"version\": 1, \"gpus\": { \"sm_90\": { \"gemm\": { \"k768\": \"wide\" } } } }", "t.json: gpus.sm_90.gemm.k768: not a shape class").SetArgDisplayNames("shape");
         yield return new TestCaseData("{ \"version\": 1, \"gpus\": { \"sm_90\": { \"gemm\": { \"k256\": \"fast\" } } } }", "t.json: gpus.sm_90.gemm.k256: unknown variant \"fast\"").SetArgDisplayNames("variant");
         yield return new TestCaseData("{ \"version\": 1, \"gpus\": { \"sm_90\": { \"attention_forward\": { \"d64-n1024\": 1 } } } }", "t.json: gpus.sm_90.attention_forward.d64-n1024: unknown variant 1").SetArgDisplayNames("variant-type");

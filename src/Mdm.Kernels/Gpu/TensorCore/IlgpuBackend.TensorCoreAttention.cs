@@ -7,10 +7,10 @@ namespace Mdm.Kernels.Gpu;
 // The attention op's tensor-core forward and backward on CUDA, chosen by UseTensorCoreAttention or the tuning table.
 public sealed partial class IlgpuBackend
 {
-    /// <summary>Tensor-core attention forward per head dimension (32, 64, 96, 128); null where not loaded (not CUDA).</summary>
-    readonly Dictionary<int, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionTensorCore = new();
-    readonly Dictionary<int, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDqTensorCore = new();
-    readonly Dictionary<int, Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDkDvTensorCore = new();
+    /// <summary>Tensor-core attention kernels per head dimension (32, 64, 96, 128), present where launchable (CUDA).</summary>
+    readonly Dictionary<int, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionTensorCore = new();
+    readonly Dictionary<int, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDqTensorCore = new();
+    readonly Dictionary<int, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDkDvTensorCore = new();
 
     /// <summary>On = the attention forward and backward run on tensor cores on CUDA (q, k, v rounded to bf16; softmax and
     /// accumulation in f32) for head dimensions 32, 64, 96 and 128; off = SIMT; null (the default) = the
@@ -23,36 +23,17 @@ public sealed partial class IlgpuBackend
 
     partial void LoadTensorCoreKernels(Loader loader)
     {
-        (string Name, int D)[] kernels = [(nameof(KernelCatalog.AttentionTensorCoreD32), 32), (nameof(KernelCatalog.AttentionTensorCoreD64), 64),
-                                          (nameof(KernelCatalog.AttentionTensorCoreD96), 96), (nameof(KernelCatalog.AttentionTensorCoreD128), 128)];
-        foreach (var (name, d) in kernels)
-        {
-            var kernel = KernelCatalog.All.Single(k => k.Name == name).Kernel;
-            // Inline PTX only runs on CUDA; the CPU accelerator still compiles the kernel (so the catalogue stays whole).
-            if (Kind == BackendKind.Cuda)
-                attentionTensorCore[d] = loader.Load(name, () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>>(
-                    kernel, KernelCatalog.Budget(name).Specialization, AttentionTensorCoreKernels.SharedBytes(d)));
-            else
-                loader.Load(name, () => accelerator.LoadKernel((Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)kernel));
-        }
+        LoadConvTensorCoreKernels(loader);
         foreach (var d in new[] { 32, 64, 96, 128 })
         {
-            string dqName = $"AttentionTensorCoreDqD{d}", dkdvName = $"AttentionTensorCoreDkDvD{d}";
-            var dqKernel = KernelCatalog.All.Single(k => k.Name == dqName).Kernel;
-            var dkdvKernel = KernelCatalog.All.Single(k => k.Name == dkdvName).Kernel;
+            string name = $"AttentionTensorCoreD{d}", dqName = $"AttentionTensorCoreDqD{d}", dkdvName = $"AttentionTensorCoreDkDvD{d}";
+            var forward = (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)KernelCatalog.All.Single(k => k.Name == name).Kernel;
+            var dq = (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)KernelCatalog.All.Single(k => k.Name == dqName).Kernel;
+            var dkdv = (Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)KernelCatalog.All.Single(k => k.Name == dkdvName).Kernel;
+            if (LoadTensorCoreKernel(loader, name, forward, AttentionTensorCoreKernels.SharedBytes(d))) attentionTensorCore[d] = forward;
             int shared = AttentionBackwardTensorCoreKernels.SharedBytes(d);
-            if (Kind == BackendKind.Cuda)
-            {
-                attentionDqTensorCore[d] = loader.Load(dqName, () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>>(
-                    dqKernel, KernelCatalog.Budget(dqName).Specialization, shared));
-                attentionDkDvTensorCore[d] = loader.Load(dkdvName, () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>>(
-                    dkdvKernel, KernelCatalog.Budget(dkdvName).Specialization, shared));
-            }
-            else
-            {
-                loader.Load(dqName, () => accelerator.LoadKernel((Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)dqKernel));
-                loader.Load(dkdvName, () => accelerator.LoadKernel((Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)dkdvKernel));
-            }
+            if (LoadTensorCoreKernel(loader, dqName, dq, shared)) attentionDqTensorCore[d] = dq;
+            if (LoadTensorCoreKernel(loader, dkdvName, dkdv, shared)) attentionDkDvTensorCore[d] = dkdv;
         }
     }
 
@@ -73,9 +54,7 @@ public sealed partial class IlgpuBackend
         var cfg = new KernelConfig(new Index2D((nq + AttentionTensorCoreKernels.BlockQ - 1) / AttentionTensorCoreKernels.BlockQ, bh),
             new Index2D(AttentionTensorCoreKernels.Threads, 1), SharedMemoryConfig.RequestDynamic<byte>(AttentionTensorCoreKernels.SharedBytes(d)));
         LaunchLog.CountFlops(4.0 * bh * nq * nk * d);
-        var start = MarkLaunch();
-        kernel(accelerator.DefaultStream, cfg, F32(o), F32(lse), mask is null ? F32(lse) : F32(mask), p);
-        if (start is not null) Launched(start, $"AttentionTensorCoreD{d}", 2L * bh * (nq + 2L * nk) * d + 4L * bh * nq * (d + 1));
+        Run(kernel, cfg, F32(o), F32(lse), mask is null ? F32(lse) : F32(mask), p);
         Interlocked.Increment(ref tensorCoreAttentions);
         return true;
     }
@@ -102,15 +81,10 @@ public sealed partial class IlgpuBackend
         var shared = SharedMemoryConfig.RequestDynamic<byte>(AttentionBackwardTensorCoreKernels.SharedBytes(d));
         var m = mask is null ? F32(lse) : F32(mask);
         // Same stream: the dK/dV kernel sees the Δ the dQ kernel wrote.
-        long bf16Inputs = 2L * bh * (2L * nq + 2L * nk) * d;
         LaunchLog.CountFlops(6.0 * bh * nq * nk * d);   // S = QKᵀ again, dP = dO·Vᵀ, dQ = dS·K
-        var start = MarkLaunch();
-        dqKernel(accelerator.DefaultStream, new KernelConfig(new Index2D((nq + 63) / 64, bh), group, shared), F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), p);
-        if (start is not null) Launched(start, $"AttentionDqTensorCoreD{d}", bf16Inputs + 4L * bh * nq * (3L * d + 2));
+        Run(dqKernel, new KernelConfig(new Index2D((nq + 63) / 64, bh), group, shared), F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), p);
         LaunchLog.CountFlops(8.0 * bh * nq * nk * d);   // S, dP, dV = Pᵀ·dO, dK = dSᵀ·Q
-        start = MarkLaunch();
-        dkdvKernel(accelerator.DefaultStream, new KernelConfig(new Index2D((nk + 63) / 64 * AttentionBackwardTensorCoreKernels.ColumnSplits(d), bh), group, shared), F32(lse), F32(delta), m, F32(dk), F32(dv), p);
-        if (start is not null) Launched(start, $"AttentionDkDvTensorCoreD{d}", bf16Inputs + 4L * bh * (2L * nq + 2L * nk * d));
+        Run(dkdvKernel, new KernelConfig(new Index2D((nk + 63) / 64 * AttentionBackwardTensorCoreKernels.ColumnSplits(d), bh), group, shared), F32(lse), F32(delta), m, F32(dk), F32(dv), p);
         Interlocked.Increment(ref tensorCoreAttentions);
         return true;
     }

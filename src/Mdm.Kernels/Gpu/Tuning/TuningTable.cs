@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text.Json;
+using Mdm.Kernels.Gpu.TensorCore;
 
 namespace Mdm.Kernels.Gpu.Tuning;
 
@@ -10,14 +11,16 @@ public sealed class TuningTableException(string message) : Exception(message);
 /// `Mdm.Bench tune`. Lookups that find no entry fall back to <see cref="TuningHeuristics"/>.</summary>
 public sealed class TuningTable
 {
-    public const string GemmOp = "gemm", AttentionForwardOp = "attention_forward", AttentionBackwardOp = "attention_backward";
+    public const string GemmOp = "gemm", AttentionForwardOp = "attention_forward", AttentionBackwardOp = "attention_backward", ConvOp = "conv", GroupNormOp = "groupnorm";
 
-    /// <summary>The variants each op may name; the first of the attention pair is the reference.</summary>
+    /// <summary>The variants each op may name; the first of the attention pair and of conv is the reference.</summary>
     public static readonly IReadOnlyDictionary<string, string[]> Variants = new Dictionary<string, string[]>
     {
         [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide],
         [AttentionForwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [AttentionBackwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
+        [ConvOp] = [ConvVariant.Im2Col, ConvVariant.ImplicitNarrow, ConvVariant.ImplicitWide],
+        [GroupNormOp] = [GroupNormVariant.TwoPass, GroupNormVariant.OnePass, GroupNormVariant.WarpRows],
     };
 
     readonly Dictionary<(string Gpu, string Op, string Shape), string> entries;
@@ -104,6 +107,16 @@ public sealed class TuningTable
         Find(gpu, backward ? AttentionBackwardOp : AttentionForwardOp, ShapeClass.Attention(n, headDim)) is { } v
             ? v == AttentionVariant.TensorCore : TuningHeuristics.AttentionOnTensorCores;
 
+    /// <summary>How a bf16 convolution pass with this kernel size and GEMM reduction length K runs: the table, else
+    /// <see cref="TuningHeuristics.Conv"/>.</summary>
+    public string Conv(string? gpu, ConvPass pass, int kernel, int k) =>
+        Find(gpu, ConvOp, ShapeClass.Conv(pass, kernel, k)) ?? TuningHeuristics.Conv;
+
+    /// <summary>How the GroupNorm forward computes its statistics for rows of <paramref name="rowElements"/> = C/G·H·W
+    /// elements: the table, else <see cref="TuningHeuristics.GroupNorm"/>.</summary>
+    public string GroupNorm(string? gpu, int rowElements) =>
+        Find(gpu, GroupNormOp, ShapeClass.GroupNorm(rowElements)) ?? TuningHeuristics.GroupNorm;
+
     /// <summary>The table as JSON in the format <see cref="Parse"/> reads (keys sorted, so diffs stay small).</summary>
     public string ToJson(IReadOnlyDictionary<string, string>? gpuSources = null)
     {
@@ -158,6 +171,27 @@ public static class AttentionVariant
     public const string Simt = "simt", TensorCore = "tensor-core";
 }
 
+/// <summary>How the GroupNorm forward computes its statistics (the tuning table's "groupnorm" entries).</summary>
+public static class GroupNormVariant
+{
+    /// <summary>Mean, then centred variance, then normalise: three sweeps (the reference).</summary>
+    public const string TwoPass = "two-pass";
+    /// <summary>Shifted one-pass sums, then normalise: two sweeps, one group per row.</summary>
+    public const string OnePass = "one-pass";
+    /// <summary>One-pass sums with one warp per row, several rows per group, no barriers.</summary>
+    public const string WarpRows = "warp-rows";
+}
+
+public static class ConvVariant
+{
+    /// <summary>bf16 im2col (col2im for the input gradient) + the tensor-core GEMM: the reference.</summary>
+    public const string Im2Col = "im2col";
+    /// <summary>Implicit GEMM, 8 warps of 64×32 per 128×128 tile.</summary>
+    public const string ImplicitNarrow = "implicit-narrow";
+    /// <summary>Implicit GEMM, 4 warps of 64×64 per 128×128 tile.</summary>
+    public const string ImplicitWide = "implicit-wide";
+}
+
 /// <summary>What the backend picks when the table has no entry for the GPU or the shape class.</summary>
 public static class TuningHeuristics
 {
@@ -168,6 +202,12 @@ public static class TuningHeuristics
 
     /// <summary>SIMT until a GPU run has measured the tensor-core kernels for the shape.</summary>
     public const bool AttentionOnTensorCores = false;
+
+    /// <summary>im2col until a GPU run has measured the implicit-GEMM convolution for the GPU and shape.</summary>
+    public const string Conv = ConvVariant.Im2Col;
+
+    /// <summary>The two-pass kernel until a GPU run has measured the one-pass variants.</summary>
+    public const string GroupNorm = GroupNormVariant.TwoPass;
 }
 
 /// <summary>Shape classes: sizes rounded up to a power of two, so one measurement covers the shapes near it.</summary>
@@ -179,12 +219,36 @@ public static class ShapeClass
     /// <summary>Attention by head dimension and sequence length (keys): "d64-n1024" covers 513 ≤ N ≤ 1024.</summary>
     public static string Attention(int n, int headDim) => $"d{headDim}-n{RoundUp(n)}";
 
-    public static string Pattern(string op) => op == TuningTable.GemmOp ? "k<power of two>" : "d<head dim>-n<power of two>";
+    /// <summary>A convolution pass by kernel size and GEMM reduction length: "forward-3x3-k4096" covers a 3×3 forward
+    /// with 2049 ≤ Cin·9 ≤ 4096 (dgrad: Cout·9; wgrad: batch·Ho·Wo).</summary>
+    public static string Conv(ConvPass pass, int kernel, int k) => $"{pass.ToString().ToLowerInvariant()}-{kernel}x{kernel}-k{RoundUp(k)}";
+
+    /// <summary>A GroupNorm forward by the elements of one (n, g) row: "m4096" covers 2049 ≤ C/G·H·W ≤ 4096.</summary>
+    public static string GroupNorm(int rowElements) => $"m{RoundUp(rowElements)}";
+
+    public static string Pattern(string op) => op switch
+    {
+        TuningTable.GemmOp => "k<power of two>",
+        TuningTable.GroupNormOp => "m<power of two>",
+        TuningTable.ConvOp => "<forward|dgrad|wgrad>-<n>x<n>-k<power of two>",
+        _ => "d<head dim>-n<power of two>",
+    };
 
     public static bool IsValid(string op, string shape)
     {
         if (op == TuningTable.GemmOp)
             return shape.Length > 1 && shape[0] == 'k' && int.TryParse(shape.AsSpan(1), out int k) && k > 0 && RoundUp(k) == k && shape == Gemm(k);
+        if (op == TuningTable.GroupNormOp)
+            return shape.Length > 1 && shape[0] == 'm' && int.TryParse(shape.AsSpan(1), out int m) && m > 0 && RoundUp(m) == m && shape == GroupNorm(m);
+        if (op == TuningTable.ConvOp)
+        {
+            var parts = shape.Split('-');
+            if (parts.Length != 3 || !Enum.TryParse<ConvPass>(parts[0], true, out var pass) || parts[0] != parts[0].ToLowerInvariant()) return false;
+            var window = parts[1].Split('x');
+            return window.Length == 2 && int.TryParse(window[0], out int kernel) && kernel > 0 && window[1] == window[0]
+                && parts[2].Length > 1 && parts[2][0] == 'k' && int.TryParse(parts[2].AsSpan(1), out int kc) && kc > 0 && RoundUp(kc) == kc
+                && shape == Conv(pass, kernel, kc);
+        }
         int dash = shape.IndexOf("-n", StringComparison.Ordinal);
         return shape.Length > 1 && shape[0] == 'd' && dash > 1
             && int.TryParse(shape.AsSpan(1, dash - 1), out int d) && d > 0

@@ -1,10 +1,12 @@
 using ILGPU;
 using ILGPU.Runtime;
 using Mdm.Kernels.Gpu.Kernels;
+using Mdm.Kernels.Gpu.TensorCore;
 
 namespace Mdm.Kernels.Gpu;
 
-// Convolution launchers (kernels in Kernels/ConvKernels.cs).
+// Convolution launchers (kernels in ConvKernels.cs). bf16 passes on CUDA first try the implicit GEMM on tensor cores
+// (Gpu/TensorCore/IlgpuBackend.TensorCoreConv.cs: ConvAlgorithm or the tuning table), else im2col/col2im + GEMM.
 public sealed partial class IlgpuBackend
 {
 
@@ -36,6 +38,7 @@ public sealed partial class IlgpuBackend
     /// </summary>
     protected internal override void Conv2dBackwardInputBF16(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g)
     {
+        if (TryImplicitGemmConv(ConvPass.Dgrad, weight, dy, dx, null, g)) return;
         int k = g.PatchSize, pixels = g.Ho * g.Wo;
         long perSample = 4L * k * pixels;
         if (!LowerConv(g, perSample)) { base.Conv2dBackwardInputBF16(dy, weight, dx, g); return; }
@@ -59,6 +62,7 @@ public sealed partial class IlgpuBackend
     /// </summary>
     protected internal override void Conv2dBackwardWeightBF16(Tensor x, Tensor dy, Tensor dweight, in Conv2dGeometry g)
     {
+        if (TryImplicitGemmConv(ConvPass.Wgrad, dy, x, dweight, null, g)) return;
         int k = g.PatchSize, pixels = g.Ho * g.Wo;
         long perSample = 2L * k * pixels;
         if (!LowerConv(g, perSample)) { base.Conv2dBackwardWeightBF16(x, dy, dweight, g); return; }
@@ -90,6 +94,7 @@ public sealed partial class IlgpuBackend
     /// </summary>
     protected internal override void Conv2dForwardBF16(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
     {
+        if (TryImplicitGemmConv(ConvPass.Forward, weight, x, y, bias, g)) return;
         int k = g.PatchSize, pixels = g.Ho * g.Wo;
         long perSample = 2L * k * pixels;
         if (!LowerConv(g, perSample))
@@ -121,8 +126,8 @@ public sealed partial class IlgpuBackend
         Run(ConvKernels.BackwardInput, Launch(dx.Numel), F32(dy), F32(weight), F32(dx), g);
 
     protected internal override void Conv2dBackwardWeight(Tensor x, Tensor dy, Tensor dweight, in Conv2dGeometry g) =>
-        Run(ConvKernels.BackwardWeight, new KernelConfig((int)Math.Clamp(dweight.Numel, 1, maxGroups), groupSize), F32(x), F32(dy), F32(dweight), g);
+        Run(ConvKernels.BackwardWeight, new KernelConfig((int)Math.Clamp(dweight.Numel, 1, maxGroups), ReductionGroupSize), F32(x), F32(dy), F32(dweight), g);
 
     protected internal override void Conv2dBackwardBias(Tensor dy, Tensor dbias, in Conv2dGeometry g) =>
-        Run(ConvKernels.BackwardBias, new KernelConfig(Math.Clamp(g.Cout, 1, maxGroups), groupSize), F32(dy), F32(dbias), g.N, g.Cout, g.Ho * g.Wo);
+        Run(ConvKernels.BackwardBias, new KernelConfig(Math.Clamp(g.Cout, 1, maxGroups), ReductionGroupSize), F32(dy), F32(dbias), g.N, g.Cout, g.Ho * g.Wo);
 }

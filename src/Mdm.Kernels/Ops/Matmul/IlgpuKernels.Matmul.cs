@@ -18,8 +18,14 @@ static class CudaDriver
 
 public sealed partial class IlgpuBackend
 {
-    /// <summary>The tensor-core bf16 GEMMs, indexed by Wide·4 + TransA·2 + TransB; null where not loaded (not CUDA).</summary>
-    Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[] matmulTensorCore = new Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>?[8];
+    /// <summary>The tensor-core bf16 GEMMs, indexed by Wide·4 + TransA·2 + TransB (launchable on CUDA only).</summary>
+    static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>[] MatmulTensorCore =
+        MatmulTensorCoreNames.Select(n => (Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)KernelCatalog.All.Single(k => k.Name == n).Kernel).ToArray();
+
+    static string[] MatmulTensorCoreNames => [nameof(KernelCatalog.MatmulBF16TensorCoreNN), nameof(KernelCatalog.MatmulBF16TensorCoreNT),
+                                              nameof(KernelCatalog.MatmulBF16TensorCoreTN), nameof(KernelCatalog.MatmulBF16TensorCoreTT),
+                                              nameof(KernelCatalog.MatmulBF16TensorCoreWideNN), nameof(KernelCatalog.MatmulBF16TensorCoreWideNT),
+                                              nameof(KernelCatalog.MatmulBF16TensorCoreWideTN), nameof(KernelCatalog.MatmulBF16TensorCoreWideTT)];
 
     /// <summary>Which warp layout bf16 GEMMs use: 4 warps of 64×64 (true), 8 warps of 64×32 (false), or by shape (null,
     /// the default): the <see cref="Tuning"/> table's entry for this GPU and K, else 4 warps when K ≥
@@ -31,22 +37,8 @@ public sealed partial class IlgpuBackend
 
     partial void LoadMatmulKernels(Loader loader)
     {
-        var a = accelerator;
-        string[] names = [nameof(KernelCatalog.MatmulBF16TensorCoreNN), nameof(KernelCatalog.MatmulBF16TensorCoreNT),
-                          nameof(KernelCatalog.MatmulBF16TensorCoreTN), nameof(KernelCatalog.MatmulBF16TensorCoreTT),
-                          nameof(KernelCatalog.MatmulBF16TensorCoreWideNN), nameof(KernelCatalog.MatmulBF16TensorCoreWideNT),
-                          nameof(KernelCatalog.MatmulBF16TensorCoreWideTN), nameof(KernelCatalog.MatmulBF16TensorCoreWideTT)];
-        var kernels = names.Select(n => KernelCatalog.All.Single(k => k.Name == n).Kernel).ToArray();
-        for (int i = 0; i < kernels.Length; i++)
-        {
-            var kernel = kernels[i];
-            // Inline PTX only runs on CUDA; the CPU accelerator still compiles the kernel (so the catalogue stays whole).
-            if (Kind == BackendKind.Cuda)
-                matmulTensorCore[i] = loader.Load(names[i], () => LoadWithPromotedDepots<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>>(
-                    kernel, KernelCatalog.Budget(names[i]).Specialization, MatmulTensorCoreKernels.SharedBytes));
-            else
-                loader.Load(names[i], () => a.LoadKernel((Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)kernel));
-        }
+        var names = MatmulTensorCoreNames;
+        for (int i = 0; i < names.Length; i++) LoadTensorCoreKernel(loader, names[i], MatmulTensorCore[i], MatmulTensorCoreKernels.SharedBytes);
         TensorCoreStatus = Kind == BackendKind.Cuda
             ? $"mma.sync m16n8k16 bf16 ({MatmulTensorCoreKernels.TileM}x{MatmulTensorCoreKernels.TileN}x{MatmulTensorCoreKernels.TileK} tiles, {MatmulTensorCoreKernels.Stages}-stage cp.async, {MatmulTensorCoreKernels.SharedBytes / 1024} KB shared, {(WideWarpTiles is { } w ? (w ? "4 warps of 64x64" : "8 warps of 64x32") : $"warp layout from the tuning table for {GpuArchitecture}, else 4 warps of 64x64 when K >= {TuningHeuristics.WideWarpMinK}")})"
             : "CUDA only: bf16 GEMMs use the SIMT kernel";
@@ -56,7 +48,10 @@ public sealed partial class IlgpuBackend
     /// depots into registers (<see cref="PtxLocalPromotion"/>) and loads the rewritten PTX. Kernels that use more than
     /// 48 KB of dynamic shared memory must opt in per function (ILGPU never does): <paramref name="sharedBytes"/>.</summary>
     /// Public for kernel labs and custom tensor-core kernels (bench/Mdm.Bench/Lab); CUDA only.
-    public TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel, KernelSpecialization specialization, int sharedBytes) where TDelegate : Delegate
+    public TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel, KernelSpecialization specialization, int sharedBytes) where TDelegate : Delegate =>
+        LoadPromoted(kernel, specialization, sharedBytes).CreateLauncherDelegate<TDelegate>();
+
+    Kernel LoadPromoted(Delegate kernel, KernelSpecialization specialization, int sharedBytes)
     {
         var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
         var compiled = (PTXCompiledKernel)accelerator.GetBackend().Compile(entry, specialization);
@@ -73,7 +68,7 @@ public sealed partial class IlgpuBackend
             int rc = CudaDriver.cuFuncSetAttribute(((ILGPU.Runtime.Cuda.CudaKernel)loaded).FunctionPtr, MaxDynamicSharedSizeBytes, sharedBytes);
             if (rc != 0) throw new InvalidOperationException($"{kernel.Method.Name}: cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, {sharedBytes}) failed with CUDA error {rc}");
         }
-        return loaded.CreateLauncherDelegate<TDelegate>();
+        return loaded;
     }
 
     protected internal override void Gemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d)
@@ -104,8 +99,8 @@ public sealed partial class IlgpuBackend
     bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias = false)
     {
         bool wide = WideWarpTiles ?? Tuning.GemmWideWarps(GpuArchitecture, d.K);
-        var kernel = matmulTensorCore[(wide ? 4 : 0) + (d.TransA ? 2 : 0) + (d.TransB ? 1 : 0)];
-        if (kernel is null || !UseTensorCores) return false;
+        var kernel = MatmulTensorCore[(wide ? 4 : 0) + (d.TransA ? 2 : 0) + (d.TransB ? 1 : 0)];
+        if (!Launchable(kernel) || !UseTensorCores) return false;
         long pa = U16(a).LoadEffectiveAddressAsPtr().ToInt64(), pb = U16(b).LoadEffectiveAddressAsPtr().ToInt64();
         if (d.Lda % 8 != 0 || d.Ldb % 8 != 0 || d.StrideA % 8 != 0 || d.StrideB % 8 != 0 || pa % 16 != 0 || pb % 16 != 0) return false;
         int tilesM = (d.M + MatmulTensorCoreKernels.TileM - 1) / MatmulTensorCoreKernels.TileM;
@@ -124,9 +119,7 @@ public sealed partial class IlgpuBackend
         var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch), new Index2D(wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
         LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
-        var start = MarkLaunch();
-        kernel(accelerator.DefaultStream, cfg, F32(c), bias is null ? F32(c) : F32(bias), p);
-        if (start is not null) Launched(start, $"MatmulBF16TensorCore{(wide ? "Wide" : "")}{(d.TransA ? 'T' : 'N')}{(d.TransB ? 'T' : 'N')}", 2L * (d.Batch * (long)d.M * d.K + d.Batch * (long)d.K * d.N) + 4L * d.OutBatch * d.M * d.N);
+        Run(kernel, cfg, F32(c), bias is null ? F32(c) : F32(bias), p);
         Interlocked.Increment(ref tensorCoreGemms);
         return true;
     }
@@ -136,7 +129,7 @@ public sealed partial class IlgpuBackend
     /// <summary>How many GEMMs took the tensor-core path (tests check that the shapes meant for it did).</summary>
     public long TensorCoreGemms => Interlocked.Read(ref tensorCoreGemms);
 
-    public override bool HasTensorCores => UseTensorCores && matmulTensorCore[0] is not null;
+    public override bool HasTensorCores => UseTensorCores && Launchable(MatmulTensorCore[0]);
 
     /// <summary>Off = bf16 GEMMs take the SIMT kernel even on CUDA (for A/B comparisons in tests and benchmarks).</summary>
     public bool UseTensorCores { get; set; } = true;

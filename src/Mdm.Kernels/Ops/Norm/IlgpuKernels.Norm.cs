@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using Mdm.Kernels.Gpu.Kernels;
+using Mdm.Kernels.Gpu.Tuning;
 using V = ILGPU.ArrayView<float>;
 
 namespace Mdm.Kernels.Gpu;
@@ -27,11 +28,39 @@ public sealed partial class IlgpuBackend
     {
         var p = GroupNormShape(x, groups, a is not null, silu, eps);
         var g = F32(gamma);   // stands in for a and b when there is no FiLM (never read then)
-        // 512 threads per (n, g) on CUDA: four groups per SM, so a 16×32-group batch runs in one wave.
-        var cfg = Kind == BackendKind.Cuda ? new KernelConfig((int)Math.Min(Math.Max((long)p.N * groups, 1), maxGroups), 512) : RowGroups((long)p.N * groups);
-        Run(NormKernels.GroupNormForward, cfg, F32(x), g, F32(beta), a is null ? g : F32(a), b is null ? g : F32(b),
-            F32(y), F32(mean), F32(rstd), p);
+        long rows = (long)p.N * groups;
+        // The CPU accelerator pays most for barriers (every simulated thread is an OS thread): warp rows have none.
+        var variant = GroupNormForwardVariant ?? (Kind == BackendKind.IlgpuCpu ? GroupNormVariant.WarpRows : Tuning.GroupNorm(GpuArchitecture, p.C / groups * p.S));
+        Action<V, V, V, V, V, V, V, V, GroupNormParams> kernel;
+        KernelConfig cfg;
+        if (variant == GroupNormVariant.WarpRows)
+        {
+            // One warp per row: 8 rows per 256-thread group on CUDA; one warp (one row at a time) on the CPU accelerator,
+            // whose warps are 32 lanes wide as on CUDA.
+            const int WarpLanes = 32;
+            int threads = Kind == BackendKind.Cuda ? 256 : groupSize, rowsPerGroup = threads / WarpLanes;
+            cfg = new KernelConfig((int)Math.Min(Math.Max((rows + rowsPerGroup - 1) / rowsPerGroup, 1), maxGroups), threads);
+            kernel = NormKernels.GroupNormForwardWarpRows;
+        }
+        else
+        {
+            // 512 threads per (n, g) on CUDA: four groups per SM, so a 16×32-group batch runs in one wave.
+            cfg = Kind == BackendKind.Cuda ? new KernelConfig((int)Math.Min(Math.Max(rows, 1), maxGroups), 512) : RowGroups(rows);
+            kernel = variant == GroupNormVariant.OnePass ? NormKernels.GroupNormForwardOnePass : NormKernels.GroupNormForward;
+        }
+        Run(kernel, cfg, F32(x), g, F32(beta), a is null ? g : F32(a), b is null ? g : F32(b), F32(y), F32(mean), F32(rstd), p);
     }
+
+    /// <summary>Which GroupNorm forward runs (<see cref="GroupNormVariant"/>), or null (the default): on CUDA the
+    /// <see cref="Tuning"/> table's entry for this GPU and row length, else <see cref="TuningHeuristics.GroupNorm"/>;
+    /// on the CPU accelerator warp rows.</summary>
+    public string? GroupNormForwardVariant
+    {
+        get => groupNormForwardVariant;
+        set => groupNormForwardVariant = value is null || TuningTable.Variants[TuningTable.GroupNormOp].Contains(value) ? value
+            : throw new ArgumentException($"GroupNormForwardVariant: unknown variant '{value}' (one of {string.Join(", ", TuningTable.Variants[TuningTable.GroupNormOp])})");
+    }
+    string? groupNormForwardVariant;
 
     protected internal override void GroupNormBackward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor gamma, Tensor beta,
         Tensor? a, Tensor? b, bool silu, int groups, Tensor dx, Tensor dgamma, Tensor dbeta, Tensor? da, Tensor? db)

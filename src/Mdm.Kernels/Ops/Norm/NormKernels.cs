@@ -28,7 +28,7 @@ public struct SumPair { public float A, B; }
 /// are written as per-(n, c) or per-row-block partials and reduced by <c>ReduceKernels.SumMiddle</c>: no atomics,
 /// deterministic. Every barrier sits in code that all threads of the group reach (the row loop bound is uniform).
 /// </summary>
-public static class NormKernels
+public static partial class NormKernels
 {
     public const int MaxGroupSize = 256;
 
