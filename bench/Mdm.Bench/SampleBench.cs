@@ -18,24 +18,12 @@ public static class SampleBench
 {
     public static int Run(string[] args)
     {
-        string config = "configs/cpu-demo.json", device = "cpu", json = "";
-        int batch = 8, steps = 250;
-        double guidance = 3;
-        bool bf16 = args.Contains("--bf16");
-        args = args.Where(a => a != "--bf16").ToArray();
-        for (int i = 0; i + 1 < args.Length; i += 2)
-        {
-            switch (args[i])
-            {
-                case "--config": config = args[i + 1]; break;
-                case "--device": device = args[i + 1]; break;
-                case "--batch": batch = int.Parse(args[i + 1]); break;
-                case "--steps": steps = int.Parse(args[i + 1]); break;
-                case "--guidance": guidance = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture); break;
-                case "--json": json = args[i + 1]; break;
-                default: Console.Error.WriteLine($"sample bench: unknown argument '{args[i]}'"); return 2;
-            }
-        }
+        var flags = BenchArgs.Parse(args, "sample bench", ["--bf16"], ["--config", "--device", "--batch", "--steps", "--guidance", "--json"]);
+        if (flags is null) return 2;
+        string config = flags.Text("--config", "configs/cpu-demo.json"), device = flags.Text("--device", "cpu"), json = flags.Text("--json", "");
+        int batch = flags.Int("--batch", 8), steps = flags.Int("--steps", 250);
+        double guidance = flags.Double("--guidance", 3);
+        bool bf16 = flags.Has("--bf16");
         var modelConfig = ModelConfig.Load(config);
         using var backend = Backends.Create(Backends.Parse(device));
         var model = ModelFactory.Create(modelConfig, backend, seed: 1);

@@ -34,22 +34,11 @@ public static class TrainStepBench
 
     public static int Run(string[] args)
     {
-        string config = "configs/cpu-demo.json", device = "cpu", json = "";
-        int batch = 16, steps = 5;
-        bool bf16 = args.Contains("--bf16"), profile = args.Contains("--profile"), memoryReport = args.Contains("--memory-report");
-        args = args.Where(a => a is not ("--bf16" or "--profile" or "--memory-report")).ToArray();
-        for (int i = 0; i + 1 < args.Length; i += 2)
-        {
-            switch (args[i])
-            {
-                case "--config": config = args[i + 1]; break;
-                case "--device": device = args[i + 1]; break;
-                case "--batch": batch = int.Parse(args[i + 1]); break;
-                case "--steps": steps = int.Parse(args[i + 1]); break;
-                case "--json": json = args[i + 1]; break;
-                default: Console.Error.WriteLine($"step bench: unknown argument '{args[i]}'"); return 2;
-            }
-        }
+        var flags = BenchArgs.Parse(args, "step bench", ["--bf16", "--profile", "--memory-report"], ["--config", "--device", "--batch", "--steps", "--json"]);
+        if (flags is null) return 2;
+        string config = flags.Text("--config", "configs/cpu-demo.json"), device = flags.Text("--device", "cpu"), json = flags.Text("--json", "");
+        int batch = flags.Int("--batch", 16), steps = flags.Int("--steps", 5);
+        bool bf16 = flags.Has("--bf16"), profile = flags.Has("--profile"), memoryReport = flags.Has("--memory-report");
         var modelConfig = ModelConfig.Load(config);
         using var backend = Backends.Create(Backends.Parse(device));
         var model = ModelFactory.Create(modelConfig, backend, seed: 1);

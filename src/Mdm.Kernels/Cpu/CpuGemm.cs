@@ -193,17 +193,17 @@ public static unsafe class CpuGemm
             c70 = Vector512.FusedMultiplyAdd(x, b0, c70); c71 = Vector512.FusedMultiplyAdd(x, b1, c71);
         }
         var al = Vector512.Create(alpha);
-        Store(c, al, c00, c01); Store(c + ldc, al, c10, c11);
-        Store(c + 2L * ldc, al, c20, c21); Store(c + 3L * ldc, al, c30, c31);
-        Store(c + 4L * ldc, al, c40, c41); Store(c + 5L * ldc, al, c50, c51);
-        Store(c + 6L * ldc, al, c60, c61); Store(c + 7L * ldc, al, c70, c71);
+        Accumulate(c, al, c00); Accumulate(c + 16, al, c01); Accumulate(c + ldc, al, c10); Accumulate(c + ldc + 16, al, c11);
+        c += 2L * ldc;
+        Accumulate(c, al, c20); Accumulate(c + 16, al, c21); Accumulate(c + ldc, al, c30); Accumulate(c + ldc + 16, al, c31);
+        c += 2L * ldc;
+        Accumulate(c, al, c40); Accumulate(c + 16, al, c41); Accumulate(c + ldc, al, c50); Accumulate(c + ldc + 16, al, c51);
+        c += 2L * ldc;
+        Accumulate(c, al, c60); Accumulate(c + 16, al, c61); Accumulate(c + ldc, al, c70); Accumulate(c + ldc + 16, al, c71);
     }
 
-    static void Store(float* c, Vector512<float> alpha, Vector512<float> v0, Vector512<float> v1)
-    {
-        Vector512.FusedMultiplyAdd(alpha, v0, Vector512.Load(c)).Store(c);
-        Vector512.FusedMultiplyAdd(alpha, v1, Vector512.Load(c + 16)).Store(c + 16);
-    }
+    /// <summary>c[0..16) += alpha·v.</summary>
+    static void Accumulate(float* c, Vector512<float> alpha, Vector512<float> v) => Vector512.FusedMultiplyAdd(alpha, v, Vector512.Load(c)).Store(c);
 
     static void Store(float* c, Vector256<float> alpha, Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
     {
