@@ -1,24 +1,48 @@
 using Mdm.Kernels;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Autograd;
+
+/// <summary>Optional key padding mask [B, Nk] (0 = masked, F32), owned by the caller and kept alive until backward.</summary>
+public sealed record AttentionAttributes(Tensor? Mask);
+public sealed record RotaryAttributes(float Theta, int Offset);
 
 public static partial class F
 {
     /// <summary>
-    /// Multi-head attention, q [B,H,Nq,D], k and v [B,H,Nk,D], optional key padding mask [B,Nk] (0 = masked, F32,
-    /// owned by the caller and kept alive until backward). Scores (q·D^-1/4)(k·D^-1/4)ᵀ, softmax in f32.
+    /// Multi-head attention, inputs q [B,H,Nq,D], k and v [B,H,Nk,D]. Scores (q·D^-1/4)(k·D^-1/4)ᵀ, softmax in f32.
     /// </summary>
-    public static Variable Attention(Variable q, Variable k, Variable v, Tensor? mask = null)
-    {
-        var (o, lse) = Ops.Attention(q.Data, k.Data, v.Data, mask);
-        return Record.Op("attention", o, [q, k, v], (n, g) =>
+    public static OpDefinition<AttentionAttributes> AttentionOp { get; } = OpDefinition.Register(new OpDefinition<AttentionAttributes>("attention",
+        (x, a) =>
         {
-            var (dq, dk, dv) = Ops.AttentionBackward(n.Input(0), n.Input(1), n.Input(2), n.Output.Data, n.Saved[0], g, mask);
+            var (o, lse) = Ops.Attention(x[0], x[1], x[2], a.Mask);
+            return (o, [lse]);
+        }, (c, g) =>
+        {
+            var (dq, dk, dv) = Ops.AttentionBackward(c.Input(0), c.Input(1), c.Input(2), c.Output, c.Saved[0], g, c.Attributes.Mask);
             return [dq, dk, dv];
-        }, saved: [lse], savesOutput: true);
-    }
+        })
+    {
+        SavesOutput = true,
+        Reference = (x, s, a) =>
+        {
+            var mask = a.Mask is { } m ? Array.ConvertAll(m.ToArray(), v => (double)v) : null;
+            return Ref.Attention(x[0], x[1], x[2], mask, s[0][0], s[0][1], s[0][2], s[1][2], s[0][3], out _, out _);
+        },
+        CheckShapes = [[1, 2, 5, 4], [1, 2, 4, 4], [1, 2, 4, 4]], BenchShapes = [[16, 4, 256, 64], [16, 4, 256, 64], [16, 4, 256, 64]],
+        CheckAttributes = new(Mask: null),
+    });
 
     /// <summary>Rotary position encoding along the token axis (rotate-half pairs (i, i + D/2)).</summary>
-    public static Variable Rotary(Variable x, float theta = 10000f, int offset = 0) =>
-        Record.Op("rotary", Ops.Rotary(x.Data, null, theta, offset), [x], (_, g) => [Ops.RotaryBackward(g, null, theta, offset)]);
+    public static OpDefinition<RotaryAttributes> RotaryOp { get; } = OpDefinition.Register(new OpDefinition<RotaryAttributes>("rotary",
+        (x, a) => (Ops.Rotary(x[0], null, a.Theta, a.Offset), []), (c, g) => [Ops.RotaryBackward(g, null, c.Attributes.Theta, c.Attributes.Offset)])
+    {
+        Reference = (x, s, a) => Ref.Rotary(x[0], s[0][^2], s[0][^1], a.Theta, a.Offset, inverse: false),
+        CheckShapes = [[1, 2, 3, 4]], BenchShapes = [[16, 4, 256, 64]], CheckAttributes = new(10000f, 2),
+    });
+
+    /// <summary>Attention with an optional key padding mask (see <see cref="AttentionAttributes"/>).</summary>
+    public static Variable Attention(Variable q, Variable k, Variable v, Tensor? mask = null) => AttentionOp.Apply(new(mask), q, k, v);
+
+    public static Variable Rotary(Variable x, float theta = 10000f, int offset = 0) => RotaryOp.Apply(new(theta, offset), x);
 }

@@ -1,49 +1,80 @@
 using Mdm.Kernels;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Autograd;
 
+/// <summary>Bf16Operands: x and w already hold bf16 values (autocast); on a backend with tensor cores the forward runs
+/// on bf16 copies (exact), and so does the backward (dy rounded to bf16, as under torch.autocast).</summary>
+public sealed record ConvAttributes(int Stride, int Padding, bool Bf16Operands = false);
+
 public static partial class F
 {
-    /// <summary>torch.nn.functional.conv2d (NCHW, weight [Cout, Cin, kh, kw], optional bias).</summary>
-    public static Variable Conv2d(Variable x, Variable w, Variable? bias = null, int stride = 1, int padding = 0) =>
-        Record.Op("conv", Ops.Conv2d(x.Data, w.Data, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias],
-            (n, g) => ConvBackward(n, g,
-                (gy, weightValue) => Ops.Conv2dBackwardInput(gy, weightValue, n.Input(0).Shape, stride, padding),
-                (gy, inputValue) => Ops.Conv2dBackwardWeight(gy, inputValue, n.Input(1).Shape, stride, padding),
-                gy => Ops.Conv2dBackwardBias(gy)));
-
-    /// <summary>Conv2d whose x and w already hold bf16 values (autocast): on a backend with tensor cores the forward
-    /// runs on bf16 copies (exact), and so does the backward (dy rounded to bf16, as under torch.autocast).</summary>
-    public static Variable Conv2d(Variable x, Variable w, Variable? bias, int stride, int padding, bool bf16Operands)
-    {
-        if (!bf16Operands || !x.Data.Backend.HasTensorCores) return Conv2d(x, w, bias, stride, padding);
-        using var xb = Ops.ToBF16(x.Data);
-        using var wb = Ops.ToBF16(w.Data);
-        return Record.Op("conv", Ops.Conv2d(xb, wb, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias], (n, g) =>
+    /// <summary>torch.nn.functional.conv2d (NCHW): inputs x, weight [Cout, Cin, kh, kw] and optionally bias [Cout].</summary>
+    public static OpDefinition<ConvAttributes> Conv2dOp { get; } = OpDefinition.Register(new OpDefinition<ConvAttributes>("conv2d",
+        (x, a) =>
         {
-            using var gb = Ops.ToBF16(g);
-            return ConvBackward(n, g,
-                (_, weightValue) => { using var weightBf16 = Ops.ToBF16(weightValue); return Ops.Conv2dBackwardInput(gb, weightBf16, n.Input(0).Shape, stride, padding); },
-                (_, inputValue) => { using var inputBf16 = Ops.ToBF16(inputValue); return Ops.Conv2dBackwardWeight(gb, inputBf16, n.Input(1).Shape, stride, padding); },
+            var bias = x.Length > 2 ? x[2] : null;
+            if (!OnTensorCores(x[0], a)) return (Ops.Conv2d(x[0], x[1], bias, a.Stride, a.Padding), []);
+            using var xb = Ops.ToBF16(x[0]);
+            using var wb = Ops.ToBF16(x[1]);
+            return (Ops.Conv2d(xb, wb, bias, a.Stride, a.Padding), []);
+        }, Conv2dBackward)
+    {
+        Reference = (x, s, a) => Ref.Conv2d(x[0], s[0], x[1], s[1], x.Length > 2 ? x[2] : null, a.Stride, a.Stride, a.Padding, a.Padding, out _, out _),
+        CheckShapes = [[2, 3, 5, 5], [4, 3, 3, 3], [4]], BenchShapes = [[16, 128, 32, 32], [128, 128, 3, 3], [128]],
+        CheckAttributes = new(2, 1), BenchAttributes = new(1, 1),
+    });
+
+    /// <summary>torch.nn.functional.conv1d (NCL): inputs x, weight [Cout, Cin, k] and optionally bias [Cout].</summary>
+    public static OpDefinition<ConvAttributes> Conv1dOp { get; } = OpDefinition.Register(new OpDefinition<ConvAttributes>("conv1d",
+        (x, a) => (Ops.Conv1d(x[0], x[1], x.Length > 2 ? x[2] : null, a.Stride, a.Padding), []), (c, g) =>
+        {
+            var (stride, padding) = (c.Attributes.Stride, c.Attributes.Padding);
+            return ConvBackward(c, g,
+                (gy, weightValue) => Ops.Conv1dBackwardInput(gy, weightValue, c.Input(0).Shape, stride, padding),
+                (gy, inputValue) => Ops.Conv1dBackwardWeight(gy, inputValue, c.Input(1).Shape, stride, padding),
+                gy => Ops.Conv1dBackwardBias(gy));
+        })
+    {
+        Reference = (x, s, a) => Ref.Conv1d(x[0], s[0], x[1], s[1], x.Length > 2 ? x[2] : null, a.Stride, a.Padding, out _, out _),
+        CheckShapes = [[2, 3, 9], [2, 3, 3], [2]], BenchShapes = [[16 * 256, 128, 16], [128, 128, 3], [128]],
+        CheckAttributes = new(2, 1), BenchAttributes = new(1, 1),
+    });
+
+    public static Variable Conv2d(Variable x, Variable w, Variable? bias = null, int stride = 1, int padding = 0) =>
+        Conv2dOp.Apply(new(stride, padding), bias is null ? [x, w] : [x, w, bias]);
+
+    /// <summary>Conv2d whose x and w already hold bf16 values (autocast); see <see cref="ConvAttributes"/>.</summary>
+    public static Variable Conv2d(Variable x, Variable w, Variable? bias, int stride, int padding, bool bf16Operands) =>
+        Conv2dOp.Apply(new(stride, padding, bf16Operands), bias is null ? [x, w] : [x, w, bias]);
+
+    public static Variable Conv1d(Variable x, Variable w, Variable? bias = null, int stride = 1, int padding = 0) =>
+        Conv1dOp.Apply(new(stride, padding), bias is null ? [x, w] : [x, w, bias]);
+
+    static bool OnTensorCores(Tensor x, ConvAttributes a) => a.Bf16Operands && x.Backend.HasTensorCores;
+
+    static Tensor?[] Conv2dBackward(OpContext<ConvAttributes> c, Tensor g)
+    {
+        var (stride, padding) = (c.Attributes.Stride, c.Attributes.Padding);
+        if (!OnTensorCores(g, c.Attributes))
+            return ConvBackward(c, g,
+                (gy, weightValue) => Ops.Conv2dBackwardInput(gy, weightValue, c.Input(0).Shape, stride, padding),
+                (gy, inputValue) => Ops.Conv2dBackwardWeight(gy, inputValue, c.Input(1).Shape, stride, padding),
                 gy => Ops.Conv2dBackwardBias(gy));
-        });
+        using var gb = Ops.ToBF16(g);
+        return ConvBackward(c, g,
+            (_, weightValue) => { using var weightBf16 = Ops.ToBF16(weightValue); return Ops.Conv2dBackwardInput(gb, weightBf16, c.Input(0).Shape, stride, padding); },
+            (_, inputValue) => { using var inputBf16 = Ops.ToBF16(inputValue); return Ops.Conv2dBackwardWeight(gb, inputBf16, c.Input(1).Shape, stride, padding); },
+            gy => Ops.Conv2dBackwardBias(gy));
     }
 
-    /// <summary>torch.nn.functional.conv1d (NCL, weight [Cout, Cin, k], optional bias).</summary>
-    public static Variable Conv1d(Variable x, Variable w, Variable? bias = null, int stride = 1, int padding = 0) =>
-        Record.Op("conv", Ops.Conv1d(x.Data, w.Data, bias?.Data, stride, padding), bias is null ? [x, w] : [x, w, bias],
-            (n, g) => ConvBackward(n, g,
-                (gy, weightValue) => Ops.Conv1dBackwardInput(gy, weightValue, n.Input(0).Shape, stride, padding),
-                (gy, inputValue) => Ops.Conv1dBackwardWeight(gy, inputValue, n.Input(1).Shape, stride, padding),
-                gy => Ops.Conv1dBackwardBias(gy)));
-
     /// <summary>The gradients a convolution node needs: input from (dy, w), weight from (dy, x), bias from dy.</summary>
-    static Tensor?[] ConvBackward(Node n, Tensor g, Func<Tensor, Tensor, Tensor> input, Func<Tensor, Tensor, Tensor> weight,
+    static Tensor?[] ConvBackward(OpContext<ConvAttributes> c, Tensor g, Func<Tensor, Tensor, Tensor> input, Func<Tensor, Tensor, Tensor> weight,
         Func<Tensor, Tensor> bias)
     {
-        Tensor? dx = n.NeedsGrad(0) ? input(g, n.Input(1)) : null;
-        Tensor? dw = n.NeedsGrad(1) ? weight(g, n.Input(0)) : null;
-        if (n.Inputs.Length == 2) return [dx, dw];
-        return [dx, dw, n.NeedsGrad(2) ? bias(g) : null];
+        Tensor? dx = c.NeedsGrad(0) ? input(g, c.Input(1)) : null;
+        Tensor? dw = c.NeedsGrad(1) ? weight(g, c.Input(0)) : null;
+        if (c.InputCount == 2) return [dx, dw];
+        return [dx, dw, c.NeedsGrad(2) ? bias(g) : null];
     }
 }

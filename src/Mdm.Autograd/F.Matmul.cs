@@ -1,45 +1,63 @@
 using Mdm.Kernels;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Autograd;
+
+public sealed record MatMulAttributes(bool TransA, bool TransB);
+/// <summary>Bf16Operands: x and w already hold bf16 values (autocast); where the backend has tensor cores the forward
+/// runs on bf16 copies of them (exact), and so does the backward (dy rounded to bf16, as under torch.autocast).</summary>
+public sealed record LinearAttributes(bool Bf16Operands);
 
 public static partial class F
 {
     /// <summary>op(a)·op(b) on 2-D/3-D operands (see <see cref="Ops.MatMul"/>); F32 or BF16 inputs, F32 output.</summary>
-    public static Variable MatMul(Variable a, Variable b, bool transA = false, bool transB = false) =>
-        Record.Op("matmul", Ops.MatMul(a.Data, b.Data, transA, transB), [a, b], (n, g) =>
+    public static OpDefinition<MatMulAttributes> MatMulOp { get; } = OpDefinition.Register(new OpDefinition<MatMulAttributes>("matmul",
+        (x, a) => (Ops.MatMul(x[0], x[1], a.TransA, a.TransB), []), (c, g) =>
         {
-            var (da, db) = Ops.MatMulBackward(g, n.Input(0), n.Input(1), transA, transB, wantA: n.NeedsGrad(0), wantB: n.NeedsGrad(1));
+            var (da, db) = Ops.MatMulBackward(g, c.Input(0), c.Input(1), c.Attributes.TransA, c.Attributes.TransB,
+                wantA: c.NeedsGrad(0), wantB: c.NeedsGrad(1));
             return [da, db];
-        });
+        })
+    {
+        Reference = (x, s, a) => Ref.MatMul(x[0], s[0], a.TransA, x[1], s[1], a.TransB, out _, out _),
+        CheckShapes = [[2, 3, 4], [2, 5, 4]], BenchShapes = [[16, 1024, 128], [16, 1024, 128]], CheckAttributes = new(false, true),
+    });
 
-    /// <summary>x·Wᵀ + b (torch.nn.functional.linear); bias optional.</summary>
+    /// <summary>x·Wᵀ + b (torch.nn.functional.linear): inputs x [.., in], w [out, in] and optionally bias [out].</summary>
+    public static OpDefinition<LinearAttributes> LinearOp { get; } = OpDefinition.Register(new OpDefinition<LinearAttributes>("linear",
+        (x, a) =>
+        {
+            var bias = x.Length > 2 ? x[2] : null;
+            if (!OnTensorCores(x[0], a)) return (bias is null ? Ops.Linear(x[0], x[1]) : Ops.Linear(x[0], x[1], bias), []);
+            using var xb = Ops.ToBF16(x[0]);
+            using var wb = Ops.ToBF16(x[1]);
+            return (bias is null ? Ops.Linear(xb, wb) : Ops.Linear(xb, wb, bias), []);
+        }, LinearBackward)
+    {
+        Reference = (x, s, bf16) => Ref.Linear(x[0], x[1], s[1][0], s[1][1], x.Length > 2 ? x[2] : null, out _),
+        CheckShapes = [[3, 4], [5, 4], [5]], BenchShapes = [[16 * 256, 512], [512, 512], [512]], CheckAttributes = new(false),
+    });
+
+    public static Variable MatMul(Variable a, Variable b, bool transA = false, bool transB = false) => MatMulOp.Apply(new(transA, transB), a, b);
+
     public static Variable Linear(Variable x, Variable w, Variable? bias = null) =>
-        bias is null
-            ? Record.Op("linear", Ops.Linear(x.Data, w.Data), [x, w], (n, g) => LinearBackward(n, g, bf16: false))
-            : Record.Op("linear", Ops.Linear(x.Data, w.Data, bias.Data), [x, w, bias], (n, g) => LinearBackward(n, g, bf16: false));
+        LinearOp.Apply(new(false), bias is null ? [x, w] : [x, w, bias]);
 
-    /// <summary>Linear whose operands already hold bf16 values (autocast): where the backend has tensor cores the
-    /// forward runs on bf16 copies of them (exact), otherwise as <see cref="Linear(Variable, Variable, Variable?)"/>.
-    /// The backward then runs on bf16 copies too (dy rounded to bf16, as under torch.autocast).</summary>
-    public static Variable Linear(Variable x, Variable w, Variable? bias, bool bf16Operands)
-    {
-        if (!bf16Operands || !x.Data.Backend.HasTensorCores) return Linear(x, w, bias);
-        using var xb = Ops.ToBF16(x.Data);
-        using var wb = Ops.ToBF16(w.Data);
-        return bias is null
-            ? Record.Op("linear", Ops.Linear(xb, wb), [x, w], (n, g) => LinearBackward(n, g, bf16: true))
-            : Record.Op("linear", Ops.Linear(xb, wb, bias.Data), [x, w, bias], (n, g) => LinearBackward(n, g, bf16: true));
-    }
+    /// <summary>Linear whose operands already hold bf16 values (autocast); see <see cref="LinearAttributes"/>.</summary>
+    public static Variable Linear(Variable x, Variable w, Variable? bias, bool bf16Operands) =>
+        LinearOp.Apply(new(bf16Operands), bias is null ? [x, w] : [x, w, bias]);
 
-    /// <summary>bf16: the forward ran on bf16 copies, so the backward does too (LinearBackward rounds dy to bf16).</summary>
-    static Tensor?[] LinearBackward(Node n, Tensor g, bool bf16)
+    static bool OnTensorCores(Tensor x, LinearAttributes a) => a.Bf16Operands && x.Backend.HasTensorCores;
+
+    /// <summary>On tensor cores the forward ran on bf16 copies, so the backward does too (LinearBackward rounds dy to bf16).</summary>
+    static Tensor?[] LinearBackward(OpContext<LinearAttributes> c, Tensor g)
     {
-        bool hasBias = n.Inputs.Length == 3;
-        Tensor x = n.Input(0), w = n.Input(1);
+        bool hasBias = c.InputCount == 3, bf16 = OnTensorCores(g, c.Attributes);
+        Tensor x = c.Input(0), w = c.Input(1);
         Tensor? xb = null, wb = null;
         if (bf16) { xb = Ops.ToBF16(x); wb = Ops.ToBF16(w); }
         var (dx, dw, db) = Ops.LinearBackward(g, xb ?? x, wb ?? w,
-            wantX: n.NeedsGrad(0), wantW: n.NeedsGrad(1), wantBias: hasBias && n.NeedsGrad(2));
+            wantX: c.NeedsGrad(0), wantW: c.NeedsGrad(1), wantBias: hasBias && c.NeedsGrad(2));
         xb?.Dispose(); wb?.Dispose();
         return hasBias ? [dx, dw, db] : [dx, dw];
     }

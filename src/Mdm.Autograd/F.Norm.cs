@@ -1,50 +1,89 @@
 using Mdm.Kernels;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Autograd;
 
+public sealed record GroupNormAttributes(int Groups, float Eps);
+public sealed record LayerNormAttributes(float Eps);
+
 public static partial class F
 {
-    /// <summary>torch.nn.functional.group_norm with affine gamma, beta [C].</summary>
-    public static Variable GroupNorm(Variable x, int groups, Variable gamma, Variable beta, float eps = 1e-5f)
-    {
-        var (y, mean, rstd) = Ops.GroupNorm(x.Data, groups, gamma.Data, beta.Data, eps);
-        return Record.Op("group_norm", y, [x, gamma, beta], (n, g) =>
+    /// <summary>torch.nn.functional.group_norm with affine gamma, beta [C]: inputs x, gamma, beta.</summary>
+    public static OpDefinition<GroupNormAttributes> GroupNormOp { get; } = OpDefinition.Register(new OpDefinition<GroupNormAttributes>("group_norm",
+        (x, a) =>
         {
-            var r = Ops.GroupNormBackward(g, n.Input(0), n.Saved[0], n.Saved[1], n.Input(1), groups);
+            var (y, mean, rstd) = Ops.GroupNorm(x[0], a.Groups, x[1], x[2], a.Eps);
+            return (y, [mean, rstd]);
+        }, (c, g) =>
+        {
+            var r = Ops.GroupNormBackward(g, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1), c.Attributes.Groups);
             return [r.Dx, r.Dgamma, r.Dbeta];
-        }, saved: [mean, rstd]);
-    }
-
-    /// <summary>SiLU(GroupNorm(x)), fused.</summary>
-    public static Variable GroupNormSilu(Variable x, int groups, Variable gamma, Variable beta, float eps = 1e-5f)
+        })
     {
-        var (y, mean, rstd) = Ops.GroupNormSilu(x.Data, groups, gamma.Data, beta.Data, eps);
-        return Record.Op("group_norm", y, [x, gamma, beta], (n, g) =>
+        Reference = (x, s, a) => Ref.GroupNorm(x[0], s[0], a.Groups, x[1], x[2], null, null, false, a.Eps, out _, out _, out _),
+        CheckShapes = [[2, 4, 3, 3], [4], [4]], BenchShapes = NormBenchShapes, CheckAttributes = new(2, 1e-5f), BenchAttributes = new(32, 1e-5f),
+    });
+
+    /// <summary>SiLU(GroupNorm(x)), fused: inputs x, gamma, beta.</summary>
+    public static OpDefinition<GroupNormAttributes> GroupNormSiluOp { get; } = OpDefinition.Register(new OpDefinition<GroupNormAttributes>("group_norm_silu",
+        (x, a) =>
         {
-            var r = Ops.GroupNormSiluBackward(g, n.Input(0), n.Saved[0], n.Saved[1], n.Input(1), n.Input(2), groups);
+            var (y, mean, rstd) = Ops.GroupNormSilu(x[0], a.Groups, x[1], x[2], a.Eps);
+            return (y, [mean, rstd]);
+        }, (c, g) =>
+        {
+            var r = Ops.GroupNormSiluBackward(g, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1), c.Input(2), c.Attributes.Groups);
             return [r.Dx, r.Dgamma, r.Dbeta];
-        }, saved: [mean, rstd]);
-    }
-
-    /// <summary>SiLU(GroupNorm(x)·(1 + a) + b) with a, b [N, C] (the ResNet block's FiLM), fused.</summary>
-    public static Variable GroupNormFilmSilu(Variable x, int groups, Variable gamma, Variable beta, Variable a, Variable b, float eps = 1e-5f)
+        })
     {
-        var (y, mean, rstd) = Ops.GroupNormFilmSilu(x.Data, groups, gamma.Data, beta.Data, a.Data, b.Data, eps);
-        return Record.Op("group_norm", y, [x, gamma, beta, a, b], (n, g) =>
+        Reference = (x, s, a) => Ref.GroupNorm(x[0], s[0], a.Groups, x[1], x[2], null, null, true, a.Eps, out _, out _, out _),
+        CheckShapes = [[2, 4, 3, 3], [4], [4]], BenchShapes = NormBenchShapes, CheckAttributes = new(2, 1e-5f), BenchAttributes = new(32, 1e-5f),
+    });
+
+    /// <summary>SiLU(GroupNorm(x)·(1 + a) + b) with a, b [N, C] (the ResNet block's FiLM), fused: inputs x, gamma, beta, a, b.</summary>
+    public static OpDefinition<GroupNormAttributes> GroupNormFilmSiluOp { get; } = OpDefinition.Register(new OpDefinition<GroupNormAttributes>("group_norm_film_silu",
+        (x, a) =>
         {
-            var r = Ops.GroupNormFilmSiluBackward(g, n.Input(0), n.Saved[0], n.Saved[1], n.Input(1), n.Input(2), n.Input(3), n.Input(4), groups);
+            var (y, mean, rstd) = Ops.GroupNormFilmSilu(x[0], a.Groups, x[1], x[2], x[3], x[4], a.Eps);
+            return (y, [mean, rstd]);
+        }, (c, g) =>
+        {
+            var r = Ops.GroupNormFilmSiluBackward(g, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1), c.Input(2), c.Input(3), c.Input(4), c.Attributes.Groups);
             return [r.Dx, r.Dgamma, r.Dbeta, r.Da, r.Db];
-        }, saved: [mean, rstd]);
-    }
-
-    /// <summary>torch.nn.functional.layer_norm over the last axis with gamma, beta [D].</summary>
-    public static Variable LayerNorm(Variable x, Variable gamma, Variable beta, float eps = 1e-5f)
+        })
     {
-        var (y, mean, rstd) = Ops.LayerNorm(x.Data, gamma.Data, beta.Data, eps);
-        return Record.Op("layer_norm", y, [x, gamma, beta], (n, g) =>
+        Reference = (x, s, a) => Ref.GroupNorm(x[0], s[0], a.Groups, x[1], x[2], x[3], x[4], true, a.Eps, out _, out _, out _),
+        CheckShapes = [[2, 4, 3, 3], [4], [4], [2, 4], [2, 4]], BenchShapes = [.. NormBenchShapes, [16, 128], [16, 128]],
+        CheckAttributes = new(2, 1e-5f), BenchAttributes = new(32, 1e-5f),
+    });
+
+    /// <summary>torch.nn.functional.layer_norm over the last axis with gamma, beta [D]: inputs x, gamma, beta.</summary>
+    public static OpDefinition<LayerNormAttributes> LayerNormOp { get; } = OpDefinition.Register(new OpDefinition<LayerNormAttributes>("layer_norm",
+        (x, a) =>
         {
-            var r = Ops.LayerNormBackward(g, n.Input(0), n.Saved[0], n.Saved[1], n.Input(1));
+            var (y, mean, rstd) = Ops.LayerNorm(x[0], x[1], x[2], a.Eps);
+            return (y, [mean, rstd]);
+        }, (c, g) =>
+        {
+            var r = Ops.LayerNormBackward(g, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1));
             return [r.Dx, r.Dgamma, r.Dbeta];
-        }, saved: [mean, rstd]);
-    }
+        })
+    {
+        Reference = (x, s, a) => Ref.LayerNorm(x[0], s[0][^1], x[1], x[2], a.Eps, out _, out _, out _),
+        CheckShapes = [[3, 5], [5], [5]], BenchShapes = [[16 * 256, 512], [512], [512]], CheckAttributes = new(1e-5f),
+    });
+
+    /// <summary>A 32² UNet level: x [16, 128, 32, 32], gamma and beta [128].</summary>
+    static int[][] NormBenchShapes => [[16, 128, 32, 32], [128], [128]];
+
+    public static Variable GroupNorm(Variable x, int groups, Variable gamma, Variable beta, float eps = 1e-5f) =>
+        GroupNormOp.Apply(new(groups, eps), x, gamma, beta);
+
+    public static Variable GroupNormSilu(Variable x, int groups, Variable gamma, Variable beta, float eps = 1e-5f) =>
+        GroupNormSiluOp.Apply(new(groups, eps), x, gamma, beta);
+
+    public static Variable GroupNormFilmSilu(Variable x, int groups, Variable gamma, Variable beta, Variable a, Variable b, float eps = 1e-5f) =>
+        GroupNormFilmSiluOp.Apply(new(groups, eps), x, gamma, beta, a, b);
+
+    public static Variable LayerNorm(Variable x, Variable gamma, Variable beta, float eps = 1e-5f) => LayerNormOp.Apply(new(eps), x, gamma, beta);
 }

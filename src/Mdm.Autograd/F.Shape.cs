@@ -1,54 +1,106 @@
 using Mdm.Kernels;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Autograd;
+
+public sealed record PoolAttributes(int Size);
+public sealed record AxisAttributes(int Axis);
+/// <summary>Elements [Start, Start + Length) along Axis.</summary>
+public sealed record NarrowAttributes(int Axis, int Start, int Length);
+public sealed record PermuteAttributes(int[] Dims);
 
 public static partial class F
 {
     /// <summary>GELU, exact erf form (torch default).</summary>
-    public static Variable Gelu(Variable x) => Record.Op("gelu", Ops.Gelu(x.Data), [x], (n, g) => [Ops.GeluBackward(n.Input(0), g)]);
+    public static OpDefinition<NoAttributes> GeluOp { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("gelu",
+        (x, _) => (Ops.Gelu(x[0]), []), (c, g) => [Ops.GeluBackward(c.Input(0), g)])
+    {
+        Reference = (x, _, _) => Ref.Map(x[0], Ref.Gelu),
+        CheckShapes = [[3, 5]], BenchShapes = [[64, 4096]],
+    });
 
     /// <summary>FiLM: x·(1 + a) + b with a, b [N, C] broadcast over the spatial axes of x [N, C, ...].</summary>
-    public static Variable ScaleShift(Variable x, Variable a, Variable b) =>
-        Record.Op("scale_shift", Ops.ScaleShift(x.Data, a.Data, b.Data), [x, a, b], (n, g) =>
+    public static OpDefinition<NoAttributes> ScaleShiftOp { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("scale_shift",
+        (x, _) => (Ops.ScaleShift(x[0], x[1], x[2]), []), (c, g) =>
         {
-            var (dx, da, db) = Ops.ScaleShiftBackward(n.Input(0), n.Input(1), g);
+            var (dx, da, db) = Ops.ScaleShiftBackward(c.Input(0), c.Input(1), g);
             return [dx, da, db];
-        });
-
-    public static Variable UpsampleNearest2x(Variable x) => Record.Op("upsample2x", Ops.UpsampleNearest2x(x.Data), [x], (_, g) => [Ops.UpsampleNearest2xBackward(g)]);
-
-    /// <summary>Average pooling with kernel = stride = s (NCHW).</summary>
-    public static Variable AvgPool2d(Variable x, int s) => Record.Op("avgpool", Ops.AvgPool2d(x.Data, s), [x], (_, g) => [Ops.AvgPool2dBackward(g, s)]);
-
-    /// <summary>torch.cat along an axis.</summary>
-    public static Variable Concat(IReadOnlyList<Variable> xs, int axis)
+        })
     {
-        if (xs.Count == 0) throw new ArgumentException("Concat: no tensors");
-        int ax = axis < 0 ? axis + xs[0].Data.Rank : axis;
-        var y = Ops.Concat(xs.Select(v => v.Data).ToList(), axis);
-        var sizes = xs.Select(v => v.Data.Dim(ax)).ToArray();
-        return Record.Op("concat", y, xs.ToArray(), (_, g) => Ops.Split(g, sizes, ax));
-    }
+        Reference = (x, s, _) => Ref.ScaleShift(x[0], s[0], x[1], x[2]),
+        CheckShapes = [[2, 3, 4], [2, 3], [2, 3]], BenchShapes = [[16, 128, 32, 32], [16, 128], [16, 128]],
+    });
 
-    /// <summary>torch.narrow: elements [start, start + length) along an axis, as a new tensor.</summary>
-    public static Variable Narrow(Variable x, int axis, int start, int length)
+    public static OpDefinition<NoAttributes> UpsampleNearest2xOp { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("upsample2x",
+        (x, _) => (Ops.UpsampleNearest2x(x[0]), []), (_, g) => [Ops.UpsampleNearest2xBackward(g)])
     {
-        int ax = axis < 0 ? axis + x.Data.Rank : axis;
-        int total = ax >= 0 && ax < x.Data.Rank ? x.Data.Dim(ax) : 0;
-        if (ax < 0 || ax >= x.Data.Rank || start < 0 || length < 0 || start + length > total)
-            throw new ArgumentException($"Narrow: [{start}, {start + length}) along axis {axis} is outside {x.Data.ShapeString}");
-        var parts = Ops.Split(x.Data, [start, length, total - start - length], ax);
-        parts[0].Dispose(); parts[2].Dispose();
-        return Record.Op("narrow", parts[1], [x], (_, g) =>
+        Reference = (x, s, _) => Ref.UpsampleNearest2x(x[0], s[0]),
+        CheckShapes = [[1, 2, 3, 3]], BenchShapes = [[16, 128, 32, 32]],
+    });
+
+    /// <summary>Average pooling with kernel = stride = Size (NCHW).</summary>
+    public static OpDefinition<PoolAttributes> AvgPool2dOp { get; } = OpDefinition.Register(new OpDefinition<PoolAttributes>("avgpool",
+        (x, a) => (Ops.AvgPool2d(x[0], a.Size), []), (c, g) => [Ops.AvgPool2dBackward(g, c.Attributes.Size)])
+    {
+        Reference = (x, s, a) => Ref.AvgPool2d(x[0], s[0], a.Size, out _),
+        CheckShapes = [[1, 2, 4, 6]], BenchShapes = [[16, 128, 64, 64]], CheckAttributes = new(2),
+    });
+
+    /// <summary>torch.cat along an axis (any number of inputs).</summary>
+    public static OpDefinition<AxisAttributes> ConcatOp { get; } = OpDefinition.Register(new OpDefinition<AxisAttributes>("concat",
+        (x, a) => (Ops.Concat(x, a.Axis), []), (c, g) =>
+        {
+            int axis = c.Attributes.Axis < 0 ? c.Attributes.Axis + g.Rank : c.Attributes.Axis;
+            return Ops.Split(g, Enumerable.Range(0, c.InputCount).Select(i => c.Input(i).Dim(axis)).ToArray(), axis);
+        })
+    {
+        Reference = (x, s, a) => Ref.Concat(x, s, a.Axis, out _),
+        CheckShapes = [[2, 2, 3], [2, 1, 3]], BenchShapes = [[16, 128, 32, 32], [16, 64, 32, 32]], CheckAttributes = new(1),
+    });
+
+    /// <summary>torch.narrow, as a new tensor.</summary>
+    public static OpDefinition<NarrowAttributes> NarrowOp { get; } = OpDefinition.Register(new OpDefinition<NarrowAttributes>("narrow",
+        (x, a) =>
+        {
+            var (ax, total) = NarrowAxis(x[0], a);
+            var parts = Ops.Split(x[0], [a.Start, a.Length, total - a.Start - a.Length], ax);
+            parts[0].Dispose(); parts[2].Dispose();
+            return (parts[1], []);
+        }, (c, g) =>
         {
             // Zeros around the gradient along the axis.
-            var before = g.Shape; before[ax] = start;
-            var after = g.Shape; after[ax] = total - start - length;
+            var (ax, total) = NarrowAxis(c.Input(0), c.Attributes);
+            var before = g.Shape; before[ax] = c.Attributes.Start;
+            var after = g.Shape; after[ax] = total - c.Attributes.Start - c.Attributes.Length;
             using var z0 = g.Backend.Zeros(before);
             using var z1 = g.Backend.Zeros(after);
             return [Ops.Concat([z0, g, z1], ax)];
-        });
+        })
+    {
+        Reference = (x, s, a) => Ref.Split(x[0], s[0], [a.Start, a.Length, s[0][a.Axis] - a.Start - a.Length], a.Axis)[1],
+        CheckShapes = [[2, 4, 3]], BenchShapes = [[16, 384, 1024]], CheckAttributes = new(1, 1, 2), BenchAttributes = new(1, 128, 128),
+    });
+
+    /// <summary>torch.permute, producing a contiguous tensor.</summary>
+    public static OpDefinition<PermuteAttributes> PermuteOp { get; } = OpDefinition.Register(new OpDefinition<PermuteAttributes>("permute",
+        (x, a) => (Ops.Permute(x[0], a.Dims), []), (c, g) => [Ops.PermuteBackward(g, c.Attributes.Dims)])
+    {
+        Reference = (x, s, a) => Ref.Permute(x[0], s[0], a.Dims),
+        CheckShapes = [[2, 3, 4]], BenchShapes = [[16, 128, 1024]], CheckAttributes = new([2, 0, 1]),
+    });
+
+    public static Variable Gelu(Variable x) => GeluOp.Apply(default, x);
+    public static Variable ScaleShift(Variable x, Variable a, Variable b) => ScaleShiftOp.Apply(default, x, a, b);
+    public static Variable UpsampleNearest2x(Variable x) => UpsampleNearest2xOp.Apply(default, x);
+    public static Variable AvgPool2d(Variable x, int s) => AvgPool2dOp.Apply(new(s), x);
+
+    public static Variable Concat(IReadOnlyList<Variable> xs, int axis)
+    {
+        if (xs.Count == 0) throw new ArgumentException("Concat: no tensors");
+        return ConcatOp.Apply(new(axis), xs.ToArray());
     }
+
+    public static Variable Narrow(Variable x, int axis, int start, int length) => NarrowOp.Apply(new(axis, start, length), x);
 
     /// <summary>Split into consecutive pieces along an axis (each piece its own differentiable narrow).</summary>
     public static Variable[] Split(Variable x, int[] sizes, int axis)
@@ -60,7 +112,15 @@ public static partial class F
         return r;
     }
 
-    /// <summary>torch.permute, producing a contiguous tensor.</summary>
-    public static Variable Permute(Variable x, params int[] dims) =>
-        Record.Op("permute", Ops.Permute(x.Data, dims), [x], (_, g) => [Ops.PermuteBackward(g, dims)]);
+    public static Variable Permute(Variable x, params int[] dims) => PermuteOp.Apply(new(dims), x);
+
+    /// <summary>The axis (negative counts from the end) and its length, or one line naming what is outside.</summary>
+    static (int Axis, int Total) NarrowAxis(Tensor x, NarrowAttributes a)
+    {
+        int ax = a.Axis < 0 ? a.Axis + x.Rank : a.Axis;
+        int total = ax >= 0 && ax < x.Rank ? x.Dim(ax) : 0;
+        if (ax < 0 || ax >= x.Rank || a.Start < 0 || a.Length < 0 || a.Start + a.Length > total)
+            throw new ArgumentException($"Narrow: [{a.Start}, {a.Start + a.Length}) along axis {a.Axis} is outside {x.ShapeString}");
+        return (ax, total);
+    }
 }

@@ -1,74 +1,108 @@
 using Mdm.Kernels;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Autograd;
 
+public sealed record ScaleAttributes(float Alpha);
+/// <summary>Axes to reduce (empty: all) and whether they stay as size-1 axes.</summary>
+public sealed record ReduceAttributes(int[] Axes, bool KeepDims);
+public sealed record ReshapeAttributes(int[] Shape);
+
 /// <summary>
-/// Differentiable ops on Variables (the functional API). Each forward runs the kernel through <see cref="Ops"/> and
-/// records a node with its backward rule beside it (a closure over the op's own typed parameters).
+/// Differentiable ops on Variables (the functional API). Each op is one <see cref="OpDefinition{TAttributes}"/> —
+/// forward, typed backward, float64 reference, check and bench shapes — and the F method is its typed call.
 /// </summary>
 public static partial class F
 {
-    public static Variable Add(Variable a, Variable b)
+    public static OpDefinition<NoAttributes> AddOp { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("add",
+        (x, _) => (Ops.Add(x[0], x[1]), []), (c, g) => AddBackward(c, g, negateB: false))
     {
-        int[] shapeA = a.Shape, shapeB = b.Shape;
-        return Record.Op("add", Ops.Add(a.Data, b.Data), [a, b], (n, g) =>
-        {
-            var (da, db) = Ops.AddBackward(g, shapeA, shapeB, n.NeedsGrad(0), n.NeedsGrad(1));
-            return [da, db];
-        });
-    }
+        Reference = (x, s, none) => Ref.Binary(x[0], s[0], x[1], s[1], (a, b) => a + b, out _),
+        CheckShapes = [[3, 4], [4]], BenchShapes = [[64, 4096], [64, 4096]],
+    });
 
-    public static Variable Sub(Variable a, Variable b)
+    public static OpDefinition<NoAttributes> SubOp { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("sub",
+        (x, _) => (Ops.Sub(x[0], x[1]), []), (c, g) => AddBackward(c, g, negateB: true))
     {
-        int[] shapeA = a.Shape, shapeB = b.Shape;
-        return Record.Op("sub", Ops.Sub(a.Data, b.Data), [a, b], (n, g) =>
+        Reference = (x, s, none) => Ref.Binary(x[0], s[0], x[1], s[1], (a, b) => a - b, out _),
+        CheckShapes = [[3, 1], [2, 1, 4]], BenchShapes = [[64, 4096], [64, 4096]],
+    });
+
+    public static OpDefinition<NoAttributes> MulOp { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("mul",
+        (x, _) => (Ops.Mul(x[0], x[1]), []), (c, g) =>
         {
-            var (da, db) = Ops.AddBackward(g, shapeA, shapeB, n.NeedsGrad(0), n.NeedsGrad(1));
-            if (db is not null) Ops.Scale(db, -1f, db);
+            var (da, db) = Ops.MulBackward(g, c.Input(0), c.Input(1), c.NeedsGrad(0), c.NeedsGrad(1));
             return [da, db];
-        });
-    }
-
-    public static Variable Mul(Variable a, Variable b) =>
-        Record.Op("mul", Ops.Mul(a.Data, b.Data), [a, b], (n, g) =>
-        {
-            var (da, db) = Ops.MulBackward(g, n.Input(0), n.Input(1), n.NeedsGrad(0), n.NeedsGrad(1));
-            return [da, db];
-        });
-
-    public static Variable Scale(Variable x, float alpha) =>
-        Record.Op("scale", Ops.Scale(x.Data, alpha), [x], (_, g) => [Ops.Scale(g, alpha)]);
-
-    public static Variable Silu(Variable x) =>
-        Record.Op("silu", Ops.Silu(x.Data), [x], (n, g) => [Ops.SiluBackward(n.Input(0), g)]);
-
-    public static Variable Sum(Variable x, int[]? axes = null, bool keepDims = false) =>
-        RecordSum(x, Ops.Sum(x.Data, axes ?? [], keepDims), axes ?? [], keepDims, 1f);
-
-    public static Variable Mean(Variable x, int[]? axes = null, bool keepDims = false)
+        })
     {
-        var y = Ops.Mean(x.Data, axes ?? [], keepDims);
-        float scale = y.Numel == 0 ? 1f : (float)y.Numel / x.Data.Numel;
-        return RecordSum(x, y, axes ?? [], keepDims, scale);
+        Reference = (x, s, none) => Ref.Binary(x[0], s[0], x[1], s[1], (a, b) => a * b, out _),
+        CheckShapes = [[3, 4], [3, 1]], BenchShapes = [[64, 4096], [64, 4096]],
+    });
+
+    public static OpDefinition<ScaleAttributes> ScaleOp { get; } = OpDefinition.Register(new OpDefinition<ScaleAttributes>("scale",
+        (x, a) => (Ops.Scale(x[0], a.Alpha), []), (c, g) => [Ops.Scale(g, c.Attributes.Alpha)])
+    {
+        Reference = (x, _, a) => Ref.Map(x[0], v => v * a.Alpha),
+        CheckShapes = [[3, 5]], BenchShapes = [[64, 4096]], CheckAttributes = new(-0.75f),
+    });
+
+    public static OpDefinition<NoAttributes> SiluOp { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("silu",
+        (x, _) => (Ops.Silu(x[0]), []), (c, g) => [Ops.SiluBackward(c.Input(0), g)])
+    {
+        Reference = (x, _, _) => Ref.Map(x[0], Ref.Silu),
+        CheckShapes = [[3, 5]], BenchShapes = [[64, 4096]],
+    });
+
+    public static OpDefinition<ReduceAttributes> SumOp { get; } = OpDefinition.Register(new OpDefinition<ReduceAttributes>("sum",
+        (x, a) => (Ops.Sum(x[0], a.Axes, a.KeepDims), []), (c, g) => ReduceBackward(c, g, mean: false))
+    {
+        Reference = (x, s, a) => Ref.Sum(x[0], s[0], a.Axes, out _, out _),
+        CheckShapes = [[3, 4, 5]], BenchShapes = [[16, 128, 1024]], CheckAttributes = new([1], false),
+    });
+
+    public static OpDefinition<ReduceAttributes> MeanOp { get; } = OpDefinition.Register(new OpDefinition<ReduceAttributes>("mean",
+        (x, a) => (Ops.Mean(x[0], a.Axes, a.KeepDims), []), (c, g) => ReduceBackward(c, g, mean: true))
+    {
+        Reference = (x, s, a) =>
+        {
+            var sum = Ref.Sum(x[0], s[0], a.Axes, out _, out _);
+            return Ref.Map(sum, v => v * sum.Length / x[0].Length);
+        },
+        CheckShapes = [[3, 4, 5]], BenchShapes = [[16, 128, 1024]], CheckAttributes = new([0, 2], true),
+    });
+
+    /// <summary>A copy, so the graph never aliases buffers it frees separately.</summary>
+    public static OpDefinition<ReshapeAttributes> ReshapeOp { get; } = OpDefinition.Register(new OpDefinition<ReshapeAttributes>("reshape",
+        (x, a) => (Ops.Copy(x[0].Reshape(a.Shape)), []), (c, g) => [Ops.Copy(g.Reshape(c.Input(0).Shape))])
+    {
+        Reference = (x, _, _) => (double[])x[0].Clone(),
+        CheckShapes = [[3, 4]], BenchShapes = [[64, 4096]], CheckAttributes = new([2, 6]), BenchAttributes = new([4096, 64]),
+    });
+
+    public static Variable Add(Variable a, Variable b) => AddOp.Apply(default, a, b);
+    public static Variable Sub(Variable a, Variable b) => SubOp.Apply(default, a, b);
+    public static Variable Mul(Variable a, Variable b) => MulOp.Apply(default, a, b);
+    public static Variable Scale(Variable x, float alpha) => ScaleOp.Apply(new(alpha), x);
+    public static Variable Silu(Variable x) => SiluOp.Apply(default, x);
+    public static Variable Sum(Variable x, int[]? axes = null, bool keepDims = false) => SumOp.Apply(new(axes ?? [], keepDims), x);
+    public static Variable Mean(Variable x, int[]? axes = null, bool keepDims = false) => MeanOp.Apply(new(axes ?? [], keepDims), x);
+    /// <summary>Same values, another shape.</summary>
+    public static Variable Reshape(Variable x, params int[] shape) => ReshapeOp.Apply(new(shape), x);
+
+    static Tensor?[] AddBackward(OpContext<NoAttributes> c, Tensor g, bool negateB)
+    {
+        var (da, db) = Ops.AddBackward(g, c.Input(0).Shape, c.Input(1).Shape, c.NeedsGrad(0), c.NeedsGrad(1));
+        if (negateB && db is not null) Ops.Scale(db, -1f, db);
+        return [da, db];
     }
 
     /// <summary>Sum and mean share one rule: broadcast the gradient back, times the mean's 1/count.</summary>
-    static Variable RecordSum(Variable x, Tensor y, int[] axes, bool keepDims, float scale)
+    static Tensor?[] ReduceBackward(OpContext<ReduceAttributes> c, Tensor g, bool mean)
     {
-        var inputShape = x.Shape;
-        return Record.Op("sum", y, [x], (_, g) =>
-        {
-            var dx = Ops.SumBackward(g, inputShape, axes, keepDims);
-            if (scale != 1f) Ops.Scale(dx, scale, dx);
-            return [dx];
-        });
-    }
-
-    /// <summary>Same values, another shape (a copy, so the graph never aliases buffers it frees separately).</summary>
-    public static Variable Reshape(Variable x, params int[] shape)
-    {
-        var view = x.Data.Reshape(shape);
-        var inputShape = x.Shape;
-        return Record.Op("reshape", Ops.Copy(view), [x], (_, g) => [Ops.Copy(g.Reshape(inputShape))]);
+        var x = c.Input(0);
+        var dx = Ops.SumBackward(g, x.Shape, c.Attributes.Axes, c.Attributes.KeepDims);
+        float scale = mean && g.Numel > 0 ? (float)g.Numel / x.Numel : 1f;
+        if (scale != 1f) Ops.Scale(dx, scale, dx);
+        return [dx];
     }
 }

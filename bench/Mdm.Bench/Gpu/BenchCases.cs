@@ -1,5 +1,4 @@
 using Mdm.Autograd;
-using Mdm.Autograd.Examples;
 using Mdm.Kernels;
 using Mdm.Kernels.Gpu.Tuning;
 
@@ -128,18 +127,19 @@ public static class BenchCases
             s => Ops.AdamStep(s[0], s[1], s[2], s[3], AdamOptions.AdamW(1e-4, 0), 10, s[4], 2f));
         yield return new("ema", [np], 12.0 * np, 0, b => new(R(b, [np], 1), R(b, [np], 2)), s => Ops.EmaUpdate(s[0], s[1], 0.9999f));
 
-        // Every registered custom op with benchmark shapes (quick: its check shapes): the forward, timed like the rest.
-        // Bytes: the inputs read plus an output the size of the first input written.
-        _ = RmsNorm.Op;   // the documented example registers itself on first use
-        foreach (var op in CustomOp.Registered.Where(o => o.Definition.BenchShapes is not null).OrderBy(o => o.Name, StringComparer.Ordinal))
+        // Every registered op definition (built-in or custom; quick: its check shapes), its forward timed like the rest,
+        // named op.<name>. Bytes: the inputs read plus an output the size of the first input written.
+        foreach (var op in OpDefinition.Registered.Where(o => o.BenchShapes is not null))
         {
-            var shapes = quick ? op.Definition.CheckShapes ?? op.Definition.BenchShapes! : op.Definition.BenchShapes!;
+            bool checkShapes = quick && op.Checkable;
+            var shapes = checkShapes ? op.CheckShapes! : op.BenchShapes!;
             double bytes = 4.0 * (Kernels.Shape.Numel(shapes[0]) + shapes.Sum(shape => Kernels.Shape.Numel(shape)));
-            yield return new(op.Name + "_fwd", shapes[0], bytes, 0,
+            Func<Tensor[], (Tensor Output, Tensor[] Saved)> forward = checkShapes ? op.ForwardForCheck : op.ForwardForBench;
+            yield return new("op." + op.Name, shapes[0], bytes, 0,
                 b => new(shapes.Select((shape, i) => R(b, shape, (ulong)i + 1)).ToArray()),
                 s =>
                 {
-                    var (y, saved) = op.Forward(shapes.Select((_, i) => s[i]).ToArray(), op.Definition.Attributes);
+                    var (y, saved) = forward(shapes.Select((_, i) => s[i]).ToArray());
                     y.Dispose();
                     foreach (var t in saved) t.Dispose();
                 });

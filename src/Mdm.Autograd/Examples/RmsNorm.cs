@@ -9,9 +9,10 @@ namespace Mdm.Autograd.Examples;
 
 /// <summary>
 /// The worked example of docs/custom-ops.md: a fused RMSNorm over the last axis, y = x · g / √(mean(x²) + eps),
-/// written as a custom op — ILGPU kernels for CUDA and the CPU accelerator, TensorPrimitives code for the CPU backend,
-/// a float64 reference — registered once, which gives it autograd, gradient checks and forward checks on every
-/// backend, benchmark entries, and (through [Kernel] on its kernels) start-up compilation, the PTX test and the SASS audit.
+/// as one <see cref="OpDefinition{TAttributes}"/> like every built-in op — ILGPU kernels for CUDA and the CPU
+/// accelerator, TensorPrimitives code for the CPU backend, a float64 reference — registered once, which gives it
+/// autograd, gradient checks and forward checks on every backend, benchmark entries, and (through [Kernel] on its
+/// kernels) start-up compilation, the PTX test and the SASS audit.
 /// Backward, with r = 1/√(mean(x²) + eps) per row and s = Σ_k dy_k·g_k·x_k:
 ///   dx_j = r·g_j·dy_j − x_j·r³·s / D,    dg_j = Σ_rows dy_j·x_j·r.
 /// </summary>
@@ -20,21 +21,21 @@ public static class RmsNorm
     public sealed record Attr(float Eps);
 
     /// <summary>The registration (first use registers it).</summary>
-    public static CustomOp Op { get; } = CustomOp.Register(new CustomOpDefinition("rms_norm", Forward, Backward)
+    public static OpDefinition<Attr> Op { get; } = OpDefinition.Register(new OpDefinition<Attr>("rms_norm", Forward, Backward)
     {
         Reference = Reference,
         CheckShapes = [[3, 7], [7]],
         BenchShapes = [[16 * 32 * 32, 64], [64]],
-        Attributes = new Attr(1e-6f),
+        CheckAttributes = new Attr(1e-6f),
     });
 
     public static Variable Apply(Variable x, Variable g, float eps = 1e-6f) => Op.Apply(new Attr(eps), x, g);
 
     // ---- forward / backward dispatch ------------------------------------------------------------------------------
-    static (Tensor, Tensor[]) Forward(Tensor[] inputs, object? attributes)
+    static (Tensor, Tensor[]) Forward(Tensor[] inputs, Attr attributes)
     {
         var (x, g) = (inputs[0], inputs[1]);
-        float eps = ((Attr)attributes!).Eps;
+        float eps = attributes.Eps;
         int d = x.Dim(-1);
         if (g.Rank != 1 || g.Dim(0) != d)
             throw new ArgumentException($"rms_norm: gain {g.ShapeString} must be [{d}] for input {x.ShapeString}");
@@ -49,9 +50,9 @@ public static class RmsNorm
         return (y, [r]);
     }
 
-    static Tensor?[] Backward(CustomContext ctx, Tensor dy)
+    static Tensor?[] Backward(OpContext<Attr> ctx, Tensor dy)
     {
-        var (x, g, r) = (ctx.Inputs[0], ctx.Inputs[1], ctx.Saved[0]);
+        var (x, g, r) = (ctx.Input(0), ctx.Input(1), ctx.Saved[0]);
         int d = x.Dim(-1), rows = (int)(x.Numel / Math.Max(d, 1));
         var dx = x.Backend.Empty(x.Shape);
         var dg = x.Backend.Empty(d);
@@ -61,7 +62,7 @@ public static class RmsNorm
             gpu.Run(BackwardGainKernel, gpu.LaunchConfig(d), IlgpuBackend.View(x), IlgpuBackend.View(r), IlgpuBackend.View(dy), IlgpuBackend.View(dg), rows, d);
         }
         else BackwardCpu(x, g, r, dy, dx, dg, rows, d);
-        return [ctx.NeedsGrad[0] ? dx : Dispose(dx), ctx.NeedsGrad[1] ? dg : Dispose(dg)];
+        return [ctx.NeedsGrad(0) ? dx : Dispose(dx), ctx.NeedsGrad(1) ? dg : Dispose(dg)];
     }
 
     static Tensor? Dispose(Tensor t) { t.Dispose(); return null; }
@@ -156,9 +157,9 @@ public static class RmsNorm
     }
 
     // ---- float64 reference: plain loops ------------------------------------------------------------------------------
-    static double[] Reference(double[][] inputs, int[][] shapes, object? attributes)
+    static double[] Reference(double[][] inputs, int[][] shapes, Attr attributes)
     {
-        double eps = ((Attr)attributes!).Eps;
+        double eps = attributes.Eps;
         var (x, g) = (inputs[0], inputs[1]);
         int d = shapes[0][^1], rows = x.Length / d;
         var y = new double[x.Length];

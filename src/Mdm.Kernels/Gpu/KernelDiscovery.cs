@@ -26,8 +26,8 @@ static class KernelDiscovery
     public static IReadOnlyList<KernelEntry> Discover(Type catalogue)
     {
         var entries = new List<KernelEntry>();
-        foreach (var assembly in ProgramAssemblies())
-            foreach (var type in TypesOf(assembly).OrderBy(t => t.FullName, StringComparer.Ordinal))
+        foreach (var assembly in ProgramAssemblies.Using(typeof(KernelDiscovery).Assembly))
+            foreach (var type in ProgramAssemblies.TypesOf(assembly).OrderBy(t => t.FullName, StringComparer.Ordinal))
                 foreach (var method in type.GetMethods(Members).OrderBy(m => m.MetadataToken))
                     foreach (var k in method.GetCustomAttributes<KernelAttribute>())
                         entries.Add(new KernelEntry(k.Name, DelegateOf(method, k), KernelCatalog.BudgetOf(method)));
@@ -47,37 +47,5 @@ static class KernelDiscovery
         var kernel = method.IsGenericMethodDefinition ? method.MakeGenericMethod([.. k.TypeArguments]) : method;
         if (kernel.ReturnType != typeof(void)) throw new InvalidOperationException($"{where}: a kernel returns void");
         return Delegate.CreateDelegate(Expression.GetActionType([.. kernel.GetParameters().Select(p => p.ParameterType)]), kernel);
-    }
-
-    /// <summary>Mdm.Kernels, the entry assembly and every assembly it reaches that uses Mdm.Kernels (loaded now if need
-    /// be), plus any already loaded that use it, in a stable order.</summary>
-    static IEnumerable<Assembly> ProgramAssemblies()
-    {
-        var self = typeof(KernelDiscovery).Assembly;
-        bool UsesKernels(Assembly a) => a.GetReferencedAssemblies().Any(r => r.Name == self.GetName().Name);
-        var found = new Dictionary<string, Assembly>();
-        var pending = new Stack<Assembly>();
-        if (Assembly.GetEntryAssembly() is { } entry) pending.Push(entry);
-        foreach (var a in AppDomain.CurrentDomain.GetAssemblies().Where(a => !a.IsDynamic && UsesKernels(a))) pending.Push(a);
-        while (pending.Count > 0)
-        {
-            var a = pending.Pop();
-            if (!found.TryAdd(a.FullName!, a)) continue;
-            foreach (var name in a.GetReferencedAssemblies())
-            {
-                Assembly referenced;
-                try { referenced = Assembly.Load(name); }
-                catch (IOException) { continue; }   // an optional reference not deployed with the program
-                if (UsesKernels(referenced)) pending.Push(referenced);
-            }
-        }
-        found.Remove(self.FullName!);
-        return found.Values.OrderBy(a => a.FullName, StringComparer.Ordinal).Prepend(self);
-    }
-
-    static Type[] TypesOf(Assembly assembly)
-    {
-        try { return assembly.GetTypes(); }
-        catch (ReflectionTypeLoadException e) { return e.Types.Where(t => t is not null).ToArray()!; }
     }
 }

@@ -12,14 +12,16 @@ public sealed class Dense : ModelModule
     public Dense(ParameterFactory f, int inFeatures, int outFeatures, bool bias = true, bool zeroInit = false) : base(f)
     {
         InFeatures = inFeatures; OutFeatures = outFeatures;
-        Weight = Declare("weight", zeroInit ? ParameterInit.Zeros : ParameterInit.KaimingUniform, inFeatures, outFeatures, inFeatures);
-        if (bias) Bias = Declare("bias", zeroInit ? ParameterInit.Zeros : ParameterInit.BiasUniform, inFeatures, outFeatures);
+        weight = Declare("weight", zeroInit ? ParameterInit.Zeros : ParameterInit.KaimingUniform, inFeatures, outFeatures, inFeatures);
+        if (bias) this.bias = Declare("bias", zeroInit ? ParameterInit.Zeros : ParameterInit.BiasUniform, inFeatures, outFeatures);
     }
 
+    readonly DeclaredParameter weight;
+    readonly DeclaredParameter? bias;
     public int InFeatures { get; }
     public int OutFeatures { get; }
-    public Variable Weight { get; }
-    public Variable? Bias { get; }
+    public Variable Weight => weight.Value;
+    public Variable? Bias => bias?.Value;
 
     public Variable Forward(Variable x) => F.Linear(F.Autocast(x), F.Autocast(Weight), Bias, MixedPrecision.Enabled);
 }
@@ -31,14 +33,15 @@ public sealed class Conv : ModelModule
     {
         Stride = stride; Padding = kernel / 2;
         int fanIn = inChannels * kernel * kernel;
-        Weight = Declare("weight", zeroInit ? ParameterInit.Zeros : ParameterInit.KaimingUniform, fanIn, outChannels, inChannels, kernel, kernel);
-        Bias = Declare("bias", zeroInit ? ParameterInit.Zeros : ParameterInit.BiasUniform, fanIn, outChannels);
+        weight = Declare("weight", zeroInit ? ParameterInit.Zeros : ParameterInit.KaimingUniform, fanIn, outChannels, inChannels, kernel, kernel);
+        bias = Declare("bias", zeroInit ? ParameterInit.Zeros : ParameterInit.BiasUniform, fanIn, outChannels);
     }
 
+    readonly DeclaredParameter weight, bias;
     public int Stride { get; }
     public int Padding { get; }
-    public Variable Weight { get; }
-    public Variable Bias { get; }
+    public Variable Weight => weight.Value;
+    public Variable Bias => bias.Value;
 
     public Variable Forward(Variable x) => F.Conv2d(F.Autocast(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
 }
@@ -49,14 +52,15 @@ public sealed class GroupNorm : ModelModule
     public GroupNorm(ParameterFactory f, int groups, int channels) : base(f)
     {
         Groups = groups;
-        Weight = Declare("weight", ParameterInit.Ones, channels, channels);
-        Bias = Declare("bias", ParameterInit.Zeros, channels, channels);
+        weight = Declare("weight", ParameterInit.Ones, channels, channels);
+        bias = Declare("bias", ParameterInit.Zeros, channels, channels);
     }
 
+    readonly DeclaredParameter weight, bias;
     public const float Eps = 1e-5f;
     public int Groups { get; }
-    public Variable Weight { get; }
-    public Variable Bias { get; }
+    public Variable Weight => weight.Value;
+    public Variable Bias => bias.Value;
 
     public Variable Forward(Variable x) => F.GroupNorm(x, Groups, Weight, Bias, Eps);
     public Variable ForwardSilu(Variable x) => F.GroupNormSilu(x, Groups, Weight, Bias, Eps);
@@ -69,12 +73,13 @@ public sealed class LayerNorm : ModelModule
 {
     public LayerNorm(ParameterFactory f, int dim) : base(f)
     {
-        Weight = Declare("weight", ParameterInit.Ones, dim, dim);
-        Bias = Declare("bias", ParameterInit.Zeros, dim, dim);
+        weight = Declare("weight", ParameterInit.Ones, dim, dim);
+        bias = Declare("bias", ParameterInit.Zeros, dim, dim);
     }
 
-    public Variable Weight { get; }
-    public Variable Bias { get; }
+    readonly DeclaredParameter weight, bias;
+    public Variable Weight => weight.Value;
+    public Variable Bias => bias.Value;
 
     public Variable Forward(Variable x) => F.LayerNorm(x, Weight, Bias, 1e-5f);
 }

@@ -22,6 +22,20 @@ public sealed record ParameterSpec(string Name, int[] Shape, ParameterInit Init,
     public override string ToString() => $"{Name} [{string.Join(", ", Shape)}] {Init}";
 }
 
+/// <summary>A declared parameter: its spec, and its variable where the module was built on a backend.</summary>
+public sealed class DeclaredParameter
+{
+    readonly Variable? variable;
+
+    internal DeclaredParameter(ParameterSpec spec, Variable? variable) { Spec = spec; this.variable = variable; }
+
+    public ParameterSpec Spec { get; }
+
+    /// <summary>The parameter; a module built to count parameters (shapes only) has none and says so.</summary>
+    public Variable Value => variable
+        ?? throw new InvalidOperationException($"{Spec.Name}: this module was built to count parameters (shapes only) and holds no tensors");
+}
+
 /// <summary>
 /// Where a module's parameters come from: tensors on a backend, or nothing at all (<see cref="ShapesOnly"/>), so
 /// the parameter count of a 1.9 GB model comes from the very construction code that builds it, without allocating.
@@ -33,7 +47,7 @@ public sealed class ParameterFactory
     public static ParameterFactory On(Backend backend) => new(backend ?? throw new ArgumentNullException(nameof(backend)));
 
     /// <summary>Records shapes and names only; modules built this way cannot run forward.</summary>
-    internal static ParameterFactory ShapesOnly { get; } = new(null);
+    public static ParameterFactory ShapesOnly { get; } = new(null);
 
     public Backend? Backend { get; }
     public bool Allocates => Backend is not null;
@@ -53,11 +67,12 @@ public abstract class ModelModule : Module
     protected ParameterFactory Factory { get; }
 
     /// <summary>Declares a parameter; allocates it (uninitialised) unless the factory records shapes only, in which
-    /// case the returned variable is null and the module can only be inspected.</summary>
-    protected Variable Declare(string name, ParameterInit init, int fanIn, params int[] shape)
+    /// case the declaration holds the spec alone and the module can only be inspected.</summary>
+    protected DeclaredParameter Declare(string name, ParameterInit init, int fanIn, params int[] shape)
     {
-        specs.Add(new ParameterSpec(name, (int[])shape.Clone(), init, fanIn));
-        return Factory.Backend is { } b ? Parameter(name, b.Empty(shape)) : null!;
+        var spec = new ParameterSpec(name, (int[])shape.Clone(), init, fanIn);
+        specs.Add(spec);
+        return new DeclaredParameter(spec, Factory.Backend is { } b ? Parameter(name, b.Empty(shape)) : null);
     }
 
     /// <summary>Every declared parameter with its full name, in <see cref="Module.NamedParameters"/> order.</summary>

@@ -12,15 +12,16 @@ namespace Mdm.Model.Nn;
 /// </summary>
 public static class StdNormalize
 {
-    public static CustomOp Op { get; } = CustomOp.Register(new CustomOpDefinition("std_normalize", Forward, Backward)
+    public static OpDefinition<NoAttributes> Op { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("std_normalize", Forward, Backward)
     {
         Reference = Reference,
         CheckShapes = [[2, 3, 5, 4]],
+        BenchShapes = [[16, 3, 64, 64]],
     });
 
-    public static Variable Apply(Variable x) => Op.Apply(attributes: null, [x]);
+    public static Variable Apply(Variable x) => Op.Apply(default, x);
 
-    static (Tensor, Tensor[]) Forward(Tensor[] inputs, object? attributes)
+    static (Tensor, Tensor[]) Forward(Tensor[] inputs, NoAttributes attributes)
     {
         var x = inputs[0];
         if (x.Rank < 2 || x.Numel / Math.Max(1, x.Dim(0)) < 2)
@@ -38,9 +39,9 @@ public static class StdNormalize
         return (y, [mean, inv]);
     }
 
-    static Tensor?[] Backward(CustomContext ctx, Tensor g)
+    static Tensor?[] Backward(OpContext<NoAttributes> ctx, Tensor g)
     {
-        var x = ctx.Inputs[0];
+        var x = ctx.Input(0);
         var shape = BroadcastShape(x);
         var (mean, inv) = (ctx.Saved[0].Reshape(shape), ctx.Saved[1].Reshape(shape));
         long per = x.Numel / x.Dim(0);
@@ -66,7 +67,7 @@ public static class StdNormalize
     }
 
     /// <summary>Float64 reference: per sample, x / √(Σ(x − m)²/(n − 1)).</summary>
-    static double[] Reference(double[][] inputs, int[][] shapes, object? attributes)
+    static double[] Reference(double[][] inputs, int[][] shapes, NoAttributes attributes)
     {
         var x = inputs[0];
         int n = shapes[0][0], per = x.Length / n;

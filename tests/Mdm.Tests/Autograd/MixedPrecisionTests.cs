@@ -68,7 +68,7 @@ public class MixedPrecisionTests
 /// the emulation (f32 storage of the same bf16 values) up to f32 summation order; the gradients differ only by dy being
 /// rounded to bf16 first, as torch.autocast does, so they agree to bf16 precision.
 /// </summary>
-[GpuFixture]
+[BackendFixtures(BackendKind.Cuda)]
 public class MixedPrecisionTensorCoreTests_Cuda
 {
     [Test]

@@ -2,6 +2,7 @@ using Mdm.Autograd;
 using Mdm.Autograd.Nn;
 using Mdm.Kernels;
 using Mdm.Tests.Harness;
+using Mdm.Kernels.Reference;
 using Mdm.Tests.Reference;
 using Gradcheck = Mdm.Autograd.Gradcheck;
 

@@ -3,6 +3,7 @@ using Mdm.Autograd.Examples;
 using Mdm.Autograd.Nn;
 using Mdm.Kernels;
 using Mdm.Tests.Harness;
+using Mdm.Kernels.Reference;
 using Mdm.Tests.Reference;
 using Gradcheck = Mdm.Autograd.Gradcheck;
 

@@ -6,7 +6,8 @@ using Mdm.Tests.Harness;
 namespace Mdm.Tests.Checkpoints;
 
 /// <summary>Saving a module's parameters and loading them back by name, on every backend (loading copies host → device).</summary>
-public abstract class StateDictTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class StateDictTests(BackendKind kind) : KernelFixture(kind)
 {
     static Dictionary<string, float[]> Values(Module m) => m.NamedParameters().ToDictionary(p => p.Name, p => p.Value.Data.ToArray());
 
@@ -154,7 +155,3 @@ public abstract class StateDictTests(BackendKind kind) : KernelFixture(kind)
         finally { nested.DisposeParameters(); standalone.DisposeParameters(); freshNested.DisposeParameters(); }
     }
 }
-
-public class StateDictTests_Cpu() : StateDictTests(BackendKind.Cpu);
-public class StateDictTests_IlgpuCpu() : StateDictTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class StateDictTests_Cuda() : StateDictTests(BackendKind.Cuda);

@@ -1,4 +1,5 @@
 using Mdm.Tests.Harness;
+using Mdm.Kernels.Reference;
 using Mdm.Tests.Reference;
 
 namespace Mdm.Tests.Core;

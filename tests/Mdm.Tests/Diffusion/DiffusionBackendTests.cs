@@ -11,7 +11,8 @@ namespace Mdm.Tests.Diffusion;
 /// Philox noise are drawn identically everywhere, so only float rounding differs. (No _Cpu fixture: it would compare
 /// the CPU with itself.) Tiny shapes: the ILGPU CPU accelerator is slow.
 /// </summary>
-public abstract class DiffusionBackendTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures(BackendKind.IlgpuCpu, BackendKind.Cuda)]
+public class DiffusionBackendTests(BackendKind kind) : KernelFixture(kind)
 {
     static readonly int[] Resolutions = [4, 2];
 
@@ -54,6 +55,3 @@ public abstract class DiffusionBackendTests(BackendKind kind) : KernelFixture(ki
         finally { foreach (var t in cpu.Concat(here)) t.Dispose(); }
     }
 }
-
-public class DiffusionBackendTests_IlgpuCpu() : DiffusionBackendTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class DiffusionBackendTests_Cuda() : DiffusionBackendTests(BackendKind.Cuda);

@@ -16,7 +16,8 @@ namespace Mdm.Tests.Diffusion;
 /// dynamic thresholding (x̂0 thresholded at the stream's image scale), one shifted with DeepFloyd thresholding and DDIM.
 /// Tolerance: 2e-5 absolute (ml-mdm keeps its gammas in f32).
 /// </summary>
-public abstract class MlMdmSamplerGoldenTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class MlMdmSamplerGoldenTests(BackendKind kind) : KernelFixture(kind)
 {
     sealed class AffineTimeDenoiser(Backend backend, int[] resolutions, double[] a, double[] b) : FakeDenoiser(backend, 3, resolutions)
     {
@@ -90,7 +91,3 @@ public abstract class MlMdmSamplerGoldenTests(BackendKind kind) : KernelFixture(
     Tensor Read(SafeTensorsFile file, string name) =>
         B.FromArray(file.ReadF32(name), file.Entry(name).Shape.Select(d => (int)d).ToArray());
 }
-
-public class MlMdmSamplerGoldenTests_Cpu() : MlMdmSamplerGoldenTests(BackendKind.Cpu);
-public class MlMdmSamplerGoldenTests_IlgpuCpu() : MlMdmSamplerGoldenTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class MlMdmSamplerGoldenTests_Cuda() : MlMdmSamplerGoldenTests(BackendKind.Cuda);

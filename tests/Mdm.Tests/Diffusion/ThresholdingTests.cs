@@ -8,12 +8,13 @@ using ILGPU.Runtime.Cuda;
 using Mdm.Kernels;
 using Mdm.Model.Diffusion;
 using Mdm.Tests.Harness;
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Tests.Diffusion;
 
 /// <summary>Clip / Imagen / DeepFloyd thresholding and the clamp against float64 host computation, on every backend.</summary>
-public abstract class ThresholdingTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures]
+public class ThresholdingTests(BackendKind kind) : KernelFixture(kind)
 {
     /// <summary>Rows of |x| up to <paramref name="spread"/>, plus one row entirely inside [−1, 1] (its scale stays 1).</summary>
     (Tensor t, double[] r) Samples(int rows, int rowLen, float spread)
@@ -111,9 +112,6 @@ public abstract class ThresholdingTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class ThresholdingTests_Cpu() : ThresholdingTests(BackendKind.Cpu);
-public class ThresholdingTests_IlgpuCpu() : ThresholdingTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class ThresholdingTests_Cuda() : ThresholdingTests(BackendKind.Cuda);
 
 /// <summary>The thresholding kernels are custom kernels (not in the catalogue): they must compile for sm_90 too.</summary>
 public class ThresholdingPtxTests

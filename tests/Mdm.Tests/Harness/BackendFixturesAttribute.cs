@@ -59,7 +59,27 @@ public sealed class BackendFixturesAttribute(params BackendKind[] kinds) : NUnit
     {
         fixture.Properties.Add(PropertyNames.Category, "Gpu");
         var (ok, reason) = Backends.CudaStatus();
-        if (!ok) GpuFixtureAttribute.SkipAsOneEntry(fixture, reason);
+        if (!ok) SkipAsOneEntry(fixture, reason);
+    }
+
+    /// <summary>Without a GPU: the fixture keeps one test, renamed "Name (N Gpu tests)" and skipped with the reason.
+    /// MDM_LIST_EVERY_GPU_TEST=1 keeps every test (skipped as a whole fixture), for scripts/test-matrix.py.</summary>
+    static void SkipAsOneEntry(TestSuite fixture, string reason)
+    {
+        if (fixture.RunState == RunState.NotRunnable || fixture.Tests.Count == 0) return;
+        if (Environment.GetEnvironmentVariable("MDM_LIST_EVERY_GPU_TEST") == "1")
+        {
+            fixture.RunState = RunState.Ignored;
+            fixture.Properties.Set(PropertyNames.SkipReason, $"Gpu tests skipped: {reason}");
+            return;
+        }
+        int count = fixture.TestCaseCount;
+        while (fixture.Tests.Count > 1) fixture.Tests.RemoveAt(fixture.Tests.Count - 1);
+        var entry = (Test)fixture.Tests[0];
+        if (entry is TestSuite parameterized) { entry = (Test)parameterized.Tests[0]; fixture.Tests[0] = entry; entry.Parent = fixture; }
+        entry.Name = $"{fixture.Name} ({count} Gpu tests)";
+        entry.RunState = RunState.Ignored;
+        entry.Properties.Set(PropertyNames.SkipReason, $"Gpu tests skipped: {reason}");
     }
 
     sealed class EveryMethod : IPreFilter

@@ -1,5 +1,6 @@
 using Mdm.Kernels;
 using Mdm.Tests.Harness;
+using Mdm.Kernels.Reference;
 using Mdm.Tests.Reference;
 
 namespace Mdm.Tests.Kernels;

@@ -1,5 +1,6 @@
 using Mdm.Kernels;
 using Mdm.Tests.Harness;
+using Mdm.Kernels.Reference;
 using Mdm.Tests.Reference;
 
 namespace Mdm.Tests.Kernels;
@@ -352,6 +353,7 @@ public class ConvTensorCoreTests_Cuda() : ConvOpTests(BackendKind.Cuda)
 /// The CPU backend on model-sized shapes: many channels, 32×32 images, and a batch whose im2col buffer exceeds one
 /// chunk (so samples are processed in several chunks). Too slow for the ILGPU CPU accelerator.
 /// </summary>
+[BackendFixtures(BackendKind.Cpu)]
 public class ConvLargeShapeTests_Cpu() : KernelFixture(BackendKind.Cpu)
 {
     public static IEnumerable<TestCaseData> Cases()

@@ -1,5 +1,6 @@
 using Mdm.Autograd;
 using Mdm.Kernels;
+using Mdm.Kernels.Reference;
 using Mdm.Tests.Harness;
 using Gradcheck = Mdm.Autograd.Gradcheck;
 
@@ -20,20 +21,6 @@ public class DropoutOpTests(BackendKind kind) : KernelFixture(kind)
     /// <summary>A fresh key from the test's seed, with an offset that crosses the 32-bit block-counter boundary.</summary>
     DropoutKey FreshKey() => new((ulong)Rng.NextInt64(), (ulong)Rng.NextInt64(), ((ulong)Rng.Next(0, 8) << 32) + (ulong)Rng.Next());
 
-    /// <summary>x·keep/(1 − p) in float64; element i keeps when uniform(word i%4 of Philox block offset + i/4) &gt; p.</summary>
-    static double[] Reference(double[] x, float p, DropoutKey key)
-    {
-        var y = new double[x.Length];
-        for (int i = 0; i < x.Length; i++)
-        {
-            Philox.Words(key.Seed, key.Subsequence, key.Offset + (ulong)(i / 4), out uint w0, out uint w1, out uint w2, out uint w3);
-            uint w = (i % 4) switch { 0 => w0, 1 => w1, 2 => w2, _ => w3 };
-            double u = ((w >> 8) + 1.0) / 16777216.0;
-            y[i] = u > p ? x[i] / (1.0 - p) : 0.0;
-        }
-        return y;
-    }
-
     [TestCaseSource(nameof(Cases))]
     public void ForwardMatchesReference(int[] shape, float p)
     {
@@ -43,7 +30,7 @@ public class DropoutOpTests(BackendKind kind) : KernelFixture(kind)
         using (var y = Poisoned(shape))
         {
             Ops.Dropout(x, p, key, y);
-            Compare.AssertClose(Name($"Dropout p={p}", shape), y, Reference(rx, p, key), Tolerance.F32Elementwise);
+            Compare.AssertClose(Name($"Dropout p={p}", shape), y, Ref.Dropout(rx, p, key), Tolerance.F32Elementwise);
         }
     }
 
@@ -59,7 +46,7 @@ public class DropoutOpTests(BackendKind kind) : KernelFixture(kind)
         {
             var y = F.Dropout(xv, p, key);
             F.Sum(F.Mul(y, new Variable(dy))).Backward();
-            Compare.AssertClose(Name($"Dropout backward p={p}", shape), xv.Grad!, Reference(rdy, p, key), Tolerance.F32Elementwise);
+            Compare.AssertClose(Name($"Dropout backward p={p}", shape), xv.Grad!, Ref.Dropout(rdy, p, key), Tolerance.F32Elementwise);
         }
     }
 
@@ -95,7 +82,7 @@ public class DropoutOpTests(BackendKind kind) : KernelFixture(kind)
         var x = new Variable(B.FromArray(TestSeed.Uniform(Rng, 15), 3, 5), requiresGrad: true);
         try
         {
-            var r = Gradcheck.CheckAgainstReference(v => F.Dropout(v[0], 0.4f, key), a => Reference(a[0], 0.4f, key), [x]);
+            var r = Gradcheck.CheckAgainstReference(v => F.Dropout(v[0], 0.4f, key), a => Ref.Dropout(a[0], 0.4f, key), [x]);
             Assert.That(r.Passed, r + "\n" + TestSeed.Describe());
         }
         finally { x.Dispose(); }

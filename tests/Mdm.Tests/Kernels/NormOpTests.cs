@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Mdm.Kernels;
 using Mdm.Kernels.Cpu;
 using Mdm.Tests.Harness;
+using Mdm.Kernels.Reference;
 using Mdm.Tests.Reference;
 
 namespace Mdm.Tests.Kernels;

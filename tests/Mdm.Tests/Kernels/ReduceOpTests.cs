@@ -1,6 +1,6 @@
 using Mdm.Kernels;
 using Mdm.Tests.Harness;
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Tests.Kernels;
 

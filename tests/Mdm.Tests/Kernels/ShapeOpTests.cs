@@ -1,6 +1,7 @@
 using Mdm.Kernels;
 using Mdm.Kernels.Cpu;
 using Mdm.Tests.Harness;
+using Mdm.Kernels.Reference;
 using Mdm.Tests.Reference;
 
 namespace Mdm.Tests.Kernels;

@@ -14,6 +14,7 @@ namespace Mdm.Tests.Model;
 /// dropout and bf16 autocast on, the backward run outside the autocast scope, so the recomputation must restore both),
 /// and less activation memory. CPU backend, whose allocator counts exact bytes.
 /// </summary>
+[BackendFixtures(BackendKind.Cpu)]
 public class ActivationCheckpointingTests_Cpu
 {
     static ModelConfig Configured(bool checkpointing)

@@ -14,7 +14,8 @@ namespace Mdm.Tests.Model;
 /// several parameter tensors. No IlgpuCpu fixture: the whole network (hundreds of kernel launches) is too slow there;
 /// the kernels themselves are checked on IlgpuCpu by their op tests.
 /// </summary>
-public abstract class GoldenModelTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures(BackendKind.Cpu, BackendKind.Cuda)]
+public class GoldenModelTests(BackendKind kind) : KernelFixture(kind)
 {
     sealed record Setup(UNet Model, ModelConfig Config, Variable[] Streams, int[] T, Conditioning Text, double[] Tokens, double[] Mask) : IDisposable
     {
@@ -127,6 +128,3 @@ public abstract class GoldenModelTests(BackendKind kind) : KernelFixture(kind)
         Assert.That(result.Passed, $"{result}\n{TestSeed.Describe()}");
     }
 }
-
-public class GoldenModelTests_Cpu() : GoldenModelTests(BackendKind.Cpu);
-[GpuFixture] public class GoldenModelTests_Cuda() : GoldenModelTests(BackendKind.Cuda);

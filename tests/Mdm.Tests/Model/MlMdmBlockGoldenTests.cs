@@ -62,24 +62,19 @@ public abstract class MlMdmBlockGoldenFixture(BackendKind kind) : KernelFixture(
     }
 }
 
-public abstract class MlMdmBlockGoldenTests(BackendKind kind) : MlMdmBlockGoldenFixture(kind)
+[BackendFixtures]
+public class MlMdmBlockGoldenTests(BackendKind kind) : MlMdmBlockGoldenFixture(kind)
 {
     [TestCase("block-attention")]
     [TestCase("block-lm-head")]
     public void BlockMatchesMlMdm(string name) => Check(name);
 }
 
-public class MlMdmBlockGoldenTests_Cpu() : MlMdmBlockGoldenTests(BackendKind.Cpu);
-public class MlMdmBlockGoldenTests_IlgpuCpu() : MlMdmBlockGoldenTests(BackendKind.IlgpuCpu);
-[GpuFixture] public class MlMdmBlockGoldenTests_Cuda() : MlMdmBlockGoldenTests(BackendKind.Cuda);
-
 /// <summary>The temporal attention block golden (rotary, t_attn layout); not on IlgpuCpu, where its stride-2 and 3×3
 /// convs over 8 frames take minutes (the rotary and attention kernels run there in the op tests).</summary>
-public abstract class MlMdmTemporalBlockGoldenTests(BackendKind kind) : MlMdmBlockGoldenFixture(kind)
+[BackendFixtures(BackendKind.Cpu, BackendKind.Cuda)]
+public class MlMdmTemporalBlockGoldenTests(BackendKind kind) : MlMdmBlockGoldenFixture(kind)
 {
     [Test]
     public void TemporalBlockMatchesMlMdm() => Check("block-temporal");
 }
-
-public class MlMdmTemporalBlockGoldenTests_Cpu() : MlMdmTemporalBlockGoldenTests(BackendKind.Cpu);
-[GpuFixture] public class MlMdmTemporalBlockGoldenTests_Cuda() : MlMdmTemporalBlockGoldenTests(BackendKind.Cuda);

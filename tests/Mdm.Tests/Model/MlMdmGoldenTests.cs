@@ -21,7 +21,8 @@ namespace Mdm.Tests.Model;
 /// rendezvous of OS threads, and a network with attention (ml-mdm's attention norms need 32 channels) has too many
 /// conv weight elements, each a group reduction; the attention and lm_head blocks have their own goldens there.
 /// </summary>
-public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures(BackendKind.Cpu, BackendKind.Cuda)]
+public class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
 {
     public static string GoldenPath(string name)
     {
@@ -142,10 +143,8 @@ public abstract class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
     }
 }
 
-public class MlMdmGoldenTests_Cpu() : MlMdmGoldenTests(BackendKind.Cpu);
-[GpuFixture] public class MlMdmGoldenTests_Cuda() : MlMdmGoldenTests(BackendKind.Cuda);
-
 /// <summary>The whole-model golden on the ILGPU CPU accelerator: the network without attention (see <see cref="MlMdmGoldenTests"/>).</summary>
+[BackendFixtures(BackendKind.IlgpuCpu)]
 public class MlMdmGoldenTests_IlgpuCpu() : KernelFixture(BackendKind.IlgpuCpu)
 {
     [TestCase("xxs-unet-text")]

@@ -1,6 +1,6 @@
 using Mdm.Model;
 using Mdm.Model.Config;
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Tests.Model;
 

@@ -1,7 +1,7 @@
 using Mdm.Kernels;
 using Mdm.Kernels.Gpu;
 using Mdm.Tests.Harness;
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Tests.TensorCore;
 
@@ -11,7 +11,7 @@ namespace Mdm.Tests.TensorCore;
 /// matches float64 on the bf16-rounded inputs within the bf16 rounding of P and dS. Fails if the tensor-core route
 /// did not run.
 /// </summary>
-[GpuFixture]
+[BackendFixtures(BackendKind.Cuda)]
 public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
 {
     static IEnumerable<TestCaseData> Cases()

@@ -3,7 +3,7 @@ using Mdm.Kernels.Gpu;
 using Mdm.Kernels.Gpu.Tuning;
 using Mdm.Tests.Harness;
 using Mdm.Tests.Kernels;
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Tests.TensorCore;
 
@@ -13,7 +13,7 @@ namespace Mdm.Tests.TensorCore;
 /// two tiles of output channels, split K in the weight gradient) and match float64 on the bf16-rounded inputs.
 /// Fails if the route did not run.
 /// </summary>
-[GpuFixture]
+[BackendFixtures(BackendKind.Cuda)]
 public class ConvImplicitGemmTests_Cuda() : KernelFixture(BackendKind.Cuda)
 {
     static IEnumerable<TestCaseData> Cases()
@@ -69,6 +69,7 @@ public class ConvImplicitGemmTests_Cuda() : KernelFixture(BackendKind.Cuda)
 /// implicit-GEMM variant on the CPU accelerator (no tensor cores) leaves the convolution on the im2col path, still
 /// correct, and counts no implicit-GEMM launch.
 /// </summary>
+[BackendFixtures(BackendKind.IlgpuCpu)]
 public class ConvAlgorithmTests_IlgpuCpu() : KernelFixture(BackendKind.IlgpuCpu)
 {
     [Test]

@@ -4,7 +4,7 @@ using Mdm.Kernels;
 using Mdm.Kernels.Gpu.Kernels;
 using Mdm.Kernels.Gpu.TensorCore;
 using Mdm.Tests.Harness;
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Tests.TensorCore;
 

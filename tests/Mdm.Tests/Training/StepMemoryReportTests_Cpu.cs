@@ -11,6 +11,7 @@ namespace Mdm.Tests.Training;
 
 /// <summary>The memory report of one training step of a tiny model on the CPU backend, whose allocator counts exact
 /// bytes: every category adds up to what the allocator saw.</summary>
+[BackendFixtures(BackendKind.Cpu)]
 public class StepMemoryReportTests_Cpu
 {
     [Test]

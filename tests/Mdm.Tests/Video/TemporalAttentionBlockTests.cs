@@ -6,7 +6,8 @@ using Mdm.Tests.Harness;
 namespace Mdm.Tests.Video;
 
 /// <summary>The temporal attention block (§6.3) on clip batches [B·F, C, H, W]: shapes, zero-init, float64 reference.</summary>
-public abstract class TemporalAttentionBlockTests(BackendKind kind) : KernelFixture(kind)
+[BackendFixtures(BackendKind.Cpu, BackendKind.Cuda)]
+public class TemporalAttentionBlockTests(BackendKind kind) : KernelFixture(kind)
 {
     TemporalAttentionBlock NewBlock(int channels, bool rotary)
     {
@@ -166,6 +167,3 @@ public abstract class TemporalAttentionBlockTests(BackendKind kind) : KernelFixt
         finally { block.DisposeParameters(); }
     }
 }
-
-public class TemporalAttentionBlockTests_Cpu() : TemporalAttentionBlockTests(BackendKind.Cpu);
-[GpuFixture] public class TemporalAttentionBlockTests_Cuda() : TemporalAttentionBlockTests(BackendKind.Cuda);

@@ -1,4 +1,4 @@
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 
 namespace Mdm.Tests.Video;
 

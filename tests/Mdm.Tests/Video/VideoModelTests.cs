@@ -4,7 +4,7 @@ using Mdm.Model;
 using Mdm.Model.Config;
 using Mdm.Model.Nn;
 using Mdm.Tests.Harness;
-using Mdm.Tests.Reference;
+using Mdm.Kernels.Reference;
 using static Mdm.Tests.Model.ModelTestUtil;
 
 namespace Mdm.Tests.Video;

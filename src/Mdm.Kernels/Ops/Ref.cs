@@ -1,4 +1,4 @@
-namespace Mdm.Tests.Reference;
+namespace Mdm.Kernels.Reference;
 
 /// <summary>
 /// Float64 reference ops: plain loops a reader can check by eye. No shared code with the backends: indices are

@@ -1,4 +1,4 @@
-namespace Mdm.Tests.Reference;
+namespace Mdm.Kernels.Reference;
 
 // Shape family references: erf / GELU, FiLM scale-shift, nearest ×2 upsample, average pooling, concat / split,
 // permute. Plain float64 loops with explicit index arithmetic.

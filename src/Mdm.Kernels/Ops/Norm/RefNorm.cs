@@ -1,4 +1,4 @@
-namespace Mdm.Tests.Reference;
+namespace Mdm.Kernels.Reference;
 
 /// <summary>Gradients of a normalisation, each with the Σ|terms| scale its error budget follows. Da/Db only with FiLM.</summary>
 public sealed class NormGrads

@@ -1,4 +1,4 @@
-namespace Mdm.Tests.Reference;
+namespace Mdm.Kernels.Reference;
 
 /// <summary>Float64 multi-head attention and rotary encoding, plain loops over [B,H,N,D] row-major arrays.</summary>
 public static partial class Ref

@@ -1,4 +1,4 @@
-namespace Mdm.Tests.Reference;
+namespace Mdm.Kernels.Reference;
 
 /// <summary>Float64 references for the losses, the per-sample quantile and the optimiser (torch's formulas, plain loops).</summary>
 public static partial class Ref

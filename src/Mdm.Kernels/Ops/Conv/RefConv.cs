@@ -1,4 +1,4 @@
-namespace Mdm.Tests.Reference;
+namespace Mdm.Kernels.Reference;
 
 /// <summary>
 /// Float64 convolutions as PyTorch defines them (torch.nn.functional.conv2d / conv1d: cross-correlation, zero padding):
