@@ -154,4 +154,30 @@ public class CheckpointTests
         Assert.That(dwCkpt, Is.EqualTo(dwPlain).Within(1e-6));
         w.Dispose(); x.Dispose();
     }
+
+    /// <summary>A block whose values depend on autocast, checkpointed inside a bf16 scope and differentiated outside
+    /// it: the recomputation must run under bf16 again, or its gradient would be the f32 one.</summary>
+    [Test]
+    public void RecomputationRunsUnderTheForwardsAutocast()
+    {
+        var b = TestBackends.Get(BackendKind.Cpu);
+        var rng = TestSeed.NewRandom();
+        var w = new Variable(b.FromArray(TestSeed.Uniform(rng, 6), 1, 6), true);
+        var x = new Variable(b.FromArray(TestSeed.Uniform(rng, 24), 4, 6), true);
+        Variable Block(Variable[] v) => F.Silu(F.Mul(F.Autocast(F.Silu(v[0])), F.Autocast(w)));
+        float[] Grads(bool checkpoint)
+        {
+            w.ZeroGrad(); x.ZeroGrad();
+            using (new Graph())
+            {
+                Variable loss;
+                using (MixedPrecision.Bf16()) loss = F.Sum(checkpoint ? Checkpoint.Run(Block, [x], [w]) : Block([x]));
+                loss.Backward();   // after the autocast scope has closed
+            }
+            return [.. x.Grad!.ToArray(), .. w.Grad!.ToArray()];
+        }
+        var plain = Grads(false);
+        Assert.That(Grads(true), Is.EqualTo(plain), $"checkpointed gradients under bf16 autocast\n{TestSeed.Describe()}");
+        w.Dispose(); x.Dispose();
+    }
 }
