@@ -1,0 +1,101 @@
+using System.CommandLine;
+using Mdm.Kernels;
+using Mdm.Kernels.Collectives;
+
+namespace Mdm.Train.Distributed;
+
+/// <summary>The hidden `collective-check` command: run under mpirun, every rank all-reduces and broadcasts buffers
+/// whose results are known exactly (small integers in f32) and reports each check. `--die-rank R` makes rank R kill
+/// itself after the first all-reduce while the others wait in the next collective, to test failure handling.
+/// Exit codes: 0 every check matched; 1 a result differed; 2 the collective could not start or failed.</summary>
+public static class CollectiveCheck
+{
+    public static Command Build()
+    {
+        var dieRank = new Option<int?>("--die-rank") { Description = "this rank kills itself (SIGKILL) after the first all-reduce" };
+        var elements = new Option<int>("--elements") { Description = "buffer length", DefaultValueFactory = _ => 1001 };
+        var command = new Command("collective-check", "check the collectives under mpirun (all-reduce, broadcast, barrier)") { Hidden = true };
+        command.Options.Add(dieRank); command.Options.Add(elements);
+        command.SetAction(p => Run(p.GetValue(elements), p.GetValue(dieRank), Console.Out, Console.Error));
+        return command;
+    }
+
+    public static int Run(int elements, int? dieRank, TextWriter output, TextWriter errors)
+    {
+        int rank = -1;
+        try
+        {
+            using var collective = Collective.FromEnvironment();
+            rank = collective.Rank;
+            output.WriteLine($"rank {rank}/{collective.WorldSize} (local {collective.LocalRank}): {collective.Name}");
+            var failures = new List<string>();
+            CheckSum(collective, elements, failures);
+            if (dieRank == rank)
+            {
+                output.WriteLine($"rank {rank}: killing myself");
+                output.Flush();
+                System.Diagnostics.Process.GetCurrentProcess().Kill();
+            }
+            CheckAverage(collective, elements, failures);
+            CheckBroadcast(collective, elements, failures);
+            CheckTensor(collective, elements, failures);
+            collective.Barrier();
+            foreach (var f in failures) errors.WriteLine($"mdm: rank {rank}: {f}");
+            output.WriteLine(failures.Count == 0 ? $"rank {rank}: all collective checks passed" : $"rank {rank}: {failures.Count} checks failed");
+            return failures.Count == 0 ? 0 : 1;
+        }
+        catch (CollectiveException e)
+        {
+            output.Flush();
+            errors.WriteLine($"mdm: {(rank >= 0 ? $"rank {rank}: " : "")}{e.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary>Rank r contributes (r + 1)·(i + 1): the sum is (i + 1)·N(N + 1)/2, exact in f32 for small N and i.</summary>
+    static void CheckSum(Collective c, int n, List<string> failures)
+    {
+        var buffer = new float[n];
+        for (int i = 0; i < n; i++) buffer[i] = (c.Rank + 1f) * (i + 1);
+        c.AllReduceSum(buffer);
+        float ranks = c.WorldSize * (c.WorldSize + 1) / 2f;
+        Expect(buffer, i => (i + 1) * ranks, "all-reduce sum", failures);
+    }
+
+    /// <summary>Rank r contributes 2r + i: the mean is N − 1 + i.</summary>
+    static void CheckAverage(Collective c, int n, List<string> failures)
+    {
+        var buffer = new float[n];
+        for (int i = 0; i < n; i++) buffer[i] = 2f * c.Rank + i;
+        c.AllReduceAverage(buffer);
+        Expect(buffer, i => c.WorldSize - 1f + i, "all-reduce average", failures);
+    }
+
+    /// <summary>The last rank broadcasts its pattern; every other rank starts from a different one.</summary>
+    static void CheckBroadcast(Collective c, int n, List<string> failures)
+    {
+        int root = c.WorldSize - 1;
+        var buffer = new float[n];
+        for (int i = 0; i < n; i++) buffer[i] = c.Rank == root ? 3f * i - 7f : -1f - c.Rank;
+        c.Broadcast(buffer, root);
+        Expect(buffer, i => 3f * i - 7f, $"broadcast from rank {root}", failures);
+    }
+
+    /// <summary>The same sum as <see cref="CheckSum"/> on a CPU-backend tensor of an odd shape.</summary>
+    static void CheckTensor(Collective c, int n, List<string> failures)
+    {
+        using var backend = Backends.Create(BackendKind.Cpu);
+        var values = new float[n];
+        for (int i = 0; i < n; i++) values[i] = (c.Rank + 1f) * (i + 1);
+        using var tensor = backend.FromArray(values, n);
+        c.AllReduceSum(tensor);
+        float ranks = c.WorldSize * (c.WorldSize + 1) / 2f;
+        Expect(tensor.ToArray(), i => (i + 1) * ranks, "tensor all-reduce sum", failures);
+    }
+
+    static void Expect(float[] actual, Func<int, float> expected, string what, List<string> failures)
+    {
+        for (int i = 0; i < actual.Length; i++)
+            if (actual[i] != expected(i)) { failures.Add($"{what}: element {i} is {actual[i]}, expected {expected(i)}"); return; }
+    }
+}
