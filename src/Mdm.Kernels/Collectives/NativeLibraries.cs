@@ -7,10 +7,10 @@ static class NativeLibraries
 {
     const int RtldNow = 0x2, RtldGlobal = 0x100;
 
-    [DllImport("libc", EntryPoint = "dlopen")]
+    [DllImport("libc.so.6", EntryPoint = "dlopen")]
     static extern nint DlOpen([MarshalAs(UnmanagedType.LPUTF8Str)] string file, int mode);
 
-    [DllImport("libc", EntryPoint = "dlerror")]
+    [DllImport("libc.so.6", EntryPoint = "dlerror")]
     static extern nint DlError();
 
     /// <summary>Loads <paramref name="file"/> with its symbols global (Open MPI's plug-ins resolve libmpi's symbols
@@ -18,6 +18,7 @@ static class NativeLibraries
     public static nint Load(string file, string remedy)
     {
         if (!OperatingSystem.IsLinux()) throw new CollectiveException($"{file}: the collective libraries are loaded on Linux only");
+        DlError();   // binds the stub and clears any earlier error, so the one read below is dlopen's
         nint handle = DlOpen(file, RtldNow | RtldGlobal);
         if (handle == 0)
         {

@@ -7,6 +7,7 @@ namespace Mdm.Train.Distributed;
 /// <summary>The hidden `collective-check` command: run under mpirun, every rank all-reduces and broadcasts buffers
 /// whose results are known exactly (small integers in f32) and reports each check. `--die-rank R` makes rank R kill
 /// itself after the first all-reduce while the others wait in the next collective, to test failure handling.
+/// `--nccl` also all-reduces a CUDA tensor through NCCL (unique id bootstrapped over the collective above).
 /// Exit codes: 0 every check matched; 1 a result differed; 2 the collective could not start or failed.</summary>
 public static class CollectiveCheck
 {
@@ -14,13 +15,14 @@ public static class CollectiveCheck
     {
         var dieRank = new Option<int?>("--die-rank") { Description = "this rank kills itself (SIGKILL) after the first all-reduce" };
         var elements = new Option<int>("--elements") { Description = "buffer length", DefaultValueFactory = _ => 1001 };
+        var nccl = new Option<bool>("--nccl") { Description = "also all-reduce a CUDA tensor through NCCL" };
         var command = new Command("collective-check", "check the collectives under mpirun (all-reduce, broadcast, barrier)") { Hidden = true };
-        command.Options.Add(dieRank); command.Options.Add(elements);
-        command.SetAction(p => Run(p.GetValue(elements), p.GetValue(dieRank), Console.Out, Console.Error));
+        command.Options.Add(dieRank); command.Options.Add(elements); command.Options.Add(nccl);
+        command.SetAction(p => Run(p.GetValue(elements), p.GetValue(dieRank), p.GetValue(nccl), Console.Out, Console.Error));
         return command;
     }
 
-    public static int Run(int elements, int? dieRank, TextWriter output, TextWriter errors)
+    public static int Run(int elements, int? dieRank, bool nccl, TextWriter output, TextWriter errors)
     {
         int rank = -1;
         try
@@ -38,7 +40,8 @@ public static class CollectiveCheck
             }
             CheckAverage(collective, elements, failures);
             CheckBroadcast(collective, elements, failures);
-            CheckTensor(collective, elements, failures);
+            using (var cpu = Backends.Create(BackendKind.Cpu)) CheckTensor(collective, cpu, elements, failures);
+            if (nccl) CheckNccl(collective, elements, output, failures);
             collective.Barrier();
             foreach (var f in failures) errors.WriteLine($"mdm: rank {rank}: {f}");
             output.WriteLine(failures.Count == 0 ? $"rank {rank}: all collective checks passed" : $"rank {rank}: {failures.Count} checks failed");
@@ -81,16 +84,28 @@ public static class CollectiveCheck
         Expect(buffer, i => 3f * i - 7f, $"broadcast from rank {root}", failures);
     }
 
-    /// <summary>The same sum as <see cref="CheckSum"/> on a CPU-backend tensor of an odd shape.</summary>
-    static void CheckTensor(Collective c, int n, List<string> failures)
+    /// <summary>NCCL on this rank's GPU: the library is looked for first, so a host without it says so.</summary>
+    static void CheckNccl(Collective bootstrap, int n, TextWriter output, List<string> failures)
     {
-        using var backend = Backends.Create(BackendKind.Cpu);
+        using var backend = Backends.CudaStatus().Available ? Backends.Create(BackendKind.Cuda) : Backends.Create(BackendKind.Cpu);
+        using var nccl = NcclCollective.Open(bootstrap, backend);
+        output.WriteLine($"rank {nccl.Rank}: {nccl.Name}");
+        CheckTensor(nccl, backend, n, failures);
+    }
+
+    /// <summary>The sum of <see cref="CheckSum"/> and the mean of <see cref="CheckAverage"/> on tensors of <paramref name="backend"/>.</summary>
+    static void CheckTensor(Collective c, Backend backend, int n, List<string> failures)
+    {
         var values = new float[n];
         for (int i = 0; i < n; i++) values[i] = (c.Rank + 1f) * (i + 1);
         using var tensor = backend.FromArray(values, n);
         c.AllReduceSum(tensor);
         float ranks = c.WorldSize * (c.WorldSize + 1) / 2f;
         Expect(tensor.ToArray(), i => (i + 1) * ranks, "tensor all-reduce sum", failures);
+        for (int i = 0; i < n; i++) values[i] = 2f * c.Rank + i;
+        using var mean = backend.FromArray(values, n);
+        c.AllReduceAverage(mean);
+        Expect(mean.ToArray(), i => c.WorldSize - 1f + i, "tensor all-reduce average", failures);
     }
 
     static void Expect(float[] actual, Func<int, float> expected, string what, List<string> failures)
