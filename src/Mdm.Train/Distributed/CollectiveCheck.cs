@@ -16,13 +16,14 @@ public static class CollectiveCheck
         var dieRank = new Option<int?>("--die-rank") { Description = "this rank kills itself (SIGKILL) after the first all-reduce" };
         var elements = new Option<int>("--elements") { Description = "buffer length", DefaultValueFactory = _ => 1001 };
         var nccl = new Option<bool>("--nccl") { Description = "also all-reduce a CUDA tensor through NCCL" };
+        var time = new Option<int>("--time") { Description = "after the checks, time this many all-reduce averages of the buffer (rank 0 prints the mean)" };
         var command = new Command("collective-check", "check the collectives under mpirun (all-reduce, broadcast, barrier)") { Hidden = true };
-        command.Options.Add(dieRank); command.Options.Add(elements); command.Options.Add(nccl);
-        command.SetAction(p => Run(p.GetValue(elements), p.GetValue(dieRank), p.GetValue(nccl), Console.Out, Console.Error));
+        command.Options.Add(dieRank); command.Options.Add(elements); command.Options.Add(nccl); command.Options.Add(time);
+        command.SetAction(p => Run(p.GetValue(elements), p.GetValue(dieRank), p.GetValue(nccl), p.GetValue(time), Console.Out, Console.Error));
         return command;
     }
 
-    public static int Run(int elements, int? dieRank, bool nccl, TextWriter output, TextWriter errors)
+    public static int Run(int elements, int? dieRank, bool nccl, int timedRepeats, TextWriter output, TextWriter errors)
     {
         int rank = -1;
         try
@@ -43,6 +44,7 @@ public static class CollectiveCheck
             using (var cpu = Backends.Create(BackendKind.Cpu)) CheckTensor(collective, cpu, elements, failures);
             if (nccl) CheckNccl(collective, elements, output, failures);
             collective.Barrier();
+            if (timedRepeats > 0) Time(collective, elements, timedRepeats, output);
             foreach (var f in failures) errors.WriteLine($"mdm: rank {rank}: {f}");
             output.WriteLine(failures.Count == 0 ? $"rank {rank}: all collective checks passed" : $"rank {rank}: {failures.Count} checks failed");
             return failures.Count == 0 ? 0 : 1;
@@ -106,6 +108,19 @@ public static class CollectiveCheck
         using var mean = backend.FromArray(values, n);
         c.AllReduceAverage(mean);
         Expect(mean.ToArray(), i => c.WorldSize - 1f + i, "tensor all-reduce average", failures);
+    }
+
+    /// <summary>One warm-up, then the mean wall time of <paramref name="repeats"/> all-reduce averages (what a data-parallel
+    /// step adds for a model of <paramref name="n"/> parameters).</summary>
+    static void Time(Collective c, int n, int repeats, TextWriter output)
+    {
+        var buffer = new float[n];
+        c.AllReduceAverage(buffer);
+        c.Barrier();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < repeats; i++) c.AllReduceAverage(buffer);
+        double ms = clock.Elapsed.TotalMilliseconds / repeats;
+        if (c.Rank == 0) output.WriteLine($"all-reduce average of {n} floats on {c.WorldSize} ranks: {ms:F3} ms per call (mean of {repeats})");
     }
 
     static void Expect(float[] actual, Func<int, float> expected, string what, List<string> failures)
