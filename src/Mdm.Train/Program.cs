@@ -103,6 +103,7 @@ public static class Program
         convert.Arguments.Add(yaml); convert.Options.Add(json);
         convert.SetAction(p => Guard(() => MlMdmYaml.Convert(p.GetValue(yaml)!, p.GetValue(json), Console.Out)));
         root.Subcommands.Add(convert);
+        root.Subcommands.Add(Distributed.CollectiveCheck.Build());
         return root;
     }
 
