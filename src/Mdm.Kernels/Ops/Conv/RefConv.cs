@@ -45,55 +45,48 @@ public static partial class Ref
     /// <summary>dx [N, Cin, H, W] from dy [N, Cout, Ho, Wo]: each dy element scatters dy·w back to the x taps it read.</summary>
     public static double[] Conv2dBackwardInput(double[] dy, double[] w, int[] ws, int[] xs, int sh, int sw, int ph, int pw, out double[] absSum)
     {
-        int n = xs[0], cin = xs[1], h = xs[2], wd = xs[3], cout = ws[0], kh = ws[2], kw = ws[3];
-        int ho = ConvOutSize(h, kh, sh, ph), wo = ConvOutSize(wd, kw, sw, pw);
-        var dx = new double[n * cin * h * wd];
-        absSum = new double[dx.Length];
-        for (int s = 0; s < n; s++)
-            for (int co = 0; co < cout; co++)
-                for (int oh = 0; oh < ho; oh++)
-                    for (int ow = 0; ow < wo; ow++)
-                    {
-                        double g = dy[((s * cout + co) * ho + oh) * wo + ow];
-                        for (int ci = 0; ci < cin; ci++)
-                            for (int i = 0; i < kh; i++)
-                                for (int j = 0; j < kw; j++)
-                                {
-                                    int ih = oh * sh - ph + i, iw = ow * sw - pw + j;
-                                    if (ih < 0 || ih >= h || iw < 0 || iw >= wd) continue;
-                                    int xi = ((s * cin + ci) * h + ih) * wd + iw;
-                                    double t = g * w[((co * cin + ci) * kh + i) * kw + j];
-                                    dx[xi] += t; absSum[xi] += Math.Abs(t);
-                                }
-                    }
+        var dx = new double[xs[0] * xs[1] * xs[2] * xs[3]];
+        var abs = new double[dx.Length];
+        ForEachTap(xs, ws, sh, sw, ph, pw, (xi, wi, yi) =>
+        {
+            double t = dy[yi] * w[wi];
+            dx[xi] += t; abs[xi] += Math.Abs(t);
+        });
+        absSum = abs;
         return dx;
     }
 
     /// <summary>dw [Cout, Cin, KH, KW] = Σ over samples and output positions of dy · (the x tap that met w).</summary>
     public static double[] Conv2dBackwardWeight(double[] x, int[] xs, double[] dy, int[] ws, int sh, int sw, int ph, int pw, out double[] absSum)
     {
+        var dw = new double[ws[0] * ws[1] * ws[2] * ws[3]];
+        var abs = new double[dw.Length];
+        ForEachTap(xs, ws, sh, sw, ph, pw, (xi, wi, yi) =>
+        {
+            double t = dy[yi] * x[xi];
+            dw[wi] += t; abs[wi] += Math.Abs(t);
+        });
+        absSum = abs;
+        return dw;
+    }
+
+    /// <summary>Every (x index, w index, y index) triple where an output position reads an input tap inside the image.</summary>
+    static void ForEachTap(int[] xs, int[] ws, int sh, int sw, int ph, int pw, Action<int, int, int> tap)
+    {
         int n = xs[0], cin = xs[1], h = xs[2], wd = xs[3], cout = ws[0], kh = ws[2], kw = ws[3];
         int ho = ConvOutSize(h, kh, sh, ph), wo = ConvOutSize(wd, kw, sw, pw);
-        var dw = new double[cout * cin * kh * kw];
-        absSum = new double[dw.Length];
         for (int s = 0; s < n; s++)
             for (int co = 0; co < cout; co++)
                 for (int oh = 0; oh < ho; oh++)
                     for (int ow = 0; ow < wo; ow++)
-                    {
-                        double g = dy[((s * cout + co) * ho + oh) * wo + ow];
                         for (int ci = 0; ci < cin; ci++)
                             for (int i = 0; i < kh; i++)
                                 for (int j = 0; j < kw; j++)
                                 {
                                     int ih = oh * sh - ph + i, iw = ow * sw - pw + j;
                                     if (ih < 0 || ih >= h || iw < 0 || iw >= wd) continue;
-                                    int wi = ((co * cin + ci) * kh + i) * kw + j;
-                                    double t = g * x[((s * cin + ci) * h + ih) * wd + iw];
-                                    dw[wi] += t; absSum[wi] += Math.Abs(t);
+                                    tap(((s * cin + ci) * h + ih) * wd + iw, ((co * cin + ci) * kh + i) * kw + j, ((s * cout + co) * ho + oh) * wo + ow);
                                 }
-                    }
-        return dw;
     }
 
     /// <summary>db [C] = Σ over n and the trailing (spatial) positions of dy [N, C, ...].</summary>
