@@ -132,49 +132,11 @@ public static partial class Ref
         return y;
     }
 
-    public static double[] Conv1dBackwardInput(double[] dy, double[] w, int[] ws, int[] xs, int stride, int pad, out double[] absSum)
-    {
-        int n = xs[0], cin = xs[1], l = xs[2], cout = ws[0], k = ws[2];
-        int lo = ConvOutSize(l, k, stride, pad);
-        var dx = new double[n * cin * l];
-        absSum = new double[dx.Length];
-        for (int s = 0; s < n; s++)
-            for (int co = 0; co < cout; co++)
-                for (int o = 0; o < lo; o++)
-                {
-                    double g = dy[(s * cout + co) * lo + o];
-                    for (int ci = 0; ci < cin; ci++)
-                        for (int j = 0; j < k; j++)
-                        {
-                            int i = o * stride - pad + j;
-                            if (i < 0 || i >= l) continue;
-                            double t = g * w[(co * cin + ci) * k + j];
-                            dx[(s * cin + ci) * l + i] += t; absSum[(s * cin + ci) * l + i] += Math.Abs(t);
-                        }
-                }
-        return dx;
-    }
+    /// <summary>The 1-D input gradient is the 2-D one with H = KH = 1.</summary>
+    public static double[] Conv1dBackwardInput(double[] dy, double[] w, int[] ws, int[] xs, int stride, int pad, out double[] absSum) =>
+        Conv2dBackwardInput(dy, w, [ws[0], ws[1], 1, ws[2]], [xs[0], xs[1], 1, xs[2]], 1, stride, 0, pad, out absSum);
 
-    public static double[] Conv1dBackwardWeight(double[] x, int[] xs, double[] dy, int[] ws, int stride, int pad, out double[] absSum)
-    {
-        int n = xs[0], cin = xs[1], l = xs[2], cout = ws[0], k = ws[2];
-        int lo = ConvOutSize(l, k, stride, pad);
-        var dw = new double[cout * cin * k];
-        absSum = new double[dw.Length];
-        for (int s = 0; s < n; s++)
-            for (int co = 0; co < cout; co++)
-                for (int o = 0; o < lo; o++)
-                {
-                    double g = dy[(s * cout + co) * lo + o];
-                    for (int ci = 0; ci < cin; ci++)
-                        for (int j = 0; j < k; j++)
-                        {
-                            int i = o * stride - pad + j;
-                            if (i < 0 || i >= l) continue;
-                            double t = g * x[(s * cin + ci) * l + i];
-                            dw[(co * cin + ci) * k + j] += t; absSum[(co * cin + ci) * k + j] += Math.Abs(t);
-                        }
-                }
-        return dw;
-    }
+    /// <summary>The 1-D weight gradient is the 2-D one with H = KH = 1.</summary>
+    public static double[] Conv1dBackwardWeight(double[] x, int[] xs, double[] dy, int[] ws, int stride, int pad, out double[] absSum) =>
+        Conv2dBackwardWeight(x, [xs[0], xs[1], 1, xs[2]], dy, [ws[0], ws[1], 1, ws[2]], 1, stride, 0, pad, out absSum);
 }
