@@ -47,7 +47,7 @@ public sealed partial class IlgpuBackend
     {
         if (Kind != BackendKind.Cuda)
         {
-            loader.Load(name, () => LauncherOf(kernel, accelerator.LoadKernel(kernel.Method, KernelSpecialization.Empty)));
+            loader.Load(name, () => MakeLauncher(kernel));
             return false;
         }
         launchers[kernel.Method] = loader.Load(name, () => LauncherOf(kernel, LoadPromoted(kernel, KernelCatalog.Budget(name).Specialization, sharedBytes)));

@@ -20,8 +20,7 @@ public sealed partial class IlgpuBackend
     public string? ConvAlgorithm
     {
         get => convAlgorithm;
-        set => convAlgorithm = value is null || TuningTable.Variants[TuningTable.ConvOp].Contains(value) ? value
-            : throw new ArgumentException($"ConvAlgorithm: unknown variant '{value}' (expected {string.Join(", ", TuningTable.Variants[TuningTable.ConvOp])} or null)");
+        set => convAlgorithm = TuningTable.CheckVariant(nameof(ConvAlgorithm), TuningTable.ConvOp, value);
     }
     string? convAlgorithm;
 

@@ -94,6 +94,12 @@ public sealed class TuningTable
 
     static bool IsArchitecture(string name) => name.StartsWith("sm_", StringComparison.Ordinal) && name.Length > 3 && name[3..].All(char.IsAsciiDigit);
 
+    /// <summary>An override of <paramref name="op"/>'s variant as a setting takes it: a known variant or null, else one
+    /// line naming the setting and the variants.</summary>
+    public static string? CheckVariant(string setting, string op, string? value) =>
+        value is null || Variants[op].Contains(value) ? value
+            : throw new ArgumentException($"{setting}: unknown variant '{value}' (expected {string.Join(", ", Variants[op])} or null)");
+
     /// <summary>The measured variant, or null when the table has no entry for this GPU and shape class.</summary>
     public string? Find(string? gpu, string op, string shapeClass) =>
         gpu is not null && entries.TryGetValue((gpu, op, shapeClass), out var v) ? v : null;

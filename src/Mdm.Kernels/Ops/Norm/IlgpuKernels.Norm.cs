@@ -57,8 +57,7 @@ public sealed partial class IlgpuBackend
     public string? GroupNormForwardVariant
     {
         get => groupNormForwardVariant;
-        set => groupNormForwardVariant = value is null || TuningTable.Variants[TuningTable.GroupNormOp].Contains(value) ? value
-            : throw new ArgumentException($"GroupNormForwardVariant: unknown variant '{value}' (one of {string.Join(", ", TuningTable.Variants[TuningTable.GroupNormOp])})");
+        set => groupNormForwardVariant = TuningTable.CheckVariant(nameof(GroupNormForwardVariant), TuningTable.GroupNormOp, value);
     }
     string? groupNormForwardVariant;
 
