@@ -22,6 +22,20 @@ public static unsafe partial class CpuGemm
                 c[(long)i * ldc + j] += TensorPrimitives.Dot(new ReadOnlySpan<float>(a + (long)i * lda, k), new ReadOnlySpan<float>(b + (long)j * ldb, k));
     }
 
+    /// <summary>
+    /// The same product, C[m, n] += A[m, k] · B[n, k]ᵀ on the calling thread, for short rows (small k), where the
+    /// horizontal sums of the dot products would cost as much as the products: B is transposed into
+    /// <paramref name="scratch"/> [k, n] and the register-tiled kernels run on it.
+    /// </summary>
+    public static void AccumulateTransposed(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, float* scratch)
+    {
+        Transpose(b, ldb, 0, scratch, n, k, 0, k);
+        Tile(a, lda, scratch, n, c, ldc, m, n, k, 1f, 1f);
+    }
+
+    /// <summary>Rows at least this long take the dot-product kernel (AccumulateRowDots), shorter ones AccumulateTransposed.</summary>
+    public const int RowDotsMinLength = 512;
+
     static void RowDots4x4(float* a, int lda, float* b, int ldb, float* c, int ldc, int k)
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default,

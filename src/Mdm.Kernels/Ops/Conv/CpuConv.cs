@@ -88,10 +88,13 @@ public sealed unsafe partial class CpuBackend
         LaunchLog.CountFlops(2.0 * g.N * cout * p * k);
         float* px = Ptr(x), pdy = Ptr(dy), pdw = Ptr(dweight);
         // Samples are split across the cores; each worker unfolds one sample at a time into its own column buffer
-        // [K, P] and accumulates dW_w += dy_n · col_nᵀ as row dot products, then the partial sums are added.
+        // [K, P] and accumulates dW_w += dy_n · col_nᵀ (row dot products, or a transposed copy and the tiled GEMM for
+        // short rows), then the partial sums are added.
         long work = 2L * g.N * cout * p * k;
         int workers = (int)Math.Clamp(Math.Min(Environment.ProcessorCount, work / WeightGradWorkPerWorker), 1, Math.Max(g.N, 1));
-        int weights = cout * k, columns = geo.IsPointwise ? 0 : k * p;
+        // Long rows (many output positions): dot products along them; short ones: transposed into a second buffer.
+        bool rowDots = p >= CpuGemm.RowDotsMinLength;
+        int weights = cout * k, columns = (geo.IsPointwise ? 0 : k * p) + (rowDots ? 0 : k * p);
         float[] scratch = ArrayPool<float>.Shared.Rent((workers - 1) * weights + workers * columns + 1);
         try
         {
@@ -107,7 +110,9 @@ public sealed unsafe partial class CpuBackend
                     {
                         float* xn = (float*)ppx + (long)n * planeIn;
                         if (!geo.IsPointwise) { Im2colSample(geo, xn, col); xn = col; }
-                        CpuGemm.AccumulateRowDots(cout, k, p, (float*)ppdy + (long)n * cout * p, p, xn, p, acc, k);
+                        float* dyn = (float*)ppdy + (long)n * cout * p;
+                        if (rowDots) CpuGemm.AccumulateRowDots(cout, k, p, dyn, p, xn, p, acc, k);
+                        else CpuGemm.AccumulateTransposed(cout, k, p, dyn, p, xn, p, acc, k, col + (geo.IsPointwise ? 0 : (long)k * p));
                     }
                 });
                 var sum = new Span<float>(pdw, weights);
