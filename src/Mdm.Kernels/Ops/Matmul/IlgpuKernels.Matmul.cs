@@ -53,12 +53,14 @@ public sealed partial class IlgpuBackend
     public TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel, KernelSpecialization specialization, int sharedBytes) where TDelegate : Delegate =>
         LoadPromoted(kernel, specialization, sharedBytes).CreateLauncherDelegate<TDelegate>();
 
-    Kernel LoadPromoted(Delegate kernel, KernelSpecialization specialization, int sharedBytes)
+    /// <param name="sm90a">Patch the PTX for wgmma (<see cref="TensorCore.Sm90aPtx"/>): loads on compute capability 9.0 only.</param>
+    Kernel LoadPromoted(Delegate kernel, KernelSpecialization specialization, int sharedBytes, bool sm90a = false)
     {
         var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
         var compiled = (PTXCompiledKernel)accelerator.GetBackend().Compile(entry, specialization);
         string ptx = PtxLocalPromotion.Promote(compiled.PTXAssembly, out int promoted);
         if (promoted == 0) throw new InvalidOperationException($"{kernel.Method.Name}: no inline-PTX depots could be promoted");
+        if (sm90a) ptx = TensorCore.Sm90aPtx.Patch(ptx);
         // PTXCompiledKernel's constructor and EntryPoint are internal in ILGPU 1.5.3; the public LoadKernel takes the result.
         var entryPoint = typeof(CompiledKernel).GetProperty("EntryPoint", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)!.GetValue(compiled);
         var ctor = typeof(PTXCompiledKernel).GetConstructors(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic).Single(c => c.GetParameters().Length == 4);
@@ -106,6 +108,7 @@ public sealed partial class IlgpuBackend
     /// <paramref name="rowBias"/>: bias is indexed by C's row (a convolution's output channel), not its column.
     bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias = false)
     {
+        if (UseTensorCores && TryWgmmaGemm(a, b, c, bias, d, rowBias)) return true;
         bool wide = WideWarpTiles ?? Tuning.GemmWideWarps(GpuArchitecture, d.K);
         bool bf16Out = c.DType == DType.BF16;
         var kernel = MatmulTensorCore[TensorCoreIndex(bf16Out, wide, d.TransA, d.TransB)];
