@@ -135,7 +135,7 @@ public static class Program
         using var folder = RunFolder.Open(cli.OutDir, Console.Out);   // --out is checked and locked before any work
         using var backend = CreateBackend(cli.Device);
         var (s, config) = RunSettings.Resolve(cli, backend.Kind == BackendKind.Cuda ? "gpu-demo" : "cpu-demo", Console.Out);
-        if (s.Bf16) Console.WriteLine("bf16 mixed precision: matmul/conv/attention operands rounded to bf16, f32 accumulation and f32 master weights");
+        if (s.Bf16) Console.WriteLine("bf16 mixed precision: matmul/conv/attention operands stored in bf16, f32 accumulation and f32 master weights");
         using var signals = new StopSignals(Console.Out, folder.Release);
         try
         {

@@ -197,7 +197,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     var cond = textBatch?.Conditioning
                                ?? (numClasses > 0 ? new Conditioning(ClassLabels: DropLabels(batch.Labels, step, micro, t.LabelDropout)) : Conditioning.None);
                     using var graph = new Graph();
-                    using var autocast = MixedPrecision.Bf16(settings.Bf16);
+                    using var autocast = MixedPrecision.Bf16(settings.Bf16, AutocastStorage.Bf16);
                     using var result = loss.Compute(images, cond, settings.Seed, (ulong)((step - 1) * accumulation + micro));
                     float value = result.Loss.Item();
                     if (!float.IsFinite(value)) { finite = false; lossSum = value; break; }
