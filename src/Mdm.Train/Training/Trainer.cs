@@ -193,9 +193,10 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     // Clips [B, F, C, H, W] are the model's frame rows [B·F, C, H, W].
                     int[] rows = batch.Shape.Length == 5 ? [batch.Shape[0] * batch.Shape[1], batch.Shape[2], batch.Shape[3], batch.Shape[4]] : batch.Shape;
                     using var images = backend.FromArray(batch.Values, rows);
-                    using var textBatch = text is null ? null : new TextBatch(backend, batch, text, Dropped(batch.Size, step, micro, t.LabelDropout));
+                    var dropped = LabelDropout.Dropped(settings.Seed, batch.Size, step, micro, t.LabelDropout);
+                    using var textBatch = text is null ? null : new TextBatch(backend, batch, text, dropped);
                     var cond = textBatch?.Conditioning
-                               ?? (numClasses > 0 ? new Conditioning(ClassLabels: DropLabels(batch.Labels, step, micro, t.LabelDropout)) : Conditioning.None);
+                               ?? (numClasses > 0 ? new Conditioning(ClassLabels: LabelDropout.Apply(batch.Labels, dropped)) : Conditioning.None);
                     using var graph = new Graph();
                     using var autocast = MixedPrecision.Bf16(settings.Bf16);
                     using var result = loss.Compute(images, cond, settings.Seed, (ulong)((step - 1) * accumulation + micro));
@@ -266,26 +267,6 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             ema?.Dispose();
             model.DisposeParameters();
         }
-    }
-
-    /// <summary>Labels with a fraction replaced by the null class (deterministic per step), so guidance has an unconditional model.</summary>
-    int[] DropLabels(int[] labels, long step, int micro, double dropout)
-    {
-        var dropped = Dropped(labels.Length, step, micro, dropout);
-        return [.. labels.Select((label, i) => dropped[i] ? Conditioning.NullClass : label)];
-    }
-
-    /// <summary>Which samples lose their class or caption this micro-step (deterministic per step).</summary>
-    bool[] Dropped(int count, long step, int micro, double dropout)
-    {
-        var dropped = new bool[count];
-        if (dropout <= 0) return dropped;
-        for (int i = 0; i < count; i++)
-        {
-            Philox.Words(settings.Seed ^ 0x5EEDUL, (ulong)step * 64 + (ulong)micro, (ulong)i, out uint w, out _, out _, out _);
-            dropped[i] = Philox.ToUniform(w) <= dropout;
-        }
-        return dropped;
     }
 
     string SaveCheckpoint(CheckpointWriter writer, Mdm.Autograd.Nn.Module model, AdamWOptimizer optimizer, ExponentialMovingAverage ema,
