@@ -16,7 +16,7 @@ public sealed class TuningTable
     /// <summary>The variants each op may name; the first of the attention pair and of conv is the reference.</summary>
     public static readonly IReadOnlyDictionary<string, string[]> Variants = new Dictionary<string, string[]>
     {
-        [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide, GemmVariant.SplitK],
+        [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide, GemmVariant.SplitK, GemmVariant.Wgmma],
         [AttentionForwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [AttentionBackwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [ConvOp] = [ConvVariant.Im2Col, ConvVariant.ImplicitNarrow, ConvVariant.ImplicitWide],
@@ -182,6 +182,8 @@ public static class GemmVariant
     /// tiles alone leave multiprocessors idle (f32 C without bias; otherwise as narrow). For the weight gradients:
     /// M·N = channels², K = tokens.</summary>
     public const string SplitK = "split-k";
+    /// <summary>One warpgroup (wgmma m64n64k16, sm_90a) per 64×64 tile (f32 C; where it is not loaded, as narrow/wide by K).</summary>
+    public const string Wgmma = "wgmma";
 }
 
 public static class AttentionVariant

@@ -65,12 +65,14 @@ public sealed partial class IlgpuBackend
     public TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel, KernelSpecialization specialization, int sharedBytes) where TDelegate : Delegate =>
         LoadPromoted(kernel, specialization, sharedBytes).CreateLauncherDelegate<TDelegate>();
 
-    Kernel LoadPromoted(Delegate kernel, KernelSpecialization specialization, int sharedBytes)
+    /// <param name="sm90a">Patch the PTX for wgmma (<see cref="TensorCore.Sm90aPtx"/>): loads on compute capability 9.0 only.</param>
+    Kernel LoadPromoted(Delegate kernel, KernelSpecialization specialization, int sharedBytes, bool sm90a = false)
     {
         var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
         var compiled = (PTXCompiledKernel)accelerator.GetBackend().Compile(entry, specialization);
         string ptx = PtxLocalPromotion.Promote(compiled.PTXAssembly, out int promoted);
         if (promoted == 0) throw new InvalidOperationException($"{kernel.Method.Name}: no inline-PTX depots could be promoted");
+        if (sm90a) ptx = TensorCore.Sm90aPtx.Patch(ptx);
         // PTXCompiledKernel's constructor and EntryPoint are internal in ILGPU 1.5.3; the public LoadKernel takes the result.
         var entryPoint = typeof(CompiledKernel).GetProperty("EntryPoint", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)!.GetValue(compiled);
         var ctor = typeof(PTXCompiledKernel).GetConstructors(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic).Single(c => c.GetParameters().Length == 4);
@@ -122,7 +124,9 @@ public sealed partial class IlgpuBackend
         int tilesN = (d.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
         long tiles = (long)tilesM * tilesN * d.OutBatch;
         string variant = GemmAlgorithm ?? Tuning.Gemm(GpuArchitecture, d.K, tiles);
-        bool wide = variant == GemmVariant.Wide, bf16Out = c.DType == DType.BF16;
+        bool bf16Out = c.DType == DType.BF16;
+        if (UseTensorCores && !bf16Out && TryWgmmaGemm(a, b, c, bias, d, rowBias, UseWgmmaGemm ?? variant == GemmVariant.Wgmma)) return true;
+        bool wide = variant == GemmVariant.Wide || (variant == GemmVariant.Wgmma && TuningHeuristics.GemmWideWarps(d.K));
         var kernel = MatmulTensorCore[TensorCoreIndex(bf16Out, wide, d.TransA, d.TransB)];
         if (!Launchable(kernel) || !UseTensorCores) return false;
         long pa = U16(a).LoadEffectiveAddressAsPtr().ToInt64(), pb = U16(b).LoadEffectiveAddressAsPtr().ToInt64();
