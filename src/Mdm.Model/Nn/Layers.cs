@@ -44,6 +44,10 @@ public sealed class Conv : ModelModule
     public Variable Bias => bias.Value;
 
     public Variable Forward(Variable x) => F.Conv2d(F.Autocast(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
+
+    /// <summary>Forward(x) + residual, the residual added in the convolution's epilogue (<see cref="F.Conv2dResidual"/>).</summary>
+    public Variable ForwardResidual(Variable x, Variable residual) =>
+        F.Conv2dResidual(F.Autocast(x), F.Autocast(Weight), Bias, residual, Stride, Padding, MixedPrecision.Enabled);
 }
 
 /// <summary>torch.nn.GroupNorm(groups, channels), eps 1e-5, affine (weight 1, bias 0), plus the fused SiLU/FiLM forms.</summary>

@@ -63,7 +63,6 @@ public sealed class ResNet : ModelModule
         var ab = F.Split(film, [OutChannels, OutChannels], 1);
         h = norm2.ForwardFilmSilu(h, ab[0], ab[1]);
         if (dropout is { } key) h = F.Dropout(h, Dropout, key, training: true);
-        h = conv2.Forward(h);
-        return F.Add(h, conv3 is null ? x : conv3.Forward(x));
+        return conv2.ForwardResidual(h, conv3 is null ? x : conv3.Forward(x));   // the skip added in conv2's epilogue
     }
 }
