@@ -45,7 +45,7 @@ public static class SampleBench
         {
             backend.Synchronize();
             var sw = Stopwatch.StartNew();
-            using (MixedPrecision.Bf16(bf16))
+            using (MixedPrecision.Bf16(bf16, AutocastStorage.Bf16))
                 foreach (var t in s.Sample(batch, cond, c, seed: 11, negative: negative)) t.Dispose();
             backend.Synchronize();
             return sw.Elapsed.TotalSeconds;

@@ -14,7 +14,7 @@ public static partial class F
     public static OpDefinition<ConvAttributes> Conv2dResidualOp { get; } = OpDefinition.Register(new OpDefinition<ConvAttributes>("conv2d_residual",
         (x, a) =>
         {
-            if (!OnTensorCores(x[0], a)) return (Ops.Conv2dResidual(x[0], x[1], x[2], x[3], a.Stride, a.Padding), []);
+            if (x[0].DType == DType.BF16 || !OnTensorCores(x[0], a)) return (Ops.Conv2dResidual(x[0], x[1], x[2], x[3], a.Stride, a.Padding), []);
             using var xb = Ops.ToBF16(x[0]);
             using var wb = Ops.ToBF16(x[1]);
             return (Ops.Conv2dResidual(xb, wb, x[2], x[3], a.Stride, a.Padding), []);

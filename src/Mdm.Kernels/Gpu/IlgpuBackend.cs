@@ -45,8 +45,9 @@ public sealed partial class IlgpuBackend : Backend
         catch { pool.Dispose(); accelerator.Dispose(); context.Dispose(); throw; }
     }
 
-    /// <summary>The first CUDA device. Throws when none is usable (see <see cref="Backends.CudaStatus"/>).</summary>
-    public static IlgpuBackend CreateCuda()
+    /// <summary>CUDA device <paramref name="device"/> modulo the device count (a data-parallel rank passes its local
+    /// rank). Throws when none is usable (see <see cref="Backends.CudaStatus"/>).</summary>
+    public static IlgpuBackend CreateCuda(int device = 0)
     {
         Backends.RegisterCudaResolver();
         var context = Context.Create(b => b.Cuda().EnableAlgorithms().Profiling().Optimize(OptimizationLevel.O1));
@@ -54,7 +55,7 @@ public sealed partial class IlgpuBackend : Backend
         {
             var devices = context.GetCudaDevices();
             if (devices.Count == 0) throw new InvalidOperationException("no CUDA device found (libcuda.so.1 missing or no NVIDIA GPU visible)");
-            var acc = (CudaAccelerator)devices[0].CreateAccelerator(context);
+            var acc = (CudaAccelerator)devices[device % devices.Count].CreateAccelerator(context);
             return new IlgpuBackend(context, acc, BackendKind.Cuda, $"{acc.Architecture}, PTX {acc.InstructionSet}, driver {acc.DriverVersion}")
             {
                 GpuArchitecture = acc.Architecture is { } arch ? $"sm_{arch.Major}{arch.Minor}" : null,

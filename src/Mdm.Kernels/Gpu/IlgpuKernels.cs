@@ -26,6 +26,7 @@ public sealed partial class IlgpuBackend
         var loader = new Loader((name, f) => L(name, f));
         LoadMatmulKernels(loader);
         LoadTensorCoreKernels(loader);
+        LoadWgmmaKernels(loader);
     }
 
     /// <summary>Compiles a kernel and returns its launcher, an Action&lt;AcceleratorStream, KernelConfig, parameters…&gt;
@@ -73,6 +74,7 @@ public sealed partial class IlgpuBackend
 
     partial void LoadMatmulKernels(Loader loader);
     partial void LoadTensorCoreKernels(Loader loader);
+    partial void LoadWgmmaKernels(Loader loader);
 
     protected internal override void Fill(Tensor y, float value) => Run(ElementwiseKernels.Fill, Launch(y.Numel), F32(y), value);
     protected internal override void Copy(Tensor x, Tensor y) => Run(ElementwiseKernels.Copy, Launch(y.Numel), F32(x), F32(y));
@@ -114,6 +116,6 @@ public sealed partial class IlgpuBackend
     protected internal override void RandomUniform(Tensor y, ulong seed, ulong subsequence, float lo, float hi) =>
         Run(RandomKernels.Uniform, Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, lo, hi - lo);
 
-    protected internal override void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std) =>
-        Run(RandomKernels.Normal, Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, mean, std);
+    protected internal override void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std, ulong firstBlock) =>
+        Run(RandomKernels.Normal, Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, mean, std, firstBlock);
 }

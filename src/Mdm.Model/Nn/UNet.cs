@@ -328,7 +328,7 @@ public class UNet : ModelModule, IDenoiser
         return x;
     }
 
-    protected Variable ForwardOutput(Variable x) => convOut.Forward(normOut.ForwardSilu(x));
+    protected Variable ForwardOutput(Variable x) => convOut.Forward(normOut.ForwardSilu(x, autocastOperand: true));
 
     protected Variable ForwardInput(Variable xt) => convIn.Forward(xt);
 }
