@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Mdm.Kernels;
+using Mdm.Kernels.Collectives;
 using Mdm.Kernels.Gpu;
 using Mdm.Model;
 using Mdm.Model.Checkpoints;
@@ -16,8 +17,12 @@ namespace Mdm.Train;
 /// </summary>
 public static class Program
 {
+    /// <summary>The command line as given (`--nproc` passes it on to the ranks).</summary>
+    static string[] commandLine = [];
+
     public static int Main(string[] args)
     {
+        commandLine = args;
         if (args.Length == 0) return Demo();
         var root = BuildCommands();
         var parse = root.Parse(args);
@@ -52,8 +57,9 @@ public static class Program
         var skipBadData = new Option<bool>("--skip-bad-data") { Description = "train without the data files that cannot be read (listed) instead of refusing" };
         var maxPerClass = new Option<int?>("--max-per-class") { Description = "image folders: use only the first N files of each class (quick runs)" };
         var dataWorkers = new Option<int?>("--data-workers") { Description = "decode workers feeding the batch queue (default: cores − 1, at least 1)" };
+        var nproc = new Option<int?>(Distributed.LocalLaunch.Flag) { Description = "data-parallel: start N local processes through mpirun, each training a slice of every --batch" };
         var train = new Command("train", "train a (nested) UNet; progressive stages come from the config. --resume needs only --out: the run's settings are kept in it");
-        var trainOptions = new Option[] { config, preset, data, steps, batch, lr, device, outDir, resume, bf16, seed, accumulation, sampleEvery, checkpointEvery, keepLast, skipBadData, maxPerClass, dataWorkers };
+        var trainOptions = new Option[] { config, preset, data, steps, batch, lr, device, outDir, resume, bf16, seed, accumulation, sampleEvery, checkpointEvery, keepLast, skipBadData, maxPerClass, dataWorkers, nproc };
         foreach (var o in trainOptions) train.Options.Add(o);
         train.SetAction(p => Guard(() => Train(new TrainSettings
         {
@@ -62,6 +68,7 @@ public static class Program
             Resume = p.GetValue(resume), Bf16 = p.GetValue(bf16), Seed = p.GetValue(seed), GradAccumulation = p.GetValue(accumulation),
             SampleEvery = p.GetValue(sampleEvery), CheckpointEvery = p.GetValue(checkpointEvery), KeepLast = p.GetValue(keepLast),
             SkipBadData = p.GetValue(skipBadData), MaxPerClass = p.GetValue(maxPerClass), DataWorkers = p.GetValue(dataWorkers),
+            Processes = p.GetValue(nproc),
             Given = trainOptions.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(),
         })));
         root.Subcommands.Add(train);
@@ -119,38 +126,55 @@ public static class Program
         }
     }
 
-    /// <summary>The backend for --device (or MDM_DEVICE); asking for CUDA where there is none is an input error.</summary>
-    static Backend CreateBackend(string? device)
+    /// <summary>The backend for --device (or MDM_DEVICE); asking for CUDA where there is none is an input error.
+    /// <paramref name="localRank"/> picks the GPU of a data-parallel rank.</summary>
+    static Backend CreateBackend(string? device, int localRank = 0)
     {
         var name = device ?? Environment.GetEnvironmentVariable(Backends.EnvironmentVariable);
         if (!string.IsNullOrWhiteSpace(name) && name.Trim().ToLowerInvariant() != "auto" && Backends.Parse(name) == BackendKind.Cuda
             && Backends.CudaStatus() is (false, var why))
             throw new UsageException($"{(device is null ? Backends.EnvironmentVariable + "=" : "--device ")}{name}: no usable GPU ({why}); use --device cpu");
-        return Backends.CreateDefault(device);
+        return Backends.CreateDefault(device, localRank);
     }
 
+    /// <summary>`train`: in this process, or under mpirun as one data-parallel rank (rank, world size and local rank from
+    /// the launcher's environment), or with --nproc N as the launcher of N local ranks.</summary>
     static int Train(TrainSettings cli)
     {
         cli.Validate();
-        using var folder = RunFolder.Open(cli.OutDir, Console.Out);   // --out is checked and locked before any work
-        using var backend = CreateBackend(cli.Device);
-        var (s, config) = RunSettings.Resolve(cli, backend.Kind == BackendKind.Cuda ? "gpu-demo" : "cpu-demo", Console.Out);
-        if (s.Bf16) Console.WriteLine("bf16 mixed precision: matmul/conv/attention operands rounded to bf16, f32 accumulation and f32 master weights");
-        using var signals = new StopSignals(Console.Out, folder.Release);
+        if (cli.Processes is { } processes) return Distributed.LocalLaunch.Run(processes, commandLine, Console.Out);
+        using var collective = Collective.FromEnvironment();
+        return Distributed.DataParallel.Run(collective, Console.Error, () => TrainRank(cli, collective));
+    }
+
+    static int TrainRank(TrainSettings cli, Collective ranks)
+    {
+        // Rank 0 owns the run folder (lock, run.json, checkpoints, metrics, samples) and the console; the others only read it.
+        bool lead = ranks.Rank == 0;
+        var log = lead ? Console.Out : TextWriter.Null;
+        using var folder = lead ? RunFolder.Open(cli.OutDir, log) : null;   // --out is checked and locked before any work
+        ranks.Barrier();
+        using var backend = CreateBackend(cli.Device, ranks.LocalRank);
+        var (s, config) = RunSettings.Resolve(cli, backend.Kind == BackendKind.Cuda ? "gpu-demo" : "cpu-demo", log);
+        if (s.Bf16) log.WriteLine("bf16 mixed precision: matmul/conv/attention operands stored in bf16, f32 accumulation and f32 master weights");
+        // On GPUs the gradients go through NCCL on the device; MPI carries everything else.
+        using var nccl = ranks.WorldSize > 1 && backend.Kind == BackendKind.Cuda ? NcclCollective.Open(ranks, backend) : null;
+        using var signals = new StopSignals(log, () => folder?.Release());
         try
         {
-            var trainer = new Trainer(s, config, backend, Console.Out, signals.Token);
+            var trainer = new Trainer(s, config, backend, log, signals.Token, collective: nccl ?? ranks);
             var r = trainer.Run();
-            Console.WriteLine();
-            Console.WriteLine($"checkpoint: {r.FinalCheckpoint}");
-            foreach (var f in r.SampleFiles) Console.WriteLine($"samples:    {f}");
-            if (r.LossPlot is not null) Console.WriteLine($"loss plot:  {r.LossPlot}");
-            Console.WriteLine($"metrics:    {Path.Combine(s.OutDir, "metrics.jsonl")}");
+            log.WriteLine();
+            log.WriteLine($"checkpoint: {r.FinalCheckpoint}");
+            foreach (var f in r.SampleFiles) log.WriteLine($"samples:    {f}");
+            if (r.LossPlot is not null) log.WriteLine($"loss plot:  {r.LossPlot}");
+            log.WriteLine($"metrics:    {Path.Combine(s.OutDir, "metrics.jsonl")}");
             return r.Interrupted ? signals.ExitCode : ExitCodes.Ok;
         }
         catch (DeviceOutOfMemoryException e)
         {
-            Console.Error.WriteLine($"mdm: {Trainer.OutOfMemoryAdvice(e, backend, s.Batch ?? config.Training.Batch)}");
+            Console.Error.WriteLine($"mdm: {(lead ? "" : $"rank {ranks.Rank}: ")}{Trainer.OutOfMemoryAdvice(e, backend, s.Batch ?? config.Training.Batch)}");
+            if (ranks.WorldSize > 1) ranks.Abort(ExitCodes.Internal);
             return ExitCodes.Internal;
         }
     }

@@ -21,6 +21,10 @@ public abstract class Collective : IDisposable
     /// <summary>Returns once every rank has entered.</summary>
     public abstract void Barrier();
 
+    /// <summary>Ends this process and every other rank with <paramref name="exitCode"/> (a rank that fails alone must
+    /// not leave the others waiting in a collective, nor wait in MPI_Finalize itself). Never returns.</summary>
+    public virtual void Abort(int exitCode) => Environment.Exit(exitCode);
+
     /// <summary>The element-wise mean over the ranks (the sum, then one scale by 1 / world size).</summary>
     public void AllReduceAverage(Span<float> buffer)
     {

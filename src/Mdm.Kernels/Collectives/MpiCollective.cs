@@ -72,6 +72,13 @@ public sealed unsafe class MpiCollective : Collective
         mpi.Check(mpi.BarrierCall(mpi.CommWorld), "MPI_Barrier", Rank);
     }
 
+    /// <summary>MPI_Abort: mpirun ends every rank and exits with <paramref name="exitCode"/>. Never returns.</summary>
+    public override void Abort(int exitCode)
+    {
+        mpi.AbortCall(mpi.CommWorld, exitCode);
+        Environment.Exit(exitCode);
+    }
+
     void CheckOpen() => ObjectDisposedException.ThrowIf(disposed, this);
 
     /// <summary>Finalises MPI if this object initialised it (once per process: MPI cannot be initialised again).</summary>

@@ -24,6 +24,7 @@ sealed unsafe class MpiLibrary
     public readonly delegate* unmanaged<nint, nint, int, nint, nint, nint, int> Allreduce;
     public readonly delegate* unmanaged<nint, int, nint, int, nint, int> Bcast;
     public readonly delegate* unmanaged<nint, int> BarrierCall;
+    public readonly delegate* unmanaged<nint, int, int> AbortCall;
     public readonly delegate* unmanaged<int, byte*, int*, int> ErrorString;
     public readonly delegate* unmanaged<byte*, int*, int> LibraryVersion;
 
@@ -43,6 +44,7 @@ sealed unsafe class MpiLibrary
         Allreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, int>)S("MPI_Allreduce");
         Bcast = (delegate* unmanaged<nint, int, nint, int, nint, int>)S("MPI_Bcast");
         BarrierCall = (delegate* unmanaged<nint, int>)S("MPI_Barrier");
+        AbortCall = (delegate* unmanaged<nint, int, int>)S("MPI_Abort");
         ErrorString = (delegate* unmanaged<int, byte*, int*, int>)S("MPI_Error_string");
         LibraryVersion = (delegate* unmanaged<byte*, int*, int>)S("MPI_Get_library_version");
     }

@@ -50,6 +50,7 @@ public sealed unsafe class NcclCollective : Collective
     public override void AllReduceSum(Span<float> buffer) => bootstrap.AllReduceSum(buffer);
     public override void Broadcast(Span<byte> buffer, int root) => bootstrap.Broadcast(buffer, root);
     public override void Barrier() => bootstrap.Barrier();
+    public override void Abort(int exitCode) => bootstrap.Abort(exitCode);
 
     public override void AllReduceSum(Tensor tensor) => DeviceAllReduce(tensor, NcclLibrary.OpSum);
     public override void AllReduceAverage(Tensor tensor) => DeviceAllReduce(tensor, NcclLibrary.OpAvg);

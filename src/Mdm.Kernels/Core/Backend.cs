@@ -93,5 +93,5 @@ public abstract partial class Backend : IDisposable
     }
     /// <summary>Uniform in [lo, hi): Philox stream (seed, subsequence), element i = lane i%4 of block i/4.</summary>
     protected internal abstract void RandomUniform(Tensor y, ulong seed, ulong subsequence, float lo, float hi);
-    protected internal abstract void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std);
+    protected internal abstract void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std, ulong firstBlock);
 }

@@ -27,20 +27,21 @@ public static class Backends
         _ => throw new ArgumentException($"unknown device '{name}': expected one of {string.Join(", ", Names)}"),
     };
 
-    public static Backend Create(BackendKind kind) => kind switch
+    /// <param name="cudaDevice">Which GPU (modulo the count): a data-parallel rank passes its local rank.</param>
+    public static Backend Create(BackendKind kind, int cudaDevice = 0) => kind switch
     {
         BackendKind.Cpu => new CpuBackend(),
-        BackendKind.Cuda => IlgpuBackend.CreateCuda(),
+        BackendKind.Cuda => IlgpuBackend.CreateCuda(cudaDevice),
         BackendKind.IlgpuCpu => IlgpuBackend.CreateCpuAccelerator(),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
     /// <summary>The backend named by <paramref name="name"/>, else by MDM_DEVICE, else CUDA if usable, else CPU.</summary>
-    public static Backend CreateDefault(string? name = null)
+    public static Backend CreateDefault(string? name = null, int cudaDevice = 0)
     {
         name ??= Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (!string.IsNullOrWhiteSpace(name) && name.Trim().ToLowerInvariant() != "auto") return Create(Parse(name));
-        return CudaStatus().Available ? Create(BackendKind.Cuda) : new CpuBackend();
+        if (!string.IsNullOrWhiteSpace(name) && name.Trim().ToLowerInvariant() != "auto") return Create(Parse(name), cudaDevice);
+        return CudaStatus().Available ? Create(BackendKind.Cuda, cudaDevice) : new CpuBackend();
     }
 
     static readonly Lazy<(bool, string)> cudaStatus = new(ProbeCuda);

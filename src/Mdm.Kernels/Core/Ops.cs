@@ -96,12 +96,13 @@ public static partial class Ops
         return y;
     }
 
-    /// <summary>Normal(mean, std²) by Box–Muller over Philox stream (seed, subsequence).</summary>
-    public static Tensor RandomNormal(Tensor y, ulong seed, ulong subsequence = 0, float mean = 0f, float std = 1f)
+    /// <summary>Normal(mean, std²) by Box–Muller over Philox stream (seed, subsequence), element i from block
+    /// <paramref name="firstBlock"/> + i/4: a fill from block k·n/4 equals elements [k·n, (k + 1)·n) of a longer fill.</summary>
+    public static Tensor RandomNormal(Tensor y, ulong seed, ulong subsequence = 0, float mean = 0f, float std = 1f, ulong firstBlock = 0)
     {
         SameBackend("RandomNormal", y); RequireF32("RandomNormal", y);
         if (!(std >= 0)) throw new ArgumentException($"RandomNormal: std must be >= 0, got {std}");
-        if (y.Numel > 0) y.Backend.RandomNormal(y, seed, subsequence, mean, std);
+        if (y.Numel > 0) y.Backend.RandomNormal(y, seed, subsequence, mean, std, firstBlock);
         return y;
     }
 }

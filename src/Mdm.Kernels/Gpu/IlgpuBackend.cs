@@ -45,8 +45,9 @@ public sealed partial class IlgpuBackend : Backend
         catch { pool.Dispose(); accelerator.Dispose(); context.Dispose(); throw; }
     }
 
-    /// <summary>The first CUDA device. Throws when none is usable (see <see cref="Backends.CudaStatus"/>).</summary>
-    public static IlgpuBackend CreateCuda()
+    /// <summary>CUDA device <paramref name="device"/> modulo the device count (a data-parallel rank passes its local
+    /// rank). Throws when none is usable (see <see cref="Backends.CudaStatus"/>).</summary>
+    public static IlgpuBackend CreateCuda(int device = 0)
     {
         Backends.RegisterCudaResolver();
         var context = Context.Create(b => b.Cuda().EnableAlgorithms().Profiling().Optimize(OptimizationLevel.O1));
@@ -54,7 +55,7 @@ public sealed partial class IlgpuBackend : Backend
         {
             var devices = context.GetCudaDevices();
             if (devices.Count == 0) throw new InvalidOperationException("no CUDA device found (libcuda.so.1 missing or no NVIDIA GPU visible)");
-            var acc = (CudaAccelerator)devices[0].CreateAccelerator(context);
+            var acc = (CudaAccelerator)devices[device % devices.Count].CreateAccelerator(context);
             return new IlgpuBackend(context, acc, BackendKind.Cuda, $"{acc.Architecture}, PTX {acc.InstructionSet}, driver {acc.DriverVersion}")
             {
                 GpuArchitecture = acc.Architecture is { } arch ? $"sm_{arch.Major}{arch.Minor}" : null,
@@ -84,7 +85,11 @@ public sealed partial class IlgpuBackend : Backend
     public override MemoryStats Memory => pool.Stats;
     public override void ResetPeakMemory() => pool.ResetPeak();
     public Accelerator Accelerator => accelerator;
-    public override void Synchronize() => accelerator.Synchronize();
+    public override void Synchronize()
+    {
+        RefuseWhileCapturing("a synchronisation");
+        accelerator.Synchronize();
+    }
 
     /// <summary>Return cached blocks to the device (tests use it to measure live bytes).</summary>
     public void EmptyCache() => pool.EmptyCache();
@@ -108,7 +113,7 @@ public sealed partial class IlgpuBackend : Backend
 
     protected internal override void Upload(Tensor dst, ReadOnlySpan<byte> src)
     {
-        if (src.Length == 0) return;
+        if (src.Length == 0 || RecordUpload(dst, src)) return;
         ArrayView1D<byte, Stride1D.Dense> view = Raw(dst);
         view.CopyFromCPU(accelerator.DefaultStream, src);
     }
@@ -116,6 +121,7 @@ public sealed partial class IlgpuBackend : Backend
     protected internal override void Download(Tensor src, Span<byte> dst)
     {
         if (dst.Length == 0) return;
+        RefuseWhileCapturing($"a read of {src} back to the host");
         ArrayView1D<byte, Stride1D.Dense> view = Raw(src);
         view.CopyToCPU(accelerator.DefaultStream, dst);
         accelerator.Synchronize();

@@ -116,6 +116,6 @@ public sealed partial class IlgpuBackend
     protected internal override void RandomUniform(Tensor y, ulong seed, ulong subsequence, float lo, float hi) =>
         Run(RandomKernels.Uniform, Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, lo, hi - lo);
 
-    protected internal override void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std) =>
-        Run(RandomKernels.Normal, Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, mean, std);
+    protected internal override void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std, ulong firstBlock) =>
+        Run(RandomKernels.Normal, Launch((y.Numel + 3) / 4), F32(y), seed, subsequence, mean, std, firstBlock);
 }

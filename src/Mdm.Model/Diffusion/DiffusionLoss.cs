@@ -36,19 +36,24 @@ public sealed class DiffusionLoss
     public int CountedSamples(int resolution, int batch) => (int)Math.Floor(Fractions[resolution] * batch);
 
     /// <summary>The loss of one training step; t and noise come from Philox streams of (<paramref name="seed"/>, <paramref name="step"/>).
-    /// Call inside a <see cref="Graph"/> and dispose the result after the backward pass (it owns the noise and constants).</summary>
-    public DiffusionLossResult Compute(Tensor images, Conditioning conditioning, ulong seed, ulong step)
+    /// Call inside a <see cref="Graph"/> and dispose the result after the backward pass (it owns the noise and constants).
+    /// <paramref name="slice"/>: the images are that part of a global batch (data-parallel); draws and the mixed-ratio
+    /// rule follow the global sample index, and the loss is this slice's share (mean over ranks = the global loss).</summary>
+    public DiffusionLossResult Compute(Tensor images, Conditioning conditioning, ulong seed, ulong step, BatchSlice? slice = null)
     {
         ArgumentNullException.ThrowIfNull(images);
         int clips = images.Rank > 0 ? images.Dim(0) / Math.Max(1, Denoiser.StreamFrames[0]) : 0;
-        return Compute(images, conditioning, DiffusionRandom.Timesteps(clips, Schedule.NumSteps, seed, step), seed, step);
+        return Compute(images, conditioning, DiffusionRandom.Timesteps(clips, Schedule.NumSteps, seed, step, slice?.First ?? 0), seed, step, slice);
     }
 
-    /// <summary>As <see cref="Compute(Tensor, Conditioning, ulong, ulong)"/> with the timesteps given (each in [0, N)).</summary>
-    public DiffusionLossResult Compute(Tensor images, Conditioning conditioning, IReadOnlyList<int> timesteps, ulong seed, ulong step)
+    /// <summary>As <see cref="Compute(Tensor, Conditioning, ulong, ulong, BatchSlice?)"/> with the timesteps given (each in [0, N)).</summary>
+    public DiffusionLossResult Compute(Tensor images, Conditioning conditioning, IReadOnlyList<int> timesteps, ulong seed, ulong step, BatchSlice? slice = null)
     {
         ArgumentNullException.ThrowIfNull(conditioning);
         int batch = CheckInputs(images, conditioning, timesteps);
+        var part = slice ?? BatchSlice.Whole(batch);
+        if (part.First < 0 || part.First + batch > part.GlobalBatch)
+            throw new ArgumentException($"DiffusionLoss: samples [{part.First}, {part.First + batch}) do not lie in a global batch of {part.GlobalBatch}");
         int levels = Denoiser.Resolutions.Count;
         var b = images.Backend;
         var owned = new TensorScope();
@@ -65,12 +70,14 @@ public sealed class DiffusionLoss
         }
         try
         {
+            // Resolution r trains on the global batch's leading samples; this slice holds counts[r] of them.
             var counts = new int[levels];
             for (int r = 0; r < levels; r++)
             {
-                counts[r] = CountedSamples(r, batch);
-                if (counts[r] == 0 && Weights[r] > 0)
-                    throw new ArgumentException($"DiffusionLoss: with mixedRatio {DiffusionConfig.Format(Config.MixedRatio!)} a batch of {batch} gives resolution {Denoiser.Resolutions[r]} no samples; use a larger batch");
+                int global = CountedSamples(r, part.GlobalBatch);
+                if (global == 0 && Weights[r] > 0)
+                    throw new ArgumentException($"DiffusionLoss: with mixedRatio {DiffusionConfig.Format(Config.MixedRatio!)} a batch of {part.GlobalBatch} gives resolution {Denoiser.Resolutions[r]} no samples; use a larger batch");
+                counts[r] = Math.Clamp(global - part.First, 0, batch);
             }
 
             // Pyramid (high → low), then each stream's clean image (divided by s_r without the SNR shift).
@@ -92,7 +99,7 @@ public sealed class DiffusionLoss
                 double signal = Schedule.SignalScale(r);
                 var clean = signal == 1 ? pyramid[r] : Own(Ops.Scale(pyramid[r], (float)(1 / signal)));
                 var eps = Own(b.Empty(clean.Shape));
-                DiffusionRandom.Normal(eps, seed, step, 1 + r);
+                DiffusionRandom.Normal(eps, seed, step, 1 + r, part.FirstValue(eps.Numel / batch, $"the noise of resolution {Denoiser.Resolutions[r]}"));
 
                 var g = timesteps.Select(t => Schedule.Gamma(t + 1, r)).ToArray();
                 var xt = Own(Combine(clean, eps, PerSample(g.Select(Math.Sqrt).ToArray(), true), PerSample(g.Select(v => Math.Sqrt(1 - v)).ToArray(), true)));
@@ -118,7 +125,7 @@ public sealed class DiffusionLoss
             }
 
             Variable[] predictions;
-            using (Denoiser is Autograd.Nn.Module m ? Nn.ResNetDropout.ForStep(m, seed, step) : null)
+            using (Denoiser is Autograd.Nn.Module m ? Nn.ResNetDropout.ForStep(m, seed, step, part.First) : null)
                 predictions = Denoiser.Forward(noisy, timesteps, conditioning);
             CheckOutputs(predictions, noisy);
 
@@ -215,15 +222,19 @@ public sealed class DiffusionLossResult : IDisposable
     public IReadOnlyList<int> CountedSamples { get; }
 
     /// <summary>Mean L_r over the samples each resolution trains on (reads the device; NaN where none count).</summary>
-    public double[] ResolutionLosses()
+    public double[] ResolutionLosses() => [.. ResolutionLossSums().Select(s => s.Count == 0 ? double.NaN : s.Sum / s.Count)];
+
+    /// <summary>Per resolution, the sum of L_r over the rows it trains on and their count (summed over data-parallel
+    /// ranks, the global means).</summary>
+    public (double Sum, int Count)[] ResolutionLossSums()
     {
-        var result = new double[PerSampleLosses.Count];
+        var result = new (double, int)[PerSampleLosses.Count];
         for (int r = 0; r < result.Length; r++)
         {
             var values = PerSampleLosses[r].ToArray();
             int perClip = values.Length / Math.Max(1, Timesteps.Count);   // frame rows per clip (1 for images)
             int n = CountedSamples[r] * perClip;
-            result[r] = n == 0 ? double.NaN : values.Take(n).Sum(v => (double)v) / n;
+            result[r] = (values.Take(n).Sum(v => (double)v), n);
         }
         return result;
     }

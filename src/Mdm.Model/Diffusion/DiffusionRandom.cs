@@ -26,23 +26,53 @@ public static class DiffusionRandom
         return step * PurposesPerStep + (ulong)purpose;
     }
 
-    /// <summary>t ~ U{0, …, n − 1} per sample from stream (seed, step, purpose 0): element i is word i%4 of Philox block i/4,
-    /// mapped by the multiply-shift ⌊w·n / 2³²⌋.</summary>
-    public static int[] Timesteps(int batch, int n, ulong seed, ulong step)
+    /// <summary>t ~ U{0, …, n − 1} per sample from stream (seed, step, purpose 0): the sample of global index g (in the
+    /// whole batch; local index i is g = <paramref name="firstSample"/> + i) is word g%4 of Philox block g/4, mapped by
+    /// the multiply-shift ⌊w·n / 2³²⌋.</summary>
+    public static int[] Timesteps(int batch, int n, ulong seed, ulong step, int firstSample = 0)
     {
         if (batch < 0) throw new ArgumentOutOfRangeException(nameof(batch), $"DiffusionRandom.Timesteps: batch {batch} < 0");
         if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), $"DiffusionRandom.Timesteps: need n >= 1, got {n}");
+        if (firstSample < 0) throw new ArgumentOutOfRangeException(nameof(firstSample), $"DiffusionRandom.Timesteps: first sample {firstSample} < 0");
         ulong stream = Stream(step, 0);
         var t = new int[batch];
         for (int i = 0; i < batch; i++)
         {
-            Philox.Words(seed, stream, (ulong)(i / 4), out uint w0, out uint w1, out uint w2, out uint w3);
-            uint w = (i % 4) switch { 0 => w0, 1 => w1, 2 => w2, _ => w3 };
+            int g = firstSample + i;
+            Philox.Words(seed, stream, (ulong)(g / 4), out uint w0, out uint w1, out uint w2, out uint w3);
+            uint w = (g % 4) switch { 0 => w0, 1 => w1, 2 => w2, _ => w3 };
             t[i] = (int)(((ulong)w * (ulong)n) >> 32);
         }
         return t;
     }
 
-    /// <summary>Fills <paramref name="y"/> with N(0, 1) from stream (seed, step, purpose), on the tensor's device.</summary>
-    public static Tensor Normal(Tensor y, ulong seed, ulong step, int purpose) => Ops.RandomNormal(y, seed, Stream(step, purpose));
+    /// <summary>Fills <paramref name="y"/> with N(0, 1) from stream (seed, step, purpose), on the tensor's device, as
+    /// elements [<paramref name="firstElement"/>, …) of the whole batch's fill (a multiple of 4: whole Philox blocks).</summary>
+    public static Tensor Normal(Tensor y, ulong seed, ulong step, int purpose, long firstElement = 0)
+    {
+        if (firstElement < 0 || firstElement % 4 != 0)
+            throw new ArgumentOutOfRangeException(nameof(firstElement), $"DiffusionRandom.Normal: first element {firstElement} is not a non-negative multiple of 4");
+        return Ops.RandomNormal(y, seed, Stream(step, purpose), firstBlock: (ulong)(firstElement / 4));
+    }
+}
+
+/// <summary>
+/// The part of a global batch one process holds in data-parallel training: samples [<see cref="First"/>, First + local
+/// count) of <see cref="GlobalBatch"/>. Every per-sample draw of a step (timestep, noise, dropout mask) is keyed by the
+/// global index, so N processes holding the N slices draw exactly what one process holding the whole batch draws.
+/// </summary>
+public readonly record struct BatchSlice(int First, int GlobalBatch)
+{
+    public static BatchSlice Whole(int batch) => new(0, batch);
+
+    /// <summary>The first value of this slice in a buffer holding <paramref name="valuesPerSample"/> per sample; refused
+    /// (naming <paramref name="what"/>) when a slice would start inside a Philox block of 4.</summary>
+    public long FirstValue(long valuesPerSample, string what)
+    {
+        long first = First * valuesPerSample;
+        if (first % 4 != 0)
+            throw new ArgumentException($"data-parallel: {what} holds {valuesPerSample} values per sample, so the slice from sample {First} " +
+                                        "starts inside a Philox block of 4; use a per-process batch that keeps it a multiple of 4");
+        return first;
+    }
 }

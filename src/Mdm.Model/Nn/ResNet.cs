@@ -33,14 +33,14 @@ public sealed class ResNet : ModelModule
     /// <summary>Drop probability before conv2 (ml-mdm's <c>resnet_config.dropout</c>).</summary>
     public float Dropout { get; }
     /// <summary>The mask's Philox key for the current training step; null outside one (no dropout).</summary>
-    internal DropoutKey? StepKey { get; set; }
+    internal ResNetDropout.StepMask? StepKey { get; set; }
 
     /// <param name="x">[B, Cin, H, W]</param>
     /// <param name="tembAct">SiLU(temb) [B, T], shared by every block of the level; for a clip batch x [B·F, …] the
     /// scale and shift of each clip are repeated for its F frames (as ml-mdm does)</param>
     public Variable Forward(Variable x, Variable tembAct)
     {
-        var dropout = StepKey is { } key && Training ? key : (DropoutKey?)null;
+        var dropout = StepKey is { } key && Training ? key : (ResNetDropout.StepMask?)null;
         if (!Recompute || !Graph.GradEnabled) return ForwardAll(x, tembAct, dropout);
         // The recomputation runs in the backward pass, after the step's dropout scope: it reuses this forward's key.
         return Checkpoint.Run(v => ForwardAll(v[0], v[1], dropout), [x, tembAct], Parameters());
@@ -50,9 +50,9 @@ public sealed class ResNet : ModelModule
     /// <c>activationCheckpointing</c>).</summary>
     public bool Recompute { get; init; }
 
-    Variable ForwardAll(Variable x, Variable tembAct, DropoutKey? dropout)
+    Variable ForwardAll(Variable x, Variable tembAct, ResNetDropout.StepMask? dropout)
     {
-        var h = conv1.Forward(norm1.ForwardSilu(x));
+        var h = conv1.Forward(norm1.ForwardSilu(x, autocastOperand: true));
         var film = timeLayer.Forward(tembAct);
         if (film.Shape[0] != x.Shape[0])
         {
@@ -61,9 +61,9 @@ public sealed class ResNet : ModelModule
             film = FrameOps.RepeatPerFrame(film, x.Shape[0] / film.Shape[0]);
         }
         var ab = F.Split(film, [OutChannels, OutChannels], 1);
-        h = norm2.ForwardFilmSilu(h, ab[0], ab[1]);
-        if (dropout is { } key) h = F.Dropout(h, Dropout, key, training: true);
-        h = conv2.Forward(h);
+        h = norm2.ForwardFilmSilu(h, ab[0], ab[1], autocastOperand: dropout is null);
+        if (dropout is { } mask) h = F.Dropout(h, Dropout, mask.For(h.Data.Numel, tembAct.Shape[0]), training: true);
+        h = conv2.ForwardLastUse(h);
         return F.Add(h, conv3 is null ? x : conv3.Forward(x));
     }
 }

@@ -19,6 +19,8 @@ public static class ExitCodes
     public const int WriteFailed = 4;
     /// <summary>Another live run holds the run folder's lock.</summary>
     public const int Locked = 5;
+    /// <summary>Data-parallel: the collective could not start or failed (MPI or NCCL missing, a call failed on a rank).</summary>
+    public const int CollectiveFailed = 6;
     /// <summary>SIGINT (Ctrl-C): 128 + 2, as shells report it.</summary>
     public const int Interrupted = 130;
     /// <summary>SIGTERM (schedulers, docker stop): 128 + 15.</summary>
@@ -31,6 +33,7 @@ public static class ExitCodes
             or StateDictMismatchException or BadDataException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException => (Usage, e.Message),
         TrainingHaltedException => (NonFinite, e.Message),
         RunFolderLockedException => (Locked, e.Message),
+        Mdm.Kernels.Collectives.CollectiveException => (CollectiveFailed, e.Message),
         CheckpointWriteException => (WriteFailed, e.Message),
         IOException when DiskSpace.IsDiskFull(e) => (WriteFailed, $"disk full: {e.Message}"),
         IOException => (WriteFailed, $"I/O error: {e.Message}"),

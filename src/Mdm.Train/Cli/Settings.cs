@@ -29,6 +29,8 @@ public sealed record TrainSettings
     public int? MaxPerClass { get; init; }
     /// <summary>Decode workers of the batch loader; null: cores − 1 (at least 1). Does not change the batches.</summary>
     public int? DataWorkers { get; init; }
+    /// <summary>--nproc: start this many local data-parallel processes through mpirun (null: run in this process).</summary>
+    public int? Processes { get; init; }
     /// <summary>The flags typed on the command line (not defaulted): on --resume each must agree with the run's settings.</summary>
     public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
 
@@ -39,6 +41,8 @@ public sealed record TrainSettings
         if (ConfigPath is not null && Preset is not null) throw new UsageException("--config and --preset are alternatives: give one");
         if (MaxPerClass is <= 0) throw new UsageException($"--max-per-class must be > 0, got {MaxPerClass}");
         if (DataWorkers is <= 0 or > 256) throw new UsageException($"--data-workers must be in 1..256, got {DataWorkers}");
+        if (Processes is <= 0 or > Distributed.LocalLaunch.MaxProcesses)
+            throw new UsageException($"--nproc must be in 1..{Distributed.LocalLaunch.MaxProcesses}, got {Processes}");
         if (Steps is <= 0) throw new UsageException($"--steps must be > 0, got {Steps}");
         if (Batch is <= 0 or > 4096) throw new UsageException($"--batch must be in 1..4096, got {Batch}");
         if (Lr is { } lr && !(lr > 0 && double.IsFinite(lr) && lr < 1)) throw new UsageException($"--lr must be in (0, 1), got {lr}");

@@ -7,12 +7,14 @@ namespace Mdm.Train.Data;
 /// A batch: <see cref="Values"/> is [B, ...SampleShape] (e.g. [B, C, H, W]) in [−1, 1]; <see cref="Indices"/> are the
 /// dataset indices, <see cref="Flipped"/> whether each was mirrored. It began at (<see cref="Epoch"/>,
 /// <see cref="Position"/>); a run that saves (<see cref="NextEpoch"/>, <see cref="NextPosition"/>) resumes right after it.
-/// Text datasets add <see cref="Tokens"/> [B, L, D] and <see cref="TokenMask"/> [B, L].
+/// Text datasets add <see cref="Tokens"/> [B, L, D] and <see cref="TokenMask"/> [B, L]. A data-parallel rank's batch is
+/// its slice of the global batch: samples [<see cref="FirstSample"/>, FirstSample + <see cref="Size"/>) of it.
 /// </summary>
 public sealed record Batch(float[] Values, int[] Labels, int[] Indices, bool[] Flipped, int[] Shape,
                            int Epoch, int Position, int NextEpoch, int NextPosition)
 {
     public int Size => Labels.Length;
+    public int FirstSample { get; init; }
     public float[]? Tokens { get; init; }
     public float[]? TokenMask { get; init; }
     public int TokenLength { get; init; }
@@ -26,6 +28,8 @@ public sealed record Batch(float[] Values, int[] Labels, int[] Indices, bool[] F
 /// mirror the last axis (width) of every sample. Batches come out in order whatever the workers' timing, and
 /// depend only on (seed, epoch, position), so a loader started at a saved (epoch, position) yields exactly the
 /// batches the original run would have. <see cref="WaitSeconds"/> is how long <see cref="Next"/> blocked.
+/// Data-parallel: every rank plans the same global batches of <see cref="BatchSize"/> and loads only its slice
+/// (shard r of N holds samples [r·B/N, (r + 1)·B/N) of each); positions stay global, so a run resumes on any world size.
 /// </summary>
 public sealed class BatchLoader : IDisposable
 {
@@ -46,7 +50,12 @@ public sealed class BatchLoader : IDisposable
     long planSequence;
     bool disposed;
 
+    /// <summary>The global batch (all ranks together).</summary>
     public int BatchSize { get; }
+    /// <summary>The samples of each global batch this rank loads (B / N).</summary>
+    public int ShardSize { get; }
+    /// <summary>This rank's first sample in each global batch.</summary>
+    public int FirstSample { get; }
     public long Seed { get; }
     public bool RandomFlip { get; }
     public int Workers => workers.Length;
@@ -58,7 +67,7 @@ public sealed class BatchLoader : IDisposable
     public static int DefaultWorkers => Math.Max(1, Environment.ProcessorCount - 1);
 
     public BatchLoader(IDataset dataset, int batchSize, long seed, bool randomFlip = true,
-                       int startEpoch = 0, int startPosition = 0, int prefetchBatches = 2, int? workers = null)
+                       int startEpoch = 0, int startPosition = 0, int prefetchBatches = 2, int? workers = null, int shard = 0, int shards = 1)
     {
         ArgumentNullException.ThrowIfNull(dataset);
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be positive");
@@ -67,8 +76,11 @@ public sealed class BatchLoader : IDisposable
         if (startEpoch < 0) throw new ArgumentOutOfRangeException(nameof(startEpoch), startEpoch, "epoch must be ≥ 0");
         if (prefetchBatches < 1) throw new ArgumentOutOfRangeException(nameof(prefetchBatches), prefetchBatches, "prefetch at least one batch");
         if (workers is < 1) throw new ArgumentOutOfRangeException(nameof(workers), workers, "at least one decode worker");
+        if (shards < 1 || shard < 0 || shard >= shards) throw new ArgumentOutOfRangeException(nameof(shard), shard, $"shard must lie in [0, {shards})");
+        if (batchSize % shards != 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"batch size is not divisible by {shards} shards");
         (this.dataset, BatchSize, Seed, RandomFlip) = (dataset, batchSize, seed, randomFlip);
-        batchShape = [batchSize, .. dataset.SampleShape];
+        (ShardSize, FirstSample) = (batchSize / shards, shard * (batchSize / shards));
+        batchShape = [ShardSize, .. dataset.SampleShape];
         planOrder = Order(startEpoch);
         if (planOrder.Length < batchSize)
             throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"batch size exceeds the {planOrder.Length} samples of an epoch");
@@ -163,7 +175,7 @@ public sealed class BatchLoader : IDisposable
                 long t0 = Stopwatch.GetTimestamp();
                 var batch = Load(plan);
                 Interlocked.Add(ref busyTicks, Stopwatch.GetTimestamp() - t0);
-                Interlocked.Add(ref imagesLoaded, BatchSize);
+                Interlocked.Add(ref imagesLoaded, ShardSize);
                 lock (done)
                 {
                     done[plan.Sequence] = batch;
@@ -185,20 +197,21 @@ public sealed class BatchLoader : IDisposable
     Batch Load(Plan plan)
     {
         int sampleLength = dataset.SampleLength, width = dataset.SampleShape[^1];
-        var values = new float[(long)BatchSize * sampleLength];
-        var labels = new int[BatchSize];
-        var indices = plan.Order.AsSpan(plan.Position, BatchSize).ToArray();
-        var flipped = new bool[BatchSize];
+        int count = ShardSize;
+        var values = new float[(long)count * sampleLength];
+        var labels = new int[count];
+        var indices = plan.Order.AsSpan(plan.Position + FirstSample, count).ToArray();
+        var flipped = new bool[count];
         var text = dataset as ITextDataset;
         int tokenValues = text is null ? 0 : text.TokenLength * text.TextDim;
-        var tokens = text is null ? null : new float[BatchSize * tokenValues];
-        var mask = text is null ? null : new float[BatchSize * text.TokenLength];
-        for (int b = 0; b < BatchSize && !cancel.IsCancellationRequested; b++)
+        var tokens = text is null ? null : new float[count * tokenValues];
+        var mask = text is null ? null : new float[count * text.TokenLength];
+        for (int b = 0; b < count && !cancel.IsCancellationRequested; b++)
         {
             var sample = values.AsSpan(b * sampleLength, sampleLength);
             labels[b] = dataset.LoadInto(indices[b], sample);
             text?.LoadText(indices[b], tokens.AsSpan(b * tokenValues, tokenValues), mask.AsSpan(b * text.TokenLength, text.TokenLength));
-            flipped[b] = RandomFlip && IsFlipped(Seed, plan.Epoch, plan.Position + b);
+            flipped[b] = RandomFlip && IsFlipped(Seed, plan.Epoch, plan.Position + FirstSample + b);
             if (flipped[b])
                 for (int row = 0; row < sampleLength; row += width) sample.Slice(row, width).Reverse();
         }
@@ -206,7 +219,7 @@ public sealed class BatchLoader : IDisposable
         bool wraps = next + BatchSize > plan.Order.Length;
         return new Batch(values, labels, indices, flipped, batchShape, plan.Epoch, plan.Position, wraps ? plan.Epoch + 1 : plan.Epoch, wraps ? 0 : next)
         {
-            Tokens = tokens, TokenMask = mask, TokenLength = text?.TokenLength ?? 0, TextDim = text?.TextDim ?? 0,
+            Tokens = tokens, TokenMask = mask, TokenLength = text?.TokenLength ?? 0, TextDim = text?.TextDim ?? 0, FirstSample = FirstSample,
         };
     }
 

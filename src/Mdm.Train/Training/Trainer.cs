@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Mdm.Autograd;
 using Mdm.Kernels;
+using Mdm.Kernels.Collectives;
 using Mdm.Kernels.Gpu;
 using Mdm.Model;
 using Mdm.Model.Checkpoints;
@@ -12,6 +13,7 @@ using Mdm.Model.Training;
 using Mdm.Train.Cli;
 using Mdm.Train.Config;
 using Mdm.Train.Data;
+using Mdm.Train.Distributed;
 using Mdm.Train.Output;
 using Mdm.Train.Progress;
 
@@ -24,12 +26,17 @@ public sealed class TrainingHaltedException(string message) : Exception(message)
 /// The training loop: progressive stages (each stage's inner model starts from the previous stage's weights), AdamW
 /// with warmup and global-norm clipping, EMA, gradient accumulation, label dropout for guidance, NaN-step skipping,
 /// atomic checkpoints (model, EMA, optimizer, data position) every N steps and on Ctrl-C, exact resume, metrics,
-/// sample grids and a loss plot.
+/// sample grids and a loss plot. Data-parallel over <c>collective</c>: each rank trains its slice of every global batch,
+/// the gradients are averaged over the ranks before the clip, and rank 0 alone writes (checkpoints, metrics, samples).
 /// </summary>
 /// <param name="wrapCheckpointOutput">Wraps each checkpoint's output stream (failure injection in tests).</param>
+/// <param name="collective">The ranks of a data-parallel run (null: this process alone).</param>
 public sealed class Trainer(TrainSettings settings, RunConfig config, Backend backend, TextWriter log, CancellationToken cancel,
-    Func<int, IDataset>? datasetForImageSize = null, Func<Stream, Stream>? wrapCheckpointOutput = null)
+    Func<int, IDataset>? datasetForImageSize = null, Func<Stream, Stream>? wrapCheckpointOutput = null, Collective? collective = null)
 {
+    readonly Collective ranks = collective ?? new SingleProcessCollective();
+    bool Lead => ranks.Rank == 0;
+
     public const string CheckpointFolder = "checkpoints";
     public const int NanStreakLimit = 10;
 
@@ -41,12 +48,21 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
 
     public Result Run()
     {
-        Directory.CreateDirectory(Out);
-        Directory.CreateDirectory(CheckpointDir);
+        if (Lead)
+        {
+            Directory.CreateDirectory(Out);
+            Directory.CreateDirectory(CheckpointDir);
+        }
         var start = FindResumePoint();
-        RunSettings.From(settings, config).Save(Out);
-        // Steps logged after the checkpoint we continue from (a kill before the next save) will run again.
-        TrimMetrics(start.Stage, start.Step);
+        var runSettings = RunSettings.From(settings, config);
+        // A rank that reads another --out (no shared file system) or got other flags would train something else.
+        DataParallel.CheckSameAsRankZero(ranks, "the run settings and resume point", runSettings.ToJson() + start);
+        if (Lead)
+        {
+            runSettings.Save(Out);
+            // Steps logged after the checkpoint we continue from (a kill before the next save) will run again.
+            TrimMetrics(start.Stage, start.Step);
+        }
         string? lastCheckpoint = start.PreviousStage;
         var samples = new List<string>();
         for (int stage = start.Stage; stage < config.StageCount; stage++)
@@ -54,9 +70,9 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             var r = RunStage(stage, stage == start.Stage ? start.Checkpoint : null, lastCheckpoint);
             lastCheckpoint = r.Checkpoint;
             samples.AddRange(r.Samples);
-            if (r.Interrupted) return new Result(lastCheckpoint, samples, WriteLossPlot(), true);
+            if (r.Interrupted) return new Result(lastCheckpoint, samples, Lead ? WriteLossPlot() : null, true);
         }
-        return new Result(lastCheckpoint, samples, WriteLossPlot(), false);
+        return new Result(lastCheckpoint, samples, Lead ? WriteLossPlot() : null, false);
     }
 
     /// <summary>Where to start: the stage, the checkpoint to resume from (null = fresh) and its step, and at a stage
@@ -69,11 +85,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
     {
         var existing = Enumerable.Range(0, config.StageCount)
             .SelectMany(s => CheckpointWriter.List(CheckpointDir, Prefix(s)).Select(c => (Stage: s, c.Path))).ToList();
-        if (existing.Count == 0)
-        {
-            if (settings.Resume) log.WriteLine($"--resume: no checkpoint in {CheckpointDir}, starting fresh");
-            return new StartPoint(0, null, 0, null);
-        }
+        if (existing.Count == 0) return FreshStart();
         if (!settings.Resume)
             throw new UsageException($"{Out} already holds checkpoints ({existing[^1].Path}); pass --resume to continue that run, or choose another --out");
         var skipped = new List<string>();
@@ -105,6 +117,12 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                                  "start a new run with another --out");
     }
 
+    StartPoint FreshStart()
+    {
+        if (settings.Resume) log.WriteLine($"--resume: no checkpoint in {CheckpointDir}, starting fresh");
+        return new StartPoint(0, null, 0, null);
+    }
+
     int StageSteps(int stage) => settings.Steps ?? config.Training.Stages?[stage].Steps ?? config.Training.Steps;
     int StageBatch(int stage) => settings.Batch ?? config.Training.Stages?[stage].Batch ?? config.Training.Batch;
 
@@ -127,6 +145,9 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                                                                    : $"the data's text embeddings are {text.TextDim} wide, the model takes {Math.Max(0, modelConfig.TextFeatureDim)} (conditioningFeatureDim)"));
         if (batchSize > data.Count)
             throw new UsageException($"--batch {batchSize} is larger than the dataset ({data.Count} images)");
+        if (batchSize % ranks.WorldSize != 0)
+            throw new UsageException($"--batch {batchSize} does not split over {ranks.WorldSize} processes; give a global batch divisible by {ranks.WorldSize}");
+        DataParallel.CheckSameAsRankZero(ranks, $"the validated data ({data.Count} images)", $"{data.Count} {data.NumClasses} {string.Join(",", data.SampleShape)}");
 
         var model = ModelFactory.Create(modelConfig, backend, settings.Seed);
         var parameters = model.NamedParameters().ToList();
@@ -137,6 +158,8 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         var state = new TrainingState(stage, 0, 0, 0, 0, 0, 0);
         log.WriteLine($"stage {stage}{(config.Training.Stages is { } st ? $" ({st[stage].Name})" : "")}: {string.Join("→", modelConfig.Resolutions.Reverse())} px, " +
                       $"{model.ParameterCount / 1e6:F2} M parameters, batch {batchSize}, {steps} steps, data {settings.Data} ({data.Count} images), {backend.Info.KindName}");
+        if (ranks.WorldSize > 1)
+            log.WriteLine($"data-parallel: {ranks.WorldSize} processes of {batchSize / ranks.WorldSize} samples each, gradients averaged over {ranks.Name}");
 
         using var optimizer = new AdamWOptimizer(parameters, options, t.GradClip);
         ExponentialMovingAverage? ema = null;
@@ -159,9 +182,11 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             }
 
             var loss = new DiffusionLoss(model, config.Diffusion);
-            using var loader = new BatchLoader(data, batchSize, (long)settings.Seed + stage, t.RandomFlip, state.Epoch, state.Position, workers: settings.DataWorkers);
+            using var loader = new BatchLoader(data, batchSize, (long)settings.Seed + stage, t.RandomFlip, state.Epoch, state.Position, workers: settings.DataWorkers,
+                                               shard: ranks.Rank, shards: ranks.WorldSize);
+            using var gradients = ranks.WorldSize > 1 ? new GradientAllReduce(ranks, parameters.Select(p => p.Value), backend) : null;
             var stageClock = Stopwatch.StartNew();
-            using var metrics = new MetricsLog(Path.Combine(Out, "metrics.jsonl"), append: true);
+            using var metrics = Lead ? new MetricsLog(Path.Combine(Out, "metrics.jsonl"), append: true) : null;
             var writer = new CheckpointWriter(CheckpointDir, Prefix(stage), settings.KeepLast) { WrapOutput = wrapCheckpointOutput };
             var progress = new ProgressReporter(steps, state.Step, log);
             int accumulation = settings.GradAccumulation ?? t.GradAccumulation;
@@ -176,7 +201,8 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                 var sw = Stopwatch.StartNew();
                 double lossSum = 0;
                 bool finite = true;
-                var resolutionLosses = new double[modelConfig.Resolutions.Count];
+                var resolutionSums = new double[accumulation, modelConfig.Resolutions.Count];
+                var resolutionCounts = new double[accumulation, modelConfig.Resolutions.Count];
                 Batch? last = null;
                 for (int micro = 0; micro < accumulation; micro++)
                 {
@@ -185,7 +211,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     catch (Exception e) when (e is ImageFormatException or DataFormatException or IOException or UnauthorizedAccessException)
                     {
                         // Validation read every file before step 1; if one changed since, keep the steps done so far.
-                        if (state.Step > savedStep)
+                        if (state.Step > savedStep && Lead)
                             log.WriteLine($"data error at step {step}: checkpoint {SaveCheckpoint(writer, model, optimizer, ema, state, stage)} written first");
                         throw;
                     }
@@ -193,25 +219,32 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     // Clips [B, F, C, H, W] are the model's frame rows [B·F, C, H, W].
                     int[] rows = batch.Shape.Length == 5 ? [batch.Shape[0] * batch.Shape[1], batch.Shape[2], batch.Shape[3], batch.Shape[4]] : batch.Shape;
                     using var images = backend.FromArray(batch.Values, rows);
-                    using var textBatch = text is null ? null : new TextBatch(backend, batch, text, Dropped(batch.Size, step, micro, t.LabelDropout));
+                    var dropped = LabelDropout.Dropped(settings.Seed, batch.Size, step, micro, t.LabelDropout, batch.FirstSample);
+                    using var textBatch = text is null ? null : new TextBatch(backend, batch, text, dropped);
                     var cond = textBatch?.Conditioning
-                               ?? (numClasses > 0 ? new Conditioning(ClassLabels: DropLabels(batch.Labels, step, micro, t.LabelDropout)) : Conditioning.None);
+                               ?? (numClasses > 0 ? new Conditioning(ClassLabels: LabelDropout.Apply(batch.Labels, dropped)) : Conditioning.None);
                     using var graph = new Graph();
-                    using var autocast = MixedPrecision.Bf16(settings.Bf16);
-                    using var result = loss.Compute(images, cond, settings.Seed, (ulong)((step - 1) * accumulation + micro));
+                    using var autocast = MixedPrecision.Bf16(settings.Bf16, AutocastStorage.Bf16);
+                    using var result = loss.Compute(images, cond, settings.Seed, (ulong)((step - 1) * accumulation + micro), new BatchSlice(batch.FirstSample, batchSize));
                     float value = result.Loss.Item();
                     if (!float.IsFinite(value)) { finite = false; lossSum = value; break; }
                     lossSum += value / accumulation;
-                    var perRes = result.ResolutionLosses();
-                    for (int r = 0; r < perRes.Length; r++) resolutionLosses[r] += perRes[r] / accumulation;
+                    var perRes = result.ResolutionLossSums();
+                    for (int r = 0; r < perRes.Length; r++) (resolutionSums[micro, r], resolutionCounts[micro, r]) = perRes[r];
                     var scaled = accumulation == 1 ? result.Loss : F.Scale(result.Loss, 1f / accumulation);
                     scaled.Backward();
                 }
+                // One small all-reduce makes the step's loss, per-resolution losses and stop request the same on every rank.
+                var global = StepTotals(lossSum, resolutionSums, resolutionCounts, cancel.IsCancellationRequested);
+                lossSum = global.Loss;
+                finite = double.IsFinite(lossSum);
+                var resolutionLosses = global.ResolutionLosses;
                 double lr = schedule.At(step);
                 double gradNorm = double.NaN;
                 int nanStreak = state.NanStreak;
                 if (finite)
                 {
+                    gradients?.Run();
                     using var norm = optimizer.Step(lr);
                     gradNorm = norm.Item();
                     ema.Update();
@@ -235,30 +268,37 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                 };
                 for (int r = 0; r < resolutionLosses.Length; r++) row[$"loss_{r}_{modelConfig.Resolutions[r]}px"] = resolutionLosses[r];
                 if (!finite) row["loss"] = "nan";
-                metrics.Write(row);
+                if (gradients is not null && finite) row["allreduce_seconds"] = gradients.LastSeconds;
+                metrics?.Write(row);
                 progress.Step(step, finite ? lossSum : double.NaN, batchSize * accumulation, lr, double.IsFinite(gradNorm) ? $"|g| {gradNorm:F3}" : null);
 
                 if (nanStreak >= NanStreakLimit)
                     throw new TrainingHaltedException($"training halted at step {step}: {NanStreakLimit} non-finite losses in a row " +
                         $"(last checkpoint: {lastCheckpoint ?? "none"}). Lower --lr or check the data.");
-                bool stopping = cancel.IsCancellationRequested;
+                bool stopping = global.Stop;
                 if ((checkpointEvery > 0 && step % checkpointEvery == 0) || step == steps || stopping)
                 {
                     lastCheckpoint = SaveCheckpoint(writer, model, optimizer, ema, state, stage);
                     savedStep = step;
                 }
-                if (sampleEvery > 0 && step % sampleEvery == 0 && step != steps && !stopping)
+                if (sampleEvery > 0 && step % sampleEvery == 0 && step != steps && !stopping && Lead)
                     samples.AddRange(SampleGrid(modelConfig, ema, $"step-{step:D6}", highestOnly: true, numClasses, text));
                 if (stopping || step == steps)
-                    log.WriteLine($"data: {loader.Workers} decode worker(s), {loader.ImagesPerSecond:F0} img/s; the trainer waited {loader.WaitSeconds:F2} s " +
+                {
+                    // Decode rate summed over the ranks; the wait is rank 0's.
+                    double imagesPerSecond = DataParallel.SumOverRanks(ranks, [loader.ImagesPerSecond])[0];
+                    log.WriteLine($"data: {loader.Workers} decode worker(s){(ranks.WorldSize > 1 ? $" on each of {ranks.WorldSize} processes" : "")}, {imagesPerSecond:F0} img/s; the trainer waited {loader.WaitSeconds:F2} s " +
                                   $"of {stageClock.Elapsed.TotalSeconds:F1} s on data ({100 * loader.WaitSeconds / Math.Max(1e-9, stageClock.Elapsed.TotalSeconds):F1} %)");
+                }
                 if (stopping)
                 {
                     log.WriteLine($"interrupted at step {step}: checkpoint {lastCheckpoint}; continue with --resume");
                     return new StageResult(lastCheckpoint, samples, true);
                 }
             }
-            samples.AddRange(SampleGrid(modelConfig, ema, config.StageCount > 1 ? $"samples-stage{stage}" : "samples", highestOnly: false, numClasses, text));
+            if (Lead) samples.AddRange(SampleGrid(modelConfig, ema, config.StageCount > 1 ? $"samples-stage{stage}" : "samples", highestOnly: false, numClasses, text));
+            // The next stage starts from this one's final checkpoint, which every rank reads once rank 0 has written it.
+            ranks.Barrier();
             return new StageResult(lastCheckpoint ?? CheckpointWriter.List(CheckpointDir, Prefix(stage))[^1].Path, samples, false);
         }
         finally
@@ -268,29 +308,11 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         }
     }
 
-    /// <summary>Labels with a fraction replaced by the null class (deterministic per step), so guidance has an unconditional model.</summary>
-    int[] DropLabels(int[] labels, long step, int micro, double dropout)
-    {
-        var dropped = Dropped(labels.Length, step, micro, dropout);
-        return [.. labels.Select((label, i) => dropped[i] ? Conditioning.NullClass : label)];
-    }
-
-    /// <summary>Which samples lose their class or caption this micro-step (deterministic per step).</summary>
-    bool[] Dropped(int count, long step, int micro, double dropout)
-    {
-        var dropped = new bool[count];
-        if (dropout <= 0) return dropped;
-        for (int i = 0; i < count; i++)
-        {
-            Philox.Words(settings.Seed ^ 0x5EEDUL, (ulong)step * 64 + (ulong)micro, (ulong)i, out uint w, out _, out _, out _);
-            dropped[i] = Philox.ToUniform(w) <= dropout;
-        }
-        return dropped;
-    }
-
+    /// <summary>Saves a checkpoint (rank 0 only; the others return the name it gets).</summary>
     string SaveCheckpoint(CheckpointWriter writer, Mdm.Autograd.Nn.Module model, AdamWOptimizer optimizer, ExponentialMovingAverage ema,
         TrainingState state, int stage)
     {
+        if (!Lead) return writer.PathFor(state.Step);
         var ckpt = new Mdm.Model.Checkpoints.Checkpoint(state.Step)
             .AddModule("model", model)
             .AddTensors("ema", ema.Tensors())
@@ -314,6 +336,29 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             throw new CheckpointWriteException($"could not write the step-{state.Step} checkpoint to {CheckpointDir}: {why}; {keptText}. " +
                                                "Make room, then continue with --resume", e);
         }
+    }
+
+    sealed record Totals(double Loss, double[] ResolutionLosses, bool Stop);
+
+    /// <summary>The step's loss (mean over micro-batches and ranks; NaN if any rank's was not finite), each resolution's
+    /// mean loss over the samples it trains on (per micro-batch, then over micro-batches), and whether any rank must stop.</summary>
+    Totals StepTotals(double lossSum, double[,] sums, double[,] counts, bool stop)
+    {
+        int micro = sums.GetLength(0), levels = sums.GetLength(1);
+        var values = new double[2 + 2 * micro * levels];
+        values[0] = lossSum;
+        values[1] = stop ? 1 : 0;
+        Buffer.BlockCopy(sums, 0, values, 2 * sizeof(double), micro * levels * sizeof(double));
+        Buffer.BlockCopy(counts, 0, values, (2 + micro * levels) * sizeof(double), micro * levels * sizeof(double));
+        var total = DataParallel.SumOverRanks(ranks, values);
+        var resolution = new double[levels];
+        for (int r = 0; r < levels; r++)
+            for (int m = 0; m < micro; m++)
+            {
+                double count = total[2 + micro * levels + m * levels + r];
+                resolution[r] += (count == 0 ? double.NaN : total[2 + m * levels + r] / count) / micro;
+            }
+        return new Totals(total[0] / ranks.WorldSize, resolution, total[1] > 0);
     }
 
     void InitialiseFromPreviousStage(UNet model, string previous, int stage)

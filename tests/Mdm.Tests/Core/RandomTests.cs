@@ -63,6 +63,22 @@ public class RandomStreamTests(BackendKind kind) : KernelFixture(kind)
         Assert.That(var, Is.EqualTo(1).Within(0.08));
     }
 
+    /// <summary>A fill starting at block k is the tail of a fill from block 0 (how a rank draws its slice of a global batch).</summary>
+    [Test]
+    public void NormalFromAFirstBlockIsTheTailOfTheWholeStream()
+    {
+        ulong seed = (ulong)Rng.NextInt64(), sub = (ulong)Rng.Next(1000);
+        int firstBlock = 1 + Rng.Next(500), tail = N - 4 * firstBlock;
+        using var y = Poisoned(tail);
+        Ops.RandomNormal(y, seed, sub, firstBlock: (ulong)firstBlock);
+        var got = y.ToArray();
+        var whole = CpuStream(true, seed, sub);
+        double tol = Kind == BackendKind.Cuda ? 2e-5 : 0;
+        for (int i = 0; i < tail; i++)
+            if (!(Math.Abs(got[i] - whole[4 * firstBlock + i]) <= tol * (1 + Math.Abs(whole[4 * firstBlock + i]))))
+                Assert.Fail($"normal[{i}] from block {firstBlock} on {Backends.KindName(Kind)}: {got[i]:G9} vs element {4 * firstBlock + i} of the whole stream {whole[4 * firstBlock + i]:G9} (seed {seed}, sub {sub})");
+    }
+
     [Test]
     public void StreamsDifferBySeedAndSubsequence()
     {

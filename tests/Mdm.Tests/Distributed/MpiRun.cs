@@ -21,15 +21,22 @@ public static class MpiRun
         return path!;
     }
 
+    static readonly string[] Options = ["--oversubscribe", "--allow-run-as-root", "--bind-to", "none", "--mca", "btl_vader_single_copy_mechanism", "none"];
+
     /// <summary>Runs `mpirun -np <paramref name="ranks"/> dotnet exec Mdm.Train.dll args…`, killing it after
     /// <paramref name="timeout"/> (then failing the test).</summary>
-    public static Result Run(int ranks, TimeSpan timeout, params string[] args)
+    public static Result Run(int ranks, TimeSpan timeout, params string[] args) =>
+        Launch(timeout, [.. Options, "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "dotnet", "exec", TrainProcess.Dll, .. args]);
+
+    /// <summary>One rank per entry of <paramref name="perRank"/>, each with its own arguments (mpirun's `A : B` form).</summary>
+    public static Result RunEach(TimeSpan timeout, params string[][] perRank) =>
+        Launch(timeout, [.. Options, .. perRank.SelectMany((args, i) => (string[])[.. (i > 0 ? new[] { ":" } : []), "-np", "1", "dotnet", "exec", TrainProcess.Dll, .. args])]);
+
+    static Result Launch(TimeSpan timeout, string[] mpirunArgs)
     {
+        var args = mpirunArgs;
         var psi = new ProcessStartInfo(RequireMpirun()) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in new[] { "-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--oversubscribe", "--allow-run-as-root", "--bind-to", "none",
-                                  "--mca", "btl_vader_single_copy_mechanism", "none", "dotnet", "exec", TrainProcess.Dll })
-            psi.ArgumentList.Add(a);
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var a in mpirunArgs) psi.ArgumentList.Add(a);
         psi.Environment["MDM_DEVICE"] = "cpu";
         var clock = Stopwatch.StartNew();
         using var p = Process.Start(psi)!;

@@ -156,14 +156,14 @@ public sealed partial class CpuBackend
         });
     }
 
-    protected internal override void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std)
+    protected internal override void RandomNormal(Tensor y, ulong seed, ulong subsequence, float mean, float std, ulong firstBlock)
     {
         ParallelRange((int)((y.Numel + 3) / 4), 128, (b0, b1) =>
         {
             var sy = F32(y);
             for (int blk = b0; blk < b1; blk++)
             {
-                Philox.Words(seed, subsequence, (ulong)blk, out uint w0, out uint w1, out uint w2, out uint w3);
+                Philox.Words(seed, subsequence, firstBlock + (ulong)blk, out uint w0, out uint w1, out uint w2, out uint w3);
                 Philox.ToNormal(w0, w1, out float z0, out float z1);
                 Philox.ToNormal(w2, w3, out float z2, out float z3);
                 int i = blk * 4;

@@ -21,12 +21,12 @@ public static class RandomKernels
     }
 
     [Kernel("RandomNormal")]
-    public static void Normal(ArrayView<float> y, ulong seed, ulong subsequence, float mean, float std)
+    public static void Normal(ArrayView<float> y, ulong seed, ulong subsequence, float mean, float std, ulong firstBlock)
     {
         int n = y.IntLength, blocks = (n + 3) / 4, stride = Grid.DimX * Group.DimX;
         for (int blk = Grid.GlobalIndex.X; blk < blocks; blk += stride)
         {
-            Philox.Words(seed, subsequence, (ulong)blk, out uint w0, out uint w1, out uint w2, out uint w3);
+            Philox.Words(seed, subsequence, firstBlock + (ulong)blk, out uint w0, out uint w1, out uint w2, out uint w3);
             Philox.ToNormal(w0, w1, out float z0, out float z1);
             Philox.ToNormal(w2, w3, out float z2, out float z3);
             int i = blk * 4;
