@@ -10,13 +10,16 @@ namespace Mdm.Bench;
 
 /// <summary>
 /// End-to-end training step: diffusion loss (pyramid, noise, NestedUNet forward), backward, clip + AdamW, EMA.
-/// `Mdm.Bench step --config configs/cpu-demo.json [--batch 16] [--device cpu|cuda|ilgpu-cpu] [--steps 5] [--bf16] [--json FILE]
-/// [--profile] [--memory-report]`
-/// (--bf16: bf16 autocast as `train --bf16`, tensor cores on CUDA).
+/// `Mdm.Bench step --config configs/cpu-demo.json [--batch 16] [--device cpu|cuda|ilgpu-cpu] [--steps 5] [--bf16 [--bf16-rounded]]
+/// [--json FILE] [--profile] [--memory-report] [--graph]`
+/// (--bf16: bf16 autocast as `train --bf16`, operands stored as BF16 tensors, tensor cores on CUDA; --bf16-rounded: the
+/// older autocast that keeps them as f32 tensors holding bf16 values, for comparison).
 /// Reports seconds per step (median after a warm-up step) and images/s, with a phase breakdown of the last step.
 /// --profile: the last step's time per op and kernel (<see cref="StepProfile"/>: device time on CUDA and the ILGPU CPU
 /// accelerator, host time on the CPU backend); the profiled step is left out of the median.
 /// --memory-report: the last step's memory by category and the allocator's peak (<see cref="StepMemoryReport"/>).
+/// --graph: the step's denoiser forward at this batch, eagerly and replayed as a CUDA graph (<see cref="GraphTiming"/>);
+/// the whole step is not captured (its noise seeds and timesteps are kernel arguments and uploads that change every step).
 /// </summary>
 public static class TrainStepBench
 {
@@ -34,11 +37,12 @@ public static class TrainStepBench
 
     public static int Run(string[] args)
     {
-        var flags = BenchArgs.Parse(args, "step bench", ["--bf16", "--profile", "--memory-report"], ["--config", "--device", "--batch", "--steps", "--json"]);
+        var flags = BenchArgs.Parse(args, "step bench", ["--bf16", "--bf16-rounded", "--profile", "--memory-report", "--graph"], ["--config", "--device", "--batch", "--steps", "--json"]);
         if (flags is null) return 2;
         string config = flags.Text("--config", "configs/cpu-demo.json"), device = flags.Text("--device", "cpu"), json = flags.Text("--json", "");
         int batch = flags.Int("--batch", 16), steps = flags.Int("--steps", 5);
-        bool bf16 = flags.Has("--bf16"), profile = flags.Has("--profile"), memoryReport = flags.Has("--memory-report");
+        bool bf16 = flags.Has("--bf16") || flags.Has("--bf16-rounded"), profile = flags.Has("--profile"), memoryReport = flags.Has("--memory-report");
+        var storage = flags.Has("--bf16-rounded") ? AutocastStorage.RoundedF32 : AutocastStorage.Bf16;
         var modelConfig = ModelConfig.Load(config);
         using var backend = Backends.Create(Backends.Parse(device));
         var model = ModelFactory.Create(modelConfig, backend, seed: 1);
@@ -52,7 +56,7 @@ public static class TrainStepBench
         using var tokens = modelConfig.TextFeatureDim > 0 ? Ops.RandomUniform(backend.Empty(batch, TextTokens, modelConfig.TextFeatureDim), 9, 0, -1f, 1f) : null;
         using var tokenMask = tokens is null ? null : TokenMask(backend, batch);
         var cond = new Conditioning(ClassLabels: labels, Tokens: tokens, TokenMask: tokenMask);
-        Console.WriteLine($"{config}: {ModelFactory.CountParameters(modelConfig).Total / 1e6:F2} M parameters, batch {batch} at {size}², {(bf16 ? "bf16 autocast" : "f32")}, {backend.Info}");
+        Console.WriteLine($"{config}: {ModelFactory.CountParameters(modelConfig).Total / 1e6:F2} M parameters, batch {batch} at {size}², {(bf16 ? $"bf16 autocast ({(storage == AutocastStorage.Bf16 ? "bf16 storage" : "rounded f32 storage")})" : "f32")}, {backend.Info}");
 
         var times = new List<double>();
         double fwd = 0, bwd = 0, upd = 0;
@@ -66,7 +70,7 @@ public static class TrainStepBench
             using var stepProfile = extra && profile ? StepProfile.Start(backend) : null;
             var sw = Stopwatch.StartNew();
             float value;
-            using (MixedPrecision.Bf16(bf16))
+            using (MixedPrecision.Bf16(bf16, storage))
             using (var g = new Graph())
             {
                 using var result = loss.Compute(images, cond, seed: 3, step: (ulong)s);
@@ -92,6 +96,11 @@ public static class TrainStepBench
         }
         if (OpProfiler.Enabled)
             Console.WriteLine($"per-op time over all steps ({(OpProfiler.SynchronizeDevice ? "MDM_PROFILE=sync: device synchronised around every op" : "MDM_PROFILE=1: host time of asynchronous launches")}):\n" + OpProfiler.Report());
+        if (flags.Has("--graph"))
+        {
+            model.Eval();
+            GraphTiming.Print($"denoiser forward, batch {batch}", GraphTiming.DenoiserCall(model, batch, cond, bf16, Math.Max(steps, 3)));
+        }
         times.Sort();
         double median = times[times.Count / 2];
         Console.WriteLine($"median {median / 1000:F3} s/step, {batch / (median / 1000):F1} images/s");

@@ -46,7 +46,7 @@ else
   filter="TestCategory=Gpu"; device=cuda; quick=; test_limit=90; tune_limit=90
 fi
 
-echo "budget: ${BUDGET_S}s for this run; stage limits: tests ${test_limit}s, tune ${tune_limit}s, benchmarks 40s, labs 25s + 15s, PyTorch 30s, end to end 25s per pass, sampling 40s per pass (later stages get what is left)"
+echo "budget: ${BUDGET_S}s for this run; stage limits: tests ${test_limit}s, tune ${tune_limit}s, benchmarks 40s, labs 25s + 15s, PyTorch 30s, end to end 25s per pass, sampling 40s per pass, eager vs CUDA graph 30-40s per pass (later stages get what is left)"
 test_rc=0
 stage "$test_limit" "tests ($filter)" && {
 timeout "$lim" "$apps/tests/Mdm.Tests" --filter "$filter" --output Detailed 2>&1 | tee "$OUT/tests.log" | grep -E "^(passed|failed|skipped)|total:|failed:|succeeded:|skipped:|error" | tail -80
@@ -87,9 +87,9 @@ if [ $local_mode = 0 ]; then
     IFS=: read -r cfg batch steps limit <<<"$spec"
     stage "$limit" "end-to-end training step: $cfg, batch $batch" || continue
     # One more step after the timed ones: device time per op and kernel (stream markers, no host sync) and memory by
-    # category; it is left out of the median.
+    # category; it is left out of the median. --graph: the step's denoiser forward eager against a replayed CUDA graph.
     timeout "$lim" "$apps/bench/Mdm.Bench" step --config "configs/$cfg.json" --batch "$batch" --device cuda --steps "$steps" --bf16 \
-      --profile --memory-report --json "$OUT/mdm.json" 2>&1 | tee "$OUT/step-$cfg.log" | grep -v "^step "
+      --profile --memory-report --graph --json "$OUT/mdm.json" 2>&1 | tee "$OUT/step-$cfg.log" | grep -v "^step "
     if [ -f tools/torch_nested_unet.py ] && stage "$limit" "PyTorch eager step: $cfg"; then
       timeout "$lim" python3 tools/torch_nested_unet.py --config "configs/$cfg.json" --bench --batch "$batch" --steps "$steps" --json "$OUT/torch.json" 2>&1 | tail -4
     fi
@@ -104,6 +104,14 @@ if [ $local_mode = 0 ]; then
       timeout "$lim" python3 tools/torch_nested_unet.py --config "configs/$cfg.json" --sample --batch "$batch" --sample-steps "$steps" \
         --json "$OUT/torch.json" 2>&1 | tail -2
     fi
+  done
+  # Launch overhead: the sampler eager, then with its denoiser call replayed as a CUDA graph (one capture, then a replay
+  # per step; same samples), fewer steps so both passes fit. "config:batch:steps:timeout".
+  for spec in ${GRAPH_SPECS:-gpu-demo:8:50:30 imagenet-64-256:8:20:40}; do
+    IFS=: read -r cfg batch steps limit <<<"$spec"
+    stage "$limit" "sampling eager vs CUDA graph: $cfg, batch $batch, $steps steps" || continue
+    timeout "$lim" "$apps/bench/Mdm.Bench" sample --config "configs/$cfg.json" --batch "$batch" --steps "$steps" --device cuda --bf16 \
+      --graph --json "$OUT/mdm.json" 2>&1 | tee "$OUT/sample-graph-$cfg.log"
   done
 fi
 

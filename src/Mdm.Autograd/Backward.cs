@@ -91,13 +91,20 @@ internal static class Backward
     {
         node.ReleaseSaved();
         foreach (var v in node.Inputs.Distinct(ReferenceEqualityComparer.Instance).Cast<Variable>())
-            if (!v.IsLeaf) Drop(v, root);
+            if (v.IsLeaf) continue;
+            else if (node.ReadsInputs) Drop(v, root);
+            else if (v.PendingUses == 0) Free(v, root);   // held by no node: free once its last reader (this one) is done
         if (node.SavesOutput) Drop(node.Output, root);
     }
 
     static void Drop(Variable v, Variable root)
     {
-        if (--v.PendingUses > 0 || v.Kept || ReferenceEquals(v, root)) return;
+        if (--v.PendingUses <= 0) Free(v, root);
+    }
+
+    static void Free(Variable v, Variable root)
+    {
+        if (v.Kept || ReferenceEquals(v, root)) return;
         if (!v.Data.IsDisposed) v.Data.Dispose();
     }
 }

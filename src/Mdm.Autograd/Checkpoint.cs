@@ -24,10 +24,10 @@ public static class Checkpoint
         }
         var all = inputs.Concat(parameters).ToArray();
         int inputCount = inputs.Length;
-        bool bf16 = MixedPrecision.Enabled;
+        var (bf16, storage) = (MixedPrecision.Enabled, MixedPrecision.Storage);
         return Record.Op("checkpoint", output, all, (n, g) =>
         {
-            using (MixedPrecision.Exactly(bf16)) return Backward(n, g, block, inputCount);
+            using (MixedPrecision.Exactly(bf16, storage)) return Backward(n, g, block, inputCount);
         });
     }
 

@@ -4,7 +4,8 @@ using Mdm.Kernels.Reference;
 namespace Mdm.Autograd;
 
 /// <summary>Bf16Operands: x and w already hold bf16 values (autocast); on a backend with tensor cores the forward runs
-/// on bf16 copies (exact), and so does the backward (dy rounded to bf16, as under torch.autocast).</summary>
+/// on bf16 copies (exact), and so does the backward (dy rounded to bf16, as under torch.autocast). BF16 x and w (autocast's
+/// bf16 storage) go to the bf16 kernels as they are, on every backend, and are what the node keeps for the backward.</summary>
 public sealed record ConvAttributes(int Stride, int Padding, bool Bf16Operands = false);
 
 public static partial class F
@@ -14,7 +15,7 @@ public static partial class F
         (x, a) =>
         {
             var bias = x.Length > 2 ? x[2] : null;
-            if (!OnTensorCores(x[0], a)) return (Ops.Conv2d(x[0], x[1], bias, a.Stride, a.Padding), []);
+            if (x[0].DType == DType.BF16 || !OnTensorCores(x[0], a)) return (Ops.Conv2d(x[0], x[1], bias, a.Stride, a.Padding), []);
             using var xb = Ops.ToBF16(x[0]);
             using var wb = Ops.ToBF16(x[1]);
             return (Ops.Conv2d(xb, wb, bias, a.Stride, a.Padding), []);
@@ -56,16 +57,24 @@ public static partial class F
     static Tensor?[] Conv2dBackward(OpContext<ConvAttributes> c, Tensor g)
     {
         var (stride, padding) = (c.Attributes.Stride, c.Attributes.Padding);
-        if (!OnTensorCores(g, c.Attributes))
+        if (c.Input(0).DType != DType.BF16 && !OnTensorCores(g, c.Attributes))
             return ConvBackward(c, g,
                 (gy, weightValue) => Ops.Conv2dBackwardInput(gy, weightValue, c.Input(0).Shape, stride, padding),
                 (gy, inputValue) => Ops.Conv2dBackwardWeight(gy, inputValue, c.Input(1).Shape, stride, padding),
                 gy => Ops.Conv2dBackwardBias(gy));
         using var gb = Ops.ToBF16(g);
         return ConvBackward(c, g,
-            (_, weightValue) => { using var weightBf16 = Ops.ToBF16(weightValue); return Ops.Conv2dBackwardInput(gb, weightBf16, c.Input(0).Shape, stride, padding); },
-            (_, inputValue) => { using var inputBf16 = Ops.ToBF16(inputValue); return Ops.Conv2dBackwardWeight(gb, inputBf16, c.Input(1).Shape, stride, padding); },
+            (_, weightValue) => WithBF16(weightValue, w => Ops.Conv2dBackwardInput(gb, w, c.Input(0).Shape, stride, padding)),
+            (_, inputValue) => WithBF16(inputValue, x => Ops.Conv2dBackwardWeight(gb, x, c.Input(1).Shape, stride, padding)),
             gy => Ops.Conv2dBackwardBias(gy));
+    }
+
+    /// <summary>f applied to t as a BF16 tensor: t itself when it is one, else a temporary copy.</summary>
+    static Tensor WithBF16(Tensor t, Func<Tensor, Tensor> f)
+    {
+        if (t.DType == DType.BF16) return f(t);
+        using var copy = Ops.ToBF16(t);
+        return f(copy);
     }
 
     /// <summary>The gradients a convolution node needs: input from (dy, w), weight from (dy, x), bias from dy.</summary>

@@ -5,7 +5,8 @@ namespace Mdm.Autograd;
 
 public sealed record MatMulAttributes(bool TransA, bool TransB);
 /// <summary>Bf16Operands: x and w already hold bf16 values (autocast); where the backend has tensor cores the forward
-/// runs on bf16 copies of them (exact), and so does the backward (dy rounded to bf16, as under torch.autocast).</summary>
+/// runs on bf16 copies of them (exact), and so does the backward (dy rounded to bf16, as under torch.autocast). BF16 x
+/// and w (autocast's bf16 storage) go to the bf16 kernels as they are, on every backend.</summary>
 public sealed record LinearAttributes(bool Bf16Operands);
 
 public static partial class F
@@ -28,7 +29,7 @@ public static partial class F
         (x, a) =>
         {
             var bias = x.Length > 2 ? x[2] : null;
-            if (!OnTensorCores(x[0], a)) return (bias is null ? Ops.Linear(x[0], x[1]) : Ops.Linear(x[0], x[1], bias), []);
+            if (x[0].DType == DType.BF16 || !OnTensorCores(x[0], a)) return (bias is null ? Ops.Linear(x[0], x[1]) : Ops.Linear(x[0], x[1], bias), []);
             using var xb = Ops.ToBF16(x[0]);
             using var wb = Ops.ToBF16(x[1]);
             return (bias is null ? Ops.Linear(xb, wb) : Ops.Linear(xb, wb, bias), []);
@@ -52,7 +53,7 @@ public static partial class F
     /// <summary>On tensor cores the forward ran on bf16 copies, so the backward does too (LinearBackward rounds dy to bf16).</summary>
     static Tensor?[] LinearBackward(OpContext<LinearAttributes> c, Tensor g)
     {
-        bool hasBias = c.InputCount == 3, bf16 = OnTensorCores(g, c.Attributes);
+        bool hasBias = c.InputCount == 3, bf16 = c.Input(0).DType == DType.F32 && OnTensorCores(g, c.Attributes);
         Tensor x = c.Input(0), w = c.Input(1);
         Tensor? xb = null, wb = null;
         if (bf16) { xb = Ops.ToBF16(x); wb = Ops.ToBF16(w); }

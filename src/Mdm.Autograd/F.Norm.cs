@@ -3,7 +3,10 @@ using Mdm.Kernels.Reference;
 
 namespace Mdm.Autograd;
 
-public sealed record GroupNormAttributes(int Groups, float Eps);
+/// <summary>Bf16Output: the norm writes y as a BF16 tensor (autocast's operand for the conv it feeds, with no separate cast
+/// pass); its backward rounds the incoming gradient to bf16 as autocast's cast does, and recomputes the rest from the f32 x
+/// and the f32 statistics.</summary>
+public sealed record GroupNormAttributes(int Groups, float Eps, bool Bf16Output = false);
 public sealed record LayerNormAttributes(float Eps);
 
 public static partial class F
@@ -12,11 +15,12 @@ public static partial class F
     public static OpDefinition<GroupNormAttributes> GroupNormOp { get; } = OpDefinition.Register(new OpDefinition<GroupNormAttributes>("group_norm",
         (x, a) =>
         {
-            var (y, mean, rstd) = Ops.GroupNorm(x[0], a.Groups, x[1], x[2], a.Eps);
+            var (y, mean, rstd) = Ops.GroupNorm(x[0], a.Groups, x[1], x[2], a.Eps, yType: NormOutputType(a));
             return (y, [mean, rstd]);
         }, (c, g) =>
         {
-            var r = Ops.GroupNormBackward(g, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1), c.Attributes.Groups);
+            using var gr = OutputGradient(g, c.Attributes);
+            var r = Ops.GroupNormBackward(gr.Value, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1), c.Attributes.Groups);
             return [r.Dx, r.Dgamma, r.Dbeta];
         })
     {
@@ -28,11 +32,12 @@ public static partial class F
     public static OpDefinition<GroupNormAttributes> GroupNormSiluOp { get; } = OpDefinition.Register(new OpDefinition<GroupNormAttributes>("group_norm_silu",
         (x, a) =>
         {
-            var (y, mean, rstd) = Ops.GroupNormSilu(x[0], a.Groups, x[1], x[2], a.Eps);
+            var (y, mean, rstd) = Ops.GroupNormSilu(x[0], a.Groups, x[1], x[2], a.Eps, yType: NormOutputType(a));
             return (y, [mean, rstd]);
         }, (c, g) =>
         {
-            var r = Ops.GroupNormSiluBackward(g, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1), c.Input(2), c.Attributes.Groups);
+            using var gr = OutputGradient(g, c.Attributes);
+            var r = Ops.GroupNormSiluBackward(gr.Value, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1), c.Input(2), c.Attributes.Groups);
             return [r.Dx, r.Dgamma, r.Dbeta];
         })
     {
@@ -44,11 +49,12 @@ public static partial class F
     public static OpDefinition<GroupNormAttributes> GroupNormFilmSiluOp { get; } = OpDefinition.Register(new OpDefinition<GroupNormAttributes>("group_norm_film_silu",
         (x, a) =>
         {
-            var (y, mean, rstd) = Ops.GroupNormFilmSilu(x[0], a.Groups, x[1], x[2], x[3], x[4], a.Eps);
+            var (y, mean, rstd) = Ops.GroupNormFilmSilu(x[0], a.Groups, x[1], x[2], x[3], x[4], a.Eps, yType: NormOutputType(a));
             return (y, [mean, rstd]);
         }, (c, g) =>
         {
-            var r = Ops.GroupNormFilmSiluBackward(g, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1), c.Input(2), c.Input(3), c.Input(4), c.Attributes.Groups);
+            using var gr = OutputGradient(g, c.Attributes);
+            var r = Ops.GroupNormFilmSiluBackward(gr.Value, c.Input(0), c.Saved[0], c.Saved[1], c.Input(1), c.Input(2), c.Input(3), c.Input(4), c.Attributes.Groups);
             return [r.Dx, r.Dgamma, r.Dbeta, r.Da, r.Db];
         })
     {
@@ -76,14 +82,27 @@ public static partial class F
     /// <summary>A 32² UNet level: x [16, 128, 32, 32], gamma and beta [128].</summary>
     static int[][] NormBenchShapes => [[16, 128, 32, 32], [128], [128]];
 
-    public static Variable GroupNorm(Variable x, int groups, Variable gamma, Variable beta, float eps = 1e-5f) =>
-        GroupNormOp.Apply(new(groups, eps), x, gamma, beta);
+    /// <param name="bf16Output">write y as a BF16 tensor (see <see cref="GroupNormAttributes"/>)</param>
+    public static Variable GroupNorm(Variable x, int groups, Variable gamma, Variable beta, float eps = 1e-5f, bool bf16Output = false) =>
+        GroupNormOp.Apply(new(groups, eps, bf16Output), x, gamma, beta);
 
-    public static Variable GroupNormSilu(Variable x, int groups, Variable gamma, Variable beta, float eps = 1e-5f) =>
-        GroupNormSiluOp.Apply(new(groups, eps), x, gamma, beta);
+    public static Variable GroupNormSilu(Variable x, int groups, Variable gamma, Variable beta, float eps = 1e-5f, bool bf16Output = false) =>
+        GroupNormSiluOp.Apply(new(groups, eps, bf16Output), x, gamma, beta);
 
-    public static Variable GroupNormFilmSilu(Variable x, int groups, Variable gamma, Variable beta, Variable a, Variable b, float eps = 1e-5f) =>
-        GroupNormFilmSiluOp.Apply(new(groups, eps), x, gamma, beta, a, b);
+    public static Variable GroupNormFilmSilu(Variable x, int groups, Variable gamma, Variable beta, Variable a, Variable b, float eps = 1e-5f,
+        bool bf16Output = false) =>
+        GroupNormFilmSiluOp.Apply(new(groups, eps, bf16Output), x, gamma, beta, a, b);
+
+    static DType NormOutputType(GroupNormAttributes a) => a.Bf16Output ? DType.BF16 : DType.F32;
+
+    /// <summary>The gradient the norm's backward takes: g rounded to bf16 (as F32) after a BF16 output, else g itself.</summary>
+    static OwnedIf OutputGradient(Tensor g, GroupNormAttributes a) => a.Bf16Output ? new(Ops.RoundToBF16(g), true) : new(g, false);
+
+    readonly struct OwnedIf(Tensor value, bool owned) : IDisposable
+    {
+        public Tensor Value => value;
+        public void Dispose() { if (owned) value.Dispose(); }
+    }
 
     public static Variable LayerNorm(Variable x, Variable gamma, Variable beta, float eps = 1e-5f) => LayerNormOp.Apply(new(eps), x, gamma, beta);
 }

@@ -12,9 +12,9 @@ internal delegate Tensor?[] BackwardRule(Node node, Tensor gradOutput);
 /// <summary>One recorded op: its inputs, its output, and the backward rule with what it needs.</summary>
 internal sealed class Node
 {
-    public Node(string name, Tensor output, Variable[] inputs, BackwardRule backward, Tensor[] saved, bool savesOutput)
+    public Node(string name, Tensor output, Variable[] inputs, BackwardRule backward, Tensor[] saved, bool savesOutput, bool readsInputs)
     {
-        Name = name; Inputs = inputs; Backward = backward; Saved = saved; SavesOutput = savesOutput;
+        Name = name; Inputs = inputs; Backward = backward; Saved = saved; SavesOutput = savesOutput; ReadsInputs = readsInputs;
         Index = Interlocked.Increment(ref counter);
         Output = new Variable(output, this);
     }
@@ -31,6 +31,8 @@ internal sealed class Node
     /// <summary>Extra tensors computed in forward for backward (statistics, log-sum-exp); freed right after backward.</summary>
     public Tensor[] Saved { get; private set; }
     public bool SavesOutput { get; }
+    /// <summary>The backward reads the inputs' values, so each non-leaf input stays alive until this node is done.</summary>
+    public bool ReadsInputs { get; }
 
     public bool NeedsGrad(int input) => Inputs[input].RequiresGrad;
     public Tensor Input(int i) => Inputs[i].Data;

@@ -25,6 +25,9 @@ public abstract class OpDefinition
     public int[][]? BenchShapes { get; init; }
     /// <summary>The backward reads the op's output (attention): the engine keeps it until then.</summary>
     public bool SavesOutput { get; init; }
+    /// <summary>False when the backward reads no input's value (a cast, whose gradient only needs the output's): the
+    /// node then keeps no input alive, so an f32 value cast to bf16 can be freed once nothing else needs it.</summary>
+    public bool ReadsInputs { get; init; } = true;
 
     /// <summary>Whether the checks can run: a float64 reference, check shapes and check attributes.</summary>
     public abstract bool Checkable { get; }
@@ -140,7 +143,7 @@ public sealed class OpDefinition<TAttributes> : OpDefinition
     {
         if (inputs.Length == 0) throw new ArgumentException($"{Name}: an op needs at least one input");
         var (output, saved) = Forward(inputs.Select(v => v.Data).ToArray(), attributes);
-        return Record.Op(Name, output, inputs, (node, g) => RunBackward(node, g, attributes), saved, SavesOutput);
+        return Record.Op(Name, output, inputs, (node, g) => RunBackward(node, g, attributes), saved, SavesOutput, ReadsInputs);
     }
 
     Tensor?[] RunBackward(Node node, Tensor g, TAttributes attributes)

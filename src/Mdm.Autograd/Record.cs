@@ -6,7 +6,7 @@ namespace Mdm.Autograd;
 internal static class Record
 {
     public static Variable Op(string name, Tensor output, Variable[] inputs, BackwardRule backward, Tensor[]? saved = null,
-        bool savesOutput = false)
+        bool savesOutput = false, bool readsInputs = true)
     {
         if (OpProfiler.Enabled && OpProfiler.SynchronizeDevice) output.Backend.Synchronize();
         OpProfiler.Forward(name);
@@ -17,10 +17,11 @@ internal static class Record
             if (saved is not null) foreach (var t in saved) t.Dispose();
             return Graph.Adopt(new Variable(output));
         }
-        var node = new Node(name, output, inputs, backward, saved ?? [], savesOutput);
+        var node = new Node(name, output, inputs, backward, saved ?? [], savesOutput, readsInputs);
         var v = node.Output;
-        foreach (var i in inputs.Distinct(ReferenceEqualityComparer.Instance).Cast<Variable>())
-            if (!i.IsLeaf) i.PendingUses++;
+        if (readsInputs)
+            foreach (var i in inputs.Distinct(ReferenceEqualityComparer.Instance).Cast<Variable>())
+                if (!i.IsLeaf) i.PendingUses++;
         if (savesOutput) v.PendingUses++;
         Graph.Current?.Nodes.Add(node);
         return Graph.Adopt(v);

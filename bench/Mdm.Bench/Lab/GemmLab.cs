@@ -60,7 +60,7 @@ public static unsafe class GemmLab
     }
 
     /// <summary>GFLOP/s of independent FMA chains on every core (best of three runs of about half a second).</summary>
-    static double FmaPeak(bool wide)
+    internal static double FmaPeak(bool wide)
     {
         const long Iterations = 2_000_000;
         double best = 0;

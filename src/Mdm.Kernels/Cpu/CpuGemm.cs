@@ -11,7 +11,7 @@ namespace Mdm.Kernels.Cpu;
 /// of C in sixteen 512-bit accumulators where the CPU has AVX-512, else (and for the last rows) a 4×32 block in sixteen
 /// 256-bit ones. Tiles of 64 rows × 256 columns are split across cores.
 /// </summary>
-public static unsafe class CpuGemm
+public static unsafe partial class CpuGemm
 {
     const int MR = 4, NR = 32, KC = 256, NC = 256, MC = 64, WideMR = 8;
 

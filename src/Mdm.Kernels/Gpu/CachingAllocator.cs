@@ -21,6 +21,7 @@ public sealed class CachingAllocator : IDisposable
     readonly Dictionary<long, Stack<MemoryBuffer1D<byte, Stride1D.Dense>>> free = new();
     readonly object gate = new();
     long live, cached, peak, deviceAllocations;
+    Graphs.CaptureMemory<MemoryBuffer1D<byte, Stride1D.Dense>>? capture;
 
     public CachingAllocator(Accelerator accelerator) { this.accelerator = accelerator; }
 
@@ -40,12 +41,17 @@ public sealed class CachingAllocator : IDisposable
         long size = RoundSize(bytes);
         lock (gate)
         {
+            if (capture?.TryReuse(size) is { } reused) return reused;
             if (free.TryGetValue(size, out var stack) && stack.Count > 0)
             {
                 cached -= size;
                 Track(size);
-                return stack.Pop();
+                var block = stack.Pop();
+                capture?.Took(block);
+                return block;
             }
+            if (capture is not null)
+                throw new Graphs.GraphCaptureException($"a device allocation of {bytes:N0} bytes inside the captured region (no free block of {size:N0} bytes: run the work once eagerly first)");
         }
         MemoryBuffer1D<byte, Stride1D.Dense> buffer;
         try { buffer = accelerator.Allocate1D<byte>(size); }
@@ -78,11 +84,26 @@ public sealed class CachingAllocator : IDisposable
         lock (gate)
         {
             long size = buffer.Length;
+            if (capture is not null) { capture.Returned(buffer, size); return; }
             live -= size;
             cached += size;
             if (!free.TryGetValue(size, out var stack)) free[size] = stack = new();
             stack.Push(buffer);
         }
+    }
+
+    /// <summary>Routes frees to a graph's own blocks and refuses device allocations until <see cref="EndCapture"/>.</summary>
+    public Graphs.CaptureMemory<MemoryBuffer1D<byte, Stride1D.Dense>> BeginCapture()
+    {
+        lock (gate) return capture = new();
+    }
+
+    public void EndCapture() { lock (gate) capture = null; }
+
+    /// <summary>A disposed graph's blocks go back to the shared free lists.</summary>
+    public void Release(IEnumerable<MemoryBuffer1D<byte, Stride1D.Dense>> blocks)
+    {
+        foreach (var block in blocks) Return(block);
     }
 
     /// <summary>Frees every cached (unused) block back to the device.</summary>

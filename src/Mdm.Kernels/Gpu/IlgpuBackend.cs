@@ -85,7 +85,11 @@ public sealed partial class IlgpuBackend : Backend
     public override MemoryStats Memory => pool.Stats;
     public override void ResetPeakMemory() => pool.ResetPeak();
     public Accelerator Accelerator => accelerator;
-    public override void Synchronize() => accelerator.Synchronize();
+    public override void Synchronize()
+    {
+        RefuseWhileCapturing("a synchronisation");
+        accelerator.Synchronize();
+    }
 
     /// <summary>Return cached blocks to the device (tests use it to measure live bytes).</summary>
     public void EmptyCache() => pool.EmptyCache();
@@ -109,7 +113,7 @@ public sealed partial class IlgpuBackend : Backend
 
     protected internal override void Upload(Tensor dst, ReadOnlySpan<byte> src)
     {
-        if (src.Length == 0) return;
+        if (src.Length == 0 || RecordUpload(dst, src)) return;
         ArrayView1D<byte, Stride1D.Dense> view = Raw(dst);
         view.CopyFromCPU(accelerator.DefaultStream, src);
     }
@@ -117,6 +121,7 @@ public sealed partial class IlgpuBackend : Backend
     protected internal override void Download(Tensor src, Span<byte> dst)
     {
         if (dst.Length == 0) return;
+        RefuseWhileCapturing($"a read of {src} back to the host");
         ArrayView1D<byte, Stride1D.Dense> view = Raw(src);
         view.CopyToCPU(accelerator.DefaultStream, dst);
         accelerator.Synchronize();

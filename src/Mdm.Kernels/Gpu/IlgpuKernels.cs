@@ -26,6 +26,7 @@ public sealed partial class IlgpuBackend
         var loader = new Loader((name, f) => L(name, f));
         LoadMatmulKernels(loader);
         LoadTensorCoreKernels(loader);
+        LoadWgmmaKernels(loader);
     }
 
     /// <summary>Compiles a kernel and returns its launcher, an Action&lt;AcceleratorStream, KernelConfig, parameters…&gt;
@@ -73,6 +74,7 @@ public sealed partial class IlgpuBackend
 
     partial void LoadMatmulKernels(Loader loader);
     partial void LoadTensorCoreKernels(Loader loader);
+    partial void LoadWgmmaKernels(Loader loader);
 
     protected internal override void Fill(Tensor y, float value) => Run(ElementwiseKernels.Fill, Launch(y.Numel), F32(y), value);
     protected internal override void Copy(Tensor x, Tensor y) => Run(ElementwiseKernels.Copy, Launch(y.Numel), F32(x), F32(y));

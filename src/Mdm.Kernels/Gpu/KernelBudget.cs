@@ -16,6 +16,11 @@ public sealed class KernelBudgetAttribute : Attribute
     public bool RequireHmma { get; init; }
     /// <summary>Kernels that load fragments with ldmatrix: SASS must contain LDSM.</summary>
     public bool RequireLdsm { get; init; }
+    /// <summary>Warpgroup-MMA kernels: SASS (for sm_90a) must contain HGMMA.</summary>
+    public bool RequireHgmma { get; init; }
+    /// <summary>The kernel uses sm_90a-only instructions (wgmma): its PTX is patched to <c>.target sm_90a</c>
+    /// (<see cref="TensorCore.Sm90aPtx"/>), it loads only on compute capability 9.0 and is audited for sm_90a.</summary>
+    public bool TargetSm90a { get; init; }
     /// <summary>The kernel's PTX goes through <see cref="PtxLocalPromotion"/> before it is loaded (and audited).</summary>
     public bool PromoteDepots { get; init; }
     /// <summary>Launch bounds (.maxntid / .minnctapersm) the kernel is compiled with; 0 = none. Both together make

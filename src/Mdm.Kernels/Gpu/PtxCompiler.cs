@@ -38,6 +38,7 @@ public static class PtxCompiler
             var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Kernel.Method);
             var compiled = (PTXCompiledKernel)backend.Compile(entry, kernel.Budget.Specialization);
             var ptx = kernel.Budget.PromoteDepots ? PtxLocalPromotion.Promote(compiled.PTXAssembly, out _) : compiled.PTXAssembly;
+            if (kernel.Budget.TargetSm90a) ptx = TensorCore.Sm90aPtx.Patch(ptx);
             results.Add(new Result(kernel.Name, compiled.Name, ptx));
         }
         return results;

@@ -29,6 +29,14 @@ public sealed class Sampler
     public IDenoiser Denoiser { get; }
     public NoiseSchedule Schedule { get; }
 
+    /// <summary>Replay the denoiser call as a CUDA graph (<see cref="DenoiserGraph"/>); where that is not possible the
+    /// call runs eagerly after one line to <see cref="GraphLog"/>. The samples are the same either way.</summary>
+    public bool UseGraphs { get; init; }
+    public Action<string> GraphLog { get; init; } = line => Console.Error.WriteLine($"mdm: {line}");
+
+    /// <summary>The graph runner of the last <see cref="Sample"/> call with <see cref="UseGraphs"/> (its counters).</summary>
+    public DenoiserGraph? LastGraphs { get; private set; }
+
     /// <summary>
     /// ml-mdm's set_timesteps(K): ratio = (N + 1)/(K + 1), τ_i = round(i·ratio) for i = K … 0 (descending, K + 1
     /// points), rounding half to even as Python/NumPy do. K = 250 of N = 1000 gives 997, 993, …, 4, 0.
@@ -67,6 +75,8 @@ public sealed class Sampler
         bool guided = config.GuidanceScale is not null;
         var backend = Denoiser.Backend;
         using var owned = new TensorScope();
+        using var graphs = UseGraphs ? new DenoiserGraph(Denoiser, GraphLog) : null;
+        LastGraphs = graphs;
         var x = new Tensor[levels];
         try
         {
@@ -76,7 +86,7 @@ public sealed class Sampler
                 x[r] = InitialNoise(r, batch, seed, initialNoise);
             var noise = stepNoise ?? ((z, i, r) => DiffusionRandom.Normal(z, seed, (ulong)(i + 1), r));
             for (int i = 0; i + 1 < tau.Length; i++)
-                Step(x, tau[i], tau[i + 1], i, batch, guided ? 2 * batch : batch, modelConditioning, config, noise);
+                Step(x, tau[i], tau[i + 1], i, batch, guided ? 2 * batch : batch, modelConditioning, config, noise, graphs);
             for (int r = 0; r < levels; r++)
             {
                 double signal = Schedule.SignalScale(r);
@@ -93,7 +103,8 @@ public sealed class Sampler
     }
 
     /// <summary>One transition t → s of every resolution (in place on <paramref name="x"/>).</summary>
-    void Step(Tensor[] x, int t, int s, int transition, int batch, int modelBatch, Conditioning conditioning, SamplerConfig config, StepNoise noise)
+    void Step(Tensor[] x, int t, int s, int transition, int batch, int modelBatch, Conditioning conditioning, SamplerConfig config, StepNoise noise,
+        DenoiserGraph? graphs)
     {
         using var graph = new Graph();   // owns the denoiser's outputs of this step
         var inputs = new Tensor[x.Length];
@@ -102,14 +113,15 @@ public sealed class Sampler
             for (int r = 0; r < x.Length; r++)
                 inputs[r] = modelBatch == batch ? x[r] : Ops.Concat([x[r], x[r]], 0);
             var timesteps = Enumerable.Repeat(t - 1, modelBatch).ToArray();
-            var predictions = Denoiser.Forward(inputs.Select(v => new Variable(v)).ToArray(), timesteps, conditioning);
+            var predictions = graphs is not null ? graphs.Predict(inputs, timesteps, conditioning)
+                : Denoiser.Forward(inputs.Select(v => new Variable(v)).ToArray(), timesteps, conditioning)?.Select(v => v.Data).ToArray();
             if (predictions is null || predictions.Length != x.Length)
                 throw new InvalidOperationException($"Sampler: the denoiser returned {predictions?.Length ?? 0} outputs for {x.Length} resolutions");
             for (int r = 0; r < x.Length; r++)
             {
-                if (!Shape.Equal(predictions[r].Data.Dims, inputs[r].Dims))
-                    throw new InvalidOperationException($"Sampler: the denoiser's output {r} is {predictions[r].Data.ShapeString}, its input was {inputs[r].ShapeString}");
-                var next = Transition(x[r], predictions[r].Data, r, t, s, transition, config, noise);
+                if (!Shape.Equal(predictions[r].Dims, inputs[r].Dims))
+                    throw new InvalidOperationException($"Sampler: the denoiser's output {r} is {predictions[r].ShapeString}, its input was {inputs[r].ShapeString}");
+                var next = Transition(x[r], predictions[r], r, t, s, transition, config, noise);
                 x[r].Dispose();
                 x[r] = next;
             }

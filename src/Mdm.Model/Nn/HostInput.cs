@@ -16,6 +16,16 @@ internal static class HostInput
         return F.Reshape(leaf, shape);
     }
 
+    /// <summary>
+    /// <see cref="Constant"/> of values that depend on per-call inputs (the timesteps): a captured graph's replay
+    /// recomputes them (<see cref="Backend.FromArrayPerReplay"/>), so the closure must read those inputs when called.
+    /// </summary>
+    public static Variable PerReplay(Backend backend, Func<float[]> values, params int[] shape)
+    {
+        using var leaf = new Variable(backend.FromArrayPerReplay(values, shape));
+        return F.Reshape(leaf, shape);
+    }
+
     /// <summary>Zeros of a shape (padding), owned like <see cref="Constant"/>.</summary>
     public static Variable Zeros(Backend backend, params int[] shape)
     {

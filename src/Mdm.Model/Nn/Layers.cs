@@ -4,7 +4,8 @@ namespace Mdm.Model.Nn;
 
 // Mixed precision (bf16 autocast, ml-mdm's fp16=1): inside MixedPrecision.Bf16(), Dense and Conv cast their input and
 // weight to bf16 (F.Autocast; f32 accumulation), as does attention for q, k, v; norms, softmax and upsampling stay f32.
-// On a backend with tensor cores the cast operands go to the matmul/conv as bf16 tensors (the same values).
+// Under AutocastStorage.Bf16 the operands are BF16 tensors: a GroupNorm that feeds a conv writes them itself
+// (autocastOperand), and ForwardLastUse frees an f32 input the caller no longer reads once its bf16 copy exists.
 
 /// <summary>torch.nn.Linear: weight [out, in], bias [out]; PyTorch default init or zeros.</summary>
 public sealed class Dense : ModelModule
@@ -44,6 +45,9 @@ public sealed class Conv : ModelModule
     public Variable Bias => bias.Value;
 
     public Variable Forward(Variable x) => F.Conv2d(F.Autocast(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
+
+    /// <summary><see cref="Forward"/> for an x the caller does not read again (see <see cref="F.AutocastLastUse"/>).</summary>
+    public Variable ForwardLastUse(Variable x) => F.Conv2d(F.AutocastLastUse(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
 }
 
 /// <summary>torch.nn.GroupNorm(groups, channels), eps 1e-5, affine (weight 1, bias 0), plus the fused SiLU/FiLM forms.</summary>
@@ -62,10 +66,15 @@ public sealed class GroupNorm : ModelModule
     public Variable Weight => weight.Value;
     public Variable Bias => bias.Value;
 
-    public Variable Forward(Variable x) => F.GroupNorm(x, Groups, Weight, Bias, Eps);
-    public Variable ForwardSilu(Variable x) => F.GroupNormSilu(x, Groups, Weight, Bias, Eps);
+    /// <param name="autocastOperand">y is read only as the operand of a conv or linear: under bf16 autocast storage the
+    /// norm writes it as a BF16 tensor itself (no separate cast)</param>
+    public Variable Forward(Variable x, bool autocastOperand = false) => F.GroupNorm(x, Groups, Weight, Bias, Eps, Bf16Output(autocastOperand));
+    public Variable ForwardSilu(Variable x, bool autocastOperand = false) => F.GroupNormSilu(x, Groups, Weight, Bias, Eps, Bf16Output(autocastOperand));
     /// <summary>SiLU(GroupNorm(x)·(1 + a) + b), a and b [N, C].</summary>
-    public Variable ForwardFilmSilu(Variable x, Variable a, Variable b) => F.GroupNormFilmSilu(x, Groups, Weight, Bias, a, b, Eps);
+    public Variable ForwardFilmSilu(Variable x, Variable a, Variable b, bool autocastOperand = false) =>
+        F.GroupNormFilmSilu(x, Groups, Weight, Bias, a, b, Eps, Bf16Output(autocastOperand));
+
+    static bool Bf16Output(bool autocastOperand) => autocastOperand && MixedPrecision.StoresBf16;
 }
 
 /// <summary>torch.nn.LayerNorm(dim), eps 1e-5, affine, over the last axis.</summary>

@@ -52,7 +52,7 @@ public sealed class ResNet : ModelModule
 
     Variable ForwardAll(Variable x, Variable tembAct, ResNetDropout.StepMask? dropout)
     {
-        var h = conv1.Forward(norm1.ForwardSilu(x));
+        var h = conv1.Forward(norm1.ForwardSilu(x, autocastOperand: true));
         var film = timeLayer.Forward(tembAct);
         if (film.Shape[0] != x.Shape[0])
         {
@@ -61,9 +61,9 @@ public sealed class ResNet : ModelModule
             film = FrameOps.RepeatPerFrame(film, x.Shape[0] / film.Shape[0]);
         }
         var ab = F.Split(film, [OutChannels, OutChannels], 1);
-        h = norm2.ForwardFilmSilu(h, ab[0], ab[1]);
+        h = norm2.ForwardFilmSilu(h, ab[0], ab[1], autocastOperand: dropout is null);
         if (dropout is { } mask) h = F.Dropout(h, Dropout, mask.For(h.Data.Numel, tembAct.Shape[0]), training: true);
-        h = conv2.Forward(h);
+        h = conv2.ForwardLastUse(h);
         return F.Add(h, conv3 is null ? x : conv3.Forward(x));
     }
 }

@@ -53,10 +53,10 @@ public sealed class SelfAttention : ModelModule
     {
         int b = x.Shape[0], c = Channels, h = x.Shape[2], w = x.Shape[3], n = h * w, d = c / Heads;
         // [B, 3C, H, W] → [B, 3·heads, d, N] → [B, 3·heads, N, d] → q, k, v [B, heads, N, d]
-        var t = F.Permute(F.Reshape(qkv.Forward(norm.Forward(x)), b, 3 * Heads, d, n), 0, 1, 3, 2);
+        var t = F.Permute(F.Reshape(qkv.Forward(norm.Forward(x, autocastOperand: true)), b, 3 * Heads, d, n), 0, 1, 3, 2);
         var parts = F.Split(t, [Heads, Heads, Heads], 1);
-        var (q, k, v) = (parts[0], parts[1], parts[2]);
-        var o = F.Attention(F.Autocast(q), F.Autocast(k), F.Autocast(v));
+        var (q, k, v) = (F.AutocastLastUse(parts[0]), F.AutocastLastUse(parts[1]), F.AutocastLastUse(parts[2]));
+        var o = F.Attention(q, k, v);
         if (kvCond is not null)
         {
             if (tokens is null) throw new ArgumentException("SelfAttention: this block cross-attends to text, but no tokens were given");
@@ -64,12 +64,12 @@ public sealed class SelfAttention : ModelModule
             // [B, S, 2C] → [B, S, 2·heads, d] → [B, 2·heads, S, d] → k, v [B, heads, S, d]
             var kv = F.Permute(F.Reshape(kvCond.Forward(normCond!.Forward(tokens)), b, s, 2 * Heads, d), 0, 2, 1, 3);
             var kvParts = F.Split(kv, [Heads, Heads], 1);
-            o = F.Add(o, F.Attention(F.Autocast(q), F.Autocast(kvParts[0]), F.Autocast(kvParts[1]), mask));
+            o = F.Add(o, F.Attention(q, F.AutocastLastUse(kvParts[0]), F.AutocastLastUse(kvParts[1]), mask));
         }
         var merged = F.Reshape(F.Permute(o, 0, 1, 3, 2), b, c, h, w);
-        x = F.Add(x, projOut.Forward(merged));
+        x = F.Add(x, projOut.ForwardLastUse(merged));
         if (ffnOut is not null)
-            x = F.Add(x, ffnOut.Forward(F.Gelu(ffnIn!.Forward(ffnNorm!.Forward(x)))));
+            x = F.Add(x, ffnOut.ForwardLastUse(F.Gelu(ffnIn!.Forward(ffnNorm!.Forward(x, autocastOperand: true)))));
         return x;
     }
 }

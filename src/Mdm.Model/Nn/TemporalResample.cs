@@ -34,7 +34,7 @@ public sealed class TemporalResample : ModelModule
         int h = x.Shape[2], w = x.Shape[3];
         var series = FrameOps.FramesToTimeSeries(x, frames);
         if (!Down) series = FrameOps.UpsampleTimeNearest2x(series);
-        var y = F.Conv1d(F.Autocast(series), F.Autocast(weight.Value), bias.Value, stride: Down ? 2 : 1, padding: Kernel / 2);
+        var y = F.Conv1d(F.AutocastRounded(series), F.AutocastRounded(weight.Value), bias.Value, stride: Down ? 2 : 1, padding: Kernel / 2);
         return FrameOps.TimeSeriesToFrames(y, h, w);
     }
 }

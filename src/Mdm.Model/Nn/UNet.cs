@@ -284,8 +284,8 @@ public class UNet : ModelModule, IDenoiser
     /// <paramref name="batch"/> samples.</summary>
     protected Variable TimeEmbedding(IReadOnlyList<int> timesteps, int batch, ConditioningState cond, IReadOnlyDictionary<string, float[]>? microValues)
     {
-        var t = timesteps.Take(batch).Select(v => (double)v).ToList();
-        var temb = Mlp(tembLayer1, tembLayer2, t);
+        // read when called: a replayed graph of the denoiser recomputes the sinusoid of the timesteps it is given
+        var temb = Mlp(tembLayer1, tembLayer2, () => timesteps.Take(batch).Select(v => (double)v).ToList());
         if (cond.CondEmb is not null) temb = F.Add(temb, cond.CondEmb);
         Variable? sum = null;
         foreach (var (key, def, first, second) in micro)
@@ -296,15 +296,16 @@ public class UNet : ModelModule, IDenoiser
                 double v = microValues is not null && microValues.TryGetValue(key, out var given) ? given[b] : def;
                 values.Add(key == "scale" ? Math.Min(v / def, 1.0) * def : v * 1000);
             }
-            var e = Mlp(first, second, values);
+            var e = Mlp(first, second, () => values);
             sum = sum is null ? e : F.Add(sum, e);
         }
         return sum is null ? temb : F.Add(temb, sum);
     }
 
-    Variable Mlp(Dense first, Dense second, IReadOnlyList<double> values)
+    Variable Mlp(Dense first, Dense second, Func<IReadOnlyList<double>> values)
     {
-        var raw = HostInput.Constant(Backend, Sinusoid.Embed(values, TemporalDim), values.Count, TemporalDim / 4);
+        int rows = values().Count;
+        var raw = HostInput.PerReplay(Backend, () => Sinusoid.Embed(values(), TemporalDim), rows, TemporalDim / 4);
         return second.Forward(F.Silu(first.Forward(raw)));
     }
 
@@ -327,7 +328,7 @@ public class UNet : ModelModule, IDenoiser
         return x;
     }
 
-    protected Variable ForwardOutput(Variable x) => convOut.Forward(normOut.ForwardSilu(x));
+    protected Variable ForwardOutput(Variable x) => convOut.Forward(normOut.ForwardSilu(x, autocastOperand: true));
 
     protected Variable ForwardInput(Variable xt) => convIn.Forward(xt);
 }

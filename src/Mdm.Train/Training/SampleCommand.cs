@@ -43,9 +43,9 @@ public static class SampleCommand
             string what = modelConfig.Frames > 1 ? $"{s.Count} clips of {modelConfig.Frames} frames" : $"{s.Count} images";
             log.WriteLine($"sampling {what} with {s.Sampler} ({s.Steps} steps{(s.Sampler == "ddim" ? $", eta {s.Eta}" : "")}), " +
                           $"{group} weights of step {reader.Step}, threshold {s.Threshold}, cfg {s.Cfg} on {backend.Info.KindName}");
-            if (s.Bf16) log.WriteLine("bf16 autocast: the denoiser's matmul/conv/attention operands rounded to bf16 (tensor cores on CUDA)");
+            if (s.Bf16) log.WriteLine("bf16 autocast: the denoiser's matmul/conv/attention operands stored in bf16 (tensor cores on CUDA)");
             Tensor[] images;
-            using (MixedPrecision.Bf16(s.Bf16))
+            using (MixedPrecision.Bf16(s.Bf16, AutocastStorage.Bf16))
                 images = new Sampler(model, run.Diffusion).Sample(s.Count, new Conditioning(ClassLabels: labels), cfg, s.Seed);
             var folder = Path.GetDirectoryName(Path.GetFullPath(s.OutFile))!;
             return SampleWriter.Write(folder, Path.GetFileNameWithoutExtension(s.OutFile), images, modelConfig, highestOnly: false);

@@ -224,7 +224,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     var cond = textBatch?.Conditioning
                                ?? (numClasses > 0 ? new Conditioning(ClassLabels: LabelDropout.Apply(batch.Labels, dropped)) : Conditioning.None);
                     using var graph = new Graph();
-                    using var autocast = MixedPrecision.Bf16(settings.Bf16);
+                    using var autocast = MixedPrecision.Bf16(settings.Bf16, AutocastStorage.Bf16);
                     using var result = loss.Compute(images, cond, settings.Seed, (ulong)((step - 1) * accumulation + micro), new BatchSlice(batch.FirstSample, batchSize));
                     float value = result.Loss.Item();
                     if (!float.IsFinite(value)) { finite = false; lossSum = value; break; }

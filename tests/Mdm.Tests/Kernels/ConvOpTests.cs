@@ -362,6 +362,8 @@ public class ConvLargeShapeTests_Cpu() : KernelFixture(BackendKind.Cpu)
         yield return new Conv2dCase(2, 16, 32, 33, 31, 3, 3, 2, 2, 1, 1, false).Data();
         yield return new Conv2dCase(2, 32, 48, 32, 32, 1, 1, 1, 1, 0, 0, true).Data();
         yield return new Conv2dCase(5, 64, 3, 64, 64, 3, 3, 1, 1, 1, 1, true).Data();   // 5 × 576 × 4096 floats of im2col: two chunks
+        yield return new Conv2dCase(3, 29, 18, 9, 9, 3, 3, 1, 1, 1, 1, false).Data();   // weight gradient: 3 samples on 2 workers, 81 positions (16-lane tail)
+        yield return new Conv2dCase(7, 64, 33, 17, 17, 1, 1, 2, 2, 0, 0, true).Data(); // 1×1 stride 2 over 7 samples on 2 workers
     }
 
     [TestCaseSource(nameof(Cases))]

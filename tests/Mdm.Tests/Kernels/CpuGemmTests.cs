@@ -56,4 +56,44 @@ public class CpuGemmTests
         }
         finally { CpuGemm.UseVector512 = saved; }
     }
+
+    /// <summary>C += A·Bᵀ with both operands read along rows (the convolution weight gradient): 4×4 blocks, leftover
+    /// rows and columns, k below, at and past a multiple of 16.</summary>
+    [TestCase(4, 4, 16)]
+    [TestCase(9, 13, 81)]
+    [TestCase(16, 144, 1024)]
+    [TestCase(5, 3, 7)]
+    [TestCase(1, 1, 1)]
+    [TestCase(32, 27, 25)]
+    public unsafe void AccumulateRowDotsMatchesReference(int m, int n, int k)
+    {
+        var rng = TestSeed.NewRandom();
+        int lda = k + 3, ldb = k + 5, ldc = n + 2;   // padded rows: the kernel must not read or write past k or n
+        var a = TestSeed.Uniform(rng, m * lda);
+        var b = TestSeed.Uniform(rng, n * ldb);
+        var c0 = TestSeed.Uniform(rng, m * ldc);
+        var expected = new double[c0.Length];
+        var scale = new double[c0.Length];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < ldc; j++)
+            {
+                int o = i * ldc + j;
+                double s = c0[o], sa = Math.Abs(c0[o]);
+                if (j < n)
+                    for (int p = 0; p < k; p++) { double t = (double)a[i * lda + p] * b[j * ldb + p]; s += t; sa += Math.Abs(t); }
+                expected[o] = s; scale[o] = sa;
+            }
+        bool saved = CpuGemm.UseVector512;
+        try
+        {
+            foreach (bool wide in System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? new[] { false, true } : [false])
+            {
+                CpuGemm.UseVector512 = wide;
+                var c = (float[])c0.Clone();
+                fixed (float* pa = a, pb = b, pc = c) CpuGemm.AccumulateRowDots(m, n, k, pa, lda, pb, ldb, pc, ldc);
+                Compare.AssertClose($"AccumulateRowDots {m}x{n}x{k} {(wide ? "512" : "256")}-bit", c, expected, new Tolerance(1e-6, 1e-5 + 1e-7 * Math.Sqrt(k)), scale);
+            }
+        }
+        finally { CpuGemm.UseVector512 = saved; }
+    }
 }

@@ -160,7 +160,6 @@ public class MatmulOpTests(BackendKind kind) : KernelFixture(kind)
         var (a, ra) = BF16Of(fa, sa);
         var (b, rb) = BF16Of(fb, sb);
         string form = $"{(ta ? "T" : "N")}{(tb ? "T" : "N")}";
-        int batch = Math.Max(batchA, Math.Max(batchB, 1));
         using (a) using (b)
         {
             var exact = Ref.MatMul(TestSeed.ToDouble(fa), sa, ta, TestSeed.ToDouble(fb), sb, tb, out var outShape, out _);
@@ -169,28 +168,41 @@ public class MatmulOpTests(BackendKind kind) : KernelFixture(kind)
             using var c = Poisoned(outShape);
             Ops.MatMul(a, b, ta, tb, c);
             var got = c.ToArray();
-
-            double errKernel = 0, errNaive = 0;
-            for (int i = 0; i < exact.Length; i++)
-            {
-                errKernel = Math.Max(errKernel, Math.Abs(got[i] - exact[i]));
-                errNaive = Math.Max(errNaive, Math.Abs(naive[i] - exact[i]));
-            }
-            TestContext.Out.WriteLine($"bf16 {form}: max error vs exact inputs {errKernel:G3}, naive bf16/f32 {errNaive:G3}");
-            Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-5),
-                $"{Name("MatMul bf16 " + form, sa, sb)}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
+            AssertWithinNaive(Name("MatMul bf16 " + form, sa, sb), got, exact, naive);
             Compare.AssertClose(Name("MatMul bf16 " + form + " vs rounded inputs", sa, sb), got, rounded, Accum(k), absSum, outShape);
 
             var fdc = TestSeed.Uniform(Rng, Ref.Numel(outShape));
             using var dc = B.FromArray(fdc, outShape);
-            using var da = Poisoned(sa);
-            using var db = Poisoned(sb);
-            Ops.MatMulBackward(dc, a, b, ta, tb, da, db);
             var rdc = Array.ConvertAll(fdc, v => (double)BFloat16.ToFloat(BFloat16.FromFloat(v)));
-            var (eda, edb, daAbs, dbAbs) = Ref.MatMulBackward(rdc, ra, sa, ta, rb, sb, tb);
-            Compare.AssertClose(Name("MatMulBackward.da bf16 " + form, sa, sb), da, eda, Accum((long)batch * n), daAbs);
-            Compare.AssertClose(Name("MatMulBackward.db bf16 " + form, sa, sb), db, edb, Accum((long)batch * m), dbAbs);
+            AssertMatMulBackward("bf16 " + form, dc, rdc, a, ra, sa, ta, b, rb, sb, tb);
         }
+    }
+
+    /// <summary>MatMulBackward (F32 gradients) against float64 of the values the op multiplies (rdc: dc as the op
+    /// rounds it).</summary>
+    void AssertMatMulBackward(string tag, Tensor dc, double[] rdc, Tensor a, double[] ra, int[] sa, bool ta, Tensor b, double[] rb, int[] sb, bool tb)
+    {
+        using var da = Poisoned(sa);
+        using var db = Poisoned(sb);
+        Ops.MatMulBackward(dc, a, b, ta, tb, da, db);
+        var (eda, edb, daAbs, dbAbs) = Ref.MatMulBackward(rdc, ra, sa, ta, rb, sb, tb);
+        int batch = dc.Rank == 3 ? dc.Dim(0) : 1, m = dc.Dim(-2), n = dc.Dim(-1);
+        Compare.AssertClose(Name("MatMulBackward.da " + tag, sa, sb), da, eda, Accum((long)batch * n), daAbs);
+        Compare.AssertClose(Name("MatMulBackward.db " + tag, sa, sb), db, edb, Accum((long)batch * m), dbAbs);
+    }
+
+    /// <summary>The FlashAttention rule: max error against the exact float64 result ≤ 2 × that of the naive
+    /// same-precision version + a floor.</summary>
+    static void AssertWithinNaive(string what, float[] got, double[] exact, float[] naive)
+    {
+        double errKernel = 0, errNaive = 0;
+        for (int i = 0; i < exact.Length; i++)
+        {
+            errKernel = Math.Max(errKernel, Math.Abs(got[i] - exact[i]));
+            errNaive = Math.Max(errNaive, Math.Abs(naive[i] - exact[i]));
+        }
+        TestContext.Out.WriteLine($"{what}: max error vs exact inputs {errKernel:G3}, naive same-precision {errNaive:G3}");
+        Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-5), $"{what}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
     }
 
     /// <summary>The naive same-precision product: bf16 values, f32 products summed in f32 in index order.</summary>
@@ -243,6 +255,99 @@ public class MatmulOpTests(BackendKind kind) : KernelFixture(kind)
         }
     }
 
+    // ---- bf16 output ------------------------------------------------------------------------------------------
+
+    public static IEnumerable<TestCaseData> BF16OutputCases()
+    {
+        yield return new TestCaseData(0, 0, 113, 64, 96, false, false, DType.BF16).SetArgDisplayNames("113x64x96 NN bf16 in");
+        yield return new TestCaseData(0, 0, 33, 5, 19, true, true, DType.BF16).SetArgDisplayNames("33x5x19 TT bf16 in");
+        yield return new TestCaseData(3, 0, 9, 7, 13, false, true, DType.BF16).SetArgDisplayNames("[3,9,13]x[7,13] NT bf16 in");
+        yield return new TestCaseData(0, 3, 9, 7, 13, true, false, DType.F32).SetArgDisplayNames("[13,9]x[3,13,7] TN f32 in");
+    }
+
+    /// <summary>
+    /// A BF16 C: the f32 result rounded once to nearest even. Against the exact float64 product: at most 2 × the error
+    /// of the naive same-precision product rounded to bf16 the same way, + a floor; against the float64 product of the
+    /// values multiplied: the f32 accumulation budget plus half a bf16 ulp. The backward of a bf16-output product
+    /// takes a BF16 gradient (as autocast hands it) and gives F32 gradients.
+    /// </summary>
+    [TestCaseSource(nameof(BF16OutputCases))]
+    public void MatMulBF16Output(int batchA, int batchB, int m, int n, int k, bool ta, bool tb, DType inType)
+    {
+        int[] sa = Stored(batchA, m, k, ta), sb = Stored(batchB, k, n, tb);
+        var fa = TestSeed.Uniform(Rng, Ref.Numel(sa));
+        var fb = TestSeed.Uniform(Rng, Ref.Numel(sb));
+        var (a, ra) = inType == DType.BF16 ? BF16Of(fa, sa) : (Upload(fa, sa), TestSeed.ToDouble(fa));
+        var (b, rb) = inType == DType.BF16 ? BF16Of(fb, sb) : (Upload(fb, sb), TestSeed.ToDouble(fb));
+        string form = $"{(ta ? "T" : "N")}{(tb ? "T" : "N")} {inType.Name()} in";
+        using (a) using (b)
+        {
+            var exact = Ref.MatMul(TestSeed.ToDouble(fa), sa, ta, TestSeed.ToDouble(fb), sb, tb, out var outShape, out _);
+            var rounded = Ref.MatMul(ra, sa, ta, rb, sb, tb, out _, out var absSum);
+            var naive = Array.ConvertAll(NaiveF32(ra, sa, ta, rb, sb, tb), v => BFloat16.ToFloat(BFloat16.FromFloat(v)));
+            using var c = PoisonedBF16(outShape);
+            Ops.MatMul(a, b, ta, tb, c);
+            var got = c.ToArray();
+            AssertWithinNaive(Name("MatMul bf16 out " + form, sa, sb), got, exact, naive);
+            Compare.AssertClose(Name("MatMul bf16 out " + form + " vs float64", sa, sb), got, rounded, new Tolerance(1e-6, 1),
+                BF16OutputBudget(rounded, absSum, k), outShape);
+
+            var fdc = TestSeed.Uniform(Rng, Ref.Numel(outShape));
+            var (dc, rdc) = inType == DType.BF16 ? BF16Of(fdc, outShape) : (Upload(fdc, outShape), TestSeed.ToDouble(fdc));
+            using (dc) AssertMatMulBackward("after bf16 out " + form, dc, rdc, a, ra, sa, ta, b, rb, sb, tb);
+        }
+    }
+
+    /// <summary>Linear with outDType BF16 (bias added in f32 before the rounding), then its backward from a BF16 dy.</summary>
+    [Test]
+    public void LinearBF16Output()
+    {
+        int[] sx = [2, 37, 24];
+        int outF = 40, inF = 24, rows = 74;
+        var fx = TestSeed.Uniform(Rng, Ref.Numel(sx));
+        var (x, rx) = BF16Of(fx, sx);
+        var (w, rw) = BF16Input(outF, inF);
+        var (bias, rbias) = Input(outF);
+        using (x) using (w) using (bias)
+        {
+            using (var y = Ops.Linear(x, w, bias, outDType: DType.BF16))
+            {
+                Assert.That(y.DType, Is.EqualTo(DType.BF16), "Linear(outDType: BF16) output type");
+                var expected = Ref.Linear(rx, rw, outF, inF, rbias, out var absSum);
+                Compare.AssertClose(Name("Linear bf16 out", sx, [outF, inF]), y.ToArray(), expected, new Tolerance(1e-6, 1),
+                    BF16OutputBudget(expected, absSum, inF + 1), [2, 37, outF]);
+            }
+            var (dy, rdy) = BF16Input(2, 37, outF);
+            using (dy)
+            {
+                var (dx, dw, db) = Ops.LinearBackward(dy, x, w);
+                using (dx) using (dw) using (db)
+                {
+                    var e = Ref.LinearBackward(rdy, rx, rw, outF, inF);
+                    Assert.That(new[] { dx!.DType, dw!.DType, db!.DType }, Is.All.EqualTo(DType.F32), "gradients stay F32");
+                    Compare.AssertClose(Name("LinearBackward.dx after bf16 out", sx, [outF, inF]), dx, e.dx, Accum(outF), e.dxAbs);
+                    Compare.AssertClose(Name("LinearBackward.dw after bf16 out", sx, [outF, inF]), dw, e.dw, Accum(rows), e.dwAbs);
+                    Compare.AssertClose(Name("LinearBackward.db after bf16 out", sx, [outF, inF]), db, e.db, Accum(rows), e.dbAbs);
+                }
+            }
+        }
+    }
+
+    /// <summary>Per element: the f32 accumulation budget of <see cref="Accum"/> plus half a bf16 ulp (2⁻⁸ relative).</summary>
+    static double[] BF16OutputBudget(double[] reference, double[] absSum, long terms)
+    {
+        var t = Accum(terms);
+        return [.. reference.Select((r, i) => t.Rtol * absSum[i] + Math.Pow(2, -8) * Math.Abs(r))];
+    }
+
+    /// <summary>A BF16 output filled with NaN bits, so an unwritten element fails the comparison.</summary>
+    Tensor PoisonedBF16(int[] shape)
+    {
+        var t = B.Empty(DType.BF16, shape);
+        t.CopyFrom(Enumerable.Repeat(BFloat16.FromFloat(float.NaN), (int)Ref.Numel(shape)).ToArray());
+        return t;
+    }
+
     // ---- edge sizes and bad arguments -------------------------------------------------------------------------
 
     [Test]
@@ -286,6 +391,7 @@ public class MatmulOpTests(BackendKind kind) : KernelFixture(kind)
         Throws("MatMul", () => Ops.MatMul(v3, a34), "2-D or 3-D", "[3]");
         Throws("MatMul", () => Ops.MatMul(r4, a45), "2-D or 3-D", "[1,2,3,4]");
         using (var wrongOut = B.Zeros(2, 5)) Throws("MatMul", () => Ops.MatMul(a23, a34, c: wrongOut), "[2,5]", "[2,4]");
+        using (var f32Out = B.Zeros(2, 4)) Throws("MatMul", () => Ops.MatMul(a23, a34, c: f32Out, outDType: DType.BF16), "F32", "BF16");
         using (var dcBad = B.Zeros(2, 5)) Throws("MatMulBackward", () => Ops.MatMulBackward(dcBad, a23, a34), "[2,5]", "[2,3]", "[3,4]");
 
         using var x = B.Zeros(9, 5);
@@ -346,6 +452,28 @@ public class MatmulTensorCoreTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
             {
                 long before = gpu.TensorCoreGemms;
                 MatMulBF16(batchA, batchB, m, n, k, ta, tb);
+                Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(3),
+                    $"forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
+            }
+            finally { gpu.WideWarpTiles = null; }
+        }
+    }
+
+    /// <summary><see cref="MatmulOpTests.MatMulBF16Output"/> on the tensor cores, both warp layouts: C rows aligned
+    /// (16-byte stores) and not (N = 21: element stores only).</summary>
+    [TestCase(0, 0, 200, 136, 72, false, false)]
+    [TestCase(3, 0, 136, 264, 40, true, true)]
+    [TestCase(0, 0, 37, 21, 24, false, true)]
+    public void MatMulBF16OutputOnTensorCores(int batchA, int batchB, int m, int n, int k, bool ta, bool tb)
+    {
+        var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)B;
+        foreach (bool wide in new[] { true, false })
+        {
+            gpu.WideWarpTiles = wide;
+            try
+            {
+                long before = gpu.TensorCoreGemms;
+                MatMulBF16Output(batchA, batchB, m, n, k, ta, tb, DType.BF16);
                 Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(3),
                     $"forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
             }

@@ -10,12 +10,16 @@ namespace Mdm.Tests.TensorCore;
 /// <summary>
 /// The tensor-core GEMM (the kernel CUDA runs, on the emulated warp primitives) against float64 on the CPU
 /// accelerator: every transpose form × both warp layouts, one or two 128×128 tiles with ragged edges, padded leading
-/// dimensions, batches (separate and summed), both bias kinds, output poisoned with NaN. Error rule (FlashAttention):
-/// against the float64 product of the unrounded inputs, at most 2 × the error of a naive bf16/f32 product + a floor.
+/// dimensions, batches (separate and summed), both bias kinds, output poisoned with NaN; with an f32 C and with a bf16
+/// C (16-byte stores on an aligned C, element stores on ragged edges and unaligned rows). Error rule (FlashAttention):
+/// against the float64 product of the unrounded inputs, at most 2 × the error of a naive bf16/f32 product (rounded to
+/// bf16 too for a bf16 C) + a floor.
 /// </summary>
 public class TensorCoreGemmTests
 {
-    public record struct Case(int M, int N, int K, int Batch, bool SumBatch, int Bias);
+    /// <summary>BF16Out: C is bf16; AlignedC: its rows are padded to a multiple of 8 values (16-byte stores), else to
+    /// N + 2 (element stores only).</summary>
+    public record struct Case(int M, int N, int K, int Batch, bool SumBatch, int Bias, bool BF16Out = false, bool AlignedC = false);
 
     static IEnumerable<TestCaseData> Cases()
     {
@@ -28,10 +32,21 @@ public class TensorCoreGemmTests
         yield return Data("TN", true, new(12, 136, 16, 1, false, 0));
         yield return Data("NT", false, new(20, 24, 72, 2, false, 2));
         yield return Data("TT", true, new(24, 16, 24, 3, true, 1));
+
+        // bf16 C: every form and layout on one ragged tile with aligned rows (16-byte chunks plus a ragged one), then
+        // unaligned rows, two tiles each way, batches and both bias kinds.
+        foreach (var wide in new[] { false, true })
+            foreach (var form in new[] { "NN", "NT", "TN", "TT" })
+                yield return Data(form, wide, new(37, 19, 27, 1, false, 0, BF16Out: true, AlignedC: true));
+        yield return Data("NN", true, new(37, 19, 27, 1, false, 1, BF16Out: true));
+        yield return Data("NT", false, new(136, 20, 24, 1, false, 1, BF16Out: true, AlignedC: true));
+        yield return Data("TN", true, new(12, 136, 72, 2, false, 2, BF16Out: true, AlignedC: true));
+        yield return Data("TT", false, new(24, 16, 24, 3, true, 2, BF16Out: true, AlignedC: true));
     }
 
     static TestCaseData Data(string form, bool wide, Case c) => new TestCaseData(form, wide, c).SetArgDisplayNames(
-        $"{form}-{(wide ? "warps4x64x64" : "warps8x64x32")}-{c.Batch}x{c.M}x{c.N}x{c.K}{(c.SumBatch ? "-summed" : "")}-bias{c.Bias}");
+        $"{form}-{(wide ? "warps4x64x64" : "warps8x64x32")}-{c.Batch}x{c.M}x{c.N}x{c.K}{(c.SumBatch ? "-summed" : "")}-bias{c.Bias}" +
+        (c.BF16Out ? (c.AlignedC ? "-bf16out-aligned" : "-bf16out-unaligned") : ""));
 
     [TestCaseSource(nameof(Cases))]
     public void GemmMatchesFloat64(string form, bool wide, Case c)
@@ -39,7 +54,8 @@ public class TensorCoreGemmTests
         var rng = TestSeed.NewRandom();
         bool ta = form[0] == 'T', tb = form[1] == 'T';
         int aRows = ta ? c.K : c.M, aCols = ta ? c.M : c.K, bRows = tb ? c.N : c.K, bCols = tb ? c.K : c.N;
-        int lda = RoundUp8(aCols + 3), ldb = RoundUp8(bCols + 1), ldc = c.N + 2;   // padded rows: the kernel must skip the gap
+        // padded rows: the kernel must skip the gap
+        int lda = RoundUp8(aCols + 3), ldb = RoundUp8(bCols + 1), ldc = c.AlignedC ? RoundUp8(c.N + 1) : c.N + 2;
         long strideA = (long)aRows * lda, strideB = (long)bRows * ldb;
         int outBatch = c.SumBatch ? 1 : c.Batch, strideC = c.M * ldc;
         var fa = TestSeed.Uniform(rng, c.Batch * strideA);
@@ -72,14 +88,13 @@ public class TensorCoreGemmTests
                             r += prod; mag += Math.Abs(prod); nv += (float)prod;
                         }
                     int o = (ob * c.M + i) * c.N + j;
-                    exact[o] = e; rounded[o] = r; magnitude[o] = mag; naive[o] = nv + (float)bias;
+                    exact[o] = e; rounded[o] = r; magnitude[o] = mag; naive[o] = Output(c, nv + (float)bias);
                 }
 
         var acc = WarpEmulator.Accelerator;
         using var a = acc.Allocate1D(abits);
         using var b = acc.Allocate1D(bbits);
         using var biasBuf = acc.Allocate1D(fbias);
-        using var cBuf = acc.Allocate1D(Enumerable.Repeat(float.NaN, outBatch * strideC).ToArray());
         int tilesM = (c.M + MatmulTensorCoreKernels.TileM - 1) / MatmulTensorCoreKernels.TileM;
         int tilesN = (c.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
         var args = new TensorCoreGemmArgs
@@ -89,10 +104,9 @@ public class TensorCoreGemmTests
             SumBatch = c.SumBatch ? 1 : 0, HasBias = c.Bias, TilesN = tilesN,
             KTiles = (c.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK,
         };
-        var kernel = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>(Kernel(form, wide));
-        kernel(new KernelConfig(new Index2D(tilesM * tilesN, outBatch), new Index2D(wide ? 128 : 256, 1),
-            SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes)), cBuf.View, biasBuf.View, args);
-        var stored = cBuf.GetAsArray1D();
+        var config = new KernelConfig(new Index2D(tilesM * tilesN, outBatch), new Index2D(wide ? 128 : 256, 1),
+            SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
+        var stored = c.BF16Out ? RunBF16Out(acc, form, wide, config, args, biasBuf, outBatch * strideC, c.AlignedC) : RunF32(acc, form, wide, config, args, biasBuf, outBatch * strideC);
         var got = new float[exact.Length];
         for (int ob = 0; ob < outBatch; ob++)
             for (int i = 0; i < c.M; i++)
@@ -112,10 +126,43 @@ public class TensorCoreGemmTests
         TestContext.Out.WriteLine($"{what}: max error vs exact inputs {errKernel:G3}, naive bf16/f32 {errNaive:G3}");
         Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-5), $"{what}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
         int terms = c.K * (c.SumBatch ? c.Batch : 1) + 1;
-        Compare.AssertClose(what + " vs rounded inputs", got, rounded, new Tolerance(1e-6, terms * Math.Pow(2, -24)), magnitude);
+        var budget = c.BF16Out ? magnitude.Select((mag, i) => terms * Math.Pow(2, -24) * mag + Math.Pow(2, -8) * Math.Abs(rounded[i])).ToArray() : magnitude;
+        Compare.AssertClose(what + " vs rounded inputs", got, rounded, new Tolerance(1e-6, c.BF16Out ? 1 : terms * Math.Pow(2, -24)), budget);
+    }
+
+    /// <summary>What the kernel stores for an f32 result: itself, or rounded to bf16 (nearest even).</summary>
+    static float Output(Case c, float v) => c.BF16Out ? BFloat16.ToFloat(BFloat16.FromFloat(v)) : v;
+
+    static float[] RunF32(Accelerator acc, string form, bool wide, KernelConfig config, TensorCoreGemmArgs args, MemoryBuffer1D<float, Stride1D.Dense> bias, int length)
+    {
+        using var cBuf = acc.Allocate1D(Enumerable.Repeat(float.NaN, length).ToArray());
+        acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>(Kernel(form, wide))(config, cBuf.View, bias.View, args);
+        return cBuf.GetAsArray1D();
+    }
+
+    static float[] RunBF16Out(Accelerator acc, string form, bool wide, KernelConfig config, TensorCoreGemmArgs args, MemoryBuffer1D<float, Stride1D.Dense> bias, int length, bool aligned)
+    {
+        using var cBuf = acc.Allocate1D(Enumerable.Repeat(BFloat16.FromFloat(float.NaN), length).ToArray());
+        args.C = WarpEmulator.Address(cBuf);
+        if (aligned) Assert.That(args.C % 16, Is.Zero, "the 16-byte store path needs a 16-byte aligned C");
+        args.CAligned = aligned ? 1 : 0;
+        acc.LoadStreamKernel<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs>(KernelBF16Out(form, wide))(config, cBuf.View, bias.View, args);
+        return Array.ConvertAll(cBuf.GetAsArray1D(), BFloat16.ToFloat);
     }
 
     static int RoundUp8(int x) => (x + 7) / 8 * 8;
+
+    static Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> KernelBF16Out(string form, bool wide) => (form, wide) switch
+    {
+        ("NN", false) => MatmulTensorCoreKernels.GemmBF16Out<OrientNN, EightWarps64x32, EmulatedWarpMma>,
+        ("NT", false) => MatmulTensorCoreKernels.GemmBF16Out<OrientNT, EightWarps64x32, EmulatedWarpMma>,
+        ("TN", false) => MatmulTensorCoreKernels.GemmBF16Out<OrientTN, EightWarps64x32, EmulatedWarpMma>,
+        ("TT", false) => MatmulTensorCoreKernels.GemmBF16Out<OrientTT, EightWarps64x32, EmulatedWarpMma>,
+        ("NN", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientNN, FourWarps64x64, EmulatedWarpMma>,
+        ("NT", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientNT, FourWarps64x64, EmulatedWarpMma>,
+        ("TN", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientTN, FourWarps64x64, EmulatedWarpMma>,
+        _ => MatmulTensorCoreKernels.GemmBF16Out<OrientTT, FourWarps64x64, EmulatedWarpMma>,
+    };
 
     static Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> Kernel(string form, bool wide) => (form, wide) switch
     {

@@ -32,6 +32,10 @@ public struct TensorCoreGemmArgs
     public int M, N, K, Lda, Ldb, Ldc, StrideC, Batch, SumBatch, TilesN, KTiles;
     /// <summary>0: none; 1: bias[column] (Linear); 2: bias[row] (a convolution's output channel).</summary>
     public int HasBias;
+    /// <summary>bf16 output only: C's device address, and 1 when it and every row start are 16-byte aligned (Ldc and
+    /// StrideC multiples of 8), so whole 8-value chunks go out as one 16-byte store.</summary>
+    public long C;
+    public int CAligned;
 }
 
 /// <summary>
@@ -49,8 +53,9 @@ public struct TensorCoreGemmArgs
 /// are separate locals passed by value: a local whose address is taken stays in local memory.
 /// The warp primitives are a type argument (<see cref="IWarpMma{TSelf}"/>): inline PTX on CUDA, emulated on the CPU
 /// accelerator, where the tests run it against float64. The host routes other backends and unaligned shapes to v1.
+/// C is f32 (<see cref="Gemm{TO, TW, TM}"/>) or bf16 (<see cref="GemmBF16Out{TO, TW, TM}"/>, staged through shared memory).
 /// </summary>
-public static class MatmulTensorCoreKernels
+public static partial class MatmulTensorCoreKernels
 {
     public const int TileM = 128, TileN = 128, TileK = 64, Stages = 3;
     public const int OperandBytes = TileM * TileK * 2, StageBytes = 2 * OperandBytes, SharedBytes = Stages * StageBytes;
@@ -109,13 +114,12 @@ public static class MatmulTensorCoreKernels
         where TO : struct, IGemmOrientation where TW : struct, IGemmWarps => Gemm<TO, TW, PtxWarpMma>(c, bias, p);
 
     /// <summary>The GEMM on any implementation of the warp primitives (<see cref="EmulatedWarpMma"/> runs it on the
-    /// CPU accelerator). Launch with <see cref="IGemmWarps.Threads"/> threads and <see cref="SharedBytes"/> of dynamic
-    /// shared memory, one group per output tile (x) and output batch (y).</summary>
+    /// CPU accelerator), f32 C. Launch with <see cref="IGemmWarps.Threads"/> threads and <see cref="SharedBytes"/> of
+    /// dynamic shared memory, one group per output tile (x) and output batch (y).</summary>
     public static void Gemm<TO, TW, TM>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p)
         where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM>
     {
         var smem = SharedMemory.GetDynamic<byte>();   // addressed through the primitives (on CUDA: __dyn_shared_alloca)
-        var o = default(TO);
         var w = default(TW);
         var m = default(TM).Bind(smem);
         int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5;
@@ -123,7 +127,37 @@ public static class MatmulTensorCoreKernels
         int tile = Grid.IdxX, tm = tile / p.TilesN;
         int m0 = tm * TileM, n0 = (tile - tm * p.TilesN) * TileN;
         int outBatch = Grid.IdxY;
+        var acc = Accumulate<TO, TW, TM>(m, p, tid, wm, colBase, m0, n0, outBatch);
 
+        int cBase = outBatch * p.StrideC;
+        int row = m0 + wm * 64 + (lane >> 2), col = n0 + colBase + (lane & 3) * 2;
+        StoreRow(c, bias, p, cBase, row, col, acc.R0.F0, acc.R0.F1, acc.R0.F2, acc.R0.F3);
+        StoreRow(c, bias, p, cBase, row + 16, col, acc.R1.F0, acc.R1.F1, acc.R1.F2, acc.R1.F3);
+        StoreRow(c, bias, p, cBase, row + 32, col, acc.R2.F0, acc.R2.F1, acc.R2.F2, acc.R2.F3);
+        StoreRow(c, bias, p, cBase, row + 48, col, acc.R3.F0, acc.R3.F1, acc.R3.F2, acc.R3.F3);
+        if (w.Wide)
+        {
+            StoreRow(c, bias, p, cBase, row, col + 32, acc.R0.F4, acc.R0.F5, acc.R0.F6, acc.R0.F7);
+            StoreRow(c, bias, p, cBase, row + 16, col + 32, acc.R1.F4, acc.R1.F5, acc.R1.F6, acc.R1.F7);
+            StoreRow(c, bias, p, cBase, row + 32, col + 32, acc.R2.F4, acc.R2.F5, acc.R2.F6, acc.R2.F7);
+            StoreRow(c, bias, p, cBase, row + 48, col + 32, acc.R3.F4, acc.R3.F5, acc.R3.F6, acc.R3.F7);
+        }
+        if (smem.Length < 0) c[0] = 0f;   // never true; keeps the dynamic shared buffer declared in the PTX
+    }
+
+    /// <summary>A warp's accumulators after the K loop: R{i} holds rows wm·64 + i·16.. as n8 tiles F0..F7 (F4..F7
+    /// only in the wide layout).</summary>
+    public readonly struct WarpAcc(Frag8 r0, Frag8 r1, Frag8 r2, Frag8 r3) { public readonly Frag8 R0 = r0, R1 = r1, R2 = r2, R3 = r3; }
+
+    /// <summary>The main loop, shared by every epilogue: the cp.async pipeline over all K slices (and summed batches)
+    /// and the warp's mma.sync; returns once every copy has landed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static WarpAcc Accumulate<TO, TW, TM>(TM m, in TensorCoreGemmArgs p, int tid, int wm, int colBase, int m0, int n0, int outBatch)
+        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM>
+    {
+        var o = default(TO);
+        var w = default(TW);
+        int lane = tid & 31;
         var planA = Plan(o.TransA, p.Lda, m0, p.M, tid, w.Threads);
         var planB = Plan(!o.TransB, p.Ldb, n0, p.N, tid, w.Threads);
         LoadCursor cur;
@@ -168,21 +202,8 @@ public static class MatmulTensorCoreKernels
             }
         }
         m.WaitAll();
-
-        int cBase = outBatch * p.StrideC;
-        int row = m0 + wm * 64 + (lane >> 2), col = n0 + colBase + (lane & 3) * 2;
-        StoreRow(c, bias, p, cBase, row, col, t00, t01, t02, t03);
-        StoreRow(c, bias, p, cBase, row + 16, col, t10, t11, t12, t13);
-        StoreRow(c, bias, p, cBase, row + 32, col, t20, t21, t22, t23);
-        StoreRow(c, bias, p, cBase, row + 48, col, t30, t31, t32, t33);
-        if (w.Wide)
-        {
-            StoreRow(c, bias, p, cBase, row, col + 32, t04, t05, t06, t07);
-            StoreRow(c, bias, p, cBase, row + 16, col + 32, t14, t15, t16, t17);
-            StoreRow(c, bias, p, cBase, row + 32, col + 32, t24, t25, t26, t27);
-            StoreRow(c, bias, p, cBase, row + 48, col + 32, t34, t35, t36, t37);
-        }
-        if (smem.Length < 0) c[0] = 0f;   // never true; keeps the dynamic shared buffer declared in the PTX
+        return new WarpAcc(new Frag8(t00, t01, t02, t03, t04, t05, t06, t07), new Frag8(t10, t11, t12, t13, t14, t15, t16, t17),
+                           new Frag8(t20, t21, t22, t23, t24, t25, t26, t27), new Frag8(t30, t31, t32, t33, t34, t35, t36, t37));
     }
 
     /// <summary>Issues the cp.async copies of the slice under the cursor (none once all are issued), commits them as

@@ -153,6 +153,13 @@ public readonly struct EmulatedWarpMma(ArrayView<byte> shared, ArrayView<uint> s
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void StoreGlobal16(long dst, U4 v)
+    {
+        uint* to = (uint*)dst;
+        to[0] = v.X; to[1] = v.Y; to[2] = v.Z; to[3] = v.W;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Commit() { }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -34,6 +34,8 @@ public interface IWarpMma<TSelf> where TSelf : struct, IWarpMma<TSelf>
     /// <summary>cp.async of 16 bytes from a global address; <paramref name="srcBytes"/> = 0 writes 16 zero bytes and
     /// reads nothing. The copy is only guaranteed visible after a wait that covers its group and a barrier.</summary>
     void CopyAsync16(uint smemOffset, long src, uint srcBytes);
+    /// <summary>One 16-byte global store (st.global.v4): <paramref name="dst"/> must be 16-byte aligned.</summary>
+    void StoreGlobal16(long dst, U4 v);
     /// <summary>Closes the copies issued so far into one group.</summary>
     void Commit();
     /// <summary>Waits until at most one committed group is still in flight.</summary>

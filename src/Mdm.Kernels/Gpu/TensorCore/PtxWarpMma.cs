@@ -89,6 +89,10 @@ public readonly struct PtxWarpMma : IWarpMma<PtxWarpMma>
         CudaAsm.Emit(SharedAddress + "%0;\n\tcp.async.cg.shared.global [sa], [%1], 16, %2;\n\t}", smemOffset, src, srcBytes);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void StoreGlobal16(long dst, U4 v) =>
+        CudaAsm.Emit("st.global.v4.u32 [%0], {%1,%2,%3,%4};", dst, v.X, v.Y, v.Z, v.W);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Commit() => CudaAsm.Emit("cp.async.commit_group;");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -16,7 +16,7 @@ public sealed class TuningTable
     /// <summary>The variants each op may name; the first of the attention pair and of conv is the reference.</summary>
     public static readonly IReadOnlyDictionary<string, string[]> Variants = new Dictionary<string, string[]>
     {
-        [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide],
+        [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide, GemmVariant.Wgmma],
         [AttentionForwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [AttentionBackwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [ConvOp] = [ConvVariant.Im2Col, ConvVariant.ImplicitNarrow, ConvVariant.ImplicitWide],
@@ -108,6 +108,9 @@ public sealed class TuningTable
     public bool GemmWideWarps(string? gpu, int k) =>
         Find(gpu, GemmOp, ShapeClass.Gemm(k)) is { } v ? v == GemmVariant.Wide : TuningHeuristics.GemmWideWarps(k);
 
+    /// <summary>Whether a bf16 GEMM with this K takes the wgmma kernel (sm_90 only): the table, else never.</summary>
+    public bool GemmOnWgmma(string? gpu, int k) => Find(gpu, GemmOp, ShapeClass.Gemm(k)) == GemmVariant.Wgmma;
+
     /// <summary>Whether attention (forward or backward) runs on tensor cores: the table, else SIMT.</summary>
     public bool AttentionOnTensorCores(string? gpu, bool backward, int n, int headDim) =>
         Find(gpu, backward ? AttentionBackwardOp : AttentionForwardOp, ShapeClass.Attention(n, headDim)) is { } v
@@ -170,6 +173,8 @@ public static class GemmVariant
     public const string Narrow = "narrow";
     /// <summary>4 warps of 64×64 per 128×128 tile.</summary>
     public const string Wide = "wide";
+    /// <summary>One warpgroup (wgmma m64n64k16, sm_90a) per 64×64 tile.</summary>
+    public const string Wgmma = "wgmma";
 }
 
 public static class AttentionVariant

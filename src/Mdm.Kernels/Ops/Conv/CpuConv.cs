@@ -84,22 +84,46 @@ public sealed unsafe partial class CpuBackend
     protected internal override void Conv2dBackwardWeight(Tensor x, Tensor dy, Tensor dweight, in Conv2dGeometry g)
     {
         var geo = g;
-        int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout;
+        int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout, planeIn = g.Cin * g.H * g.W;
         LaunchLog.CountFlops(2.0 * g.N * cout * p * k);
         float* px = Ptr(x), pdy = Ptr(dy), pdw = Ptr(dweight);
-        if (geo.IsPointwise)
+        // Samples are split across the cores; each worker unfolds one sample at a time into its own column buffer
+        // [K, P] and accumulates dW_w += dy_n · col_nᵀ (row dot products, or a transposed copy and the tiled GEMM for
+        // short rows), then the partial sums are added.
+        long work = 2L * g.N * cout * p * k;
+        int workers = (int)Math.Clamp(Math.Min(Environment.ProcessorCount, work / WeightGradWorkPerWorker), 1, Math.Max(g.N, 1));
+        // Long rows (many output positions): dot products along them; short ones: transposed into a second buffer.
+        bool rowDots = p >= CpuGemm.RowDotsMinLength;
+        int weights = cout * k, columns = (geo.IsPointwise ? 0 : k * p) + (rowDots ? 0 : k * p);
+        float[] scratch = ArrayPool<float>.Shared.Rent((workers - 1) * weights + workers * columns + 1);
+        try
         {
-            for (int n = 0; n < g.N; n++)
-                WeightGradSample(cout, k, p, pdy + (long)n * cout * p, px + (long)n * k * p, pdw, first: n == 0);
-            return;
+            fixed (float* ps = scratch)
+            {
+                nint pScratch = (nint)ps, ppx = (nint)px, ppdy = (nint)pdy, ppdw = (nint)pdw;
+                Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+                {
+                    float* acc = w == 0 ? (float*)ppdw : (float*)pScratch + (long)(w - 1) * weights;
+                    float* col = (float*)pScratch + (long)(workers - 1) * weights + (long)w * columns;
+                    new Span<float>(acc, weights).Clear();
+                    for (int n = (int)((long)geo.N * w / workers), end = (int)((long)geo.N * (w + 1) / workers); n < end; n++)
+                    {
+                        float* xn = (float*)ppx + (long)n * planeIn;
+                        if (!geo.IsPointwise) { Im2colSample(geo, xn, col); xn = col; }
+                        float* dyn = (float*)ppdy + (long)n * cout * p;
+                        if (rowDots) CpuGemm.AccumulateRowDots(cout, k, p, dyn, p, xn, p, acc, k);
+                        else CpuGemm.AccumulateTransposed(cout, k, p, dyn, p, xn, p, acc, k, col + (geo.IsPointwise ? 0 : (long)k * p));
+                    }
+                });
+                var sum = new Span<float>(pdw, weights);
+                for (int w = 1; w < workers; w++) TensorPrimitives.Add(sum, new ReadOnlySpan<float>(ps + (long)(w - 1) * weights, weights), sum);
+            }
         }
-        ForEachChunk(geo, (n0, nb, col) =>
-        {
-            Im2col(geo, px + (long)n0 * geo.Cin * geo.H * geo.W, col, nb);
-            for (int i = 0; i < nb; i++)
-                WeightGradSample(cout, k, p, pdy + (long)(n0 + i) * cout * p, col + (long)i * k * p, pdw, first: n0 + i == 0);
-        });
+        finally { ArrayPool<float>.Shared.Return(scratch); }
     }
+
+    /// <summary>Below this many FLOPs per worker a weight gradient stays on one thread.</summary>
+    const long WeightGradWorkPerWorker = 1L << 20;
 
     protected internal override void Conv2dBackwardBias(Tensor dy, Tensor dbias, in Conv2dGeometry g)
     {
@@ -116,10 +140,6 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
-    /// <summary>dW [Cout, K] (+)= dy_n [Cout, P] · col_nᵀ [P, K] (CpuGemm blocks for the caches itself).</summary>
-    static void WeightGradSample(int cout, int k, int p, float* dyn, float* coln, float* dw, bool first) =>
-        CpuGemm.Sgemm(false, true, cout, k, p, dyn, p, coln, p, dw, k, 1f, first ? 0f : 1f);
-
     /// <summary>C_i [m, cols] = op(A) [m, kk] · B_i [kk, cols] + beta·C_i for i in [0, batch), A shared by all i.</summary>
     static void GemmSharedA(int batch, bool transA, int m, int cols, int kk, float* a, int lda,
         float* b, long strideB, float* c, long strideC, float beta) =>
@@ -135,30 +155,39 @@ public sealed unsafe partial class CpuBackend
         int kk = g.KH * g.KW, p = g.Ho * g.Wo;
         ParallelRange(nb * g.Cin, (long)kk * p, (r0, r1) =>
         {
-            for (int r = r0; r < r1; r++)
-            {
-                // plane r = (sample, input channel); its rows of col are contiguous.
-                float* plane = (float*)px + (long)r * g.H * g.W;
-                float* rows = (float*)pcol + (long)r * kk * p;
-                for (int kh = 0; kh < g.KH; kh++)
-                    for (int kw = 0; kw < g.KW; kw++)
-                    {
-                        float* dst = rows + (long)(kh * g.KW + kw) * p;
-                        ValidRange(g.Wo, g.W, g.StrideW, kw - g.PadW, out int ow0, out int ow1);
-                        for (int oh = 0; oh < g.Ho; oh++)
-                        {
-                            var drow = new Span<float>(dst + (long)oh * g.Wo, g.Wo);
-                            int ih = oh * g.StrideH - g.PadH + kh;
-                            if (ih < 0 || ih >= g.H || ow0 >= ow1) { drow.Clear(); continue; }
-                            float* src = plane + (long)ih * g.W + (kw - g.PadW);   // src[ow·s] = x[ih, ow·s − p + kw]
-                            drow[..ow0].Clear();
-                            drow[ow1..].Clear();
-                            if (g.StrideW == 1) new ReadOnlySpan<float>(src + ow0, ow1 - ow0).CopyTo(drow[ow0..ow1]);
-                            else for (int ow = ow0; ow < ow1; ow++) drow[ow] = src[(long)ow * g.StrideW];
-                        }
-                    }
-            }
+            // plane r = (sample, input channel); its rows of col are contiguous.
+            for (int r = r0; r < r1; r++) Im2colPlane(g, (float*)px + (long)r * g.H * g.W, (float*)pcol + (long)r * kk * p);
         });
+    }
+
+    /// <summary>Im2col of one sample on the calling thread.</summary>
+    static void Im2colSample(in Conv2dGeometry g, float* x, float* col)
+    {
+        int kk = g.KH * g.KW, p = g.Ho * g.Wo;
+        for (int ci = 0; ci < g.Cin; ci++) Im2colPlane(g, x + (long)ci * g.H * g.W, col + (long)ci * kk * p);
+    }
+
+    /// <summary>The kh·kw rows [Ho·Wo] of col that one input plane [H, W] unfolds into.</summary>
+    static void Im2colPlane(in Conv2dGeometry g, float* plane, float* rows)
+    {
+        int p = g.Ho * g.Wo;
+        for (int kh = 0; kh < g.KH; kh++)
+            for (int kw = 0; kw < g.KW; kw++)
+            {
+                float* dst = rows + (long)(kh * g.KW + kw) * p;
+                ValidRange(g.Wo, g.W, g.StrideW, kw - g.PadW, out int ow0, out int ow1);
+                for (int oh = 0; oh < g.Ho; oh++)
+                {
+                    var drow = new Span<float>(dst + (long)oh * g.Wo, g.Wo);
+                    int ih = oh * g.StrideH - g.PadH + kh;
+                    if (ih < 0 || ih >= g.H || ow0 >= ow1) { drow.Clear(); continue; }
+                    float* src = plane + (long)ih * g.W + (kw - g.PadW);   // src[ow·s] = x[ih, ow·s − p + kw]
+                    drow[..ow0].Clear();
+                    drow[ow1..].Clear();
+                    if (g.StrideW == 1) new ReadOnlySpan<float>(src + ow0, ow1 - ow0).CopyTo(drow[ow0..ow1]);
+                    else for (int ow = ow0; ow < ow1; ow++) drow[ow] = src[(long)ow * g.StrideW];
+                }
+            }
     }
 
     /// <summary>dx[i] = Σ over (kh, kw) of the col rows scattered back to x[i, ci, oh·s − p + kh, ow·s − p + kw] (overwrites dx).</summary>

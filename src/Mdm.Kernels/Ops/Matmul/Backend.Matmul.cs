@@ -23,7 +23,8 @@ public abstract partial class Backend
 {
     /// <summary>
     /// C = op(A)·op(B) (+ bias) per <paramref name="d"/>. a and b are both F32 or both BF16 (widened exactly, products
-    /// accumulated in f32); c and bias are F32. Every element of c is written (zero when K = 0). Unchecked: use Ops.MatMul/Linear.
+    /// accumulated in f32); bias is F32; c is F32, or BF16 (the f32 result, bias included, rounded once to nearest
+    /// even). Every element of c is written (zero when K = 0). Unchecked: use Ops.MatMul/Linear.
     /// </summary>
     protected internal abstract void Gemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d);
 }

@@ -9,12 +9,27 @@ public sealed partial class CpuBackend
     /// <summary>
     /// Matrix products through <see cref="CpuGemm"/>. BF16 operands are widened exactly (bits &lt;&lt; 16, SIMD) into pooled
     /// f32 buffers first, so the product is the f32 GEMM of the bf16 values. A bias is written into C first and the
-    /// product accumulated onto it (beta = 1); a summed batch accumulates one batch after another.
+    /// product accumulated onto it (beta = 1); a summed batch accumulates one batch after another. A BF16 C gets the
+    /// f32 result (bias included) from a pooled buffer, rounded once to nearest even.
     /// </summary>
     protected internal override unsafe void Gemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d)
     {
         LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
-        if (a.DType == DType.F32) { GemmF32(Ptr(a), Ptr(b), Ptr(c), bias, d); return; }
+        if (c.DType == DType.F32) { GemmInto(a, b, Ptr(c), bias, d); return; }
+
+        float[] wc = ArrayPool<float>.Shared.Rent((int)Math.Max(c.Numel, 1));
+        try
+        {
+            fixed (float* pc = wc) GemmInto(a, b, pc, bias, d);
+            int n = (int)c.Numel;
+            ParallelRange(n, 1, (i0, i1) => BFloat16.FromFloat(wc.AsSpan(i0, i1 - i0), U16(c)[i0..i1]));
+        }
+        finally { ArrayPool<float>.Shared.Return(wc); }
+    }
+
+    static unsafe void GemmInto(Tensor a, Tensor b, float* c, Tensor? bias, in MatmulDesc d)
+    {
+        if (a.DType == DType.F32) { GemmF32(Ptr(a), Ptr(b), c, bias, d); return; }
 
         float[] wa = ArrayPool<float>.Shared.Rent((int)Math.Max(a.Numel, 1));
         float[] wb = ArrayPool<float>.Shared.Rent((int)Math.Max(b.Numel, 1));
@@ -22,7 +37,7 @@ public sealed partial class CpuBackend
         {
             WidenBF16(a, wa);
             WidenBF16(b, wb);
-            fixed (float* pa = wa, pb = wb) GemmF32(pa, pb, Ptr(c), bias, d);
+            fixed (float* pa = wa, pb = wb) GemmF32(pa, pb, c, bias, d);
         }
         finally
         {

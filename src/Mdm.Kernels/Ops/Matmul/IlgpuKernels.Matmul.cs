@@ -18,14 +18,16 @@ static class CudaDriver
 
 public sealed partial class IlgpuBackend
 {
-    /// <summary>The tensor-core bf16 GEMMs, indexed by Wide·4 + TransA·2 + TransB (launchable on CUDA only).</summary>
-    static readonly Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>[] MatmulTensorCore =
-        MatmulTensorCoreNames.Select(n => (Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)KernelCatalog.All.Single(k => k.Name == n).Kernel).ToArray();
+    /// <summary>The tensor-core bf16 GEMMs, indexed by <see cref="TensorCoreIndex"/> (launchable on CUDA only).</summary>
+    static readonly Delegate[] MatmulTensorCore = MatmulTensorCoreNames.Select(n => KernelCatalog.All.Single(k => k.Name == n).Kernel).ToArray();
 
-    static string[] MatmulTensorCoreNames => [nameof(KernelCatalog.MatmulBF16TensorCoreNN), nameof(KernelCatalog.MatmulBF16TensorCoreNT),
-                                              nameof(KernelCatalog.MatmulBF16TensorCoreTN), nameof(KernelCatalog.MatmulBF16TensorCoreTT),
-                                              nameof(KernelCatalog.MatmulBF16TensorCoreWideNN), nameof(KernelCatalog.MatmulBF16TensorCoreWideNT),
-                                              nameof(KernelCatalog.MatmulBF16TensorCoreWideTN), nameof(KernelCatalog.MatmulBF16TensorCoreWideTT)];
+    /// <summary>KernelCatalog.MatmulBF16TensorCore{Wide}{BF16Out}{NN|NT|TN|TT}, in <see cref="TensorCoreIndex"/> order.</summary>
+    static string[] MatmulTensorCoreNames =>
+        [.. from bf16Out in new[] { false, true } from wide in new[] { false, true } from form in new[] { "NN", "NT", "TN", "TT" }
+            select $"MatmulBF16TensorCore{(wide ? "Wide" : "")}{(bf16Out ? "BF16Out" : "")}{form}"];
+
+    static int TensorCoreIndex(bool bf16Out, bool wide, bool transA, bool transB) =>
+        (bf16Out ? 8 : 0) + (wide ? 4 : 0) + (transA ? 2 : 0) + (transB ? 1 : 0);
 
     /// <summary>Which warp layout bf16 GEMMs use: 4 warps of 64×64 (true), 8 warps of 64×32 (false), or by shape (null,
     /// the default): the <see cref="Tuning"/> table's entry for this GPU and K, else 4 warps when K ≥
@@ -51,12 +53,14 @@ public sealed partial class IlgpuBackend
     public TDelegate LoadWithPromotedDepots<TDelegate>(Delegate kernel, KernelSpecialization specialization, int sharedBytes) where TDelegate : Delegate =>
         LoadPromoted(kernel, specialization, sharedBytes).CreateLauncherDelegate<TDelegate>();
 
-    Kernel LoadPromoted(Delegate kernel, KernelSpecialization specialization, int sharedBytes)
+    /// <param name="sm90a">Patch the PTX for wgmma (<see cref="TensorCore.Sm90aPtx"/>): loads on compute capability 9.0 only.</param>
+    Kernel LoadPromoted(Delegate kernel, KernelSpecialization specialization, int sharedBytes, bool sm90a = false)
     {
         var entry = EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
         var compiled = (PTXCompiledKernel)accelerator.GetBackend().Compile(entry, specialization);
         string ptx = PtxLocalPromotion.Promote(compiled.PTXAssembly, out int promoted);
         if (promoted == 0) throw new InvalidOperationException($"{kernel.Method.Name}: no inline-PTX depots could be promoted");
+        if (sm90a) ptx = TensorCore.Sm90aPtx.Patch(ptx);
         // PTXCompiledKernel's constructor and EntryPoint are internal in ILGPU 1.5.3; the public LoadKernel takes the result.
         var entryPoint = typeof(CompiledKernel).GetProperty("EntryPoint", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)!.GetValue(compiled);
         var ctor = typeof(PTXCompiledKernel).GetConstructors(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic).Single(c => c.GetParameters().Length == 4);
@@ -87,10 +91,16 @@ public sealed partial class IlgpuBackend
         // Grid-stride over tiles: on CUDA one group per tile up to 65535 groups; on the CPU accelerator a couple of groups.
         long cap = Kind == BackendKind.Cuda ? 65535 : maxGroups;
         var cfg = new KernelConfig((int)Math.Min(tiles, cap), MatmulKernels.Threads);
-        var biasView = bias is null ? F32(c) : F32(bias);   // unread when HasBias = 0
+        var biasView = bias is null ? Unread(c) : F32(bias);
         LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
-        if (a.DType == DType.BF16) Run(MatmulKernels.Gemm<ushort, BF16Widen>, cfg, U16(a), U16(b), F32(c), biasView, p);
-        else Run(MatmulKernels.Gemm<float, F32Widen>, cfg, F32(a), F32(b), F32(c), biasView, p);
+        bool bf16In = a.DType == DType.BF16;
+        if (c.DType == DType.BF16)
+        {
+            if (bf16In) Run(MatmulKernels.Gemm<ushort, BF16Widen, ushort, BF16Narrow>, cfg, U16(a), U16(b), U16(c), biasView, p);
+            else Run(MatmulKernels.Gemm<float, F32Widen, ushort, BF16Narrow>, cfg, F32(a), F32(b), U16(c), biasView, p);
+        }
+        else if (bf16In) Run(MatmulKernels.Gemm<ushort, BF16Widen, float, F32Narrow>, cfg, U16(a), U16(b), F32(c), biasView, p);
+        else Run(MatmulKernels.Gemm<float, F32Widen, float, F32Narrow>, cfg, F32(a), F32(b), F32(c), biasView, p);
     }
 
     /// <summary>The tensor-core path, when it can take the shape: cp.async moves 16-byte chunks, so every stored row
@@ -98,8 +108,10 @@ public sealed partial class IlgpuBackend
     /// <paramref name="rowBias"/>: bias is indexed by C's row (a convolution's output channel), not its column.
     bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias = false)
     {
+        if (UseTensorCores && TryWgmmaGemm(a, b, c, bias, d, rowBias)) return true;
         bool wide = WideWarpTiles ?? Tuning.GemmWideWarps(GpuArchitecture, d.K);
-        var kernel = MatmulTensorCore[(wide ? 4 : 0) + (d.TransA ? 2 : 0) + (d.TransB ? 1 : 0)];
+        bool bf16Out = c.DType == DType.BF16;
+        var kernel = MatmulTensorCore[TensorCoreIndex(bf16Out, wide, d.TransA, d.TransB)];
         if (!Launchable(kernel) || !UseTensorCores) return false;
         long pa = U16(a).LoadEffectiveAddressAsPtr().ToInt64(), pb = U16(b).LoadEffectiveAddressAsPtr().ToInt64();
         if (d.Lda % 8 != 0 || d.Ldb % 8 != 0 || d.StrideA % 8 != 0 || d.StrideB % 8 != 0 || pa % 16 != 0 || pb % 16 != 0) return false;
@@ -119,10 +131,20 @@ public sealed partial class IlgpuBackend
         var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch), new Index2D(wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
         LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
-        Run(kernel, cfg, F32(c), bias is null ? F32(c) : F32(bias), p);
+        var biasView = bias is null ? Unread(c) : F32(bias);
+        if (bf16Out)
+        {
+            p.C = U16(c).LoadEffectiveAddressAsPtr().ToInt64();
+            p.CAligned = p.C % 16 == 0 && d.Ldc % 8 == 0 && d.StrideC % 8 == 0 ? 1 : 0;
+            Run((Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs>)kernel, cfg, U16(c), biasView, p);
+        }
+        else Run((Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)kernel, cfg, F32(c), biasView, p);
         Interlocked.Increment(ref tensorCoreGemms);
         return true;
     }
+
+    /// <summary>A float view for a bias the kernel does not read (HasBias = 0): c's whole buffer, whatever c's type.</summary>
+    static ArrayView<float> Unread(Tensor c) => ((IlgpuStorage)c.Storage).Buffer.View.BaseView.Cast<float>();
 
     long tensorCoreGemms;
 

@@ -1,3 +1,4 @@
+using ILGPU;
 using Mdm.Kernels.Gpu.Kernels;
 
 namespace Mdm.Kernels.Gpu;
@@ -25,4 +26,22 @@ public static partial class KernelCatalog
     public static readonly Delegate MatmulBF16TensorCoreWideTN = MatmulTensorCoreKernels.Gemm<OrientTN, FourWarps64x64>;
     [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
     public static readonly Delegate MatmulBF16TensorCoreWideTT = MatmulTensorCoreKernels.Gemm<OrientTT, FourWarps64x64>;
+
+    // bf16 C (the same main loop; the epilogue rounds, stages the tile in shared memory and stores 16 bytes at a time).
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreBF16OutNN = MatmulTensorCoreKernels.GemmBF16Out<OrientNN, EightWarps64x32>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreBF16OutNT = MatmulTensorCoreKernels.GemmBF16Out<OrientNT, EightWarps64x32>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreBF16OutTN = MatmulTensorCoreKernels.GemmBF16Out<OrientTN, EightWarps64x32>;
+    [KernelBudget(MaxRegisters = TensorCoreGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreBF16OutTT = MatmulTensorCoreKernels.GemmBF16Out<OrientTT, EightWarps64x32>;
+    [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideBF16OutNN = MatmulTensorCoreKernels.GemmBF16Out<OrientNN, FourWarps64x64>;
+    [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideBF16OutNT = MatmulTensorCoreKernels.GemmBF16Out<OrientNT, FourWarps64x64>;
+    [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideBF16OutTN = MatmulTensorCoreKernels.GemmBF16Out<OrientTN, FourWarps64x64>;
+    [KernelBudget(MaxRegisters = WideGemmRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> MatmulBF16TensorCoreWideBF16OutTT = MatmulTensorCoreKernels.GemmBF16Out<OrientTT, FourWarps64x64>;
 }

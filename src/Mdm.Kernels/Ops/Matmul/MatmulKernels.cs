@@ -7,6 +7,11 @@ public interface IWiden<T> where T : unmanaged { float Widen(T v); }
 public struct F32Widen : IWiden<float> { public readonly float Widen(float v) => v; }
 public struct BF16Widen : IWiden<ushort> { public readonly float Widen(ushort v) => Interop.IntAsFloat((uint)v << 16); }
 
+/// <summary>Writes one f32 result as the output type: the identity for F32, round to nearest even for BF16.</summary>
+public interface INarrow<T> where T : unmanaged { T Narrow(float v); }
+public struct F32Narrow : INarrow<float> { public readonly float Narrow(float v) => v; }
+public struct BF16Narrow : INarrow<ushort> { public readonly ushort Narrow(float v) => BFloat16.FromBits((uint)Interop.FloatAsInt(v)); }
+
 /// <summary>Kernel arguments of <see cref="MatmulKernels.Gemm"/> (see <see cref="MatmulDesc"/>; flags are 0/1).</summary>
 public struct GemmArgs
 {
@@ -20,16 +25,19 @@ public struct GemmArgs
 /// M, N, K works), with the global reads ordered along each operand's stored rows so they coalesce whatever the
 /// transpose flags. Tiles of all batches are walked grid-stride; with SumBatch the batch loop runs inside the tile
 /// (the sum of per-batch products, one C). 64 threads fit the ILGPU CPU accelerator's 128-thread groups.
+/// C is F32 or BF16 (the f32 result plus bias, rounded once).
 /// </summary>
 public static class MatmulKernels
 {
     public const int TileM = 32, TileN = 32, TileK = 16, Threads = 64;
     const int Pad = 33;   // shared row stride: 32 + 1 so column-ordered stores hit distinct banks
 
-    [Kernel("MatmulF32", typeof(float), typeof(F32Widen))]
-    [Kernel("MatmulBF16", typeof(ushort), typeof(BF16Widen))]
-    public static void Gemm<T, TW>(ArrayView<T> a, ArrayView<T> b, ArrayView<float> c, ArrayView<float> bias, GemmArgs p)
-        where T : unmanaged where TW : struct, IWiden<T>
+    [Kernel("MatmulF32", typeof(float), typeof(F32Widen), typeof(float), typeof(F32Narrow))]
+    [Kernel("MatmulBF16", typeof(ushort), typeof(BF16Widen), typeof(float), typeof(F32Narrow))]
+    [Kernel("MatmulF32ToBF16", typeof(float), typeof(F32Widen), typeof(ushort), typeof(BF16Narrow))]
+    [Kernel("MatmulBF16ToBF16", typeof(ushort), typeof(BF16Widen), typeof(ushort), typeof(BF16Narrow))]
+    public static void Gemm<T, TW, TC, TN>(ArrayView<T> a, ArrayView<T> b, ArrayView<TC> c, ArrayView<float> bias, GemmArgs p)
+        where T : unmanaged where TW : struct, IWiden<T> where TC : unmanaged where TN : struct, INarrow<TC>
     {
         var sa = SharedMemory.Allocate<float>(TileK * Pad);   // sa[kk*Pad + i] = op(A)[i0+i, k0+kk]
         var sb = SharedMemory.Allocate<float>(TileK * Pad);   // sb[kk*Pad + j] = op(B)[k0+kk, j0+j]
@@ -85,19 +93,20 @@ public static class MatmulKernels
                 }
             }
             int cBase = ob * p.StrideC, r0 = i0 + ty, q0 = j0 + tx;
-            Store(c, bias, p, cBase, r0, q0, c00); Store(c, bias, p, cBase, r0, q0 + 8, c01);
-            Store(c, bias, p, cBase, r0, q0 + 16, c02); Store(c, bias, p, cBase, r0, q0 + 24, c03);
-            Store(c, bias, p, cBase, r0 + 8, q0, c10); Store(c, bias, p, cBase, r0 + 8, q0 + 8, c11);
-            Store(c, bias, p, cBase, r0 + 8, q0 + 16, c12); Store(c, bias, p, cBase, r0 + 8, q0 + 24, c13);
-            Store(c, bias, p, cBase, r0 + 16, q0, c20); Store(c, bias, p, cBase, r0 + 16, q0 + 8, c21);
-            Store(c, bias, p, cBase, r0 + 16, q0 + 16, c22); Store(c, bias, p, cBase, r0 + 16, q0 + 24, c23);
-            Store(c, bias, p, cBase, r0 + 24, q0, c30); Store(c, bias, p, cBase, r0 + 24, q0 + 8, c31);
-            Store(c, bias, p, cBase, r0 + 24, q0 + 16, c32); Store(c, bias, p, cBase, r0 + 24, q0 + 24, c33);
+            Store<TC, TN>(c, bias, p, cBase, r0, q0, c00); Store<TC, TN>(c, bias, p, cBase, r0, q0 + 8, c01);
+            Store<TC, TN>(c, bias, p, cBase, r0, q0 + 16, c02); Store<TC, TN>(c, bias, p, cBase, r0, q0 + 24, c03);
+            Store<TC, TN>(c, bias, p, cBase, r0 + 8, q0, c10); Store<TC, TN>(c, bias, p, cBase, r0 + 8, q0 + 8, c11);
+            Store<TC, TN>(c, bias, p, cBase, r0 + 8, q0 + 16, c12); Store<TC, TN>(c, bias, p, cBase, r0 + 8, q0 + 24, c13);
+            Store<TC, TN>(c, bias, p, cBase, r0 + 16, q0, c20); Store<TC, TN>(c, bias, p, cBase, r0 + 16, q0 + 8, c21);
+            Store<TC, TN>(c, bias, p, cBase, r0 + 16, q0 + 16, c22); Store<TC, TN>(c, bias, p, cBase, r0 + 16, q0 + 24, c23);
+            Store<TC, TN>(c, bias, p, cBase, r0 + 24, q0, c30); Store<TC, TN>(c, bias, p, cBase, r0 + 24, q0 + 8, c31);
+            Store<TC, TN>(c, bias, p, cBase, r0 + 24, q0 + 16, c32); Store<TC, TN>(c, bias, p, cBase, r0 + 24, q0 + 24, c33);
         }
     }
 
-    static void Store(ArrayView<float> c, ArrayView<float> bias, GemmArgs p, int cBase, int i, int j, float v)
+    static void Store<TC, TN>(ArrayView<TC> c, ArrayView<float> bias, GemmArgs p, int cBase, int i, int j, float v)
+        where TC : unmanaged where TN : struct, INarrow<TC>
     {
-        if (i < p.M && j < p.N) c[cBase + i * p.Ldc + j] = p.HasBias != 0 ? v + bias[j] : v;
+        if (i < p.M && j < p.N) c[cBase + i * p.Ldc + j] = default(TN).Narrow(p.HasBias != 0 ? v + bias[j] : v);
     }
 }

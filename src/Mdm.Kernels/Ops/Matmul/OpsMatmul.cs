@@ -2,7 +2,8 @@ namespace Mdm.Kernels;
 
 /// <summary>
 /// Matrix products (torch.matmul on 2-D/3-D operands, with transpose flags) and Linear (torch.nn.functional.linear).
-/// Operands are both F32 or both BF16 (mixed precision: bf16 storage, f32 accumulation); outputs and gradients are F32.
+/// Operands are both F32 or both BF16 (mixed precision: bf16 storage, f32 accumulation). Forward outputs are F32, or
+/// BF16 on request (outDType, or a BF16 output tensor): the f32 result plus bias, rounded once. Gradients are F32.
 /// </summary>
 public static partial class Ops
 {
@@ -11,14 +12,15 @@ public static partial class Ops
     /// <summary>
     /// c = op(a)·op(b), op(x) = x or xᵀ (last two axes). a and b are 2-D [m,k] or 3-D [batch,m,k]; a 2-D operand, or a
     /// 3-D one with batch 1, is broadcast over the other's batch (as torch.matmul). The result is 3-D when either input
-    /// is, else 2-D. Both inputs F32, or both BF16 (f32 accumulation); c is F32.
+    /// is, else 2-D. Both inputs F32, or both BF16 (f32 accumulation). c is <paramref name="outDType"/>, else the given
+    /// c's type, else F32; BF16 holds the f32 result rounded to nearest even.
     /// </summary>
-    public static Tensor MatMul(Tensor a, Tensor b, bool transA = false, bool transB = false, Tensor? c = null)
+    public static Tensor MatMul(Tensor a, Tensor b, bool transA = false, bool transB = false, Tensor? c = null, DType? outDType = null)
     {
         const string op = "MatMul";
         SameBackend(op, a, b, c);
         var p = PlanMatMul(op, a, b, transA, transB);
-        c = Output(op, a, c, p.OutShape);
+        c = Output(op, a, c, p.OutShape, GemmOutDType(c, outDType));
         if (c.Numel > 0) a.Backend.Gemm(a, b, c, null, p.Desc);
         return c;
     }
@@ -93,6 +95,9 @@ public static partial class Ops
         return new MatMulPlan(desc, outShape);
     }
 
+    /// <summary>A GEMM's output type: the one asked for, else the given output's, else F32.</summary>
+    static DType GemmOutDType(Tensor? output, DType? asked) => asked ?? output?.DType ?? DType.F32;
+
     static void RequireGemmDTypes(string op, Tensor a, Tensor b)
     {
         if (a.DType != b.DType || (a.DType != DType.F32 && a.DType != DType.BF16))
@@ -103,16 +108,17 @@ public static partial class Ops
 
     /// <summary>
     /// y = x·wᵀ + bias (torch.nn.functional.linear): x [..., in] (rank ≥ 1), w [out, in], bias [out] or null → y [..., out].
-    /// x and w both F32, or both BF16 (f32 accumulation); bias and y are F32.
+    /// x and w both F32, or both BF16 (f32 accumulation); bias is F32. y is <paramref name="outDType"/>, else the given
+    /// y's type, else F32; BF16 holds the f32 sum (bias included) rounded to nearest even.
     /// </summary>
-    public static Tensor Linear(Tensor x, Tensor w, Tensor? bias = null, Tensor? y = null)
+    public static Tensor Linear(Tensor x, Tensor w, Tensor? bias = null, Tensor? y = null, DType? outDType = null)
     {
         const string op = "Linear";
         SameBackend(op, x, w, bias, y);
         var (rows, outF, inF) = PlanLinear(op, x, w, bias);
         var outShape = x.Shape;
         outShape[^1] = outF;
-        y = Output(op, x, y, outShape);
+        y = Output(op, x, y, outShape, GemmOutDType(y, outDType));
         if (y.Numel > 0) x.Backend.Gemm(x, w, y, bias, new MatmulDesc(1, rows, outF, inF, false, true, 0, 0, 0, false));
         return y;
     }

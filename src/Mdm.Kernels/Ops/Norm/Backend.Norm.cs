@@ -7,7 +7,8 @@ public abstract partial class Backend
     /// GroupNorm over x [N, C, S] (S = product of the trailing dims), <paramref name="groups"/> groups of C/groups channels:
     /// xhat = (x − mean)·rstd per (n, g), mean and rstd written to [N, groups] (biased variance, eps inside the sqrt).
     /// Then z = (xhat·gamma_c + beta_c)·(1 + a[n,c]) + b[n,c] when <paramref name="a"/>/<paramref name="b"/> are given
-    /// (FiLM; both or neither), and y = SiLU(z) when <paramref name="silu"/>, else y = z.
+    /// (FiLM; both or neither), and y = SiLU(z) when <paramref name="silu"/>, else y = z. y is F32, or BF16 (each value
+    /// rounded to nearest even in the store: autocast's copy without a separate cast pass).
     /// </summary>
     protected internal abstract void GroupNormForward(Tensor x, Tensor gamma, Tensor beta, Tensor? a, Tensor? b, bool silu,
         int groups, float eps, Tensor y, Tensor mean, Tensor rstd);

@@ -15,20 +15,21 @@ public sealed partial class CpuBackend
         int groups, float eps, Tensor y, Tensor mean, Tensor rstd)
     {
         int n = x.Dim(0), c = x.Dim(1), s = (int)(x.Numel / ((long)n * c)), cpg = c / groups, m = cpg * s;
-        bool film = a is not null;
+        bool film = a is not null, bf16 = y.DType == DType.BF16;
         ParallelRange(n * groups, 6L * m, (r0, r1) =>
         {
             float[]? rented = silu ? ArrayPool<float>.Shared.Rent(s) : null;
+            float[]? rowBuffer = bf16 ? ArrayPool<float>.Shared.Rent(m) : null;   // the f32 row, rounded into y at the end
             try
             {
-                Span<float> sx = F32(x), sy = F32(y), sMean = F32(mean), sRstd = F32(rstd);
+                Span<float> sx = F32(x), sy = bf16 ? default : F32(y), sMean = F32(mean), sRstd = F32(rstd);
                 ReadOnlySpan<float> sg = F32(gamma), sb = F32(beta);
                 ReadOnlySpan<float> sa = film ? F32(a!) : default, sh = film ? F32(b!) : default;
                 for (int row = r0; row < r1; row++)
                 {
                     int nn = row / groups, g = row - nn * groups;
                     var xr = sx.Slice(row * m, m);
-                    var yr = sy.Slice(row * m, m);
+                    var yr = bf16 ? rowBuffer!.AsSpan(0, m) : sy.Slice(row * m, m);
                     float mu = TensorPrimitives.Sum(xr) / m;
                     TensorPrimitives.Subtract(xr, mu, yr);                       // y holds x − mean for now
                     float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(yr) / m + eps);
@@ -54,9 +55,14 @@ public sealed partial class CpuBackend
                             TensorPrimitives.Multiply(yc, sig, yc);
                         }
                     }
+                    if (bf16) BFloat16.FromFloat(yr, U16(y).Slice(row * m, m));
                 }
             }
-            finally { if (rented is not null) ArrayPool<float>.Shared.Return(rented); }
+            finally
+            {
+                if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+                if (rowBuffer is not null) ArrayPool<float>.Shared.Return(rowBuffer);
+            }
         });
     }
 

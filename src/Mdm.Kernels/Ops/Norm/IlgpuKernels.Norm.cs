@@ -31,7 +31,6 @@ public sealed partial class IlgpuBackend
         long rows = (long)p.N * groups;
         // The CPU accelerator pays most for barriers (every simulated thread is an OS thread): warp rows have none.
         var variant = GroupNormForwardVariant ?? (Kind == BackendKind.IlgpuCpu ? GroupNormVariant.WarpRows : Tuning.GroupNorm(GpuArchitecture, p.C / groups * p.S));
-        Action<V, V, V, V, V, V, V, V, GroupNormParams> kernel;
         KernelConfig cfg;
         if (variant == GroupNormVariant.WarpRows)
         {
@@ -40,16 +39,25 @@ public sealed partial class IlgpuBackend
             const int WarpLanes = 32;
             int threads = Kind == BackendKind.Cuda ? 256 : groupSize, rowsPerGroup = threads / WarpLanes;
             cfg = new KernelConfig((int)Math.Min(Math.Max((rows + rowsPerGroup - 1) / rowsPerGroup, 1), maxGroups), threads);
-            kernel = NormKernels.GroupNormForwardWarpRows;
         }
         else
         {
             // 512 threads per (n, g) on CUDA: four groups per SM, so a 16×32-group batch runs in one wave.
             cfg = Kind == BackendKind.Cuda ? new KernelConfig((int)Math.Min(Math.Max(rows, 1), maxGroups), 512) : RowGroups(rows);
-            kernel = variant == GroupNormVariant.OnePass ? NormKernels.GroupNormForwardOnePass : NormKernels.GroupNormForward;
         }
-        Run(kernel, cfg, F32(x), g, F32(beta), a is null ? g : F32(a), b is null ? g : F32(b), F32(y), F32(mean), F32(rstd), p);
+        V va = a is null ? g : F32(a), vb = b is null ? g : F32(b);
+        if (y.DType == DType.BF16)
+            Run(GroupNormKernel<ushort, BF16NormStore>(variant), cfg, F32(x), g, F32(beta), va, vb, U16(y), F32(mean), F32(rstd), p);
+        else
+            Run(GroupNormKernel<float, F32NormStore>(variant), cfg, F32(x), g, F32(beta), va, vb, F32(y), F32(mean), F32(rstd), p);
     }
+
+    /// <summary>The forward kernel of a <see cref="GroupNormVariant"/>, storing y as T.</summary>
+    static Action<V, V, V, V, V, ArrayView<T>, V, V, GroupNormParams> GroupNormKernel<T, TStore>(string variant)
+        where T : unmanaged where TStore : struct, INormStore<T> =>
+        variant == GroupNormVariant.WarpRows ? NormKernels.GroupNormForwardWarpRows<T, TStore>
+        : variant == GroupNormVariant.OnePass ? NormKernels.GroupNormForwardOnePass<T, TStore>
+        : NormKernels.GroupNormForward<T, TStore>;
 
     /// <summary>Which GroupNorm forward runs (<see cref="GroupNormVariant"/>), or null (the default): on CUDA the
     /// <see cref="Tuning"/> table's entry for this GPU and row length, else <see cref="TuningHeuristics.GroupNorm"/>;

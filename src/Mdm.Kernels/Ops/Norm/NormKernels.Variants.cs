@@ -13,9 +13,11 @@ namespace Mdm.Kernels.Gpu.Kernels;
 /// </summary>
 public static partial class NormKernels
 {
-    [Kernel("GroupNormForwardOnePass")]
-    public static void GroupNormForwardOnePass(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
-        ArrayView<float> b, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, GroupNormParams p)
+    [Kernel("GroupNormForwardOnePass", typeof(float), typeof(F32NormStore))]
+    [Kernel("GroupNormForwardOnePassBF16", typeof(ushort), typeof(BF16NormStore))]
+    public static void GroupNormForwardOnePass<T, TStore>(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
+        ArrayView<float> b, ArrayView<T> y, ArrayView<float> mean, ArrayView<float> rstd, GroupNormParams p)
+        where T : unmanaged where TStore : struct, INormStore<T>
     {
         var perWarpA = SharedMemory.Allocate<float>(32);
         var perWarpB = SharedMemory.Allocate<float>(32);
@@ -29,13 +31,15 @@ public static partial class NormKernels
             var total = BlockSum2(perWarpA, perWarpB, sums.A, sums.B);
             var (mu, rs) = Statistics(total, shift, m, p.Eps);
             if (tid == 0) { mean[row] = mu; rstd[row] = rs; }
-            NormalizeRow(x, gamma, beta, a, b, y, p, row, mu, rs, tid, threads);
+            NormalizeRow<T, TStore>(x, gamma, beta, a, b, y, p, row, mu, rs, tid, threads);
         }
     }
 
-    [Kernel("GroupNormForwardWarpRows")]
-    public static void GroupNormForwardWarpRows(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
-        ArrayView<float> b, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, GroupNormParams p)
+    [Kernel("GroupNormForwardWarpRows", typeof(float), typeof(F32NormStore))]
+    [Kernel("GroupNormForwardWarpRowsBF16", typeof(ushort), typeof(BF16NormStore))]
+    public static void GroupNormForwardWarpRows<T, TStore>(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
+        ArrayView<float> b, ArrayView<T> y, ArrayView<float> mean, ArrayView<float> rstd, GroupNormParams p)
+        where T : unmanaged where TStore : struct, INormStore<T>
     {
         int lane = Warp.LaneIdx, lanes = Warp.WarpSize, warps = Group.DimX / lanes;
         int cpg = p.C / p.Groups, m = cpg * p.S, rows = p.N * p.Groups;
@@ -48,7 +52,7 @@ public static partial class NormKernels
             var total = WarpSum2(sums.A, sums.B);
             var (mu, rs) = Statistics(total, shift, m, p.Eps);
             if (lane == 0) { mean[row] = mu; rstd[row] = rs; }
-            NormalizeRow(x, gamma, beta, a, b, y, p, row, mu, rs, lane, lanes);
+            NormalizeRow<T, TStore>(x, gamma, beta, a, b, y, p, row, mu, rs, lane, lanes);
         }
     }
 
@@ -85,15 +89,16 @@ public static partial class NormKernels
 
     /// <summary>y = [SiLU](x·scale + shift) over one (n, g) row, channel by channel, strided over the given threads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void NormalizeRow(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a, ArrayView<float> b,
-        ArrayView<float> y, GroupNormParams p, int row, float mu, float rs, int tid, int threads)
+    static void NormalizeRow<T, TStore>(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a, ArrayView<float> b,
+        ArrayView<T> y, GroupNormParams p, int row, float mu, float rs, int tid, int threads)
+        where T : unmanaged where TStore : struct, INormStore<T>
     {
         int cpg = p.C / p.Groups, nn = row / p.Groups, c0 = (row - nn * p.Groups) * cpg, start = row * cpg * p.S;
         for (int cc = 0; cc < cpg; cc++)
         {
             int ch = c0 + cc, cs = start + cc * p.S;
             float scale = ChannelScale(gamma, a, p, nn, ch, rs), offset = ChannelShift(beta, a, b, p, nn, ch);
-            for (int j = tid; j < p.S; j += threads) y[cs + j] = Activate((x[cs + j] - mu) * scale + offset, p.Silu);
+            for (int j = tid; j < p.S; j += threads) y[cs + j] = default(TStore).From(Activate((x[cs + j] - mu) * scale + offset, p.Silu));
         }
     }
 

@@ -18,6 +18,11 @@ public struct GroupNormParams
     }
 }
 
+/// <summary>How a norm kernel stores a value of y: as f32, or rounded to bf16 bits (autocast's copy, fused into the store).</summary>
+public interface INormStore<T> where T : unmanaged { T From(float v); }
+public struct F32NormStore : INormStore<float> { public readonly float From(float v) => v; }
+public struct BF16NormStore : INormStore<ushort> { public readonly ushort From(float v) => BFloat16.FromBits((uint)Interop.FloatAsInt(v)); }
+
 /// <summary>Two sums from one group reduction.</summary>
 public struct SumPair { public float A, B; }
 
@@ -98,10 +103,13 @@ public static partial class NormKernels
     /// group has threads, the last sweep walks channel by channel so scale and shift are computed once per channel,
     /// not per element. Reductions are warp shuffles (two barriers each).
     /// </summary>
-    [Kernel("GroupNormForward")]
-    public static void GroupNormForward(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
-        ArrayView<float> b, ArrayView<float> y, ArrayView<float> mean, ArrayView<float> rstd, GroupNormParams p)
+    [Kernel("GroupNormForward", typeof(float), typeof(F32NormStore))]
+    [Kernel("GroupNormForwardBF16", typeof(ushort), typeof(BF16NormStore))]
+    public static void GroupNormForward<T, TStore>(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
+        ArrayView<float> b, ArrayView<T> y, ArrayView<float> mean, ArrayView<float> rstd, GroupNormParams p)
+        where T : unmanaged where TStore : struct, INormStore<T>
     {
+        var store = default(TStore);
         var perWarp = SharedMemory.Allocate<float>(32);
         int tid = Group.IdxX, threads = Group.DimX;
         int cpg = p.C / p.Groups, m = cpg * p.S, rows = p.N * p.Groups;
@@ -145,12 +153,12 @@ public static partial class NormKernels
                     for (; i < p.S - 3 * threads; i += 4 * threads)
                     {
                         float v0 = x[cs + i], v1 = x[cs + i + threads], v2 = x[cs + i + 2 * threads], v3 = x[cs + i + 3 * threads];
-                        y[cs + i] = Activate((v0 - mu) * scale + shift, p.Silu);
-                        y[cs + i + threads] = Activate((v1 - mu) * scale + shift, p.Silu);
-                        y[cs + i + 2 * threads] = Activate((v2 - mu) * scale + shift, p.Silu);
-                        y[cs + i + 3 * threads] = Activate((v3 - mu) * scale + shift, p.Silu);
+                        y[cs + i] = store.From(Activate((v0 - mu) * scale + shift, p.Silu));
+                        y[cs + i + threads] = store.From(Activate((v1 - mu) * scale + shift, p.Silu));
+                        y[cs + i + 2 * threads] = store.From(Activate((v2 - mu) * scale + shift, p.Silu));
+                        y[cs + i + 3 * threads] = store.From(Activate((v3 - mu) * scale + shift, p.Silu));
                     }
-                    for (; i < p.S; i += threads) y[cs + i] = Activate((x[cs + i] - mu) * scale + shift, p.Silu);
+                    for (; i < p.S; i += threads) y[cs + i] = store.From(Activate((x[cs + i] - mu) * scale + shift, p.Silu));
                 }
             }
             else
@@ -159,7 +167,7 @@ public static partial class NormKernels
                 {
                     int ch = c0 + i / p.S;
                     float scale = ChannelScale(gamma, a, p, nn, ch, rs), shift = ChannelShift(beta, a, b, p, nn, ch);
-                    y[start + i] = Activate((x[start + i] - mu) * scale + shift, p.Silu);
+                    y[start + i] = store.From(Activate((x[start + i] - mu) * scale + shift, p.Silu));
                 }
             }
         }

@@ -11,11 +11,12 @@ public static partial class Ops
 
     /// <summary>
     /// torch.nn.functional.group_norm(x, groups, gamma, beta, eps): x [N, C, *spatial] (rank ≥ 2), gamma and beta [C].
-    /// Returns y (shape of x) and the saved mean and rstd [N, groups].
+    /// Returns y (shape of x) and the saved mean and rstd [N, groups]. y is F32, or BF16 when <paramref name="yType"/> says so
+    /// (autocast's bf16 copy written by the norm itself; the statistics stay F32).
     /// </summary>
     public static (Tensor Y, Tensor Mean, Tensor Rstd) GroupNorm(Tensor x, int groups, Tensor gamma, Tensor beta, float eps = 1e-5f,
-        Tensor? y = null, Tensor? mean = null, Tensor? rstd = null) =>
-        GroupNormForwardChecked("GroupNorm", x, groups, gamma, beta, null, null, silu: false, eps, y, mean, rstd);
+        Tensor? y = null, Tensor? mean = null, Tensor? rstd = null, DType yType = DType.F32) =>
+        GroupNormForwardChecked("GroupNorm", x, groups, gamma, beta, null, null, silu: false, eps, y, mean, rstd, yType);
 
     /// <summary>Backward of <see cref="GroupNorm"/>: dx (shape of x), dgamma and dbeta [C].</summary>
     public static (Tensor Dx, Tensor Dgamma, Tensor Dbeta) GroupNormBackward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor gamma,
@@ -28,11 +29,11 @@ public static partial class Ops
     /// <summary>
     /// The ResNet block's second norm, fused: y = SiLU( (xhat·gamma + beta)·(1 + a) + b ) with xhat the GroupNorm of x,
     /// a (scale) and b (shift) [N, C] per sample and channel. With a and b both null this is SiLU(GroupNorm(x))
-    /// (<see cref="GroupNormSilu"/>). Returns y and the saved mean and rstd [N, groups].
+    /// (<see cref="GroupNormSilu"/>). Returns y (F32, or BF16 by <paramref name="yType"/>) and the saved mean and rstd [N, groups].
     /// </summary>
     public static (Tensor Y, Tensor Mean, Tensor Rstd) GroupNormFilmSilu(Tensor x, int groups, Tensor gamma, Tensor beta, Tensor? a, Tensor? b,
-        float eps = 1e-5f, Tensor? y = null, Tensor? mean = null, Tensor? rstd = null) =>
-        GroupNormForwardChecked("GroupNormFilmSilu", x, groups, gamma, beta, a, b, silu: true, eps, y, mean, rstd);
+        float eps = 1e-5f, Tensor? y = null, Tensor? mean = null, Tensor? rstd = null, DType yType = DType.F32) =>
+        GroupNormForwardChecked("GroupNormFilmSilu", x, groups, gamma, beta, a, b, silu: true, eps, y, mean, rstd, yType);
 
     /// <summary>Backward of <see cref="GroupNormFilmSilu"/>: dx, dgamma [C], dbeta [C], and da, db [N, C] when a and b were given (null otherwise).</summary>
     public static (Tensor Dx, Tensor Dgamma, Tensor Dbeta, Tensor? Da, Tensor? Db) GroupNormFilmSiluBackward(Tensor dy, Tensor x,
@@ -40,10 +41,11 @@ public static partial class Ops
         Tensor? dx = null, Tensor? dgamma = null, Tensor? dbeta = null, Tensor? da = null, Tensor? db = null) =>
         GroupNormBackwardChecked("GroupNormFilmSiluBackward", dy, x, mean, rstd, gamma, beta, a, b, silu: true, groups, dx, dgamma, dbeta, da, db);
 
-    /// <summary>SiLU(GroupNorm(x)): the block's first norm and the output head (<see cref="GroupNormFilmSilu"/> without FiLM).</summary>
+    /// <summary>SiLU(GroupNorm(x)): the block's first norm and the output head (<see cref="GroupNormFilmSilu"/> without FiLM);
+    /// y F32, or BF16 by <paramref name="yType"/>.</summary>
     public static (Tensor Y, Tensor Mean, Tensor Rstd) GroupNormSilu(Tensor x, int groups, Tensor gamma, Tensor beta, float eps = 1e-5f,
-        Tensor? y = null, Tensor? mean = null, Tensor? rstd = null) =>
-        GroupNormForwardChecked("GroupNormSilu", x, groups, gamma, beta, null, null, silu: true, eps, y, mean, rstd);
+        Tensor? y = null, Tensor? mean = null, Tensor? rstd = null, DType yType = DType.F32) =>
+        GroupNormForwardChecked("GroupNormSilu", x, groups, gamma, beta, null, null, silu: true, eps, y, mean, rstd, yType);
 
     /// <summary>Backward of <see cref="GroupNormSilu"/>: dx, dgamma [C], dbeta [C].</summary>
     public static (Tensor Dx, Tensor Dgamma, Tensor Dbeta) GroupNormSiluBackward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor gamma,
@@ -54,16 +56,18 @@ public static partial class Ops
     }
 
     static (Tensor Y, Tensor Mean, Tensor Rstd) GroupNormForwardChecked(string op, Tensor x, int groups, Tensor gamma, Tensor beta,
-        Tensor? a, Tensor? b, bool silu, float eps, Tensor? y, Tensor? mean, Tensor? rstd)
+        Tensor? a, Tensor? b, bool silu, float eps, Tensor? y, Tensor? mean, Tensor? rstd, DType yType)
     {
         SameBackend(op, x, gamma, beta, a, b, y, mean, rstd);
         RequireF32(op, x, gamma, beta, a, b);
         CheckEps(op, eps);
         int n = CheckGroupNorm(op, x, groups, gamma, beta, a, b);
         int[] stats = [n, groups];
-        CheckOutput(op, "y", y, x.Dims); CheckOutput(op, "mean", mean, stats); CheckOutput(op, "rstd", rstd, stats);
+        if (yType != DType.F32 && yType != DType.BF16)
+            throw new ArgumentException($"{op}: y can be F32 or BF16, not {yType.Name()} (x {x.ShapeString})");
+        CheckOutput(op, "y", y, x.Dims, yType); CheckOutput(op, "mean", mean, stats); CheckOutput(op, "rstd", rstd, stats);
         NoAliasing(op, [y, mean, rstd], x, gamma, beta, a, b);
-        y = Output(op, x, y, x.Dims);
+        y = Output(op, x, y, x.Dims, yType);
         mean = Output(op, x, mean, stats);
         rstd = Output(op, x, rstd, stats);
         if (n > 0) x.Backend.GroupNormForward(x, gamma, beta, a, b, silu, groups, eps, y, mean, rstd);
@@ -209,12 +213,12 @@ public static partial class Ops
     }
 
     /// <summary>Checks a caller-supplied output before anything is allocated (so a bad one leaks nothing).</summary>
-    static void CheckOutput(string op, string name, Tensor? output, ReadOnlySpan<int> shape)
+    static void CheckOutput(string op, string name, Tensor? output, ReadOnlySpan<int> shape, DType type = DType.F32)
     {
         if (output is null) return;
         if (!Shape.Equal(output.Dims, shape))
             throw new ArgumentException($"{op}: output {name} has shape {output.ShapeString}, expected {Shape.Format(shape)}");
-        if (output.DType != DType.F32)
-            throw new ArgumentException($"{op}: output {name} is {output.DType.Name()}, expected F32");
+        if (output.DType != type)
+            throw new ArgumentException($"{op}: output {name} is {output.DType.Name()}, expected {type.Name()}");
     }
 }
