@@ -158,8 +158,8 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
         var state = new TrainingState(stage, 0, 0, 0, 0, 0, 0);
         log.WriteLine($"stage {stage}{(config.Training.Stages is { } st ? $" ({st[stage].Name})" : "")}: {string.Join("→", modelConfig.Resolutions.Reverse())} px, " +
                       $"{model.ParameterCount / 1e6:F2} M parameters, batch {batchSize}, {steps} steps, data {settings.Data} ({data.Count} images), {backend.Info.KindName}");
-        if (ranks.WorldSize > 1)
-            log.WriteLine($"data-parallel: {ranks.WorldSize} processes of {batchSize / ranks.WorldSize} samples each, gradients averaged over {ranks.Name}");
+        if (ranks.WorldSize > 1 || ranks is NcclCollective)
+            log.WriteLine($"data-parallel: {ranks.WorldSize} process{(ranks.WorldSize == 1 ? "" : "es")} of {batchSize / ranks.WorldSize} samples each, gradients averaged over {ranks.Name}");
 
         using var optimizer = new AdamWOptimizer(parameters, options, t.GradClip);
         ExponentialMovingAverage? ema = null;
@@ -185,7 +185,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             using var loader = new BatchLoader(data, batchSize, (long)settings.Seed + stage, t.RandomFlip, state.Epoch, state.Position, workers: settings.DataWorkers,
                                                shard: ranks.Rank, shards: ranks.WorldSize);
             using var deviceBatches = new DeviceBatches(loader, backend);
-            using var gradients = ranks.WorldSize > 1 ? new GradientAllReduce(ranks, parameters.Select(p => p.Value), backend) : null;
+            using var gradients = ranks.WorldSize > 1 || ranks is NcclCollective ? new GradientAllReduce(ranks, parameters.Select(p => p.Value), backend) : null;
             var stageClock = Stopwatch.StartNew();
             using var metrics = Lead ? new MetricsLog(Path.Combine(Out, "metrics.jsonl"), append: true) : null;
             var writer = new CheckpointWriter(CheckpointDir, Prefix(stage), settings.KeepLast) { WrapOutput = wrapCheckpointOutput };
