@@ -53,6 +53,18 @@ timeout "$lim" "$apps/tests/Mdm.Tests" --filter "$filter" --output Detailed 2>&1
 test_rc=${PIPESTATUS[0]}
 }
 
+if [ $local_mode = 0 ]; then
+  # NCCL on one GPU (no mpirun there: a one-rank communicator): the collective check all-reduces a buffer of known sums,
+  # then 2 training steps reduce their gradients through NCCL (MDM_NCCL=1); allreduce_seconds is NCCL's one-rank overhead.
+  stage 60 "NCCL: one-rank all-reduce of a known buffer, 2 training steps through NCCL" && {
+  timeout "$lim" dotnet "$apps/tests/Mdm.Train.dll" collective-check --nccl --elements 1000003 2>&1 | tee "$OUT/nccl-check.log"
+  rm -rf /tmp/mdm-nccl-run
+  MDM_NCCL=1 timeout "$lim" dotnet "$apps/tests/Mdm.Train.dll" train --preset gpu-demo --batch 8 --steps 2 --sample-every 0 --out /tmp/mdm-nccl-run \
+    2>&1 | tee "$OUT/nccl-train.log" | grep -E "data-parallel|step|mdm:"
+  cp /tmp/mdm-nccl-run/metrics.jsonl "$OUT/nccl-metrics.jsonl" 2>/dev/null && grep -o '"step":[0-9]*\|"seconds":[0-9.e-]*\|"allreduce_seconds":[0-9.e-]*' "$OUT/nccl-metrics.jsonl" | paste -sd' '
+  }
+fi
+
 # The tuning table: every variant per shape class of the configs, checked and timed; commit $OUT/tuning.json as
 # src/Mdm.Kernels/Gpu/Tuning/tuning.json after reading $OUT/tune.md (docs/architecture.md, "Tuning table").
 tune_rc=0

@@ -158,7 +158,7 @@ public static class Program
         var (s, config) = RunSettings.Resolve(cli, backend.Kind == BackendKind.Cuda ? "gpu-demo" : "cpu-demo", log);
         if (s.Bf16) log.WriteLine("bf16 mixed precision: matmul/conv/attention operands stored in bf16, f32 accumulation and f32 master weights");
         // On GPUs the gradients go through NCCL on the device; MPI carries everything else.
-        using var nccl = ranks.WorldSize > 1 && backend.Kind == BackendKind.Cuda ? NcclCollective.Open(ranks, backend) : null;
+        using var nccl = backend.Kind == BackendKind.Cuda && (ranks.WorldSize > 1 || Distributed.DataParallel.NcclRequested) ? NcclCollective.Open(ranks, backend) : null;
         using var signals = new StopSignals(log, () => folder?.Release());
         try
         {

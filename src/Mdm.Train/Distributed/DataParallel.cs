@@ -9,6 +9,12 @@ namespace Mdm.Train.Distributed;
 /// ranks, and the failure path (a rank that fails names itself and ends the whole job).</summary>
 public static class DataParallel
 {
+    /// <summary>MDM_NCCL=1: a single CUDA process reduces its gradients through a one-rank NCCL communicator too (checks
+    /// the NCCL path and measures its overhead on one GPU).</summary>
+    public const string NcclVariable = "MDM_NCCL";
+
+    public static bool NcclRequested => Environment.GetEnvironmentVariable(NcclVariable) == "1";
+
     /// <summary>Runs one rank's work. A failure on a rank of a multi-process run prints one line naming the rank and
     /// ends every rank through the collective (MPI_Abort) with the failure's exit code, so no rank waits in a
     /// collective the failed one will never join.</summary>

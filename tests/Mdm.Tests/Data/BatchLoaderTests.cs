@@ -32,6 +32,39 @@ public class BatchLoaderTests
         Assert.That((b.Epoch, b.Position, b.NextEpoch, b.NextPosition), Is.EqualTo((a.Epoch, a.Position, a.NextEpoch, a.NextPosition)), what + " positions");
     }
 
+    /// <summary>Data-parallel shards: rank r of N loads samples [r·B/N, (r + 1)·B/N) of every global batch, with the
+    /// whole batch's flips and global positions (so a run resumes on any world size).</summary>
+    [Test]
+    public void ShardsAreSlicesOfTheGlobalBatches()
+    {
+        var rng = TestSeed.NewRandom();
+        int shards = rng.Next(2, 4), batch = shards * rng.Next(1, 4), count = rng.Next(3 * batch, 6 * batch);
+        long seed = rng.NextInt64();
+        var set = new CountingDataset(count, [2, 3]);
+        using var whole = new BatchLoader(set, batch, seed, workers: 1);
+        var loaders = Enumerable.Range(0, shards).Select(r => new BatchLoader(set, batch, seed, workers: 2, shard: r, shards: shards)).ToList();
+        try
+        {
+            int local = batch / shards, sample = 6;
+            for (int i = 0; i < 2 * whole.BatchesPerEpoch + 1; i++)
+            {
+                var want = whole.Next();
+                for (int r = 0; r < shards; r++)
+                {
+                    var got = loaders[r].Next();
+                    string what = $"batch {i}, shard {r} of {shards} (global batch {batch}, {count} samples){TestSeed.Describe()}";
+                    Assert.That(got.FirstSample, Is.EqualTo(r * local), what);
+                    Assert.That(got.Indices, Is.EqualTo(want.Indices[(r * local)..((r + 1) * local)]), what + " indices");
+                    Assert.That(got.Flipped, Is.EqualTo(want.Flipped[(r * local)..((r + 1) * local)]), what + " flips");
+                    Assert.That(got.Values, Is.EqualTo(want.Values[(r * local * sample)..((r + 1) * local * sample)]), what + " values");
+                    Assert.That((got.Epoch, got.Position, got.NextEpoch, got.NextPosition), Is.EqualTo((want.Epoch, want.Position, want.NextEpoch, want.NextPosition)), what + " positions");
+                }
+            }
+        }
+        finally { foreach (var l in loaders) l.Dispose(); }
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BatchLoader(set, batch + 1, seed, shard: 0, shards: batch + 2));
+    }
+
     [Test]
     public void SameSeedSameBatchesAndEpochsArePermutations()
     {
