@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Offline SASS audit: assembles every kernel's PTX for sm_90 with ptxas 12.4 and checks its budget.
+"""Offline SASS audit: assembles every kernel's PTX for sm_90 (sm_90a for wgmma kernels) with ptxas 12.4 and checks its budget.
 
 usage: sass-audit.py PTX_DIR PTXAS_BIN_DIR
 PTX_DIR holds <kernel>.ptx and manifest.json (from `Mdm.Bench ptx --out PTX_DIR`); budgets come from the
-[KernelBudget] attribute on each [Kernel] method or KernelCatalog field (default: no stack, no spills, <= 128 registers).
+[KernelBudget] attribute on each [Kernel] method or KernelCatalog field (default: no stack, no spills, <= 128 registers);
+the manifest's "arch" is sm_90a for kernels patched by Sm90aPtx (wgmma), whose SASS must then contain HGMMA.
 Prints one line per kernel and exits 1 if any kernel breaks its budget.
 """
 import json
@@ -22,7 +23,7 @@ def main(argv):
     cuobjdump = os.path.join(bin_dir, "cuobjdump")
     manifest = json.load(open(os.path.join(ptx_dir, "manifest.json")))
     failures = 0
-    print(f"{'kernel':28} {'regs':>5} {'stack':>6} {'spill':>6} {'smem':>7} {'HMMA':>5} {'LDSM':>5}  verdict")
+    print(f"{'kernel':28} {'regs':>5} {'stack':>6} {'spill':>6} {'smem':>7} {'HMMA':>5} {'LDSM':>5} {'HGMMA':>5}  verdict")
     for k in manifest:
         src = os.path.join(ptx_dir, k["name"] + ".ptx")
         text = open(src).read()
@@ -31,7 +32,8 @@ def main(argv):
         patched = src + ".84"
         open(patched, "w").write(text)
         cubin = os.path.join(ptx_dir, k["name"] + ".cubin")
-        r = subprocess.run([ptxas, "-arch=sm_90", "-v", "-o", cubin, patched], capture_output=True, text=True)
+        arch = k.get("arch", "sm_90")
+        r = subprocess.run([ptxas, f"-arch={arch}", "-v", "-o", cubin, patched], capture_output=True, text=True)
         if r.returncode != 0:
             print(f"{k['name']:28} ptxas failed: {r.stderr.strip()[:300]}")
             failures += 1
@@ -43,7 +45,7 @@ def main(argv):
         smem_m = re.search(r"(\d+) bytes smem", log)
         smem = int(smem_m.group(1)) if smem_m else 0
         sass = subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True).stdout
-        hmma, ldsm = sass.count("HMMA"), sass.count("LDSM")
+        hmma, ldsm, hgmma = sass.count("HMMA"), sass.count("LDSM"), sass.count("HGMMA")
         local = "LDL" in sass or "STL" in sass
         problems = []
         if regs > k["maxRegisters"]:
@@ -58,9 +60,11 @@ def main(argv):
             problems.append("no HMMA")
         if k["requireLdsm"] and ldsm == 0:
             problems.append("no LDSM")
+        if k.get("requireHgmma") and hgmma == 0:
+            problems.append("no HGMMA")
         verdict = "ok" if not problems else "FAIL: " + "; ".join(problems)
         failures += bool(problems)
-        print(f"{k['name']:28} {regs:5} {stack:6} {spill_st + spill_ld:6} {smem:7} {hmma:5} {ldsm:5}  {verdict}")
+        print(f"{k['name']:28} {regs:5} {stack:6} {spill_st + spill_ld:6} {smem:7} {hmma:5} {ldsm:5} {hgmma:5}  {verdict}")
     print(f"SASS audit: {len(manifest) - failures} of {len(manifest)} kernels within budget")
     return 1 if failures else 0
 

@@ -35,10 +35,12 @@ def more_cases(quick, act, n):
     out = [("gn_film_silu_fwd", act, 8 * n, 10 * n,
             lambda t: (t.randn(act), t.ones([act[1]]), t.zeros([act[1]]), t.randn([act[0], act[1], 1, 1]), t.randn([act[0], act[1], 1, 1])),
             lambda a: F().silu(F().group_norm(a[0], groups, a[1], a[2]) * (1 + a[3]) + a[4]))]
-    gemms = [[33, 40, 24]] if quick else [[4096, 4096, 4096], [16384, 768, 256], [4096, 3072, 768]]
+    gemms = [[33, 40, 24]] if quick else [[4096, 4096, 4096], [16384, 768, 256], [4096, 3072, 768], [768, 256, 16384]]
     for gm, gn, gk in gemms:
-        out.append(("matmul_bf16", [gm, gn, gk], 2 * (gm * gk + gk * gn) + 4 * gm * gn, 2 * gm * gn * gk,
-                    lambda t, gm=gm, gn=gn, gk=gk: (t.randn([gm, gk]).bfloat16(), t.randn([gk, gn]).bfloat16()), lambda a: a[0] @ a[1]))
+        # PyTorch's bf16 matmul returns bf16: the same run stands against Mdm's f32-C and bf16-C cases.
+        for name, c_bytes in (("matmul_bf16", 4), ("matmul_bf16_bf16out", 2)):
+            out.append((name, [gm, gn, gk], 2 * (gm * gk + gk * gn) + c_bytes * gm * gn, 2 * gm * gn * gk,
+                        lambda t, gm=gm, gn=gn, gk=gk: (t.randn([gm, gk]).bfloat16(), t.randn([gk, gn]).bfloat16()), lambda a: a[0] @ a[1]))
     mm = 33 if quick else 4096
     out.append(("matmul_f32", [mm, mm, mm], 3 * 4 * mm * mm, 2 * mm ** 3,
                 lambda t: (t.randn([mm, mm]), t.randn([mm, mm])), lambda a: a[0] @ a[1]))

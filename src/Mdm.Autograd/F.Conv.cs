@@ -5,7 +5,8 @@ namespace Mdm.Autograd;
 
 /// <summary>Bf16Operands: x and w already hold bf16 values (autocast); on a backend with tensor cores the forward runs
 /// on bf16 copies (exact), and so does the backward (dy rounded to bf16, as under torch.autocast). BF16 x and w (autocast's
-/// bf16 storage) go to the bf16 kernels as they are, on every backend, and are what the node keeps for the backward.</summary>
+/// bf16 storage) go to the bf16 kernels as they are and are what the node keeps for the backward; off tensor cores the
+/// backward widens them and keeps dy f32, as the rounded autocast does, so both storages give the same gradients.</summary>
 public sealed record ConvAttributes(int Stride, int Padding, bool Bf16Operands = false);
 
 public static partial class F
@@ -57,10 +58,11 @@ public static partial class F
     static Tensor?[] Conv2dBackward(OpContext<ConvAttributes> c, Tensor g)
     {
         var (stride, padding) = (c.Attributes.Stride, c.Attributes.Padding);
-        if (c.Input(0).DType != DType.BF16 && !OnTensorCores(g, c.Attributes))
+        // Off tensor cores dy stays f32, as under the rounded autocast: BF16 operands are widened for the f32 kernels.
+        if (!OnTensorCores(g, c.Attributes))
             return ConvBackward(c, g,
-                (gy, weightValue) => Ops.Conv2dBackwardInput(gy, weightValue, c.Input(0).Shape, stride, padding),
-                (gy, inputValue) => Ops.Conv2dBackwardWeight(gy, inputValue, c.Input(1).Shape, stride, padding),
+                (gy, weightValue) => WithF32(weightValue, w => Ops.Conv2dBackwardInput(gy, w, c.Input(0).Shape, stride, padding)),
+                (gy, inputValue) => WithF32(inputValue, x => Ops.Conv2dBackwardWeight(gy, x, c.Input(1).Shape, stride, padding)),
                 gy => Ops.Conv2dBackwardBias(gy));
         using var gb = Ops.ToBF16(g);
         return ConvBackward(c, g,
@@ -70,10 +72,15 @@ public static partial class F
     }
 
     /// <summary>f applied to t as a BF16 tensor: t itself when it is one, else a temporary copy.</summary>
-    static Tensor WithBF16(Tensor t, Func<Tensor, Tensor> f)
+    static Tensor WithBF16(Tensor t, Func<Tensor, Tensor> f) => WithDType(t, DType.BF16, f);
+
+    /// <summary>f applied to t as an F32 tensor: t itself when it is one, else a temporary (exact) widening.</summary>
+    static Tensor WithF32(Tensor t, Func<Tensor, Tensor> f) => WithDType(t, DType.F32, f);
+
+    static Tensor WithDType(Tensor t, DType type, Func<Tensor, Tensor> f)
     {
-        if (t.DType == DType.BF16) return f(t);
-        using var copy = Ops.ToBF16(t);
+        if (t.DType == type) return f(t);
+        using var copy = type == DType.BF16 ? Ops.ToBF16(t) : Ops.ToF32(t);
         return f(copy);
     }
 

@@ -6,7 +6,8 @@ namespace Mdm.Autograd;
 public sealed record MatMulAttributes(bool TransA, bool TransB);
 /// <summary>Bf16Operands: x and w already hold bf16 values (autocast); where the backend has tensor cores the forward
 /// runs on bf16 copies of them (exact), and so does the backward (dy rounded to bf16, as under torch.autocast). BF16 x
-/// and w (autocast's bf16 storage) go to the bf16 kernels as they are, on every backend.</summary>
+/// and w (autocast's bf16 storage) go to the bf16 kernels as they are; off tensor cores the backward widens them and keeps
+/// dy f32, as the rounded autocast does.</summary>
 public sealed record LinearAttributes(bool Bf16Operands);
 
 public static partial class F
@@ -53,10 +54,12 @@ public static partial class F
     /// <summary>On tensor cores the forward ran on bf16 copies, so the backward does too (LinearBackward rounds dy to bf16).</summary>
     static Tensor?[] LinearBackward(OpContext<LinearAttributes> c, Tensor g)
     {
-        bool hasBias = c.InputCount == 3, bf16 = c.Input(0).DType == DType.F32 && OnTensorCores(g, c.Attributes);
+        bool hasBias = c.InputCount == 3, tensorCores = OnTensorCores(g, c.Attributes);
         Tensor x = c.Input(0), w = c.Input(1);
         Tensor? xb = null, wb = null;
-        if (bf16) { xb = Ops.ToBF16(x); wb = Ops.ToBF16(w); }
+        // Off tensor cores dy stays f32, as under the rounded autocast: BF16 operands (bf16 storage) are widened.
+        if (tensorCores && x.DType == DType.F32) { xb = Ops.ToBF16(x); wb = Ops.ToBF16(w); }
+        else if (!tensorCores && x.DType == DType.BF16) { xb = Ops.ToF32(x); wb = Ops.ToF32(w); }
         var (dx, dw, db) = Ops.LinearBackward(g, xb ?? x, wb ?? w,
             wantX: c.NeedsGrad(0), wantW: c.NeedsGrad(1), wantBias: hasBias && c.NeedsGrad(2));
         xb?.Dispose(); wb?.Dispose();

@@ -23,9 +23,9 @@ public sealed record BenchCase(string Op, int[] Shape, double Bytes, double Flop
 /// </summary>
 public static class BenchCases
 {
-    static void SetWarpLayout(Tensor t, bool? wide)
+    static void SetGemmAlgorithm(Tensor t, string? variant)
     {
-        if (t.Backend is Mdm.Kernels.Gpu.IlgpuBackend g) g.WideWarpTiles = wide;
+        if (t.Backend is Mdm.Kernels.Gpu.IlgpuBackend g) g.GemmAlgorithm = variant;
     }
 
     static void SetConvAlgorithm(Tensor t, string? variant)
@@ -59,16 +59,23 @@ public static class BenchCases
             s => Ops.GroupNormFilmSilu(s[0], groups, s[1], s[2], s[3], s[4], 1e-5f, s[5], s[6], s[7]));
 
         // Matmul: bf16 storage, f32 accumulation (tensor cores on CUDA). FLOPs 2·M·N·K; shapes M×N×K: the 4096³ yardstick,
-        // then the UNet's own: a 64² level's 1×1 conv / qkv projection (16·32² tokens × 256 → 768) and an MLP (4096 × 768 → 3072).
-        int[][] gemms = quick ? [[33, 40, 24]] : [[4096, 4096, 4096], [16384, 768, 256], [4096, 3072, 768]];
+        // then the UNet's own: a 64² level's 1×1 conv / qkv projection (16·32² tokens × 256 → 768), an MLP (4096 × 768 → 3072)
+        // and a weight gradient (768 × 256 over 16384 tokens: few output tiles, long K).
+        int[][] gemms = quick ? [[33, 40, 24]] : [[4096, 4096, 4096], [16384, 768, 256], [4096, 3072, 768], [768, 256, 16384]];
         foreach (var g in gemms)
         {
             int gm = g[0], gn = g[1], gk = g[2];
-            // matmul_bf16: the default (layout by K); _w4 / _w8: 4 warps of 64×64 / 8 warps of 64×32 forced, for comparison.
-            foreach (var (name, wide) in new (string, bool?)[] { ("matmul_bf16", null), ("matmul_bf16_w4", true), ("matmul_bf16_w8", false) })
-                yield return new(name, g, 2.0 * ((double)gm * gk + (double)gk * gn) + 4.0 * gm * gn, 2.0 * gm * gn * gk,
+            double operandBytes = 2.0 * ((double)gm * gk + (double)gk * gn);
+            // matmul_bf16: f32 C, the default variant (tuning table, else layout by K); _w4 / _w8 / _splitk: 4 warps of
+            // 64×64 / 8 warps of 64×32 / split-K forced; _bf16out: a bf16 C (what PyTorch's bf16 matmul returns).
+            foreach (var (name, variant) in new (string, string?)[] { ("matmul_bf16", null), ("matmul_bf16_w4", GemmVariant.Wide),
+                         ("matmul_bf16_w8", GemmVariant.Narrow), ("matmul_bf16_splitk", GemmVariant.SplitK) })
+                yield return new(name, g, operandBytes + 4.0 * gm * gn, 2.0 * gm * gn * gk,
                     b => new(Ops.ToBF16(R(b, [gm, gk], 1)), Ops.ToBF16(R(b, [gk, gn], 2)), b.Empty(gm, gn)),
-                    s => { SetWarpLayout(s[0], wide); Ops.MatMul(s[0], s[1], false, false, s[2]); });
+                    s => { SetGemmAlgorithm(s[0], variant); Ops.MatMul(s[0], s[1], false, false, s[2]); });
+            yield return new("matmul_bf16_bf16out", g, operandBytes + 2.0 * gm * gn, 2.0 * gm * gn * gk,
+                b => new(Ops.ToBF16(R(b, [gm, gk], 1)), Ops.ToBF16(R(b, [gk, gn], 2)), b.Empty(DType.BF16, gm, gn)),
+                s => { SetGemmAlgorithm(s[0], null); Ops.MatMul(s[0], s[1], false, false, s[2]); });
         }
         int mm = quick ? 33 : 4096;
         int[] sq = [mm, mm, mm];
@@ -100,7 +107,7 @@ public static class BenchCases
         double convFlops = 2.0 * cx[0] * cx[1] * cx[2] * cx[3] * cx[1] * 9;
         yield return new("conv3x3_fwd", cx, 8.0 * Kernels.Shape.Numel(cx), convFlops,
             b => new(Ops.ToBF16(R(b, cx, 1)), Ops.ToBF16(R(b, cw, 2)), R(b, [cx[1]], 3), b.Empty(cx)),
-            s => { SetWarpLayout(s[0], null); SetConvAlgorithm(s[0], null); Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]); });
+            s => { SetGemmAlgorithm(s[0], null); SetConvAlgorithm(s[0], null); Ops.Conv2d(s[0], s[1], s[2], 1, 1, s[3]); });
         // Backward: input and weight gradient. "@variant" forces a ConvAlgorithm (compare.py joins it with PyTorch's
         // row of the op before the "@"); without it the tuning table picks.
         foreach (var variant in new string?[] { null, ConvVariant.ImplicitNarrow, ConvVariant.ImplicitWide })

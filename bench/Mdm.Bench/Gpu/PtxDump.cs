@@ -17,7 +17,8 @@ public static class PtxDump
             File.WriteAllText(Path.Combine(outDir, r.Name + ".ptx"), r.Ptx);
             var b = KernelCatalog.Budget(r.Name);
             manifest.Add(new { name = r.Name, entry = r.EntryName, maxRegisters = b.MaxRegisters, maxStackBytes = b.MaxStackBytes,
-                maxSpillBytes = b.MaxSpillBytes, requireHmma = b.RequireHmma, requireLdsm = b.RequireLdsm });
+                maxSpillBytes = b.MaxSpillBytes, requireHmma = b.RequireHmma, requireLdsm = b.RequireLdsm,
+                requireHgmma = b.RequireHgmma, arch = b.TargetSm90a ? "sm_90a" : "sm_90" });
         }
         File.WriteAllText(Path.Combine(outDir, "manifest.json"), JsonSerializer.Serialize(manifest, new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine($"wrote {manifest.Count} kernels to {outDir}");

@@ -9,7 +9,7 @@ namespace Mdm.Bench.Gpu;
 
 /// <summary>
 /// `tune [--device cuda|ilgpu-cpu] [--quick] [--out DIR] [--budget-s S]`: for each shape class the configs run, every variant of the
-/// bf16 GEMM (warp layouts narrow = reference, wide) and of attention forward / backward (simt = reference,
+/// bf16 GEMM (warp layouts narrow = reference, wide; split-k; wgmma on sm_90) and of attention forward / backward (simt = reference,
 /// tensor-core) and of the bf16 convolution's forward, input and weight gradient (im2col = reference, implicit-narrow,
 /// implicit-wide) is checked against the reference variant and timed with device events after a warm-up; the fastest
 /// variant that agrees goes into DIR/tuning.json (the format of src/Mdm.Kernels/Gpu/Tuning/tuning.json) and every
@@ -77,7 +77,8 @@ public static class TuneBench
                 });
                 Write(b, gpu, quick, outDir, timings);   // after every class, so an outer timeout still leaves a table
             }
-            b.WideWarpTiles = null;
+            b.GemmAlgorithm = null;
+            b.UseWgmmaGemm = null;
             b.UseTensorCoreAttention = null;
             b.ConvAlgorithm = null;
             b.GroupNormForwardVariant = null;
@@ -116,15 +117,15 @@ public static class TuneBench
         foreach (var variant in TuningTable.Variants[TuningTable.GemmOp])
         {
             using var c = b.Full(float.NaN, s.M, s.N);
-            b.WideWarpTiles = variant == GemmVariant.Wide;
-            long before = b.TensorCoreGemms;
+            b.GemmAlgorithm = variant;
+            long before = variant == GemmVariant.Wgmma ? b.WgmmaGemms : b.TensorCoreGemms;
             void Run() => Ops.MatMul(a, w, false, false, c);
             Run();
-            bool onTensorCores = b.TensorCoreGemms > before;
+            bool onTensorCores = (variant == GemmVariant.Wgmma ? b.WgmmaGemms : b.TensorCoreGemms) > before;   // wgmma: sm_90 only
             var values = c.ToArray();
             reference ??= values;
             double ms = DeviceTimer.MeanMs(b, Run, warmup, reps);
-            yield return Report(new(TuningTable.GemmOp, ShapeClass.Gemm(s.K), s, variant, ms, 2.0 * s.M * s.N * s.K, RelativeDifference(reference, values), onTensorCores));
+            yield return Report(new(TuningTable.GemmOp, TuneShapes.GemmClass(s.M, s.N, s.K), s, variant, ms, 2.0 * s.M * s.N * s.K, RelativeDifference(reference, values), onTensorCores));
         }
     }
 

@@ -17,7 +17,8 @@ public sealed record TuneShape(string Op, int M, int N, int K, string From, int 
 
 /// <summary>
 /// The shapes the configs run, one per shape class: per UNet level (resolution r, channels c) the linears / 1×1 convs
-/// (K = c) and the 3×3 convs lowered to a GEMM (K = 9c), with M = c and N = batch·r² tokens; attention at the
+/// (K = c) and the 3×3 convs lowered to a GEMM (K = 9c), with M = c and N = batch·r² tokens, and the linears' weight
+/// gradients (M = N = c, K = tokens: few output tiles, the split-K case); attention at the
 /// attention levels and the mid block, [batch·8 heads, r², c / 8]; the 3×3 convolution of each level (c → c at r²,
 /// batch images), after the paper's 16×256×64² target; the GroupNorm + FiLM + SiLU of each level (c channels at r²,
 /// 32 groups or fewer), one per row length class. GEMMs first, then convolutions, GroupNorms, attention.
@@ -43,7 +44,9 @@ public static class TuneShapes
                     int r = Math.Max(1, size >> level), c = unet.ResolutionChannels[level];
                     int tokens = Math.Min(batch * r * r, maxTokens), ch = Math.Min(c, maxDim);
                     foreach (int k in new[] { ch, Math.Min(9 * c, 9 * maxDim) })
-                        byClass.TryAdd("gemm:" + Kernels.Gpu.Tuning.ShapeClass.Gemm(k), new TuneShape("gemm", ch, tokens, k, name));
+                        byClass.TryAdd("gemm:" + GemmClass(ch, tokens, k), new TuneShape("gemm", ch, tokens, k, name));
+                    // The weight gradient of a linear / 1×1 conv: channels × channels, reduced over the tokens.
+                    byClass.TryAdd("gemm:" + GemmClass(ch, ch, tokens), new TuneShape("gemm", ch, ch, tokens, name + " wgrad"));
                     // Quick runs (the CPU accelerator, where convolutions are slow) keep to the one stand-in above.
                     if (!quick) AddConv(convs, new TuneShape("conv", ch, r, 3, name, batch * r * r <= maxTokens ? batch : Math.Max(1, maxTokens / (r * r))));
                     int groups = Math.Min(unet.Groups, ch), rg = quick ? Math.Min(r, 8) : r;
@@ -61,6 +64,13 @@ public static class TuneShapes
         var attentions = byClass.Values.Where(s => s.Op == "attention").OrderBy(s => s.K).ThenBy(s => s.N);
         return [.. gemms, .. convs, .. groupNorms, .. attentions];
     }
+
+    /// <summary>The GEMM's shape class: by K, and by its output tiles when they are few.</summary>
+    public static string GemmClass(int m, int n, int k) => Kernels.Gpu.Tuning.ShapeClass.Gemm(k, GemmTiles(m, n));
+
+    public static long GemmTiles(int m, int n) =>
+        (long)((m + Kernels.Gpu.Kernels.MatmulTensorCoreKernels.TileM - 1) / Kernels.Gpu.Kernels.MatmulTensorCoreKernels.TileM)
+        * ((n + Kernels.Gpu.Kernels.MatmulTensorCoreKernels.TileN - 1) / Kernels.Gpu.Kernels.MatmulTensorCoreKernels.TileN);
 
     /// <summary>Adds a convolution unless an earlier one already covers all three of its shape classes (forward and
     /// input gradient by Cin·K², weight gradient by batch·N²).</summary>

@@ -59,6 +59,9 @@ public abstract partial class Backend : IDisposable
         return t;
     }
 
+    /// <summary>Host-to-device copies of training batches that overlap the step (see <see cref="BatchUploader"/>).</summary>
+    public virtual BatchUploader CreateBatchUploader() => new SynchronousBatchUploader(this);
+
     /// <summary>Wait for all queued device work (a no-op on the CPU backend).</summary>
     public abstract void Synchronize();
 

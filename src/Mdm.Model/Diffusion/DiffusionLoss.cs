@@ -8,7 +8,8 @@ namespace Mdm.Model.Diffusion;
 /// the average-pool pyramid (one level per denoiser stream), one t ~ U{0..N−1} per sample shared by all streams,
 /// independent N(0, I) noise per stream, x_t = √g_r·x + √(1 − g_r)·ε with g_r the shifted gammas[t + 1], the denoiser
 /// called with the integer t, the prediction converted to the loss target (ε̂ = √(1 − g)·x_t + √g·v̂ for v → ε) and
-/// L_r = mean_CHW (ε̂ − ε)² per sample; the loss is mean_b Σ_r w_r·L_r, where resolution r counts only for its first
+/// L_r = mean_CHW (ε̂ − ε)² per sample; the loss is mean_b Σ_r w_r·L_r (each resolution's term one fused op,
+/// <see cref="F.DiffusionLoss"/>), where resolution r counts only for its first
 /// ⌊m_r·B⌋ samples and is divided by m_r under a mixed ratio. Every stream stays in the graph even when it weighs 0.
 /// The denoiser sees full batches at every resolution; samples a resolution does not train on are masked in the loss.
 /// ResNet dropout, where configured, is on for the denoiser's forward, keyed by (seed, step) (<see cref="Nn.ResNetDropout"/>).
@@ -61,12 +62,12 @@ public sealed class DiffusionLoss
         var frames = Denoiser.StreamFrames;
         int currentStream = 0;
         // Per-clip values repeated for each frame row of the stream being built (all 1 frame for images).
-        Tensor PerSample(double[] values, bool image)
+        Tensor PerSample(double[] values)
         {
             int f = frames[currentStream];
             var rows = new float[values.Length * f];
             for (int i = 0; i < rows.Length; i++) rows[i] = (float)values[i / f];
-            return Own(b.FromArray(rows, image ? [rows.Length, 1, 1, 1] : [rows.Length]));
+            return Own(b.FromArray(rows, rows.Length, 1, 1, 1));
         }
         try
         {
@@ -89,10 +90,8 @@ public sealed class DiffusionLoss
                     : Own(Ops.AvgPool2d(pyramid[r - 1], Denoiser.Resolutions[r - 1] / Denoiser.Resolutions[r]));
 
             var noisy = new Variable[levels];
-            var predictionScale = new Variable?[levels];
-            var noisyOffset = new Variable?[levels];
             var targets = new Variable[levels];
-            var lossWeights = new Variable[levels];
+            var coefficients = new Variable[levels];
             for (int r = 0; r < levels; r++)
             {
                 currentStream = r;
@@ -102,26 +101,29 @@ public sealed class DiffusionLoss
                 DiffusionRandom.Normal(eps, seed, step, 1 + r, part.FirstValue(eps.Numel / batch, $"the noise of resolution {Denoiser.Resolutions[r]}"));
 
                 var g = timesteps.Select(t => Schedule.Gamma(t + 1, r)).ToArray();
-                var xt = Own(Combine(clean, eps, PerSample(g.Select(Math.Sqrt).ToArray(), true), PerSample(g.Select(v => Math.Sqrt(1 - v)).ToArray(), true)));
+                var xt = Own(Combine(clean, eps, PerSample(g.Select(Math.Sqrt).ToArray()), PerSample(g.Select(v => Math.Sqrt(1 - v)).ToArray())));
                 noisy[r] = new Variable(xt);
 
                 var conv = g.Select(v => Parameterization.Convert(Config.PredictionType, Config.LossTargetType, v)).ToArray();
-                if (conv.Any(c => c.OfPrediction != 1)) predictionScale[r] = new Variable(PerSample(conv.Select(c => c.OfPrediction).ToArray(), true));
-                if (conv.Any(c => c.OfNoisy != 0))
-                {
-                    var k = PerSample(conv.Select(c => c.OfNoisy).ToArray(), true);
-                    noisyOffset[r] = new Variable(Own(Ops.Mul(xt, k)));
-                }
 
                 var mix = g.Select(v => Parameterization.Target(Config.LossTargetType, v)).ToArray();
                 targets[r] = new Variable(mix.All(m => m == new TargetMix(0, 1)) ? eps
                     : mix.All(m => m == new TargetMix(1, 0)) ? clean
-                    : Own(Combine(clean, eps, PerSample(mix.Select(m => m.OfClean).ToArray(), true), PerSample(mix.Select(m => m.OfNoise).ToArray(), true))));
+                    : Own(Combine(clean, eps, PerSample(mix.Select(m => m.OfClean).ToArray()), PerSample(mix.Select(m => m.OfNoise).ToArray()))));
 
-                // A clip's loss is the mean over its frames: each frame row carries 1/F of the clip's weight.
-                var w = new double[batch];
-                for (int i = 0; i < counts[r]; i++) w[i] = Weights[r] / Fractions[r] / frames[r];
-                lossWeights[r] = new Variable(PerSample(w, false));
+                // Per row (a, k, w) of the fused loss: the prediction converted to the target (a·p + k·x_t) and the
+                // weight; a clip's loss is the mean over its frames (each frame row carries 1/F of the clip's weight),
+                // the batch mean is folded in, and samples the resolution does not train on weigh 0.
+                int f = frames[r];
+                var coef = new float[batch * f * 3];
+                for (int row = 0; row < batch * f; row++)
+                {
+                    int clip = row / f;
+                    coef[3 * row] = (float)conv[clip].OfPrediction;
+                    coef[3 * row + 1] = (float)conv[clip].OfNoisy;
+                    coef[3 * row + 2] = clip < counts[r] ? (float)(Weights[r] / Fractions[r] / f / batch) : 0f;
+                }
+                coefficients[r] = new Variable(Own(b.FromArray(coef, batch * f, 3)));
             }
 
             Variable[] predictions;
@@ -129,21 +131,16 @@ public sealed class DiffusionLoss
                 predictions = Denoiser.Forward(noisy, timesteps, conditioning);
             CheckOutputs(predictions, noisy);
 
-            Variable? total = null;
+            Variable? loss = null;
             var perSample = new Tensor[levels];
             for (int r = 0; r < levels; r++)
             {
-                var estimate = predictions[r];
-                if (predictionScale[r] is { } scale) estimate = F.Mul(estimate, scale);
-                if (noisyOffset[r] is { } offset) estimate = F.Add(estimate, offset);
-                var lossR = F.MseLossPerSample(estimate, targets[r]);
-                perSample[r] = Own(Ops.Copy(lossR.Data));
-                // Streams of a video model have different row counts (frames), so each term is summed on its own.
-                var term = F.Sum(F.Mul(lossR, lossWeights[r]));
-                total = total is null ? term : F.Add(total, term);
+                // target conversion, squared error, per-sample mean and weighting in one pass (F.DiffusionLoss)
+                perSample[r] = Own(b.Empty(noisy[r].Shape[0]));
+                var term = F.DiffusionLoss(predictions[r], noisy[r], targets[r], coefficients[r], perSample[r]);
+                loss = loss is null ? term : F.Add(loss, term);
             }
-            var loss = F.Scale(total!, 1f / batch);
-            return new DiffusionLossResult(loss, timesteps.ToArray(), perSample, counts, owned);
+            return new DiffusionLossResult(loss!, timesteps.ToArray(), perSample, counts, owned);
         }
         catch
         {

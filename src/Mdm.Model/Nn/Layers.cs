@@ -48,6 +48,11 @@ public sealed class Conv : ModelModule
 
     /// <summary><see cref="Forward"/> for an x the caller does not read again (see <see cref="F.AutocastLastUse"/>).</summary>
     public Variable ForwardLastUse(Variable x) => F.Conv2d(F.AutocastLastUse(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
+
+    /// <summary><see cref="ForwardLastUse"/>(x) + residual, the residual added in the convolution's epilogue
+    /// (<see cref="F.Conv2dResidual"/>).</summary>
+    public Variable ForwardLastUseResidual(Variable x, Variable residual) =>
+        F.Conv2dResidual(F.AutocastLastUse(x), F.Autocast(Weight), Bias, residual, Stride, Padding, MixedPrecision.Enabled);
 }
 
 /// <summary>torch.nn.GroupNorm(groups, channels), eps 1e-5, affine (weight 1, bias 0), plus the fused SiLU/FiLM forms.</summary>

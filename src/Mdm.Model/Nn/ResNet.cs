@@ -63,7 +63,6 @@ public sealed class ResNet : ModelModule
         var ab = F.Split(film, [OutChannels, OutChannels], 1);
         h = norm2.ForwardFilmSilu(h, ab[0], ab[1], autocastOperand: dropout is null);
         if (dropout is { } mask) h = F.Dropout(h, Dropout, mask.For(h.Data.Numel, tembAct.Shape[0]), training: true);
-        h = conv2.ForwardLastUse(h);
-        return F.Add(h, conv3 is null ? x : conv3.Forward(x));
+        return conv2.ForwardLastUseResidual(h, conv3 is null ? x : conv3.Forward(x));   // the skip added in conv2's epilogue
     }
 }

@@ -184,6 +184,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             var loss = new DiffusionLoss(model, config.Diffusion);
             using var loader = new BatchLoader(data, batchSize, (long)settings.Seed + stage, t.RandomFlip, state.Epoch, state.Position, workers: settings.DataWorkers,
                                                shard: ranks.Rank, shards: ranks.WorldSize);
+            using var deviceBatches = new DeviceBatches(loader, backend);
             using var gradients = ranks.WorldSize > 1 || ranks is NcclCollective ? new GradientAllReduce(ranks, parameters.Select(p => p.Value), backend) : null;
             var stageClock = Stopwatch.StartNew();
             using var metrics = Lead ? new MetricsLog(Path.Combine(Out, "metrics.jsonl"), append: true) : null;
@@ -207,7 +208,8 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                 for (int micro = 0; micro < accumulation; micro++)
                 {
                     Batch batch;
-                    try { batch = loader.Next(); }
+                    Tensor images;   // owned by deviceBatches
+                    try { (batch, images) = deviceBatches.Next(); }
                     catch (Exception e) when (e is ImageFormatException or DataFormatException or IOException or UnauthorizedAccessException)
                     {
                         // Validation read every file before step 1; if one changed since, keep the steps done so far.
@@ -216,9 +218,6 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                         throw;
                     }
                     last = batch;
-                    // Clips [B, F, C, H, W] are the model's frame rows [B·F, C, H, W].
-                    int[] rows = batch.Shape.Length == 5 ? [batch.Shape[0] * batch.Shape[1], batch.Shape[2], batch.Shape[3], batch.Shape[4]] : batch.Shape;
-                    using var images = backend.FromArray(batch.Values, rows);
                     var dropped = LabelDropout.Dropped(settings.Seed, batch.Size, step, micro, t.LabelDropout, batch.FirstSample);
                     using var textBatch = text is null ? null : new TextBatch(backend, batch, text, dropped);
                     var cond = textBatch?.Conditioning
@@ -233,6 +232,7 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     for (int r = 0; r < perRes.Length; r++) (resolutionSums[micro, r], resolutionCounts[micro, r]) = perRes[r];
                     var scaled = accumulation == 1 ? result.Loss : F.Scale(result.Loss, 1f / accumulation);
                     scaled.Backward();
+                    deviceBatches.Prefetch();   // the next batch's copy overlaps the queued backward and update
                 }
                 // One small all-reduce makes the step's loss, per-resolution losses and stop request the same on every rank.
                 var global = StepTotals(lossSum, resolutionSums, resolutionCounts, cancel.IsCancellationRequested);

@@ -480,6 +480,23 @@ public class MatmulTensorCoreTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
             finally { gpu.WideWarpTiles = null; }
         }
     }
+
+    /// <summary>The split-K variant on weight-gradient shapes (few output tiles, long K): the forward is cut into
+    /// pieces that add into C; the backward products have many tiles and are not.</summary>
+    [TestCase(64, 64, 1024, true, false)]
+    [TestCase(136, 72, 2048, false, false)]
+    public void MatMulBF16SplitK(int m, int n, int k, bool ta, bool tb)
+    {
+        var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)B;
+        gpu.GemmAlgorithm = Mdm.Kernels.Gpu.Tuning.GemmVariant.SplitK;
+        try
+        {
+            long before = gpu.TensorCoreGemms;
+            MatMulBF16(0, 0, m, n, k, ta, tb);
+            Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(3), $"all three products on tensor cores ({gpu.TensorCoreStatus})");
+        }
+        finally { gpu.GemmAlgorithm = null; }
+    }
 }
 
 /// <summary>The float64 MatMul and Linear backwards equal finite differences of their forwards.</summary>

@@ -65,6 +65,32 @@ public class TuningTableTests
     }
 
     [Test]
+    public void FewTileGemmsHaveTheirOwnClassAndSplitK()
+    {
+        var t = TuningTable.Parse("""
+            { "version": 1, "gpus": { "sm_90": { "gemm": { "k16384-few": "split-k", "k16384": "wide" } } } }
+            """, "t.json");
+        Assert.That(ShapeClass.Gemm(10000, ShapeClass.FewTiles), Is.EqualTo("k16384-few"));
+        Assert.That(ShapeClass.Gemm(10000, ShapeClass.FewTiles + 1), Is.EqualTo("k16384"));
+        Assert.That(t.Gemm("sm_90", 10000, 16), Is.EqualTo(GemmVariant.SplitK));
+        Assert.That(t.Gemm("sm_90", 10000, 500), Is.EqualTo(GemmVariant.Wide), "many tiles: the k class");
+        Assert.That(t.Gemm("sm_90", 300, 4), Is.EqualTo(TuningHeuristics.Gemm(300)).And.EqualTo(GemmVariant.Narrow), "no k512 entry: the K rule");
+        Assert.That(t.Gemm("sm_75", 10000, 4), Is.EqualTo(GemmVariant.Wide), "unknown GPU: the K rule, never split-K unmeasured");
+        foreach (var (shape, valid) in new[] { ("k4096-few", true), ("k4000-few", false), ("k4096-many", false), ("-few", false), ("k4096-few-few", false) })
+            Assert.That(ShapeClass.IsValid(TuningTable.GemmOp, shape), Is.EqualTo(valid), shape);
+    }
+
+    [Test]
+    public void SplitKFillsTheMultiprocessorsWithLongEnoughPieces()
+    {
+        Assert.That(TuningHeuristics.GemmSplits(tiles: 1, slices: 256, multiprocessors: 132), Is.EqualTo(TuningHeuristics.MaxSplits));
+        Assert.That(TuningHeuristics.GemmSplits(16, 256, 132), Is.EqualTo(17), "two groups per multiprocessor: ⌈264 / 16⌉");
+        Assert.That(TuningHeuristics.GemmSplits(16, 16, 132), Is.EqualTo(16 / TuningHeuristics.MinSlicesPerSplit), "pieces of at least 4 slices");
+        Assert.That(TuningHeuristics.GemmSplits(132, 1024, 132), Is.EqualTo(1), "enough tiles already");
+        Assert.That(TuningHeuristics.GemmSplits(4, 3, 132), Is.EqualTo(1), "too short to split");
+    }
+
+    [Test]
     public void ShapeClassesRoundUpToPowersOfTwo()
     {
         Assert.That(ShapeClass.Gemm(256), Is.EqualTo("k256"));

@@ -18,8 +18,8 @@ namespace Mdm.Tests.TensorCore;
 public class TensorCoreGemmTests
 {
     /// <summary>BF16Out: C is bf16; AlignedC: its rows are padded to a multiple of 8 values (16-byte stores), else to
-    /// N + 2 (element stores only).</summary>
-    public record struct Case(int M, int N, int K, int Batch, bool SumBatch, int Bias, bool BF16Out = false, bool AlignedC = false);
+    /// N + 2 (element stores only). SplitSlices &gt; 0: split-K, pieces of that many K slices adding into a zeroed C.</summary>
+    public record struct Case(int M, int N, int K, int Batch, bool SumBatch, int Bias, bool BF16Out = false, bool AlignedC = false, int SplitSlices = 0);
 
     static IEnumerable<TestCaseData> Cases()
     {
@@ -42,11 +42,18 @@ public class TensorCoreGemmTests
         yield return Data("NT", false, new(136, 20, 24, 1, false, 1, BF16Out: true, AlignedC: true));
         yield return Data("TN", true, new(12, 136, 72, 2, false, 2, BF16Out: true, AlignedC: true));
         yield return Data("TT", false, new(24, 16, 24, 3, true, 2, BF16Out: true, AlignedC: true));
+
+        // Split-K: pieces of one slice (the last with a ragged K), pieces that start inside a summed batch, and
+        // several pieces per output batch.
+        yield return Data("NN", false, new(20, 24, 200, 1, false, 0, SplitSlices: 1));
+        yield return Data("TT", false, new(24, 16, 72, 3, true, 0, SplitSlices: 3));
+        yield return Data("TN", true, new(12, 136, 130, 2, false, 0, SplitSlices: 2));
+        yield return Data("NT", true, new(37, 19, 27, 1, false, 0, SplitSlices: 1));
     }
 
     static TestCaseData Data(string form, bool wide, Case c) => new TestCaseData(form, wide, c).SetArgDisplayNames(
         $"{form}-{(wide ? "warps4x64x64" : "warps8x64x32")}-{c.Batch}x{c.M}x{c.N}x{c.K}{(c.SumBatch ? "-summed" : "")}-bias{c.Bias}" +
-        (c.BF16Out ? (c.AlignedC ? "-bf16out-aligned" : "-bf16out-unaligned") : ""));
+        (c.BF16Out ? (c.AlignedC ? "-bf16out-aligned" : "-bf16out-unaligned") : "") + (c.SplitSlices > 0 ? $"-splitk{c.SplitSlices}" : ""));
 
     [TestCaseSource(nameof(Cases))]
     public void GemmMatchesFloat64(string form, bool wide, Case c)
@@ -104,9 +111,13 @@ public class TensorCoreGemmTests
             SumBatch = c.SumBatch ? 1 : 0, HasBias = c.Bias, TilesN = tilesN,
             KTiles = (c.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK,
         };
-        var config = new KernelConfig(new Index2D(tilesM * tilesN, outBatch), new Index2D(wide ? 128 : 256, 1),
+        int slices = args.KTiles * (c.SumBatch ? c.Batch : 1);
+        args.SplitSlices = c.SplitSlices > 0 ? c.SplitSlices : slices;
+        args.Splits = (slices + args.SplitSlices - 1) / args.SplitSlices;
+        var config = new KernelConfig(new Index2D(tilesM * tilesN, outBatch * args.Splits), new Index2D(wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
-        var stored = c.BF16Out ? RunBF16Out(acc, form, wide, config, args, biasBuf, outBatch * strideC, c.AlignedC) : RunF32(acc, form, wide, config, args, biasBuf, outBatch * strideC);
+        var stored = c.BF16Out ? RunBF16Out(acc, form, wide, config, args, biasBuf, outBatch * strideC, c.AlignedC)
+            : RunF32(acc, form, wide, config, args, biasBuf, InitialC(c, outBatch, ldc, strideC));
         var got = new float[exact.Length];
         for (int ob = 0; ob < outBatch; ob++)
             for (int i = 0; i < c.M; i++)
@@ -125,7 +136,7 @@ public class TensorCoreGemmTests
         string what = $"tensor-core GEMM {form} {(wide ? "wide" : "narrow")} {c}";
         TestContext.Out.WriteLine($"{what}: max error vs exact inputs {errKernel:G3}, naive bf16/f32 {errNaive:G3}");
         Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-5), $"{what}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
-        int terms = c.K * (c.SumBatch ? c.Batch : 1) + 1;
+        int terms = c.K * (c.SumBatch ? c.Batch : 1) + 1 + args.Splits;
         var budget = c.BF16Out ? magnitude.Select((mag, i) => terms * Math.Pow(2, -24) * mag + Math.Pow(2, -8) * Math.Abs(rounded[i])).ToArray() : magnitude;
         Compare.AssertClose(what + " vs rounded inputs", got, rounded, new Tolerance(1e-6, c.BF16Out ? 1 : terms * Math.Pow(2, -24)), budget);
     }
@@ -133,9 +144,19 @@ public class TensorCoreGemmTests
     /// <summary>What the kernel stores for an f32 result: itself, or rounded to bf16 (nearest even).</summary>
     static float Output(Case c, float v) => c.BF16Out ? BFloat16.ToFloat(BFloat16.FromFloat(v)) : v;
 
-    static float[] RunF32(Accelerator acc, string form, bool wide, KernelConfig config, TensorCoreGemmArgs args, MemoryBuffer1D<float, Stride1D.Dense> bias, int length)
+    /// <summary>C before the kernel: NaN, except that split-K adds into a C the host zeroed (the row gaps stay NaN).</summary>
+    static float[] InitialC(Case c, int outBatch, int ldc, int strideC)
     {
-        using var cBuf = acc.Allocate1D(Enumerable.Repeat(float.NaN, length).ToArray());
+        var init = Enumerable.Repeat(float.NaN, outBatch * strideC).ToArray();
+        if (c.SplitSlices > 0)
+            for (int ob = 0; ob < outBatch; ob++)
+                for (int i = 0; i < c.M; i++) Array.Clear(init, ob * strideC + i * ldc, c.N);
+        return init;
+    }
+
+    static float[] RunF32(Accelerator acc, string form, bool wide, KernelConfig config, TensorCoreGemmArgs args, MemoryBuffer1D<float, Stride1D.Dense> bias, float[] initial)
+    {
+        using var cBuf = acc.Allocate1D(initial);
         acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>(Kernel(form, wide))(config, cBuf.View, bias.View, args);
         return cBuf.GetAsArray1D();
     }

@@ -179,5 +179,20 @@ public class WgmmaLayoutTests
                                    "wgmma.commit_group.sync.aligned", "wgmma.wait_group.sync.aligned 0", "fence.proxy.async.shared::cta" })
             Assert.That(ptx, Does.Contain(op), op);
         Assert.That(ptx, Does.Not.Contain("ld.local"), "depots promoted");
+
+        // The fused K-64 step: four wgmma between one fence and one wait, in a single asm block.
+        string fused = PtxCompiler.Compile((Action<ArrayView<float>, MatrixDescriptor, MatrixDescriptor>)FusedKernel<PtxWarpgroupMma>,
+            KernelSpecialization.Empty, promoteDepots: true);
+        Assert.That(fused.Split("wgmma.mma_async.sync.aligned.m64n64k16").Length - 1, Is.EqualTo(4));
+        Assert.That(fused.IndexOf("wgmma.fence", StringComparison.Ordinal), Is.LessThan(fused.IndexOf("wgmma.mma_async", StringComparison.Ordinal)));
+        Assert.That(fused.IndexOf("wgmma.wait_group", StringComparison.Ordinal), Is.GreaterThan(fused.LastIndexOf("wgmma.mma_async", StringComparison.Ordinal)));
+    }
+
+    static void FusedKernel<TG>(ArrayView<float> result, MatrixDescriptor a, MatrixDescriptor b) where TG : struct, IWarpgroupMma<TG>
+    {
+        var shared = SharedMemory.GetDynamic<byte>();
+        var acc = default(TG).Bind(shared).MmaK64(default, a, b, 32);
+        Write(result, Group.IdxX * 32, acc.N0);
+        if (shared.Length < 0) result[0] = 0f;
     }
 }

@@ -30,8 +30,8 @@ public static partial class MatmulTensorCoreKernels
         int wm = w.Wide ? warp >> 1 : warp >> 2, colBase = w.Wide ? (warp & 1) * 64 : (warp & 3) * 32;
         int tile = Grid.IdxX, tm = tile / p.TilesN;
         int m0 = tm * TileM, n0 = (tile - tm * p.TilesN) * TileN;
-        int outBatch = Grid.IdxY;
-        var acc = Accumulate<TO, TW, TM>(m, p, tid, wm, colBase, m0, n0, outBatch);
+        int outBatch = Grid.IdxY;   // never split: a bf16 C cannot take atomic partial sums
+        var acc = Accumulate<TO, TW, TM>(m, p, tid, wm, colBase, m0, n0, outBatch, 0);
 
         Group.Barrier();   // every warp is past its last ldmatrix: the pipeline's stages may be overwritten
         var words = smem.Cast<uint>();

@@ -36,6 +36,10 @@ public struct TensorCoreGemmArgs
     /// StrideC multiples of 8), so whole 8-value chunks go out as one 16-byte store.</summary>
     public long C;
     public int CAligned;
+    /// <summary>Split-K (f32 C only): the run of K slices (over every summed batch) is cut into Splits pieces of
+    /// SplitSlices; group y = outBatch·Splits + piece adds its partial product into C, which the host zeroed, with
+    /// atomics. Splits = 1: one piece, plain stores.</summary>
+    public int Splits, SplitSlices;
 }
 
 /// <summary>
@@ -115,7 +119,7 @@ public static partial class MatmulTensorCoreKernels
 
     /// <summary>The GEMM on any implementation of the warp primitives (<see cref="EmulatedWarpMma"/> runs it on the
     /// CPU accelerator), f32 C. Launch with <see cref="IGemmWarps.Threads"/> threads and <see cref="SharedBytes"/> of
-    /// dynamic shared memory, one group per output tile (x) and output batch (y).</summary>
+    /// dynamic shared memory, one group per output tile (x) and output batch × K piece (y).</summary>
     public static void Gemm<TO, TW, TM>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p)
         where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM>
     {
@@ -126,8 +130,8 @@ public static partial class MatmulTensorCoreKernels
         int wm = w.Wide ? warp >> 1 : warp >> 2, colBase = w.Wide ? (warp & 1) * 64 : (warp & 3) * 32;
         int tile = Grid.IdxX, tm = tile / p.TilesN;
         int m0 = tm * TileM, n0 = (tile - tm * p.TilesN) * TileN;
-        int outBatch = Grid.IdxY;
-        var acc = Accumulate<TO, TW, TM>(m, p, tid, wm, colBase, m0, n0, outBatch);
+        int splits = XMath.Max(p.Splits, 1), outBatch = Grid.IdxY / splits, piece = Grid.IdxY - outBatch * splits;
+        var acc = Accumulate<TO, TW, TM>(m, p, tid, wm, colBase, m0, n0, outBatch, piece);
 
         int cBase = outBatch * p.StrideC;
         int row = m0 + wm * 64 + (lane >> 2), col = n0 + colBase + (lane & 3) * 2;
@@ -152,7 +156,7 @@ public static partial class MatmulTensorCoreKernels
     /// <summary>The main loop, shared by every epilogue: the cp.async pipeline over all K slices (and summed batches)
     /// and the warp's mma.sync; returns once every copy has landed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static WarpAcc Accumulate<TO, TW, TM>(TM m, in TensorCoreGemmArgs p, int tid, int wm, int colBase, int m0, int n0, int outBatch)
+    static WarpAcc Accumulate<TO, TW, TM>(TM m, in TensorCoreGemmArgs p, int tid, int wm, int colBase, int m0, int n0, int outBatch, int piece)
         where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM>
     {
         var o = default(TO);
@@ -160,8 +164,11 @@ public static partial class MatmulTensorCoreKernels
         int lane = tid & 31;
         var planA = Plan(o.TransA, p.Lda, m0, p.M, tid, w.Threads);
         var planB = Plan(!o.TransB, p.Ldb, n0, p.N, tid, w.Threads);
+        // Slice s of the run is slice s % KTiles of batch s / KTiles (summed) or of this group's batch.
+        int slices = p.KTiles * (p.SumBatch != 0 ? p.Batch : 1), first = piece * p.SplitSlices;
         LoadCursor cur;
-        cur.K0 = 0; cur.Bb = p.SumBatch != 0 ? 0 : outBatch; cur.Left = p.KTiles * (p.SumBatch != 0 ? p.Batch : 1); cur.Stage = 0;
+        cur.K0 = (first % p.KTiles) * TileK; cur.Bb = p.SumBatch != 0 ? first / p.KTiles : outBatch;
+        cur.Left = p.Splits > 1 ? XMath.Min(p.SplitSlices, slices - first) : slices; cur.Stage = 0;
         int iters = cur.Left;
 
         // Prologue: stages 0 and 1 in flight.
@@ -290,7 +297,10 @@ public static partial class MatmulTensorCoreKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Store(ArrayView<float> c, ArrayView<float> bias, in TensorCoreGemmArgs p, int cBase, int i, int j, float v)
     {
-        if (i < p.M && j < p.N) c[cBase + i * p.Ldc + j] = p.HasBias == 1 ? v + bias[j] : p.HasBias == 2 ? v + bias[i] : v;
+        if (i >= p.M || j >= p.N) return;
+        int at = cBase + i * p.Ldc + j;
+        if (p.Splits > 1) Atomic.Add(ref c[at], v);
+        else c[at] = p.HasBias == 1 ? v + bias[j] : p.HasBias == 2 ? v + bias[i] : v;
     }
 
 }

@@ -29,6 +29,12 @@ public readonly struct EmulatedWarpgroupMma(ArrayView<byte> shared) : IWarpgroup
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void WaitAll() { }
 
+    public Acc64x64 MmaK64(Acc64x64 d, MatrixDescriptor a, MatrixDescriptor b, int stepBytes)
+    {
+        for (int s = 0; s < 4; s++) d = Mma(d, a.Advance(s * stepBytes), b.Advance(s * stepBytes));
+        return d;
+    }
+
     public Acc64x64 Mma(Acc64x64 d, MatrixDescriptor a, MatrixDescriptor b)
     {
         int thread = Group.IdxX & 127, lane = thread & 31;

@@ -24,6 +24,10 @@ public interface IWarpgroupMma<TSelf> where TSelf : struct, IWarpgroupMma<TSelf>
     /// <summary>d + a·b for a 64×16 A and a 16×64 B, both K-major in shared memory (A as 64 rows of k, B as 64
     /// columns of k), f32 accumulate. Asynchronous: read <paramref name="d"/>'s result only after <see cref="WaitAll"/>.</summary>
     Acc64x64 Mma(Acc64x64 d, MatrixDescriptor a, MatrixDescriptor b);
+    /// <summary>One synchronous K-64 step: fence, four <see cref="Mma"/>s, each moving both descriptors
+    /// <paramref name="stepBytes"/> further than the one before, commit and wait, as one unit (on CUDA one asm block,
+    /// so no other instruction touches the accumulators while the four are in flight and ptxas need not serialise them).</summary>
+    Acc64x64 MmaK64(Acc64x64 d, MatrixDescriptor a, MatrixDescriptor b, int stepBytes);
     /// <summary>Closes the mma issued since the last commit into one group.</summary>
     void Commit();
     /// <summary>Waits until every committed group has finished (results readable, operands free to overwrite).</summary>

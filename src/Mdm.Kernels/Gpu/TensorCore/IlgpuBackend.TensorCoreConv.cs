@@ -43,7 +43,7 @@ public sealed partial class IlgpuBackend
 
     /// <summary>The implicit-GEMM pass when the variant in force says so, the kernels are loaded and can take the shape:
     /// a = weight (forward, dgrad) or dy (wgrad), b = x (forward, wgrad) or dy (dgrad), all bf16; y is f32.</summary>
-    bool TryImplicitGemmConv(ConvPass pass, Tensor a, Tensor b, Tensor y, Tensor? bias, in Conv2dGeometry g)
+    bool TryImplicitGemmConv(ConvPass pass, Tensor a, Tensor b, Tensor y, Tensor? bias, in Conv2dGeometry g, Tensor? residual = null)
     {
         if (!Launchable(ConvTensorCore[0]) || !UseTensorCores) return false;
         bool window = (g.KH == 3 && g.KW == 3) || (g.KH == 1 && g.KW == 1);
@@ -56,11 +56,12 @@ public sealed partial class IlgpuBackend
         if (groups == 0 || groups > maxGroups) return groups == 0;
         if (pass == ConvPass.Wgrad) p.Splits = ConvSplits(groups, p.KTiles);
         if (bias is not null) p.HasBias = 1;
+        if (residual is not null) p.HasResidual = 1;   // forward only (the residual epilogue)
         if (p.Splits > 1) Fill(y, 0f);
         var kernel = ConvTensorCore[(int)pass * 2 + (wide ? 1 : 0)];
         var cfg = new KernelConfig(new Index2D(groups, p.Splits), new Index2D(wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(ConvTensorCoreKernels.SharedBytes));
-        Run(kernel, cfg, U16(a), U16(b), F32(y), bias is null ? F32(y) : F32(bias), F32(y), p);
+        Run(kernel, cfg, U16(a), U16(b), F32(y), bias is null ? F32(y) : F32(bias), residual is null ? F32(y) : F32(residual), p);
         Interlocked.Increment(ref implicitGemmConvs);
         return true;
     }

@@ -16,8 +16,9 @@ public sealed partial class IlgpuBackend
     static string[] WgmmaNames => [nameof(KernelCatalog.MatmulBF16WgmmaNN), nameof(KernelCatalog.MatmulBF16WgmmaNT),
                                    nameof(KernelCatalog.MatmulBF16WgmmaTN), nameof(KernelCatalog.MatmulBF16WgmmaTT)];
 
-    /// <summary>Whether bf16 GEMMs take the wgmma kernel where it is loaded (sm_90): true, false, or by shape (null,
-    /// the default: the tuning table's "wgmma" entries; none until a GPU run picks it).</summary>
+    /// <summary>Whether bf16 GEMMs with an f32 C take the wgmma kernel where it is loaded (sm_90): true, false, or by
+    /// shape (null, the default: <see cref="GemmAlgorithm"/>, else the tuning table's "wgmma" entries; none until a GPU
+    /// run picks it).</summary>
     public bool? UseWgmmaGemm { get; set; }
 
     long wgmmaGemms;
@@ -38,11 +39,12 @@ public sealed partial class IlgpuBackend
         }
     }
 
-    /// <summary>The wgmma path, when chosen and loaded: any transpose form and alignment (its copy loads elements).</summary>
-    bool TryWgmmaGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias)
+    /// <summary>The wgmma path, when <paramref name="wanted"/> (UseWgmmaGemm, else the GEMM variant) and loaded: any
+    /// transpose form and alignment (its copy loads elements); f32 C only (a bf16 C takes the mma.sync kernel's epilogue).</summary>
+    bool TryWgmmaGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias, bool wanted)
     {
         var kernel = MatmulWgmma[(d.TransA ? 2 : 0) + (d.TransB ? 1 : 0)];
-        if (!(UseWgmmaGemm ?? Tuning.GemmOnWgmma(GpuArchitecture, d.K)) || !Launchable(kernel)) return false;
+        if (!wanted || c.DType != DType.F32 || !Launchable(kernel)) return false;
         if (d.OutBatch > 65535 || a.Numel >= int.MaxValue || b.Numel >= int.MaxValue || (long)d.OutBatch * d.StrideC >= int.MaxValue) return false;
         int tilesM = (d.M + WgmmaGemmKernels.TileM - 1) / WgmmaGemmKernels.TileM, tilesN = (d.N + WgmmaGemmKernels.TileN - 1) / WgmmaGemmKernels.TileN;
         if ((long)tilesM * tilesN > int.MaxValue) return false;
@@ -57,7 +59,7 @@ public sealed partial class IlgpuBackend
         var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch), new Index2D(WgmmaGemmKernels.Threads, 1),
             SharedMemoryConfig.RequestDynamic<byte>(WgmmaGemmKernels.SharedBytes));
         LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
-        Run(kernel, cfg, U16(a), U16(b), F32(c), bias is null ? F32(c) : F32(bias), p);
+        Run(kernel, cfg, U16(a), U16(b), F32(c), bias is null ? Unread(c) : F32(bias), p);
         Interlocked.Increment(ref wgmmaGemms);
         Interlocked.Increment(ref tensorCoreGemms);
         return true;

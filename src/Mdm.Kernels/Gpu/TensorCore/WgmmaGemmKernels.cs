@@ -68,15 +68,9 @@ public static class WgmmaGemmKernels
             int nextBatch = firstBatch + (it + 1) / p.KTiles;
             var next = more ? Load<TO>(a, b, p, m0, n0, nextBatch, (it + 1 - (nextBatch - firstBatch) * p.KTiles) * TileK, tid) : default;
 
+            // Four k16 steps of two core matrices each; synchronous, so this stage is free for the stores after the barrier.
             var da = MatrixDescriptor.Create(stage, LeadingBytes, StrideBytes, WgmmaSwizzle.None);
-            var db = da.Advance(OperandBytes);
-            wg.Fence();
-            acc = wg.Mma(acc, da, db);                                               // k 0..15: core matrices 0, 1 along K
-            acc = wg.Mma(acc, da.Advance(2 * LeadingBytes), db.Advance(2 * LeadingBytes));
-            acc = wg.Mma(acc, da.Advance(4 * LeadingBytes), db.Advance(4 * LeadingBytes));
-            acc = wg.Mma(acc, da.Advance(6 * LeadingBytes), db.Advance(6 * LeadingBytes));
-            wg.Commit();
-            wg.WaitAll();   // this stage is no longer read: the next iteration's stores may refill it after the barrier
+            acc = wg.MmaK64(acc, da, da.Advance(OperandBytes), 2 * LeadingBytes);
 
             if (more)
             {

@@ -16,7 +16,7 @@ public sealed class TuningTable
     /// <summary>The variants each op may name; the first of the attention pair and of conv is the reference.</summary>
     public static readonly IReadOnlyDictionary<string, string[]> Variants = new Dictionary<string, string[]>
     {
-        [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide, GemmVariant.Wgmma],
+        [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide, GemmVariant.SplitK, GemmVariant.Wgmma],
         [AttentionForwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [AttentionBackwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [ConvOp] = [ConvVariant.Im2Col, ConvVariant.ImplicitNarrow, ConvVariant.ImplicitWide],
@@ -104,12 +104,17 @@ public sealed class TuningTable
     public string? Find(string? gpu, string op, string shapeClass) =>
         gpu is not null && entries.TryGetValue((gpu, op, shapeClass), out var v) ? v : null;
 
-    /// <summary>Whether a bf16 GEMM with this K uses the 4-warp 64×64 layout: the table, else <see cref="TuningHeuristics"/>.</summary>
-    public bool GemmWideWarps(string? gpu, int k) =>
-        Find(gpu, GemmOp, ShapeClass.Gemm(k)) is { } v ? v == GemmVariant.Wide : TuningHeuristics.GemmWideWarps(k);
+    /// <summary>How a bf16 GEMM with this K and this many 128×128 output tiles (all batches) runs (a
+    /// <see cref="GemmVariant"/>): the table's entry for its class ("k4096-few"), else for its K ("k4096"), else
+    /// <see cref="TuningHeuristics.Gemm"/>.</summary>
+    public string Gemm(string? gpu, int k, long tiles) =>
+        Find(gpu, GemmOp, ShapeClass.Gemm(k, tiles)) ?? Gemm(gpu, k);
 
-    /// <summary>Whether a bf16 GEMM with this K takes the wgmma kernel (sm_90 only): the table, else never.</summary>
-    public bool GemmOnWgmma(string? gpu, int k) => Find(gpu, GemmOp, ShapeClass.Gemm(k)) == GemmVariant.Wgmma;
+    /// <summary>The table's entry for this K ("k4096"), else <see cref="TuningHeuristics.Gemm"/>.</summary>
+    public string Gemm(string? gpu, int k) => Find(gpu, GemmOp, ShapeClass.Gemm(k)) ?? TuningHeuristics.Gemm(k);
+
+    /// <summary>Whether a bf16 GEMM with this K uses the 4-warp 64×64 layout (<see cref="Gemm"/> picks "wide").</summary>
+    public bool GemmWideWarps(string? gpu, int k) => Gemm(gpu, k) == GemmVariant.Wide;
 
     /// <summary>Whether attention (forward or backward) runs on tensor cores: the table, else SIMT.</summary>
     public bool AttentionOnTensorCores(string? gpu, bool backward, int n, int headDim) =>
@@ -173,7 +178,11 @@ public static class GemmVariant
     public const string Narrow = "narrow";
     /// <summary>4 warps of 64×64 per 128×128 tile.</summary>
     public const string Wide = "wide";
-    /// <summary>One warpgroup (wgmma m64n64k16, sm_90a) per 64×64 tile.</summary>
+    /// <summary>8 warps of 64×32, and K split over <see cref="TuningHeuristics.GemmSplits"/> groups per tile when the
+    /// tiles alone leave multiprocessors idle (f32 C without bias; otherwise as narrow). For the weight gradients:
+    /// M·N = channels², K = tokens.</summary>
+    public const string SplitK = "split-k";
+    /// <summary>One warpgroup (wgmma m64n64k16, sm_90a) per 64×64 tile (f32 C; where it is not loaded, as narrow/wide by K).</summary>
     public const string Wgmma = "wgmma";
 }
 
@@ -211,6 +220,23 @@ public static class TuningHeuristics
 
     public static bool GemmWideWarps(int k) => k >= WideWarpMinK;
 
+    /// <summary>Wide from <see cref="WideWarpMinK"/>, else narrow; split-K only where a GPU run measured it.</summary>
+    public static string Gemm(int k) => GemmWideWarps(k) ? GemmVariant.Wide : GemmVariant.Narrow;
+
+    /// <summary>Split-K: each split at least this many 64-deep K slices, so the pipeline still fills.</summary>
+    public const int MinSlicesPerSplit = 4;
+    public const int MaxSplits = 32;
+
+    /// <summary>How many pieces the split-K variant cuts K into: enough groups for two per multiprocessor when the
+    /// output tiles alone are fewer than the multiprocessors, each piece at least <see cref="MinSlicesPerSplit"/>
+    /// slices; 1 = no split.</summary>
+    public static int GemmSplits(long tiles, int slices, int multiprocessors)
+    {
+        if (tiles <= 0 || tiles >= multiprocessors) return 1;
+        long want = (2L * multiprocessors + tiles - 1) / tiles;
+        return (int)Math.Max(1, Math.Min(Math.Min(want, slices / MinSlicesPerSplit), MaxSplits));
+    }
+
     /// <summary>SIMT until a GPU run has measured the tensor-core kernels for the shape.</summary>
     public const bool AttentionOnTensorCores = false;
 
@@ -227,6 +253,15 @@ public static class ShapeClass
     /// <summary>A bf16 GEMM by its reduction length: "k256" covers 129 ≤ K ≤ 256.</summary>
     public static string Gemm(int k) => $"k{RoundUp(k)}";
 
+    /// <summary>Output tiles (128×128, all batches) up to which a GEMM's class gets "-few": too few groups to fill a
+    /// GPU without splitting K (the weight gradients: M·N = channels², K = tokens).</summary>
+    public const int FewTiles = 64;
+
+    /// <summary>"k4096-few" for a GEMM of at most <see cref="FewTiles"/> output tiles, else "k4096".</summary>
+    public static string Gemm(int k, long tiles) => tiles <= FewTiles ? Gemm(k) + FewSuffix : Gemm(k);
+
+    const string FewSuffix = "-few";
+
     /// <summary>Attention by head dimension and sequence length (keys): "d64-n1024" covers 513 ≤ N ≤ 1024.</summary>
     public static string Attention(int n, int headDim) => $"d{headDim}-n{RoundUp(n)}";
 
@@ -239,7 +274,7 @@ public static class ShapeClass
 
     public static string Pattern(string op) => op switch
     {
-        TuningTable.GemmOp => "k<power of two>",
+        TuningTable.GemmOp => "k<power of two>[-few]",
         TuningTable.GroupNormOp => "m<power of two>",
         TuningTable.ConvOp => "<forward|dgrad|wgrad>-<n>x<n>-k<power of two>",
         _ => "d<head dim>-n<power of two>",
@@ -248,7 +283,10 @@ public static class ShapeClass
     public static bool IsValid(string op, string shape)
     {
         if (op == TuningTable.GemmOp)
+        {
+            if (shape.EndsWith(FewSuffix, StringComparison.Ordinal)) shape = shape[..^FewSuffix.Length];
             return shape.Length > 1 && shape[0] == 'k' && int.TryParse(shape.AsSpan(1), out int k) && k > 0 && RoundUp(k) == k && shape == Gemm(k);
+        }
         if (op == TuningTable.GroupNormOp)
             return shape.Length > 1 && shape[0] == 'm' && int.TryParse(shape.AsSpan(1), out int m) && m > 0 && RoundUp(m) == m && shape == GroupNorm(m);
         if (op == TuningTable.ConvOp)

@@ -50,6 +50,22 @@ public abstract partial class Backend
         Conv2dForward(xf, wf, bias, y, g);
     }
 
+    /// <summary>y = conv2d(x, weight) + bias + residual (residual shaped as y, not aliasing it). This default adds the
+    /// residual in a second pass over y; the ILGPU backend adds it in the convolution kernel's epilogue.</summary>
+    protected internal virtual void Conv2dForwardResidual(Tensor x, Tensor weight, Tensor? bias, Tensor residual, Tensor y, in Conv2dGeometry g)
+    {
+        Conv2dForward(x, weight, bias, y, g);
+        Ops.Add(y, residual, y);
+    }
+
+    /// <summary><see cref="Conv2dForwardResidual"/> with x and weight in BF16; default: widen and run the F32 one.</summary>
+    protected internal virtual void Conv2dForwardResidualBF16(Tensor x, Tensor weight, Tensor? bias, Tensor residual, Tensor y, in Conv2dGeometry g)
+    {
+        using var xf = Ops.ToF32(x);
+        using var wf = Ops.ToF32(weight);
+        Conv2dForwardResidual(xf, wf, bias, residual, y, g);
+    }
+
     /// <summary>Conv2dBackwardInput with dy and weight in BF16 (F32 dx); default: widen and run the F32 kernel.</summary>
     protected internal virtual void Conv2dBackwardInputBF16(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g)
     {

@@ -12,9 +12,11 @@ public static class ConvKernels
 {
     public const int MaxGroupSize = 256;
 
-    /// <summary>y[n, co, oh, ow] = bias[co] + Σ_{ci, kh, kw} x[n, ci, oh·sh − ph + kh, ow·sw − pw + kw] · w[co, ci, kh, kw].</summary>
+    /// <summary>y[n, co, oh, ow] = bias[co] + Σ_{ci, kh, kw} x[n, ci, oh·sh − ph + kh, ow·sw − pw + kw] · w[co, ci, kh, kw]
+    /// (+ residual[n, co, oh, ow] when <paramref name="hasResidual"/> is 1: the ResNet skip added in the epilogue).</summary>
     [Kernel("Conv2dForward")]
-    public static void Forward(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, int hasBias, ArrayView<float> y, Conv2dGeometry g)
+    public static void Forward(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, int hasBias, ArrayView<float> residual, int hasResidual,
+        ArrayView<float> y, Conv2dGeometry g)
     {
         int stride = Grid.DimX * Group.DimX;
         int total = y.IntLength;
@@ -40,7 +42,7 @@ public static class ConvKernels
                     }
                 }
             }
-            y[i] = acc;
+            y[i] = hasResidual != 0 ? acc + residual[i] : acc;
         }
     }
 

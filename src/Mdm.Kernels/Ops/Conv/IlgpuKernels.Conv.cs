@@ -92,14 +92,23 @@ public sealed partial class IlgpuBackend
     /// output row), which writes NCHW directly. Falls back to the widened F32 kernel where the GEMM cannot take the
     /// shape (Cin·KH·KW or Ho·Wo not a multiple of 8) or off CUDA.
     /// </summary>
-    protected internal override void Conv2dForwardBF16(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
+    protected internal override void Conv2dForwardBF16(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g) =>
+        ForwardBF16(x, weight, bias, null, y, g);
+
+    /// <summary>The bf16 forward with the residual added in the epilogue: inside the implicit GEMM's store on tensor
+    /// cores, after each chunk's GEMM on the im2col path, in the kernel on the widened F32 path.</summary>
+    protected internal override void Conv2dForwardResidualBF16(Tensor x, Tensor weight, Tensor? bias, Tensor residual, Tensor y, in Conv2dGeometry g) =>
+        ForwardBF16(x, weight, bias, residual, y, g);
+
+    void ForwardBF16(Tensor x, Tensor weight, Tensor? bias, Tensor? residual, Tensor y, in Conv2dGeometry g)
     {
-        if (TryImplicitGemmConv(ConvPass.Forward, weight, x, y, bias, g)) return;
+        if (TryImplicitGemmConv(ConvPass.Forward, weight, x, y, bias, g, residual)) return;
         int k = g.PatchSize, pixels = g.Ho * g.Wo;
         long perSample = 2L * k * pixels;
         if (!LowerConv(g, perSample))
         {
-            base.Conv2dForwardBF16(x, weight, bias, y, g);
+            if (residual is null) base.Conv2dForwardBF16(x, weight, bias, y, g);
+            else base.Conv2dForwardResidualBF16(x, weight, bias, residual, y, g);
             return;
         }
         int chunk = SamplesPerChunk(g, perSample);
@@ -115,12 +124,16 @@ public sealed partial class IlgpuBackend
                 Gemm(weight, cols, ySlice, null, d);   // SIMT GEMM (CPU accelerator), then the per-channel bias
                 if (bias is not null) { using var b4 = bias.Reshape(1, g.Cout, 1, 1); Ops.Add(ySlice, b4, ySlice); }
             }
+            if (residual is not null) { using var rSlice = residual.Slice(n0, count); Ops.Add(ySlice, rSlice, ySlice); }
         }
     }
 
     protected internal override void Conv2dForward(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g) =>
-        // Without a bias the kernel never reads its bias view; the weight stands in for it.
-        Run(ConvKernels.Forward, Launch(y.Numel), F32(x), F32(weight), bias is null ? F32(weight) : F32(bias), bias is null ? 0 : 1, F32(y), g);
+        // Views a flag turns off are never read; y stands in for them.
+        Run(ConvKernels.Forward, Launch(y.Numel), F32(x), F32(weight), bias is null ? F32(y) : F32(bias), bias is null ? 0 : 1, F32(y), 0, F32(y), g);
+
+    protected internal override void Conv2dForwardResidual(Tensor x, Tensor weight, Tensor? bias, Tensor residual, Tensor y, in Conv2dGeometry g) =>
+        Run(ConvKernels.Forward, Launch(y.Numel), F32(x), F32(weight), bias is null ? F32(y) : F32(bias), bias is null ? 0 : 1, F32(residual), 1, F32(y), g);
 
     protected internal override void Conv2dBackwardInput(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g) =>
         Run(ConvKernels.BackwardInput, Launch(dx.Numel), F32(dy), F32(weight), F32(dx), g);

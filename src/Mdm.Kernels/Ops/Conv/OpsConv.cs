@@ -31,6 +31,30 @@ public static partial class Ops
     }
 
     /// <summary>
+    /// y = conv2d(x, weight) + bias + residual in one pass over y: the residual [N, Cout, Ho, Wo] (the ResNet block's skip)
+    /// is added in the convolution's epilogue. Types as <see cref="Conv2d(Tensor, Tensor, Tensor?, int, int, Tensor?)"/>;
+    /// the residual is F32 and may not share storage with y.
+    /// </summary>
+    public static Tensor Conv2dResidual(Tensor x, Tensor weight, Tensor? bias, Tensor residual, int stride = 1, int padding = 0, Tensor? y = null)
+    {
+        const string op = "Conv2dResidual";
+        SameBackend(op, x, weight, bias, residual, y);
+        bool bf16 = x.DType == DType.BF16 && weight.DType == DType.BF16;
+        if (bf16) RequireF32(op, bias, residual); else RequireF32(op, x, weight, bias, residual);
+        var g = Conv2dGeometryOf(op, x.Dims, weight.Dims, (stride, stride), (padding, padding), "x", "weight");
+        CheckBias(op, bias, g, x, weight);
+        if (!Shape.Equal(residual.Dims, g.OutputShape))
+            throw new ArgumentException($"{op}: residual is {residual.ShapeString}, the convolution gives {Shape.Format(g.OutputShape)} ({g})");
+        if (y is not null && ReferenceEquals(y.Storage, residual.Storage))
+            throw new ArgumentException($"{op}: the output may not share storage with the residual");
+        y = Output(op, x, y, g.OutputShape);
+        if (y.Numel == 0) return y;
+        if (bf16) x.Backend.Conv2dForwardResidualBF16(x, weight, bias, residual, y, g);
+        else x.Backend.Conv2dForwardResidual(x, weight, bias, residual, y, g);
+        return y;
+    }
+
+    /// <summary>
     /// Gradient of Conv2d with respect to its input (torch.nn.grad.conv2d_input): dy [N, Cout, Ho, Wo] and weight give
     /// dx of <paramref name="inputShape"/>. The input shape is needed because stride &gt; 1 maps several input sizes to one
     /// output size (9×9 and 10×10 both give 5×5 at stride 2, padding 1). dy and weight are both F32 or both BF16.

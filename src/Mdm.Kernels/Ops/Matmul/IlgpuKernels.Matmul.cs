@@ -29,10 +29,22 @@ public sealed partial class IlgpuBackend
     static int TensorCoreIndex(bool bf16Out, bool wide, bool transA, bool transB) =>
         (bf16Out ? 8 : 0) + (wide ? 4 : 0) + (transA ? 2 : 0) + (transB ? 1 : 0);
 
-    /// <summary>Which warp layout bf16 GEMMs use: 4 warps of 64×64 (true), 8 warps of 64×32 (false), or by shape (null,
-    /// the default): the <see cref="Tuning"/> table's entry for this GPU and K, else 4 warps when K ≥
-    /// <see cref="TuningHeuristics.WideWarpMinK"/>.</summary>
-    public bool? WideWarpTiles { get; set; }
+    /// <summary>How bf16 GEMMs run (a <see cref="GemmVariant"/>), or by shape (null, the default): the
+    /// <see cref="Tuning"/> table's entry for this GPU and K, else <see cref="TuningHeuristics.Gemm"/>.</summary>
+    public string? GemmAlgorithm
+    {
+        get => gemmAlgorithm;
+        set => gemmAlgorithm = TuningTable.CheckVariant(nameof(GemmAlgorithm), TuningTable.GemmOp, value);
+    }
+    string? gemmAlgorithm;
+
+    /// <summary>The warp-layout view of <see cref="GemmAlgorithm"/>: 4 warps of 64×64 (true), 8 warps of 64×32 (false),
+    /// or by shape (null).</summary>
+    public bool? WideWarpTiles
+    {
+        get => gemmAlgorithm is null ? null : gemmAlgorithm == GemmVariant.Wide;
+        set => gemmAlgorithm = value is null ? null : value.Value ? GemmVariant.Wide : GemmVariant.Narrow;
+    }
 
     /// <summary>Whether bf16 GEMMs run on tensor cores here, and if not, why.</summary>
     public string TensorCoreStatus { get; private set; } = "not loaded";
@@ -42,7 +54,7 @@ public sealed partial class IlgpuBackend
         var names = MatmulTensorCoreNames;
         for (int i = 0; i < names.Length; i++) LoadTensorCoreKernel(loader, names[i], MatmulTensorCore[i], MatmulTensorCoreKernels.SharedBytes);
         TensorCoreStatus = Kind == BackendKind.Cuda
-            ? $"mma.sync m16n8k16 bf16 ({MatmulTensorCoreKernels.TileM}x{MatmulTensorCoreKernels.TileN}x{MatmulTensorCoreKernels.TileK} tiles, {MatmulTensorCoreKernels.Stages}-stage cp.async, {MatmulTensorCoreKernels.SharedBytes / 1024} KB shared, {(WideWarpTiles is { } w ? (w ? "4 warps of 64x64" : "8 warps of 64x32") : $"warp layout from the tuning table for {GpuArchitecture}, else 4 warps of 64x64 when K >= {TuningHeuristics.WideWarpMinK}")})"
+            ? $"mma.sync m16n8k16 bf16 ({MatmulTensorCoreKernels.TileM}x{MatmulTensorCoreKernels.TileN}x{MatmulTensorCoreKernels.TileK} tiles, {MatmulTensorCoreKernels.Stages}-stage cp.async, {MatmulTensorCoreKernels.SharedBytes / 1024} KB shared, {GemmAlgorithm ?? $"variant from the tuning table for {GpuArchitecture}, else 4 warps of 64x64 when K >= {TuningHeuristics.WideWarpMinK}"})"
             : "CUDA only: bf16 GEMMs use the SIMT kernel";
     }
 
@@ -108,27 +120,37 @@ public sealed partial class IlgpuBackend
     /// <paramref name="rowBias"/>: bias is indexed by C's row (a convolution's output channel), not its column.
     bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias = false)
     {
-        if (UseTensorCores && TryWgmmaGemm(a, b, c, bias, d, rowBias)) return true;
-        bool wide = WideWarpTiles ?? Tuning.GemmWideWarps(GpuArchitecture, d.K);
+        int tilesM = (d.M + MatmulTensorCoreKernels.TileM - 1) / MatmulTensorCoreKernels.TileM;
+        int tilesN = (d.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
+        long tiles = (long)tilesM * tilesN * d.OutBatch;
+        string variant = GemmAlgorithm ?? Tuning.Gemm(GpuArchitecture, d.K, tiles);
         bool bf16Out = c.DType == DType.BF16;
+        if (UseTensorCores && !bf16Out && TryWgmmaGemm(a, b, c, bias, d, rowBias, UseWgmmaGemm ?? variant == GemmVariant.Wgmma)) return true;
+        bool wide = variant == GemmVariant.Wide || (variant == GemmVariant.Wgmma && TuningHeuristics.GemmWideWarps(d.K));
         var kernel = MatmulTensorCore[TensorCoreIndex(bf16Out, wide, d.TransA, d.TransB)];
         if (!Launchable(kernel) || !UseTensorCores) return false;
         long pa = U16(a).LoadEffectiveAddressAsPtr().ToInt64(), pb = U16(b).LoadEffectiveAddressAsPtr().ToInt64();
         if (d.Lda % 8 != 0 || d.Ldb % 8 != 0 || d.StrideA % 8 != 0 || d.StrideB % 8 != 0 || pa % 16 != 0 || pb % 16 != 0) return false;
-        int tilesM = (d.M + MatmulTensorCoreKernels.TileM - 1) / MatmulTensorCoreKernels.TileM;
-        int tilesN = (d.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
         if (d.OutBatch > 65535 || (long)d.OutBatch * d.StrideC > int.MaxValue || (long)d.M * d.N > int.MaxValue) return false;
         long aRows = d.TransA ? d.K : d.M, bRows = d.TransB ? d.N : d.K;     // each matrix's byte offsets are 32-bit in the kernel
         if (2L * aRows * d.Lda + 64L * d.Lda >= int.MaxValue || 2L * bRows * d.Ldb + 64L * d.Ldb >= int.MaxValue) return false;
-        if ((long)tilesM * tilesN == 0) return true;
+        if (tiles == 0) return true;
+        int kTiles = (d.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK;
+        int slices = kTiles * (d.SumBatch ? d.Batch : 1);
+        int splits = variant == GemmVariant.SplitK && !bf16Out && bias is null
+            ? TuningHeuristics.GemmSplits(tiles, slices, accelerator.NumMultiprocessors) : 1;
+        int splitSlices = (slices + splits - 1) / splits;
+        splits = splitSlices == 0 ? 1 : (slices + splitSlices - 1) / splitSlices;   // no empty piece
+        if ((long)d.OutBatch * splits > 65535) splits = 1;
         var p = new TensorCoreGemmArgs
         {
             A = pa, B = pb, StrideA = d.StrideA, StrideB = d.StrideB,
             M = d.M, N = d.N, K = d.K, Lda = d.Lda, Ldb = d.Ldb, Ldc = d.Ldc, StrideC = (int)d.StrideC,
             Batch = d.Batch, SumBatch = d.SumBatch ? 1 : 0, HasBias = bias is null ? 0 : rowBias ? 2 : 1,
-            TilesN = tilesN, KTiles = (d.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK,
+            TilesN = tilesN, KTiles = kTiles, Splits = splits, SplitSlices = splitSlices,
         };
-        var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch), new Index2D(wide ? 128 : 256, 1),
+        if (splits > 1) Fill(c, 0f);   // the pieces add into C
+        var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch * splits), new Index2D(wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
         LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
         var biasView = bias is null ? Unread(c) : F32(bias);
