@@ -23,13 +23,19 @@ public sealed partial class IlgpuBackend
 
     /// <summary>The tensor-core GEMM's tile and warp layouts, by the catalogue name part that picks them:
     /// 128×128×64 with 8 or 4 warps, then the short-K tiles (8 warps on 128×128×32, 4 on 64×128×32).</summary>
-    public static readonly IReadOnlyList<(string Name, int TileM, int TileK, int Stages, bool Wide)> GemmLayouts =
-    [
-        ("", MatmulTensorCoreKernels.TileM, MatmulTensorCoreKernels.TileK, MatmulTensorCoreKernels.Stages, false),
-        ("Wide", MatmulTensorCoreKernels.TileM, MatmulTensorCoreKernels.TileK, MatmulTensorCoreKernels.Stages, true),
-        ("BK32", 128, 32, 4, false),
-        ("M64", 64, 32, 4, false),
-    ];
+    /// A property: <see cref="MatmulTensorCore"/>'s static initialiser (maybe in another file of this class) reads it.
+    public static IReadOnlyList<(string Name, int TileM, int TileK, int Stages, bool Wide)> GemmLayouts => GemmLayoutTable.All;
+
+    static class GemmLayoutTable
+    {
+        public static readonly (string Name, int TileM, int TileK, int Stages, bool Wide)[] All =
+        [
+            ("", MatmulTensorCoreKernels.TileM, MatmulTensorCoreKernels.TileK, MatmulTensorCoreKernels.Stages, false),
+            ("Wide", MatmulTensorCoreKernels.TileM, MatmulTensorCoreKernels.TileK, MatmulTensorCoreKernels.Stages, true),
+            ("BK32", 128, 32, 4, false),
+            ("M64", 64, 32, 4, false),
+        ];
+    }
 
     /// <summary>The index in <see cref="GemmLayouts"/> of a <see cref="GemmVariant"/> (split-k: the narrow layout;
     /// wgmma, where it does not run: narrow or wide by K).</summary>
