@@ -138,8 +138,8 @@ public class TensorCoreGemmTests
         args.Splits = (slices + args.SplitSlices - 1) / args.SplitSlices;
         var config = new KernelConfig(new Index2D(tilesM * tilesN, outBatch * args.Splits), new Index2D(MatmulTensorCoreKernels.ThreadsFor(c.TileM, wide), 1),
             SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytesFor(c.TileM, c.TileK, c.Stages)));
-        var stored = c.BF16Out ? RunBF16Out(acc, KernelBF16Out(form, wide, c), config, args, biasBuf, outBatch * strideC, c.AlignedC)
-            : RunF32(acc, Kernel(form, wide, c), config, args, biasBuf, InitialC(c, outBatch, ldc, strideC));
+        var stored = c.BF16Out ? RunBF16Out(acc, (Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs>)Kernel(form, wide, c), config, args, biasBuf, outBatch * strideC, c.AlignedC)
+            : RunF32(acc, (Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)Kernel(form, wide, c), config, args, biasBuf, InitialC(c, outBatch, ldc, strideC));
         var got = new float[exact.Length];
         for (int ob = 0; ob < outBatch; ob++)
             for (int i = 0; i < c.M; i++)
@@ -195,37 +195,24 @@ public class TensorCoreGemmTests
 
     static int RoundUp8(int x) => (x + 7) / 8 * 8;
 
-    static Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> Kernel(string form, bool wide, Case c) => (wide, c.TileM, c.TileK) switch
+    /// <summary>The kernel for a case: its warp layout and tile, the f32-C or bf16-C epilogue, its transpose form.</summary>
+    static Delegate Kernel(string form, bool wide, Case c) => (wide, c.TileM, c.TileK) switch
     {
-        (true, _, _) => F32<FourWarps64x64, Tile128x128K64>(form),
-        (false, 64, 32) => F32<EightWarps64x32, Tile64x128K32>(form),
-        (false, 128, 32) => F32<EightWarps64x32, Tile128x128K32>(form),
-        _ => F32<EightWarps64x32, Tile128x128K64>(form),
+        (true, _, _) => ForForm<FourWarps64x64, Tile128x128K64>(form, c.BF16Out),
+        (false, 64, 32) => ForForm<EightWarps64x32, Tile64x128K32>(form, c.BF16Out),
+        (false, 128, 32) => ForForm<EightWarps64x32, Tile128x128K32>(form, c.BF16Out),
+        _ => ForForm<EightWarps64x32, Tile128x128K64>(form, c.BF16Out),
     };
 
-    static Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> KernelBF16Out(string form, bool wide, Case c) => (wide, c.TileM, c.TileK) switch
+    static Delegate ForForm<TW, TT>(string form, bool bf16Out) where TW : struct, IGemmWarps where TT : struct, IGemmTile => (form, bf16Out) switch
     {
-        (true, _, _) => BF16Out<FourWarps64x64, Tile128x128K64>(form),
-        (false, 64, 32) => BF16Out<EightWarps64x32, Tile64x128K32>(form),
-        (false, 128, 32) => BF16Out<EightWarps64x32, Tile128x128K32>(form),
-        _ => BF16Out<EightWarps64x32, Tile128x128K64>(form),
-    };
-
-    static Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> F32<TW, TT>(string form)
-        where TW : struct, IGemmWarps where TT : struct, IGemmTile => form switch
-    {
-        "NN" => MatmulTensorCoreKernels.Gemm<OrientNN, TW, TT, EmulatedWarpMma>,
-        "NT" => MatmulTensorCoreKernels.Gemm<OrientNT, TW, TT, EmulatedWarpMma>,
-        "TN" => MatmulTensorCoreKernels.Gemm<OrientTN, TW, TT, EmulatedWarpMma>,
-        _ => MatmulTensorCoreKernels.Gemm<OrientTT, TW, TT, EmulatedWarpMma>,
-    };
-
-    static Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> BF16Out<TW, TT>(string form)
-        where TW : struct, IGemmWarps where TT : struct, IGemmTile => form switch
-    {
-        "NN" => MatmulTensorCoreKernels.GemmBF16Out<OrientNN, TW, TT, EmulatedWarpMma>,
-        "NT" => MatmulTensorCoreKernels.GemmBF16Out<OrientNT, TW, TT, EmulatedWarpMma>,
-        "TN" => MatmulTensorCoreKernels.GemmBF16Out<OrientTN, TW, TT, EmulatedWarpMma>,
+        ("NN", false) => MatmulTensorCoreKernels.Gemm<OrientNN, TW, TT, EmulatedWarpMma>,
+        ("NT", false) => MatmulTensorCoreKernels.Gemm<OrientNT, TW, TT, EmulatedWarpMma>,
+        ("TN", false) => MatmulTensorCoreKernels.Gemm<OrientTN, TW, TT, EmulatedWarpMma>,
+        ("TT", false) => MatmulTensorCoreKernels.Gemm<OrientTT, TW, TT, EmulatedWarpMma>,
+        ("NN", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientNN, TW, TT, EmulatedWarpMma>,
+        ("NT", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientNT, TW, TT, EmulatedWarpMma>,
+        ("TN", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientTN, TW, TT, EmulatedWarpMma>,
         _ => MatmulTensorCoreKernels.GemmBF16Out<OrientTT, TW, TT, EmulatedWarpMma>,
     };
 }

@@ -15,15 +15,6 @@ public static partial class MatmulTensorCoreKernels
     /// <summary>A staged row: 128 bf16 plus 16 bytes of padding, so the 8 rows one mma store covers hit 8 bank groups.</summary>
     public const int StagedRowBytes = TileN * 2 + 16;
 
-    /// <summary>The CUDA kernel: <see cref="GemmBF16Out{TO, TW, TM}"/> on the inline-PTX primitives.</summary>
-    public static void GemmBF16Out<TO, TW>(ArrayView<ushort> c, ArrayView<float> bias, TensorCoreGemmArgs p)
-        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps => GemmBF16Out<TO, TW, Tile128x128K64, PtxWarpMma>(c, bias, p);
-
-    /// <summary><see cref="GemmBF16Out{TO, TW, TT, TM}"/> with the default 128×128×64 tile.</summary>
-    public static void GemmBF16Out<TO, TW, TM>(ArrayView<ushort> c, ArrayView<float> bias, TensorCoreGemmArgs p)
-        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM> =>
-        GemmBF16Out<TO, TW, Tile128x128K64, TM>(c, bias, p);
-
     /// <summary>As <see cref="Gemm{TO, TW, TT, TM}"/> with a bf16 C; <see cref="TensorCoreGemmArgs.C"/> is c's device address.</summary>
     public static void GemmBF16Out<TO, TW, TT, TM>(ArrayView<ushort> c, ArrayView<float> bias, TensorCoreGemmArgs p)
         where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TT : struct, IGemmTile where TM : struct, IWarpMma<TM>

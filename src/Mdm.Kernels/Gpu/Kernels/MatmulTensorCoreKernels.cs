@@ -58,7 +58,7 @@ public struct TensorCoreGemmArgs
 /// are separate locals passed by value: a local whose address is taken stays in local memory.
 /// The warp primitives are a type argument (<see cref="IWarpMma{TSelf}"/>): inline PTX on CUDA, emulated on the CPU
 /// accelerator, where the tests run it against float64. The host routes other backends and unaligned shapes to v1.
-/// C is f32 (<see cref="Gemm{TO, TW, TM}"/>) or bf16 (<see cref="GemmBF16Out{TO, TW, TM}"/>, staged through shared memory).
+/// C is f32 (<see cref="Gemm{TO, TW, TT, TM}"/>) or bf16 (<see cref="GemmBF16Out{TO, TW, TT, TM}"/>, staged through shared memory).
 /// </summary>
 public static partial class MatmulTensorCoreKernels
 {
@@ -120,17 +120,8 @@ public static partial class MatmulTensorCoreKernels
         return c;
     }
 
-    /// <summary>The CUDA kernel: <see cref="Gemm{TO, TW, TM}"/> on the inline-PTX primitives.</summary>
-    public static void Gemm<TO, TW>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p)
-        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps => Gemm<TO, TW, Tile128x128K64, PtxWarpMma>(c, bias, p);
-
-    /// <summary><see cref="Gemm{TO, TW, TT, TM}"/> with the default 128×128×64 tile.</summary>
-    public static void Gemm<TO, TW, TM>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p)
-        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM> =>
-        Gemm<TO, TW, Tile128x128K64, TM>(c, bias, p);
-
-    /// <summary>The GEMM on any implementation of the warp primitives (<see cref="EmulatedWarpMma"/> runs it on the
-    /// CPU accelerator), f32 C. Launch with <see cref="ThreadsFor"/> threads and <see cref="SharedBytesFor"/> of
+    /// <summary>The GEMM on any implementation of the warp primitives (<see cref="PtxWarpMma"/> on CUDA,
+    /// <see cref="EmulatedWarpMma"/> on the CPU accelerator), f32 C. Launch with <see cref="ThreadsFor"/> threads and <see cref="SharedBytesFor"/> of
     /// dynamic shared memory, one group per output tile (x) and output batch × K piece (y).</summary>
     public static void Gemm<TO, TW, TT, TM>(ArrayView<float> c, ArrayView<float> bias, TensorCoreGemmArgs p)
         where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TT : struct, IGemmTile where TM : struct, IWarpMma<TM>
