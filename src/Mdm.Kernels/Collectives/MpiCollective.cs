@@ -54,6 +54,52 @@ public sealed unsafe class MpiCollective : Collective
             }
     }
 
+    /// <summary>MPI_Iallreduce in place, one request per chunk; the buffer stays pinned until the last completes.</summary>
+    public override PendingCollective StartAllReduceSum(Memory<float> buffer)
+    {
+        CheckOpen();
+        var pin = buffer.Pin();
+        var requests = new nint[(buffer.Length + MaxChunk - 1) / MaxChunk];
+        try
+        {
+            for (int c = 0; c < requests.Length; c++)
+            {
+                int start = c * MaxChunk, count = Math.Min(MaxChunk, buffer.Length - start);
+                fixed (nint* request = &requests[c])
+                    mpi.Check(mpi.Iallreduce(MpiLibrary.InPlace, (nint)((float*)pin.Pointer + start), count, mpi.Float, mpi.OpSum, mpi.CommWorld, request), "MPI_Iallreduce", Rank);
+            }
+        }
+        catch { pin.Dispose(); throw; }
+        return new PendingAllReduce(this, requests, pin);
+    }
+
+    sealed class PendingAllReduce(MpiCollective owner, nint[] requests, System.Buffers.MemoryHandle pin) : PendingCollective
+    {
+        int completed;
+
+        public override bool Test()
+        {
+            while (completed < requests.Length)
+            {
+                int done = 0;
+                fixed (nint* request = &requests[completed])
+                    owner.mpi.Check(owner.mpi.TestCall(request, &done, MpiLibrary.StatusIgnore), "MPI_Test", owner.Rank);
+                if (done == 0) return false;
+                completed++;
+            }
+            pin.Dispose();
+            return true;
+        }
+
+        public override void Wait()
+        {
+            for (; completed < requests.Length; completed++)
+                fixed (nint* request = &requests[completed])
+                    owner.mpi.Check(owner.mpi.WaitCall(request, MpiLibrary.StatusIgnore), "MPI_Wait", owner.Rank);
+            pin.Dispose();
+        }
+    }
+
     public override void Broadcast(Span<byte> buffer, int root)
     {
         CheckOpen();

@@ -11,6 +11,8 @@ sealed unsafe class MpiLibrary
     public const int Success = 0;
     /// <summary>MPI_IN_PLACE in Open MPI's mpi.h.</summary>
     public static readonly nint InPlace = 1;
+    /// <summary>MPI_STATUS_IGNORE in Open MPI's mpi.h.</summary>
+    public static readonly nint StatusIgnore = 0;
 
     public readonly string File;
     public readonly nint CommWorld, Float, Byte, OpSum, ErrorsReturn;
@@ -22,6 +24,9 @@ sealed unsafe class MpiLibrary
     public readonly delegate* unmanaged<nint, int*, int> CommSize;
     public readonly delegate* unmanaged<nint, nint, int> CommSetErrhandler;
     public readonly delegate* unmanaged<nint, nint, int, nint, nint, nint, int> Allreduce;
+    public readonly delegate* unmanaged<nint, nint, int, nint, nint, nint, nint*, int> Iallreduce;
+    public readonly delegate* unmanaged<nint*, int*, nint, int> TestCall;
+    public readonly delegate* unmanaged<nint*, nint, int> WaitCall;
     public readonly delegate* unmanaged<nint, int, nint, int, nint, int> Bcast;
     public readonly delegate* unmanaged<nint, int> BarrierCall;
     public readonly delegate* unmanaged<nint, int, int> AbortCall;
@@ -42,6 +47,9 @@ sealed unsafe class MpiLibrary
         CommSize = (delegate* unmanaged<nint, int*, int>)S("MPI_Comm_size");
         CommSetErrhandler = (delegate* unmanaged<nint, nint, int>)S("MPI_Comm_set_errhandler");
         Allreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, int>)S("MPI_Allreduce");
+        Iallreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, nint*, int>)S("MPI_Iallreduce");
+        TestCall = (delegate* unmanaged<nint*, int*, nint, int>)S("MPI_Test");
+        WaitCall = (delegate* unmanaged<nint*, nint, int>)S("MPI_Wait");
         Bcast = (delegate* unmanaged<nint, int, nint, int, nint, int>)S("MPI_Bcast");
         BarrierCall = (delegate* unmanaged<nint, int>)S("MPI_Barrier");
         AbortCall = (delegate* unmanaged<nint, int, int>)S("MPI_Abort");
