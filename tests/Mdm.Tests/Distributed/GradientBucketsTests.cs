@@ -81,6 +81,11 @@ public class GradientBucketsTests
                     Assert.That(layers[i].Grad!.ToArray(), Is.EqualTo(local[i]), $"step {step}: w{i}'s mean over two equal ranks\n{TestSeed.Describe()}");
                 Assert.That(unused.Grad, Is.Null, "a parameter without a gradient stays without one");
             }
+            // A rank whose loss was not finite skips the backward: it still starts every bucket, in the same order.
+            world.Started.Clear();
+            buckets.Finish();
+            Assert.That(world.Started, Is.EqualTo(new[] { 16, 16, 16, 16, 16, 16, 4 }));
+            Assert.That(buckets.StartedBeforeLastGradient, Is.Zero);
         }
         finally { foreach (var p in all) p.Dispose(); }
     }
