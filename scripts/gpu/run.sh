@@ -55,8 +55,9 @@ test_rc=${PIPESTATUS[0]}
 
 if [ $local_mode = 0 ]; then
   # NCCL on one GPU (no mpirun there: a one-rank communicator): the collective check all-reduces a buffer of known sums,
-  # then 2 training steps reduce their gradients through NCCL (MDM_NCCL=1), in the default 25 MB buckets (4 for its 87 MB) queued from the backward and
-  # in one all-reduce after it (--grad-buckets off); allreduce_seconds is NCCL's exposed one-rank overhead.
+  # then 2 training steps reduce their gradients through NCCL (MDM_NCCL=1): in the default 25 MB buckets (its 87 MB of
+  # gradients in 5) queued from the backward, and in one all-reduce after it (--grad-buckets off); allreduce_seconds is
+  # NCCL's exposed one-rank overhead.
   stage 90 "NCCL: one-rank all-reduce of a known buffer, 2 training steps through NCCL with and without buckets" && {
   timeout "$lim" dotnet "$apps/tests/Mdm.Train.dll" collective-check --nccl --elements 1000003 2>&1 | tee "$OUT/nccl-check.log"
   for buckets in 25 off; do
