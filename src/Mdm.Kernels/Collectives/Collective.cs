@@ -24,6 +24,10 @@ public abstract class Collective : IDisposable
         return PendingCollective.Done;
     }
 
+    /// <summary>Whether another thread may <see cref="PendingCollective.Test"/> started operations, one thread at a
+    /// time (MPI_THREAD_SERIALIZED): a background poller then moves them while this thread computes.</summary>
+    public virtual bool CanProgressFromAnotherThread => false;
+
     /// <summary>Copies <paramref name="buffer"/> of rank <paramref name="root"/> into every rank's buffer.</summary>
     public abstract void Broadcast(Span<byte> buffer, int root);
 

@@ -16,10 +16,12 @@ public sealed unsafe class MpiCollective : Collective
     public override int WorldSize { get; }
     public override int LocalRank { get; }
     public override string Name { get; }
+    public override bool CanProgressFromAnotherThread { get; }
 
-    MpiCollective(MpiLibrary mpi, bool ownsInit, int rank, int size, int localRank)
+    MpiCollective(MpiLibrary mpi, bool ownsInit, int rank, int size, int localRank, bool serializedThreads)
     {
         this.mpi = mpi; this.ownsInit = ownsInit;
+        CanProgressFromAnotherThread = serializedThreads;
         Rank = rank; WorldSize = size; LocalRank = localRank;
         Name = $"MPI ({mpi.Version()})";
     }
@@ -33,14 +35,16 @@ public sealed unsafe class MpiCollective : Collective
         var mpi = MpiLibrary.Load(libraryFile ?? MpiLibrary.FileFromEnvironment());
         int initialized = 0;
         mpi.Check(mpi.Initialized(&initialized), "MPI_Initialized", launch.Rank);
-        if (initialized == 0) mpi.Check(mpi.Init(0, 0), "MPI_Init", launch.Rank);
+        int threads = 0;
+        if (initialized == 0) mpi.Check(mpi.InitThread(0, 0, MpiLibrary.ThreadSerialized, &threads), "MPI_Init_thread", launch.Rank);
+        else mpi.Check(mpi.QueryThread(&threads), "MPI_Query_thread", launch.Rank);
         mpi.Check(mpi.CommSetErrhandler(mpi.CommWorld, mpi.ErrorsReturn), "MPI_Comm_set_errhandler", launch.Rank);
         int rank = 0, size = 0;
         mpi.Check(mpi.CommRank(mpi.CommWorld, &rank), "MPI_Comm_rank", launch.Rank);
         mpi.Check(mpi.CommSize(mpi.CommWorld, &size), "MPI_Comm_size", launch.Rank);
         if (rank != launch.Rank || size != launch.WorldSize)
             throw new CollectiveException($"MPI says rank {rank} of {size}, the {launch.Launcher} environment says {launch.Rank} of {launch.WorldSize}");
-        return new MpiCollective(mpi, initialized == 0, rank, size, launch.LocalRank);
+        return new MpiCollective(mpi, initialized == 0, rank, size, launch.LocalRank, threads >= MpiLibrary.ThreadSerialized);
     }
 
     public override void AllReduceSum(Span<float> buffer)

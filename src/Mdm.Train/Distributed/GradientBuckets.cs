@@ -12,8 +12,9 @@ namespace Mdm.Train.Distributed;
 /// without waiting, while the backward goes on. Buckets start in plan order on every rank (MPI matches collectives
 /// by order), so a bucket that fills early waits for the ones before it. <see cref="Finish"/> starts whatever the
 /// backward did not fill (a step that ended early, an unused parameter), waits, averages and unpacks, before the clip.
-/// On MPI the buffers are pinned host arrays (MPI_Iallreduce, polled from the hook: Open MPI progresses only inside MPI
-/// calls); on NCCL they are device tensors reduced on the backend's stream, which orders them with the kernels.
+/// On MPI the buffers are pinned host arrays (MPI_Iallreduce, polled from the hook and from a background thread:
+/// <see cref="InFlightReductions"/>); on NCCL they are device tensors reduced on the backend's stream, which orders
+/// them with the kernels.
 /// </summary>
 public sealed class GradientBuckets : IGradientExchange
 {
@@ -21,9 +22,9 @@ public sealed class GradientBuckets : IGradientExchange
     readonly Variable[] parameters;
     readonly Bucket[] buckets;
     readonly Dictionary<Variable, int> bucketOf = new(ReferenceEqualityComparer.Instance);
-    readonly Queue<PendingCollective> inFlight = new();
+    readonly InFlightReductions inFlight;
     readonly List<int> startedAtReport = [];
-    int nextToStart, reports, completedInBackward;
+    int nextToStart, reports;
     long exposedTicks;
 
     public GradientBuckets(Collective collective, IEnumerable<Variable> parameters, Backend backend, double megabytes)
@@ -32,6 +33,7 @@ public sealed class GradientBuckets : IGradientExchange
         this.parameters = [.. parameters.Where(p => p.RequiresGrad)];
         Plan = BucketPlan.Build([.. this.parameters.Select(p => p.Data.Numel)], megabytes);
         bool onDevice = collective is NcclCollective;
+        inFlight = new InFlightReductions(pollInBackground: !onDevice && collective.CanProgressFromAnotherThread);
         buckets = new Bucket[Plan.Buckets.Count];
         for (int b = 0; b < buckets.Length; b++)
         {
@@ -70,11 +72,7 @@ public sealed class GradientBuckets : IGradientExchange
                 Start(buckets[nextToStart++]);
                 startedAtReport.Add(reports);
             }
-        while (inFlight.Count > 0 && inFlight.Peek().Test())
-        {
-            inFlight.Dequeue();
-            completedInBackward++;
-        }
+        inFlight.Poll();
         exposedTicks += Stopwatch.GetTimestamp() - t0;
     }
 
@@ -83,22 +81,23 @@ public sealed class GradientBuckets : IGradientExchange
         long t0 = Stopwatch.GetTimestamp();
         // Whatever the backward left unfilled starts now, in plan order.
         while (nextToStart < buckets.Length) Start(buckets[nextToStart++]);
-        while (inFlight.Count > 0) inFlight.Dequeue().Wait();
+        int completedEarly = inFlight.WaitAll();
         foreach (var bucket in buckets) bucket.Unpack(collective.WorldSize);
         if (buckets.Length > 0) parameters[0].Backend.Synchronize();
         LastSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds + Stopwatch.GetElapsedTime(0, exposedTicks).TotalSeconds;
         StartedBeforeLastGradient = startedAtReport.Count(r => r < reports);
-        CompletedInBackward = completedInBackward;
+        CompletedInBackward = completedEarly;
         foreach (var bucket in buckets) bucket.Missing = bucket.Indices.Length;
         startedAtReport.Clear();
-        nextToStart = reports = completedInBackward = 0;
+        nextToStart = reports = 0;
         exposedTicks = 0;
     }
 
-    void Start(Bucket bucket) => inFlight.Enqueue(bucket.PackAndStart(collective));
+    void Start(Bucket bucket) => inFlight.Start(() => bucket.PackAndStart(collective));
 
     public void Dispose()
     {
+        inFlight.Dispose();
         foreach (var bucket in buckets) bucket.Dispose();
     }
 
