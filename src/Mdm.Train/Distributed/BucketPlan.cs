@@ -1,10 +1,10 @@
 namespace Mdm.Train.Distributed;
 
 /// <summary>
-/// Which parameters' gradients travel together: parameters in reverse order of registration (the backward finishes
-/// the last-used ones first), each bucket closed once it holds at least its byte budget, as PyTorch's DDP groups them:
-/// a small first bucket so the first all-reduce starts early, then <see cref="DefaultMegabytes"/>. A parameter larger
-/// than the budget gets a bucket of its own.
+/// Which parameters' gradients travel together, as PyTorch's DDP groups them: parameters in the order the backward
+/// finishes them (at first the reverse of registration, then the order the first step reported), each bucket closed
+/// once it holds at least its byte budget: a small first bucket so the first all-reduce starts early, then
+/// <see cref="DefaultMegabytes"/>. A parameter larger than the budget gets a bucket of its own.
 /// </summary>
 public sealed class BucketPlan
 {
@@ -19,15 +19,20 @@ public sealed class BucketPlan
 
     BucketPlan(List<int[]> buckets, List<long> elements) { Buckets = buckets; Elements = elements; }
 
-    public static BucketPlan Build(IReadOnlyList<long> parameterElements, double megabytes)
+    /// <param name="parameterElements">each parameter's gradient elements, in registration order</param>
+    /// <param name="fillOrder">the parameter indices in the order buckets take them (null: reverse registration)</param>
+    public static BucketPlan Build(IReadOnlyList<long> parameterElements, double megabytes, IReadOnlyList<int>? fillOrder = null)
     {
+        fillOrder ??= [.. Enumerable.Range(0, parameterElements.Count).Reverse()];
+        if (fillOrder.Count != parameterElements.Count || fillOrder.Distinct().Count() != fillOrder.Count || fillOrder.Any(i => (uint)i >= (uint)parameterElements.Count))
+            throw new ArgumentException($"bucket plan: the fill order is not a permutation of the {parameterElements.Count} parameters", nameof(fillOrder));
         if (!(megabytes > 0 && double.IsFinite(megabytes))) throw new ArgumentOutOfRangeException(nameof(megabytes), megabytes, "the bucket size must be a positive number of MB");
         long budget = Bytes(megabytes), first = Math.Min(budget, Bytes(FirstMegabytes));
         var buckets = new List<int[]>();
         var elements = new List<long>();
         var current = new List<int>();
         long bytes = 0;
-        for (int i = parameterElements.Count - 1; i >= 0; i--)
+        foreach (int i in fillOrder)
         {
             current.Add(i);
             bytes += parameterElements[i] * BytesPerElement;
@@ -43,6 +48,19 @@ public sealed class BucketPlan
             current.Clear();
             bytes = 0;
         }
+    }
+
+    /// <summary>The fill order a backward reported: the parameters it reported, in that order, then those it never
+    /// reached in reverse registration order (ignoring repeats and indices out of range).</summary>
+    public static int[] ReportedOrder(IEnumerable<int> reported, int count)
+    {
+        var seen = new bool[count];
+        var order = new List<int>(count);
+        foreach (int i in reported)
+            if ((uint)i < (uint)count && !seen[i]) { seen[i] = true; order.Add(i); }
+        for (int i = count - 1; i >= 0; i--)
+            if (!seen[i]) order.Add(i);
+        return [.. order];
     }
 
     /// <summary>The flag's value: "off" (null), or a size in MB; anything else is refused naming the flag.</summary>

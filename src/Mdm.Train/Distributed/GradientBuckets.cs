@@ -10,7 +10,8 @@ namespace Mdm.Train.Distributed;
 /// each parameter whose gradient is final (<see cref="GradientReady"/>); once every parameter of a bucket
 /// (<see cref="BucketPlan"/>) is in, its gradients are packed into one contiguous buffer and its all-reduce starts
 /// without waiting, while the backward goes on. Buckets start in plan order on every rank (MPI matches collectives
-/// by order), so a bucket that fills early waits for the ones before it. <see cref="Finish"/> starts whatever the
+/// by order), so a bucket that fills early waits for the ones before it; after the first step the plan follows the
+/// order that step's backward reported. <see cref="Finish"/> starts whatever the
 /// backward did not fill (a step that ended early, an unused parameter), waits, averages and unpacks, before the clip.
 /// On MPI the buffers are pinned host arrays (MPI_Iallreduce, polled from the hook and from a background thread:
 /// <see cref="InFlightReductions"/>); on NCCL they are device tensors reduced on the backend's stream, which orders
@@ -20,31 +21,45 @@ public sealed class GradientBuckets : IGradientExchange
 {
     readonly Collective collective;
     readonly Variable[] parameters;
-    readonly Bucket[] buckets;
-    readonly Dictionary<Variable, int> bucketOf = new(ReferenceEqualityComparer.Instance);
+    readonly Backend? deviceBackend;
+    readonly double megabytes;
+    readonly Dictionary<Variable, int> indexOf = new(ReferenceEqualityComparer.Instance);
     readonly InFlightReductions inFlight;
-    readonly List<int> startedAtReport = [];
-    int nextToStart, reports;
+    readonly List<int> startedAtReport = [], reportedOrder = [];
+    Bucket[] buckets = [];
+    int[] bucketOf = [];
+    bool replanned;
+    int nextToStart;
     long exposedTicks;
 
     public GradientBuckets(Collective collective, IEnumerable<Variable> parameters, Backend backend, double megabytes)
     {
         this.collective = collective;
+        this.megabytes = megabytes;
         this.parameters = [.. parameters.Where(p => p.RequiresGrad)];
-        Plan = BucketPlan.Build([.. this.parameters.Select(p => p.Data.Numel)], megabytes);
+        for (int i = 0; i < this.parameters.Length; i++) indexOf[this.parameters[i]] = i;
         bool onDevice = collective is NcclCollective;
+        deviceBackend = onDevice ? backend : null;
         inFlight = new InFlightReductions(pollInBackground: !onDevice && collective.CanProgressFromAnotherThread);
-        buckets = new Bucket[Plan.Buckets.Count];
-        for (int b = 0; b < buckets.Length; b++)
-        {
-            if (Plan.Elements[b] > int.MaxValue) throw new ArgumentException($"gradient bucket {b}: {Plan.Elements[b]} elements exceed one buffer of {int.MaxValue}");
-            var members = Plan.Buckets[b];
-            buckets[b] = new Bucket(members, (int)Plan.Elements[b], onDevice ? backend : null, this.parameters);
-            foreach (int i in members) bucketOf[this.parameters[i]] = b;
-        }
+        Plan = Use(BucketPlan.Build([.. this.parameters.Select(p => p.Data.Numel)], megabytes));
     }
 
-    public BucketPlan Plan { get; }
+    BucketPlan Use(BucketPlan plan)
+    {
+        foreach (var bucket in buckets) bucket.Dispose();
+        buckets = new Bucket[plan.Buckets.Count];
+        bucketOf = new int[parameters.Length];
+        for (int b = 0; b < buckets.Length; b++)
+        {
+            if (plan.Elements[b] > int.MaxValue) throw new ArgumentException($"gradient bucket {b}: {plan.Elements[b]} elements exceed one buffer of {int.MaxValue}");
+            buckets[b] = new Bucket(plan.Buckets[b], (int)plan.Elements[b], deviceBackend, parameters);
+            foreach (int i in plan.Buckets[b]) bucketOf[i] = b;
+        }
+        return plan;
+    }
+
+    /// <summary>The plan in use: reverse registration order until the first step's backward has reported its order.</summary>
+    public BucketPlan Plan { get; private set; }
 
     public string Describe() =>
         $"{buckets.Length} bucket{(buckets.Length == 1 ? "" : "s")} of up to {Plan.Elements.DefaultIfEmpty(0).Max() * sizeof(float) / 1048576.0:0.###} MB overlapping the backward";
@@ -65,13 +80,16 @@ public sealed class GradientBuckets : IGradientExchange
     void OnGradientReady(Variable parameter)
     {
         long t0 = Stopwatch.GetTimestamp();
-        reports++;
-        if (bucketOf.TryGetValue(parameter, out int b) && --buckets[b].Missing == 0)
-            while (nextToStart < buckets.Length && buckets[nextToStart].Missing == 0)
-            {
-                Start(buckets[nextToStart++]);
-                startedAtReport.Add(reports);
-            }
+        if (indexOf.TryGetValue(parameter, out int index))
+        {
+            reportedOrder.Add(index);
+            if (--buckets[bucketOf[index]].Missing == 0)
+                while (nextToStart < buckets.Length && buckets[nextToStart].Missing == 0)
+                {
+                    Start(buckets[nextToStart++]);
+                    startedAtReport.Add(reportedOrder.Count);
+                }
+        }
         inFlight.Poll();
         exposedTicks += Stopwatch.GetTimestamp() - t0;
     }
@@ -81,16 +99,31 @@ public sealed class GradientBuckets : IGradientExchange
         long t0 = Stopwatch.GetTimestamp();
         // Whatever the backward left unfilled starts now, in plan order.
         while (nextToStart < buckets.Length) Start(buckets[nextToStart++]);
-        int completedEarly = inFlight.WaitAll();
+        CompletedInBackward = inFlight.WaitAll();
         foreach (var bucket in buckets) bucket.Unpack(collective.WorldSize);
         if (buckets.Length > 0) parameters[0].Backend.Synchronize();
+        StartedBeforeLastGradient = startedAtReport.Count(r => r < reportedOrder.Count);
+        if (!replanned) Replan();
         LastSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds + Stopwatch.GetElapsedTime(0, exposedTicks).TotalSeconds;
-        StartedBeforeLastGradient = startedAtReport.Count(r => r < reports);
-        CompletedInBackward = completedEarly;
         foreach (var bucket in buckets) bucket.Missing = bucket.Indices.Length;
         startedAtReport.Clear();
-        nextToStart = reports = 0;
+        reportedOrder.Clear();
+        nextToStart = 0;
         exposedTicks = 0;
+    }
+
+    /// <summary>Once, after the first step whose backward rank 0 saw: the plan follows the order rank 0's backward
+    /// reported (DDP rebuilds its buckets the same way), so a bucket no longer waits on a parameter finished later.
+    /// Every rank takes rank 0's order, so the plans agree even if a rank skipped its backward.</summary>
+    void Replan()
+    {
+        var order = new int[parameters.Length];
+        order.AsSpan().Fill(-1);
+        if (collective.Rank == 0) reportedOrder.CopyTo(0, order, 0, Math.Min(order.Length, reportedOrder.Count));
+        collective.Broadcast(System.Runtime.InteropServices.MemoryMarshal.AsBytes(order.AsSpan()), 0);
+        if (order.Length == 0 || order[0] < 0) return;
+        replanned = true;
+        Plan = Use(BucketPlan.Build([.. parameters.Select(p => p.Data.Numel)], megabytes, BucketPlan.ReportedOrder(order.TakeWhile(i => i >= 0), parameters.Length)));
     }
 
     void Start(Bucket bucket) => inFlight.Start(() => bucket.PackAndStart(collective));

@@ -52,6 +52,16 @@ public class BucketPlanTests
         }
     }
 
+    [Test]
+    public void AReportedOrderFillsTheBucketsThenTheParametersNeverReported()
+    {
+        var order = BucketPlan.ReportedOrder([3, 1, 3, 9], count: 5);
+        Assert.That(order, Is.EqualTo(new[] { 3, 1, 4, 2, 0 }), "repeats and strangers ignored; the rest in reverse registration order");
+        var plan = BucketPlan.Build([100, 100, 100, 100, 100], megabytes: 800.0 / MiB, order);
+        Assert.That(plan.Buckets, Is.EqualTo(new[] { new[] { 3, 1 }, new[] { 4, 2 }, new[] { 0 } }));
+        Assert.Throws<ArgumentException>(() => BucketPlan.Build([1, 2, 3], 1, [0, 1, 1]));
+    }
+
     [TestCase("off", null)]
     [TestCase("OFF", null)]
     [TestCase("25", 25.0)]

@@ -36,7 +36,7 @@ public class DataParallelTrainingTests
         string single = dir.File("single"), ranks = dir.File("ranks"), unbucketed = dir.File("unbucketed"), resumed = dir.File("resumed");
 
         new Trainer(Settings(single), config, TestBackends.Get(BackendKind.Cpu), TextWriter.Null, CancellationToken.None).Run();
-        // 2 KB buckets: the tiny model's gradients travel in dozens of all-reduces, most started while the backward runs.
+        // 2 KB buckets: the tiny model's gradients travel in dozens of all-reduces started while the backward runs.
         var r = MpiRun.Run(2, Bound, [.. TrainArgs(configFile, ranks), "--grad-buckets", "0.002"]);
         Assert.That(r.ExitCode, Is.Zero, r.Output);
         Assert.That(r.Output, Does.Contain("data-parallel: 2 processes of 2 samples each, gradients averaged over MPI"));
@@ -44,7 +44,9 @@ public class DataParallelTrainingTests
         Assert.That(overlap.Success, Is.True, r.Output);
         int started = int.Parse(overlap.Groups[1].Value), bucketCount = int.Parse(overlap.Groups[2].Value);
         Assert.That(bucketCount, Is.GreaterThan(10), r.Output);
-        Assert.That(started, Is.GreaterThan(bucketCount / 2), "most buckets start while the backward still computes");
+        // From step 2 the plan follows the backward's order: only the bucket of the last gradient (and one of
+        // parameters never reported, if any) can start at or after its end.
+        Assert.That(started, Is.GreaterThanOrEqualTo(bucketCount - 2), "the buckets start while the backward still computes");
 
         var want = TrainProcess.Losses(Path.Combine(single, "metrics.jsonl"));
         var got = TrainProcess.Losses(Path.Combine(ranks, "metrics.jsonl"));
