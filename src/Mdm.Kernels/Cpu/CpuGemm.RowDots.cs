@@ -30,7 +30,7 @@ public static unsafe partial class CpuGemm
     public static void AccumulateTransposed(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, float* scratch)
     {
         Transpose(b, ldb, 0, scratch, n, k, 0, k);
-        Tile(a, lda, scratch, n, c, ldc, m, n, k, 1f, 1f);
+        Tile(a, lda, new StridedRows(scratch, n), c, ldc, m, n, k, 1f, 1f);
     }
 
     /// <summary>Rows at least this long take the dot-product kernel (AccumulateRowDots), shorter ones AccumulateTransposed.</summary>

@@ -55,7 +55,7 @@ public static unsafe partial class CpuGemm
                         int ldA = aBatches > 0 ? k : lda;
                         float* B = bBatches > 0 ? (float*)ppb + (bBatches == 1 ? 0 : (long)bi * k * n) : (float*)pb + bi * strideB;
                         int ldB = bBatches > 0 ? n : ldb;
-                        Tile(A + (long)i0 * ldA, ldA, B + j0, ldB, (float*)pc + bi * strideC + (long)i0 * ldc + j0, ldc,
+                        Tile(A + (long)i0 * ldA, ldA, new StridedRows(B + j0, ldB), (float*)pc + bi * strideC + (long)i0 * ldc + j0, ldc,
                             Math.Min(MC, m - i0), Math.Min(NC, n - j0), k, alpha, beta);
                     }
                 });
@@ -98,8 +98,10 @@ public static unsafe partial class CpuGemm
         }
     }
 
-    /// <summary>C[rows, nc] = alpha·A[rows, k]·B[k, nc] + beta·C for one tile: K in chunks of KC, rows in blocks of MR.</summary>
-    static void Tile(float* a, int lda, float* b, int ldb, float* c, int ldc, int rows, int nc, int k, float alpha, float beta)
+    /// <summary>C[rows, nc] = alpha·A[rows, k]·B[k, nc] + beta·C for one tile: K in chunks of KC, rows in blocks of MR.
+    /// B's rows come from <paramref name="b"/> (a strided matrix, or rows gathered by offset for implicit convolution).</summary>
+    static void Tile<TRows>(float* a, int lda, TRows b, float* c, int ldc, int rows, int nc, int k, float alpha, float beta)
+        where TRows : struct, IRowSource
     {
         for (int r = 0; r < rows; r++)
         {
@@ -115,26 +117,25 @@ public static unsafe partial class CpuGemm
                 for (; i + WideMR <= rows; i += WideMR)
                 {
                     float* ai = a + (long)i * lda + p0, ci = c + (long)i * ldc;
-                    float* bp = b + (long)p0 * ldb;
                     int j = 0;
-                    for (; j + NR <= nc; j += NR) Kernel8x32(ai, lda, bp + j, ldb, ci + j, ldc, kc, alpha);
-                    for (int r = 0; r < WideMR; r++) EdgeRow(ai + (long)r * lda, bp, ldb, ci + (long)r * ldc, j, nc, kc, alpha);
+                    for (; j + NR <= nc; j += NR) Kernel8x32(ai, lda, b, p0, j, ci + j, ldc, kc, alpha);
+                    for (int r = 0; r < WideMR; r++) EdgeRow(ai + (long)r * lda, b, p0, ci + (long)r * ldc, j, nc, kc, alpha);
                 }
             for (; i < rows; i += MR)
             {
                 int rb = Math.Min(MR, rows - i);
                 float* ai = a + (long)i * lda + p0, ci = c + (long)i * ldc;
-                float* bp = b + (long)p0 * ldb;
                 int j = 0;
                 if (rb == MR && Vector256.IsHardwareAccelerated)
-                    for (; j + NR <= nc; j += NR) Kernel4x32(ai, lda, bp + j, ldb, ci + j, ldc, kc, alpha);
+                    for (; j + NR <= nc; j += NR) Kernel4x32(ai, lda, b, p0, j, ci + j, ldc, kc, alpha);
                 // Edges (last columns, or fewer than 4 rows): one row at a time, 8 lanes then scalars.
-                for (int r = 0; r < rb; r++) EdgeRow(ai + (long)r * lda, bp, ldb, ci + (long)r * ldc, j, nc, kc, alpha);
+                for (int r = 0; r < rb; r++) EdgeRow(ai + (long)r * lda, b, p0, ci + (long)r * ldc, j, nc, kc, alpha);
             }
         }
     }
 
-    static void Kernel4x32(float* a, int lda, float* b, int ldb, float* c, int ldc, int kc, float alpha)
+    static void Kernel4x32<TRows>(float* a, int lda, TRows b, int p0, int j, float* c, int ldc, int kc, float alpha)
+        where TRows : struct, IRowSource
     {
         Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
                          c10 = default, c11 = default, c12 = default, c13 = default,
@@ -143,7 +144,7 @@ public static unsafe partial class CpuGemm
         float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
         for (int p = 0; p < kc; p++)
         {
-            float* bp = b + (long)p * ldb;
+            float* bp = b.Row(p0 + p) + j;
             var b0 = Vector256.Load(bp); var b1 = Vector256.Load(bp + 8); var b2 = Vector256.Load(bp + 16); var b3 = Vector256.Load(bp + 24);
             var x = Vector256.Create(a0[p]);
             c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
@@ -165,14 +166,15 @@ public static unsafe partial class CpuGemm
         Store(c + 3L * ldc, al, c30, c31, c32, c33);
     }
 
-    static void Kernel8x32(float* a, int lda, float* b, int ldb, float* c, int ldc, int kc, float alpha)
+    static void Kernel8x32<TRows>(float* a, int lda, TRows b, int p0, int j, float* c, int ldc, int kc, float alpha)
+        where TRows : struct, IRowSource
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                          c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
                          c60 = default, c61 = default, c70 = default, c71 = default;
         for (int p = 0; p < kc; p++)
         {
-            float* bp = b + (long)p * ldb;
+            float* bp = b.Row(p0 + p) + j;
             float* ap = a + p;
             var b0 = Vector512.Load(bp); var b1 = Vector512.Load(bp + 16);
             var x = Vector512.Create(ap[0]);
@@ -213,21 +215,22 @@ public static unsafe partial class CpuGemm
         Vector256.FusedMultiplyAdd(alpha, v3, Vector256.Load(c + 24)).Store(c + 24);
     }
 
-    /// <summary>c[j0..nc) += alpha·a[0..kc)·b[0..kc, j0..nc) for one row.</summary>
-    static void EdgeRow(float* a, float* b, int ldb, float* c, int j0, int nc, int kc, float alpha)
+    /// <summary>c[j0..nc) += alpha·a[0..kc)·b[p0..p0 + kc, j0..nc) for one row.</summary>
+    static void EdgeRow<TRows>(float* a, TRows b, int p0, float* c, int j0, int nc, int kc, float alpha)
+        where TRows : struct, IRowSource
     {
         int j = j0;
         if (Vector256.IsHardwareAccelerated)
             for (; j + 8 <= nc; j += 8)
             {
                 var acc = Vector256<float>.Zero;
-                for (int p = 0; p < kc; p++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(a[p]), Vector256.Load(b + (long)p * ldb + j), acc);
+                for (int p = 0; p < kc; p++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(a[p]), Vector256.Load(b.Row(p0 + p) + j), acc);
                 Vector256.FusedMultiplyAdd(Vector256.Create(alpha), acc, Vector256.Load(c + j)).Store(c + j);
             }
         for (; j < nc; j++)
         {
             float acc = 0f;
-            for (int p = 0; p < kc; p++) acc += a[p] * b[(long)p * ldb + j];
+            for (int p = 0; p < kc; p++) acc += a[p] * b.Row(p0 + p)[j];
             c[j] += alpha * acc;
         }
     }

@@ -4,10 +4,12 @@ using System.Numerics.Tensors;
 namespace Mdm.Kernels.Cpu;
 
 /// <summary>
-/// Convolutions on the CPU as matrix products (CpuGemm): per sample, y[Cout, Ho·Wo] = W[Cout, Cin·kh·kw] · col, where
-/// col [Cin·kh·kw, Ho·Wo] is the im2col unfolding of x (a 1×1 stride-1 convolution uses x itself). The backward reuses
-/// the same layout: dcol = Wᵀ · dy then col2im (scatter-add) for dx; dW = Σₙ dyₙ · colₙᵀ; dbias = Σ dy rows.
-/// Samples are processed in chunks so the column buffer stays bounded; im2col/col2im run in parallel over (n, cin) planes.
+/// Convolutions on the CPU as matrix products (CpuGemm). A 1×1 stride-1 convolution is a plain GEMM per sample. Any
+/// other forward is an implicit GEMM (CpuConv.Gathered.cs): each sample is copied once into padded stride-phase planes
+/// and the GEMM reads its B rows straight from them, y[Cout, Ho·Wo] = W[Cout, Cin·kh·kw] · (shifted plane windows).
+/// The input gradient is the same implicit GEMM on dy (zero-dilated by the stride) with the flipped kernel; only a
+/// padding wider than the kernel falls back to dcol = Wᵀ · dy and col2im (scatter-add) in chunks of samples. The weight
+/// gradient is dW = Σₙ dyₙ · colₙᵀ over per-sample im2col columns; dbias = Σ dy rows.
 /// </summary>
 public sealed unsafe partial class CpuBackend
 {
@@ -37,6 +39,11 @@ public sealed unsafe partial class CpuBackend
         int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout;
         LaunchLog.CountFlops(2.0 * g.N * cout * p * k);
         float* px = Ptr(x), pw = Ptr(weight), py = Ptr(y);
+        if (!geo.IsPointwise)
+        {
+            GatheredConv(ForwardPlan(geo), g.N, cout, px, (long)g.Cin * g.H * g.W, pw, bias is null ? null : Ptr(bias), py, (long)cout * p);
+            return;
+        }
         float beta = 0f;
         if (bias is not null)
         {
@@ -48,17 +55,8 @@ public sealed unsafe partial class CpuBackend
             });
             beta = 1f;
         }
-        if (geo.IsPointwise)
-        {
-            // y_n [Cout, HW] = W [Cout, Cin] · x_n [Cin, HW]
-            GemmSharedA(g.N, false, cout, p, k, pw, k, px, (long)k * p, py, (long)cout * p, beta);
-            return;
-        }
-        ForEachChunk(geo, (n0, nb, col) =>
-        {
-            Im2col(geo, px + (long)n0 * geo.Cin * geo.H * geo.W, col, nb);
-            GemmSharedA(nb, false, cout, p, k, pw, k, col, (long)k * p, py + (long)n0 * cout * p, (long)cout * p, beta);
-        });
+        // y_n [Cout, HW] = W [Cout, Cin] · x_n [Cin, HW]
+        GemmSharedA(g.N, false, cout, p, k, pw, k, px, (long)k * p, py, (long)cout * p, beta);
     }
 
     protected internal override void Conv2dBackwardInput(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g)
@@ -71,6 +69,21 @@ public sealed unsafe partial class CpuBackend
         {
             // dx_n [Cin, HW] = Wᵀ [Cin, Cout] · dy_n [Cout, HW]
             GemmSharedA(g.N, true, k, p, cout, pw, k, pdy, (long)cout * p, pdx, (long)k * p, 0f);
+            return;
+        }
+        if (GatheredInputGradient(geo))
+        {
+            // dx = dy (zero-dilated by the stride) convolved with the flipped kernel, Cout → Cin.
+            float[] flipped = ArrayPool<float>.Shared.Rent(cout * k);
+            try
+            {
+                fixed (float* pf = flipped)
+                {
+                    FlipKernel(geo, pw, pf);
+                    GatheredConv(InputGradientPlan(geo), g.N, g.Cin, pdy, (long)cout * p, pf, null, pdx, (long)g.Cin * g.H * g.W);
+                }
+            }
+            finally { ArrayPool<float>.Shared.Return(flipped); }
             return;
         }
         ForEachChunk(geo, (n0, nb, col) =>
@@ -146,21 +159,9 @@ public sealed unsafe partial class CpuBackend
         CpuGemm.SgemmBatched(batch, transA, false, m, cols, kk, a, lda, 0, b, cols, strideB, c, cols, strideC, 1f, beta);
 
     /// <summary>
-    /// col[i] [Cin·kh·kw, Ho·Wo] for samples i in [0, nb): row (ci, kh, kw), column (oh, ow) holds
-    /// x[i, ci, oh·s − p + kh, ow·s − p + kw], or 0 in the padding.
+    /// Im2col of one sample on the calling thread: col [Cin·kh·kw, Ho·Wo], row (ci, kh, kw), column (oh, ow) holds
+    /// x[ci, oh·s − p + kh, ow·s − p + kw], or 0 in the padding.
     /// </summary>
-    static void Im2col(Conv2dGeometry g, float* x, float* col, int nb)
-    {
-        nint px = (nint)x, pcol = (nint)col;
-        int kk = g.KH * g.KW, p = g.Ho * g.Wo;
-        ParallelRange(nb * g.Cin, (long)kk * p, (r0, r1) =>
-        {
-            // plane r = (sample, input channel); its rows of col are contiguous.
-            for (int r = r0; r < r1; r++) Im2colPlane(g, (float*)px + (long)r * g.H * g.W, (float*)pcol + (long)r * kk * p);
-        });
-    }
-
-    /// <summary>Im2col of one sample on the calling thread.</summary>
     static void Im2colSample(in Conv2dGeometry g, float* x, float* col)
     {
         int kk = g.KH * g.KW, p = g.Ho * g.Wo;
@@ -227,7 +228,7 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>Output columns [ow0, ow1) whose input column ow·stride + offset lies in [0, size).</summary>
-    static void ValidRange(int outSize, int size, int stride, int offset, out int ow0, out int ow1)
+    internal static void ValidRange(int outSize, int size, int stride, int offset, out int ow0, out int ow1)
     {
         // ow·stride + offset ≥ 0  ⇔  ow ≥ ceil(−offset / stride);  ow·stride + offset ≤ size − 1  ⇔  ow ≤ floor((size − 1 − offset) / stride)
         ow0 = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
