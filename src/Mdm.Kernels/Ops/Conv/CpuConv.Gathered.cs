@@ -55,20 +55,28 @@ readonly struct GatherPlan
                         int ih = SourceIndex(i * StrideH + a - PadH, DilationH, H);
                         if (ih < 0) { row.Clear(); continue; }
                         float* srow = src + ((long)c * H + ih) * W;
-                        if (StrideW == 1 && DilationW == 1)
+                        if (DilationW == 1)
                         {
-                            // row[j] = srow[j + b − PadW]: one copy between zeroed margins.
-                            CpuBackend.ValidRange(Wph, W, 1, b - PadW, out int j0, out int j1);
+                            // row[j] = srow[j·sw + b − PadW] between zeroed margins: one copy for stride 1.
+                            CpuBackend.ValidRange(Wph, W, StrideW, b - PadW, out int j0, out int j1);
                             row[..j0].Clear();
                             row[j1..].Clear();
-                            new ReadOnlySpan<float>(srow + j0 + b - PadW, j1 - j0).CopyTo(row[j0..j1]);
+                            float* from = srow + b - PadW;
+                            if (StrideW == 1) new ReadOnlySpan<float>(from + j0, j1 - j0).CopyTo(row[j0..j1]);
+                            else for (int j = j0; j < j1; j++) row[j] = from[(long)j * StrideW];
                         }
                         else
-                            for (int j = 0; j < Wph; j++)
+                        {
+                            // Zero-dilated (only input-gradient plans, whose stride is 1): source column t lands on row[t·d + PadW − b].
+                            row.Clear();
+                            int shift = PadW - b;
+                            for (int t = Math.Max(0, (-shift + DilationW - 1) / DilationW); t < W; t++)
                             {
-                                int iw = SourceIndex(j * StrideW + b - PadW, DilationW, W);
-                                row[j] = iw < 0 ? 0f : srow[iw];
+                                int j = t * DilationW + shift;
+                                if (j >= Wph) break;
+                                row[j] = srow[t];
                             }
+                        }
                     }
                 }
         new Span<float>(dst + GatherFloats - KW, KW).Clear();
