@@ -4,12 +4,13 @@ using System.Runtime.Intrinsics;
 namespace Mdm.Kernels.Cpu;
 
 /// <summary>
-/// Single-precision GEMM for the CPU backend, shared by matmul, convolution (im2col) and attention:
+/// Single-precision GEMM for the CPU backend, shared by matmul, convolution (implicit GEMM) and attention:
 /// C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, where op(A) is [M,K] (A stored [K,M] when transA) and op(B) is
 /// [K,N] (B stored [N,K] when transB). Transposed operands are first packed into plain row-major copies (O(MK + KN)
 /// work against O(MNK)), so register-tiled kernels do all the arithmetic, streaming K in L2-sized chunks: an 8×32 block
-/// of C in sixteen 512-bit accumulators where the CPU has AVX-512, else (and for the last rows) a 4×32 block in sixteen
-/// 256-bit ones. Tiles of 64 rows × 256 columns are split across cores.
+/// of C in sixteen 512-bit accumulators where the CPU has AVX-512 (8×16 in eight for a remainder of 16 or more
+/// columns), else (and for the last rows) a 4×32 block in sixteen 256-bit ones. Tiles of 64 rows × 256 columns are
+/// split across cores.
 /// </summary>
 public static unsafe partial class CpuGemm
 {
@@ -119,6 +120,7 @@ public static unsafe partial class CpuGemm
                     float* ai = a + (long)i * lda + p0, ci = c + (long)i * ldc;
                     int j = 0;
                     for (; j + NR <= nc; j += NR) Kernel8x32(ai, lda, b, p0, j, ci + j, ldc, kc, alpha);
+                    if (j + NR / 2 <= nc) { Kernel8x16(ai, lda, b, p0, j, ci + j, ldc, kc, alpha); j += NR / 2; }
                     for (int r = 0; r < WideMR; r++) EdgeRow(ai + (long)r * lda, b, p0, ci + (long)r * ldc, j, nc, kc, alpha);
                 }
             for (; i < rows; i += MR)
@@ -202,6 +204,29 @@ public static unsafe partial class CpuGemm
         Accumulate(c, al, c40); Accumulate(c + 16, al, c41); Accumulate(c + ldc, al, c50); Accumulate(c + ldc + 16, al, c51);
         c += 2L * ldc;
         Accumulate(c, al, c60); Accumulate(c + 16, al, c61); Accumulate(c + ldc, al, c70); Accumulate(c + ldc + 16, al, c71);
+    }
+
+    /// <summary>The 8×32 kernel's half for a remainder of 16 to 31 columns (one 512-bit accumulator per row).</summary>
+    static void Kernel8x16<TRows>(float* a, int lda, TRows b, int p0, int j, float* c, int ldc, int kc, float alpha)
+        where TRows : struct, IRowSource
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b.Row(p0 + p) + j);
+            float* ap = a + p;
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[0]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[lda]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[2L * lda]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[3L * lda]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[4L * lda]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[5L * lda]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[6L * lda]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[7L * lda]), b0, c7);
+        }
+        var al = Vector512.Create(alpha);
+        Accumulate(c, al, c0); Accumulate(c + ldc, al, c1); Accumulate(c + 2L * ldc, al, c2); Accumulate(c + 3L * ldc, al, c3);
+        Accumulate(c + 4L * ldc, al, c4); Accumulate(c + 5L * ldc, al, c5); Accumulate(c + 6L * ldc, al, c6); Accumulate(c + 7L * ldc, al, c7);
     }
 
     /// <summary>c[0..16) += alpha·v.</summary>
