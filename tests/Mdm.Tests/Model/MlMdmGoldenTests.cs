@@ -16,7 +16,7 @@ namespace Mdm.Tests.Model;
 /// input through <see cref="Conditioning.DifferentiableText"/>) and the first elements of every parameter gradient of
 /// Σ_r ⟨output_r, cotangent_r⟩ are compared with ml-mdm's float64 run.
 /// Tolerance (f32 against float64): |Δ| ≤ 1e-4·rms(reference tensor) + 1e-3·|reference| per element, the rms floored at
-/// 1e-2 of the rms of all parameter gradients (for gradients that are zero up to rounding).
+/// 1e-1 of the rms of all parameter gradients (for gradients that are zero up to rounding).
 /// On IlgpuCpu only xxs-unet-text runs (<see cref="MlMdmGoldenTests_IlgpuCpu"/>): every group barrier there is a
 /// rendezvous of OS threads, and a network with attention (ml-mdm's attention norms need 32 channels) has too many
 /// conv weight elements, each a group reduction; the attention and lm_head blocks have their own goldens there.
@@ -49,10 +49,12 @@ public class MlMdmGoldenTests(BackendKind kind) : KernelFixture(kind)
         return Math.Sqrt(sum / Math.Max(1, n));
     }
 
-    /// <summary>1e-4 of the tensor's rms, with a floor of 1e-6 of <paramref name="floorScale"/> for tensors that are
-    /// (analytically) zero, such as the bias gradient of a conv that a GroupNorm follows.</summary>
+    /// <summary>1e-4 of the tensor's rms, with a floor of 1e-5 of <paramref name="floorScale"/> for elements that are
+    /// (analytically) zero, such as the bias gradient of a conv that a GroupNorm follows: in f32 they come out as the
+    /// cancellation noise of a long sum, about 1e-7·√N of its terms, and its size follows the conv's summation order
+    /// (a floor of 1e-6 was met with no margin once the CPU conv changed order).</summary>
     static Tolerance ScaledTolerance(double[] reference, double floorScale = 0) =>
-        new(1e-4 * Math.Max(Rms(reference), 1e-2 * floorScale), 1e-3);
+        new(1e-4 * Math.Max(Rms(reference), 1e-1 * floorScale), 1e-3);
 
     static double[] Doubles(SafeTensorsFile file, string name) => TestSeed.ToDouble(file.ReadF32(name));
 
