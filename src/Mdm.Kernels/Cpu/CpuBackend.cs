@@ -3,19 +3,24 @@ using System.Runtime.InteropServices;
 
 namespace Mdm.Kernels.Cpu;
 
-/// <summary>Host memory: a plain byte array.</summary>
+/// <summary>Host memory: a pinned byte array (kernels may hold raw pointers) from the backend's pool.</summary>
 sealed class CpuStorage : Storage
 {
     readonly CpuBackend owner;
     public byte[] Data;
     public CpuStorage(CpuBackend owner, long bytes) : base(bytes)
     {
-        this.owner = owner;
-        Data = GC.AllocateUninitializedArray<byte>(checked((int)Math.Min(bytes, Array.MaxLength)), pinned: true);  // pinned: kernels may hold raw pointers
         if (bytes > Array.MaxLength) throw new ArgumentException($"CPU backend: one tensor of {bytes} bytes exceeds the {Array.MaxLength}-byte array limit");
+        this.owner = owner;
+        Data = owner.Arrays.Rent(bytes);
         owner.OnAllocate(bytes);
     }
-    protected override void Release() { owner.OnRelease(Bytes); Data = []; }
+    protected override void Release()
+    {
+        owner.OnRelease(Bytes);
+        owner.Arrays.Return(Data);
+        Data = [];
+    }
 }
 
 /// <summary>
@@ -24,8 +29,10 @@ sealed class CpuStorage : Storage
 /// </summary>
 public sealed partial class CpuBackend : Backend
 {
-    long live, peak, allocations;
+    long live, peak;
     readonly DeviceInfo info;
+    /// <summary>Released tensor arrays for reuse, up to a quarter of the memory the runtime may use.</summary>
+    internal readonly CpuArrayPool Arrays = new(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
 
     public CpuBackend()
     {
@@ -35,7 +42,9 @@ public sealed partial class CpuBackend : Backend
 
     public override BackendKind Kind => BackendKind.Cpu;
     public override DeviceInfo Info => info;
-    public override MemoryStats Memory => new(Interlocked.Read(ref live), 0, Interlocked.Read(ref peak), Interlocked.Read(ref allocations));
+    public override MemoryStats Memory => new(Interlocked.Read(ref live), Arrays.CachedBytes, Interlocked.Read(ref peak), Arrays.FreshAllocations);
+    /// <summary>Drops the cached arrays (the GC reclaims them).</summary>
+    public void EmptyCache() => Arrays.Clear();
     public override void ResetPeakMemory() => Interlocked.Exchange(ref peak, Interlocked.Read(ref live));
     public override void Synchronize() { }
     public override void Dispose() { }
@@ -43,7 +52,6 @@ public sealed partial class CpuBackend : Backend
     internal void OnAllocate(long bytes)
     {
         long now = Interlocked.Add(ref live, bytes);
-        Interlocked.Increment(ref allocations);
         long p;
         while (now > (p = Interlocked.Read(ref peak)) && Interlocked.CompareExchange(ref peak, now, p) != p) { }
     }

@@ -454,6 +454,11 @@ public class NormOpTests(BackendKind kind) : KernelFixture(kind)
 public class NormModelSizeTests_Cpu() : NormOpTests(BackendKind.Cpu)
 {
     [Test] public void GroupNormFilmSiluModelSize() => CheckModelSizeFused();
+
+    /// <summary>The one-pass statistics on data far from zero (x + 1000), where unshifted sums would cancel.</summary>
+    [TestCase(false, false)]
+    [TestCase(true, true)]
+    public void GroupNormFarFromZero(bool film, bool silu) => CheckForward([2, 16, 9, 9], 4, film, silu, offset: 1000f);
 }
 
 [BackendFixtures(BackendKind.Cuda)]

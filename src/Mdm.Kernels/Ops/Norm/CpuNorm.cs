@@ -5,11 +5,12 @@ namespace Mdm.Kernels.Cpu;
 
 /// <summary>
 /// GroupNorm (optionally fused with FiLM and SiLU) and LayerNorm on the CPU: one (n, g) group or one LayerNorm row is a
-/// contiguous span, handled with TensorPrimitives; rows run in parallel. Statistics are a two-pass mean / centred sum
-/// of squares in float (stable). Sums over samples (dgamma, dbeta) go through per-row partials summed in a fixed order,
-/// so results do not depend on the thread count.
+/// contiguous span; rows run in parallel. GroupNorm statistics take one pass (shifted sums, double across blocks), the
+/// normalise+FiLM one more (then σ for SiLU), and the backward one fused sweep per channel plus one correction pass
+/// (CpuNorm.Fused.cs); LayerNorm uses TensorPrimitives. Sums over samples (dgamma, dbeta) go through per-row partials
+/// summed in a fixed order, so results do not depend on the thread count.
 /// </summary>
-public sealed partial class CpuBackend
+public sealed unsafe partial class CpuBackend
 {
     protected internal override void GroupNormForward(Tensor x, Tensor gamma, Tensor beta, Tensor? a, Tensor? b, bool silu,
         int groups, float eps, Tensor y, Tensor mean, Tensor rstd)
@@ -30,9 +31,9 @@ public sealed partial class CpuBackend
                     int nn = row / groups, g = row - nn * groups;
                     var xr = sx.Slice(row * m, m);
                     var yr = bf16 ? rowBuffer!.AsSpan(0, m) : sy.Slice(row * m, m);
-                    float mu = TensorPrimitives.Sum(xr) / m;
-                    TensorPrimitives.Subtract(xr, mu, yr);                       // y holds x − mean for now
-                    float rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(yr) / m + eps);
+                    double mean0, variance;
+                    fixed (float* px = xr) CpuGroupNormLoops.Moments(px, m, out mean0, out variance);
+                    float mu = (float)mean0, rs = (float)(1.0 / Math.Sqrt(variance + eps));
                     sMean[row] = mu;
                     sRstd[row] = rs;
                     for (int ci = 0; ci < cpg; ci++)
@@ -46,8 +47,7 @@ public sealed partial class CpuBackend
                             shift = shift * fa + sh[nn * c + ch];
                         }
                         var yc = yr.Slice(ci * s, s);
-                        TensorPrimitives.Multiply(yc, scale, yc);
-                        TensorPrimitives.Add(yc, shift, yc);
+                        fixed (float* pxc = xr.Slice(ci * s, s), pyc = yc) CpuGroupNormLoops.Affine(pxc, pyc, s, mu, scale, shift);
                         if (silu)
                         {
                             var sig = rented!.AsSpan(0, s);
@@ -75,77 +75,68 @@ public sealed partial class CpuBackend
     {
         int n = x.Dim(0), c = x.Dim(1), s = (int)(x.Numel / ((long)n * c)), cpg = c / groups, m = cpg * s;
         bool film = a is not null;
-        var partialGamma = new float[n * c];   // Σ_s g·xhat per (n, c)
-        var partialBeta = new float[n * c];    // Σ_s g per (n, c)
+        float[] partials = ArrayPool<float>.Shared.Rent(2 * n * c);   // Σ_s g·xhat, then Σ_s g, per (n, c)
+        nint px = (nint)Ptr(x), pdy = (nint)Ptr(dy), pdx = (nint)Ptr(dx);
         ParallelRange(n * groups, 12L * m, (r0, r1) =>
         {
-            float[] rented = ArrayPool<float>.Shared.Rent(3 * s);
+            float[]? rented = silu ? ArrayPool<float>.Shared.Rent(2 * s) : null;
             try
             {
-                var xh = rented.AsSpan(0, s);
-                var z = rented.AsSpan(s, s);
-                var u = rented.AsSpan(2 * s, s);
-                Span<float> sx = F32(x), sdy = F32(dy), sdx = F32(dx);
-                ReadOnlySpan<float> sMean = F32(mean), sRstd = F32(rstd), sg = F32(gamma), sb = F32(beta);
-                ReadOnlySpan<float> sa = film ? F32(a!) : default, sh = film ? F32(b!) : default;
-                Span<float> sda = film ? F32(da!) : default, sdb = film ? F32(db!) : default;
-                for (int row = r0; row < r1; row++)
+                fixed (float* buffers = rented)
                 {
-                    int nn = row / groups, g = row - nn * groups;
-                    float mu = sMean[row], rs = sRstd[row];
-                    double sumDxhat = 0, sumDxhatXhat = 0;
-                    for (int ci = 0; ci < cpg; ci++)
+                    // Per channel: z (pre-SiLU) and σ(z) for the fused sweep.
+                    float* z = silu ? buffers : null, sigmoid = silu ? buffers + s : null;
+                    var partialGamma = partials.AsSpan(0, n * c);
+                    var partialBeta = partials.AsSpan(n * c, n * c);
+                    ReadOnlySpan<float> sMean = F32(mean), sRstd = F32(rstd), sg = F32(gamma), sb = F32(beta);
+                    ReadOnlySpan<float> sa = film ? F32(a!) : default, sh = film ? F32(b!) : default;
+                    Span<float> sda = film ? F32(da!) : default, sdb = film ? F32(db!) : default;
+                    for (int row = r0; row < r1; row++)
                     {
-                        int ch = g * cpg + ci, nc = nn * c + ch, off = row * m + ci * s;
-                        var xc = sx.Slice(off, s);
-                        var dyc = sdy.Slice(off, s);
-                        var dxc = sdx.Slice(off, s);
-                        TensorPrimitives.Subtract(xc, mu, xh);
-                        TensorPrimitives.Multiply(xh, rs, xh);
-                        float fa = film ? 1f + sa[nc] : 1f;
-                        ReadOnlySpan<float> dz = dyc;
-                        if (silu)
+                        int nn = row / groups, g = row - nn * groups;
+                        float mu = sMean[row], rs = sRstd[row];
+                        double sumDxhat = 0, sumDxhatXhat = 0;
+                        for (int ci = 0; ci < cpg; ci++)
                         {
-                            // z = xhat·gamma·(1+a) + beta·(1+a) + b; SiLU'(z) = σ(z)·(1 + z·(1 − σ(z))); dx holds σ(z) for now.
-                            TensorPrimitives.Multiply(xh, sg[ch] * fa, z);
-                            TensorPrimitives.Add(z, film ? sb[ch] * fa + sh[nc] : sb[ch], z);
-                            TensorPrimitives.Sigmoid(z, dxc);
-                            TensorPrimitives.Subtract(1f, dxc, u);
-                            TensorPrimitives.Multiply(u, z, u);
-                            TensorPrimitives.MultiplyAdd(u, dxc, dxc, u);
-                            TensorPrimitives.Multiply(u, dyc, u);
-                            dz = u;
+                            int ch = g * cpg + ci, nc = nn * c + ch;
+                            long off = (long)row * m + (long)ci * s;
+                            float* xc = (float*)px + off, dyc = (float*)pdy + off, dxc = (float*)pdx + off;
+                            float fa = film ? 1f + sa[nc] : 1f;
+                            if (silu)
+                            {
+                                // z = xhat·gamma·(1+a) + beta·(1+a) + b
+                                CpuGroupNormLoops.Affine(xc, z, s, mu, rs * sg[ch] * fa, film ? sb[ch] * fa + sh[nc] : sb[ch]);
+                                TensorPrimitives.Sigmoid(new ReadOnlySpan<float>(z, s), new Span<float>(sigmoid, s));
+                            }
+                            float k = fa * sg[ch];
+                            CpuGroupNormLoops.ChannelBackward(xc, dyc, z, sigmoid, dxc, s, mu, rs, k, out double sumDz, out double sumDzXhat);
+                            partialGamma[nc] = (float)(fa * sumDzXhat);
+                            partialBeta[nc] = (float)(fa * sumDz);
+                            if (film)
+                            {
+                                sdb[nc] = (float)sumDz;
+                                sda[nc] = (float)(sg[ch] * sumDzXhat + sb[ch] * sumDz);
+                            }
+                            sumDxhat += k * sumDz;
+                            sumDxhatXhat += k * sumDzXhat;
                         }
-                        float sumDz = TensorPrimitives.Sum(dz), sumDzXhat = TensorPrimitives.Dot(dz, xh);
-                        partialGamma[nc] = fa * sumDzXhat;
-                        partialBeta[nc] = fa * sumDz;
-                        if (film)
+                        float m1 = (float)(sumDxhat / m), m2 = (float)(sumDxhatXhat / m);
+                        for (int ci = 0; ci < cpg; ci++)
                         {
-                            sdb[nc] = sumDz;
-                            sda[nc] = sg[ch] * sumDzXhat + sb[ch] * sumDz;
+                            long off = (long)row * m + (long)ci * s;
+                            CpuGroupNormLoops.Correct((float*)px + off, (float*)pdx + off, s, mu, rs, m1, m2);
                         }
-                        float k = fa * sg[ch];
-                        TensorPrimitives.Multiply(dz, k, dxc);                   // dx holds dxhat for now
-                        sumDxhat += (double)k * sumDz;
-                        sumDxhatXhat += (double)k * sumDzXhat;
-                    }
-                    float m1 = (float)(sumDxhat / m), m2 = (float)(sumDxhatXhat / m);
-                    for (int ci = 0; ci < cpg; ci++)
-                    {
-                        int off = row * m + ci * s;
-                        var dxc = sdx.Slice(off, s);
-                        TensorPrimitives.Subtract(sx.Slice(off, s), mu, xh);
-                        TensorPrimitives.Multiply(xh, rs, xh);
-                        TensorPrimitives.MultiplyAdd(xh, -m2, dxc, dxc);        // dxhat − xhat·m2
-                        TensorPrimitives.Subtract(dxc, m1, dxc);
-                        TensorPrimitives.Multiply(dxc, rs, dxc);
                     }
                 }
             }
-            finally { ArrayPool<float>.Shared.Return(rented); }
+            finally { if (rented is not null) ArrayPool<float>.Shared.Return(rented); }
         });
-        SumSamples(partialGamma, n, F32(dgamma));
-        SumSamples(partialBeta, n, F32(dbeta));
+        try
+        {
+            SumSamples(partials.AsSpan(0, n * c), n, F32(dgamma));
+            SumSamples(partials.AsSpan(n * c, n * c), n, F32(dbeta));
+        }
+        finally { ArrayPool<float>.Shared.Return(partials); }
     }
 
     /// <summary>dst[j] = Σ_i partial[i, j] over the leading axis, in index order (deterministic).</summary>
