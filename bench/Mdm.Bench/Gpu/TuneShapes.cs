@@ -16,7 +16,7 @@ public sealed record TuneShape(string Op, int M, int N, int K, string From, int 
 }
 
 /// <summary>
-/// The shapes the configs run, one per shape class: per UNet level (resolution r, channels c) the linears / 1×1 convs
+/// The shapes the configs run, one per shape class (for GEMMs the one with the most output tiles): per UNet level (resolution r, channels c) the linears / 1×1 convs
 /// (K = c) and the 3×3 convs lowered to a GEMM (K = 9c), with M = c and N = batch·r² tokens, and the linears' weight
 /// gradients (M = N = c, K = tokens: few output tiles, the split-K case); attention at the
 /// attention levels and the mid block, [batch·8 heads, r², c / 8]; the 3×3 convolution of each level (c → c at r²,
@@ -44,9 +44,9 @@ public static class TuneShapes
                     int r = Math.Max(1, size >> level), c = unet.ResolutionChannels[level];
                     int tokens = Math.Min(batch * r * r, maxTokens), ch = Math.Min(c, maxDim);
                     foreach (int k in new[] { ch, Math.Min(9 * c, 9 * maxDim) })
-                        byClass.TryAdd("gemm:" + GemmClass(ch, tokens, k), new TuneShape("gemm", ch, tokens, k, name));
+                        AddGemm(byClass, new TuneShape("gemm", ch, tokens, k, name));
                     // The weight gradient of a linear / 1×1 conv: channels × channels, reduced over the tokens.
-                    byClass.TryAdd("gemm:" + GemmClass(ch, ch, tokens), new TuneShape("gemm", ch, ch, tokens, name + " wgrad"));
+                    AddGemm(byClass, new TuneShape("gemm", ch, ch, tokens, name + " wgrad"));
                     // Quick runs (the CPU accelerator, where convolutions are slow) keep to the one stand-in above.
                     if (!quick) AddConv(convs, new TuneShape("conv", ch, r, 3, name, batch * r * r <= maxTokens ? batch : Math.Max(1, maxTokens / (r * r))));
                     int groups = Math.Min(unet.Groups, ch), rg = quick ? Math.Min(r, 8) : r;
@@ -63,6 +63,14 @@ public static class TuneShapes
         var groupNorms = byClass.Values.Where(s => s.Op == "groupnorm").OrderBy(s => s.M / s.K * s.N * s.N);
         var attentions = byClass.Values.Where(s => s.Op == "attention").OrderBy(s => s.K).ThenBy(s => s.N);
         return [.. gemms, .. convs, .. groupNorms, .. attentions];
+    }
+
+    /// <summary>Keeps, per GEMM shape class, the shape with the most output tiles (the first on a tie): a class's
+    /// winner then reflects the UNet's large products (the short-K tiles are for many tiles), not a demo's narrow one.</summary>
+    static void AddGemm(Dictionary<string, TuneShape> byClass, TuneShape s)
+    {
+        string key = "gemm:" + GemmClass(s.M, s.N, s.K);
+        if (!byClass.TryGetValue(key, out var kept) || GemmTiles(s.M, s.N) > GemmTiles(kept.M, kept.N)) byClass[key] = s;
     }
 
     /// <summary>The GEMM's shape class: by K, and by its output tiles when they are few.</summary>
