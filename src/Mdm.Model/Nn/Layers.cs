@@ -3,7 +3,8 @@ using Mdm.Autograd;
 namespace Mdm.Model.Nn;
 
 // Mixed precision (bf16 autocast, ml-mdm's fp16=1): inside MixedPrecision.Bf16(), Dense and Conv cast their input and
-// weight to bf16 (F.Autocast; f32 accumulation), as does attention for q, k, v; norms, softmax and upsampling stay f32.
+// weight to bf16 (F.Autocast, F.AutocastWeight; f32 accumulation), as does attention for q, k, v; norms, softmax and
+// upsampling stay f32. With BF16 storage a weight's bf16 copy is made once per optimizer step (F.AutocastWeight).
 // Under AutocastStorage.Bf16 the operands are BF16 tensors: a GroupNorm that feeds a conv writes them itself
 // (autocastOperand), and ForwardLastUse frees an f32 input the caller no longer reads once its bf16 copy exists.
 
@@ -24,7 +25,7 @@ public sealed class Dense : ModelModule
     public Variable Weight => weight.Value;
     public Variable? Bias => bias?.Value;
 
-    public Variable Forward(Variable x) => F.Linear(F.Autocast(x), F.Autocast(Weight), Bias, MixedPrecision.Enabled);
+    public Variable Forward(Variable x) => F.Linear(F.Autocast(x), F.AutocastWeight(Weight), Bias, MixedPrecision.Enabled);
 }
 
 /// <summary>torch.nn.Conv2d with a square kernel, bias, and "same" padding by default; PyTorch default init or zeros.</summary>
@@ -44,15 +45,15 @@ public sealed class Conv : ModelModule
     public Variable Weight => weight.Value;
     public Variable Bias => bias.Value;
 
-    public Variable Forward(Variable x) => F.Conv2d(F.Autocast(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
+    public Variable Forward(Variable x) => F.Conv2d(F.Autocast(x), F.AutocastWeight(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
 
     /// <summary><see cref="Forward"/> for an x the caller does not read again (see <see cref="F.AutocastLastUse"/>).</summary>
-    public Variable ForwardLastUse(Variable x) => F.Conv2d(F.AutocastLastUse(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
+    public Variable ForwardLastUse(Variable x) => F.Conv2d(F.AutocastLastUse(x), F.AutocastWeight(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
 
     /// <summary><see cref="ForwardLastUse"/>(x) + residual, the residual added in the convolution's epilogue
     /// (<see cref="F.Conv2dResidual"/>).</summary>
     public Variable ForwardLastUseResidual(Variable x, Variable residual) =>
-        F.Conv2dResidual(F.AutocastLastUse(x), F.Autocast(Weight), Bias, residual, Stride, Padding, MixedPrecision.Enabled);
+        F.Conv2dResidual(F.AutocastLastUse(x), F.AutocastWeight(Weight), Bias, residual, Stride, Padding, MixedPrecision.Enabled);
 }
 
 /// <summary>torch.nn.GroupNorm(groups, channels), eps 1e-5, affine (weight 1, bias 0), plus the fused SiLU/FiLM forms.</summary>
