@@ -12,7 +12,9 @@ namespace Mdm.Tests.Model;
 /// One NestedUNet training step (diffusion loss forward, backward to every parameter) under bf16 autocast with BF16
 /// storage and the bf16-writing norms, against the rounded-f32 autocast. Both compute the same bf16 products with f32
 /// accumulation, and both keep dy f32 off tensor cores, so they differ only where a bf16 kernel sums in another order
-/// and a later rounding lands on the neighbouring bf16: within one bf16 step (2^-8) of each tensor's largest value.
+/// and a later rounding lands on the neighbouring bf16. One bf16 ulp of v is 2^(e−7) for v in [2^e, 2^(e+1)), so up to
+/// 2^-7·|v| (not 2^-8, which holds only at the top of the binade); the bound is that ulp at each tensor's largest value,
+/// max|v|·2^-7, plus 1e-7 for values that are sums of cancelling terms.
 /// The CPU backend runs the tiny text-conditioned test model; the ILGPU CPU accelerator, where every launch is slow, a
 /// class-conditional one at 8² with one sample.
 /// </summary>
@@ -63,17 +65,17 @@ public class MixedPrecisionStepTests(BackendKind kind) : KernelFixture(kind)
         bool cpu = Kind == BackendKind.Cpu;
         var rounded = Step(B, cpu ? 3 : 1, cpu, AutocastStorage.RoundedF32, seed);
         var stored = Step(B, cpu ? 3 : 1, cpu, AutocastStorage.Bf16, seed);
-        AssertWithinOneBf16Step("loss", [stored.Loss], [rounded.Loss]);
+        AssertWithinOneBf16Ulp("loss", [stored.Loss], [rounded.Loss]);
         Assert.That(stored.Grads.Keys, Is.EquivalentTo(rounded.Grads.Keys));
-        foreach (var (name, g) in rounded.Grads) AssertWithinOneBf16Step("d" + name, stored.Grads[name], g);
+        foreach (var (name, g) in rounded.Grads) AssertWithinOneBf16Ulp("d" + name, stored.Grads[name], g);
     }
 
-    static void AssertWithinOneBf16Step(string what, float[] stored, float[] rounded)
+    static void AssertWithinOneBf16Ulp(string what, float[] stored, float[] rounded)
     {
         double scale = rounded.Max(v => Math.Abs((double)v)), worst = 0;
         for (int i = 0; i < rounded.Length; i++) worst = Math.Max(worst, Math.Abs((double)stored[i] - rounded[i]));
         Assert.That(stored.All(float.IsFinite), $"{what}: non-finite values\n{TestSeed.Describe()}");
-        Assert.That(worst, Is.LessThanOrEqualTo(scale / 256 + 1e-7), $"{what}: max |bf16 storage − rounded autocast| against max |value| {scale:G3}\n{TestSeed.Describe()}");
+        Assert.That(worst, Is.LessThanOrEqualTo(scale / 128 + 1e-7), $"{what}: max |bf16 storage − rounded autocast| against max |value| {scale:G3}\n{TestSeed.Describe()}");
     }
 }
 
