@@ -115,6 +115,47 @@ public class ConvOpTests(BackendKind kind) : KernelFixture(kind)
         }
     }
 
+    /// <summary>
+    /// A BF16 output (autocast's conv output) is the F32 output of the same call rounded once to nearest even, bit for
+    /// bit; against float64 that is the f32 budget e plus half a bf16 ulp of the f32 value, at most 2^-8·(|ref| + e).
+    /// </summary>
+    [TestCaseSource(nameof(Conv2dBF16Cases))]
+    public void Conv2dForwardBF16Output(Conv2dCase c)
+    {
+        var (x, rx) = BF16Input(c.X);
+        var (w, rw) = BF16Input(c.Wt);
+        var (b, rb) = c.Bias ? Input(c.Cout) : (null, null);
+        using (x) using (w) using (b)
+        {
+            var expected = Ref.Conv2d(rx, c.X, rw, c.Wt, rb, c.SH, c.SW, c.PH, c.PW, out var ys, out var abs);
+            using var y = PoisonedBF16(ys);
+            c.Forward(x, w, b, y);
+            using var wide = Poisoned(ys);
+            c.Forward(x, w, b, wide);
+            var bits = y.ToBF16Bits();
+            var f32 = wide.ToArray();
+            for (int i = 0; i < bits.Length; i++)
+                Assert.That(bits[i], Is.EqualTo(BFloat16.FromFloat(f32[i])), $"{Name("Conv2dForward bf16 output", c.X, c.Wt)}: element {i} is not the rounded f32 output\n{TestSeed.Describe()}");
+            var tol = SumTolerance(c.Cin * c.KH * c.KW);
+            var bound = new double[expected.Length];
+            for (int i = 0; i < bound.Length; i++)
+            {
+                double e = tol.Atol + tol.Rtol * abs[i];
+                bound[i] = e + Math.Pow(2, -8) * (Math.Abs(expected[i]) + e);
+            }
+            Compare.AssertClose(Name("Conv2dForward bf16 output vs float64", c.X, c.Wt), Array.ConvertAll(bits, BFloat16.ToFloat), expected, new Tolerance(0, 1), bound);
+        }
+    }
+
+    [Test]
+    public void Conv2dBF16OutputNeedsBF16Operands()
+    {
+        using var x = B.Zeros(1, 2, 3, 3);
+        using var w = B.Zeros(4, 2, 1, 1);
+        var e = Assert.Throws<ArgumentException>(() => Ops.Conv2d(x, w, outDType: DType.BF16))!;
+        Assert.That(e.Message, Does.Contain("Conv2d: a BF16 output needs BF16 x and weight, got F32 x [1,2,3,3]"));
+    }
+
     /// <summary>BF16 dy with BF16 weight (input gradient) and BF16 x (weight gradient): against float64 on the rounded values.</summary>
     [TestCaseSource(nameof(Conv2dBF16Cases))]
     public void Conv2dBackwardBF16(Conv2dCase c) => CheckConv2dBackwardBF16(c);

@@ -11,10 +11,14 @@ namespace Mdm.Tests.Model;
 /// <summary>
 /// One NestedUNet training step (diffusion loss forward, backward to every parameter) under bf16 autocast with BF16
 /// storage and the bf16-writing norms, against the rounded-f32 autocast. Both compute the same bf16 products with f32
-/// accumulation, and both keep dy f32 off tensor cores, so they differ only where a bf16 kernel sums in another order
-/// and a later rounding lands on the neighbouring bf16. One bf16 ulp of v is 2^(e−7) for v in [2^e, 2^(e+1)), so up to
-/// 2^-7·|v| (not 2^-8, which holds only at the top of the binade); the bound is that ulp at each tensor's largest value,
-/// max|v|·2^-7, plus 1e-7 for values that are sums of cancelling terms.
+/// accumulation, and both keep dy f32 off tensor cores, so they differ only where a kernel sums in another order and a
+/// later rounding to bf16 lands on the neighbouring value: one bf16 ulp, 2^(e−7) for v in [2^e, 2^(e+1)), so up to
+/// 2^-7·|v| (2^-8 holds only at the top of a binade). A gradient term carries such a value from the forward and a
+/// gradient that was itself rounded to bf16 at a cast, each of which can flip: a term moves by at most 2·2^-7 = 2^-6 of
+/// itself, and a gradient element by at most 2^-6·Σ|terms|. Where the terms cancel (norm weights and biases, the time
+/// embedding) that is far more than 2^-6 of the element, and Σ|terms| is not visible here; over a tensor the flips add
+/// like independent errors, so the bound is on the L2 norm: ‖stored − rounded‖ ≤ 2^-6·‖rounded‖ + 1e-7·√n (the floor
+/// for f32 sums near zero). The loss is one value: |Δ| ≤ 2^-6·|loss|.
 /// The CPU backend runs the tiny text-conditioned test model; the ILGPU CPU accelerator, where every launch is slow, a
 /// class-conditional one at 8² with one sample.
 /// </summary>
@@ -72,10 +76,18 @@ public class MixedPrecisionStepTests(BackendKind kind) : KernelFixture(kind)
 
     static void AssertWithinOneBf16Ulp(string what, float[] stored, float[] rounded)
     {
-        double scale = rounded.Max(v => Math.Abs((double)v)), worst = 0;
-        for (int i = 0; i < rounded.Length; i++) worst = Math.Max(worst, Math.Abs((double)stored[i] - rounded[i]));
+        double diff = 0, norm = 0, worst = 0;
+        for (int i = 0; i < rounded.Length; i++)
+        {
+            double d = (double)stored[i] - rounded[i];
+            diff += d * d; norm += (double)rounded[i] * rounded[i]; worst = Math.Max(worst, Math.Abs(d));
+        }
+        (diff, norm) = (Math.Sqrt(diff), Math.Sqrt(norm));
+        double bound = norm / 64 + 1e-7 * Math.Sqrt(rounded.Length);
         Assert.That(stored.All(float.IsFinite), $"{what}: non-finite values\n{TestSeed.Describe()}");
-        Assert.That(worst, Is.LessThanOrEqualTo(scale / 128 + 1e-7), $"{what}: max |bf16 storage − rounded autocast| against max |value| {scale:G3}\n{TestSeed.Describe()}");
+        Assert.That(diff, Is.LessThanOrEqualTo(bound),
+            $"{what}: ‖bf16 storage − rounded autocast‖ against ‖value‖ {norm:G3} (largest element difference {worst:G3})\n{TestSeed.Describe()}");
+        TestContext.Out.WriteLine($"{what}: ‖Δ‖ {diff:G3} = {100 * diff / bound:F0}% of the bound");
     }
 }
 
