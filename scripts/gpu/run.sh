@@ -55,13 +55,18 @@ test_rc=${PIPESTATUS[0]}
 
 if [ $local_mode = 0 ]; then
   # NCCL on one GPU (no mpirun there: a one-rank communicator): the collective check all-reduces a buffer of known sums,
-  # then 2 training steps reduce their gradients through NCCL (MDM_NCCL=1); allreduce_seconds is NCCL's one-rank overhead.
-  stage 60 "NCCL: one-rank all-reduce of a known buffer, 2 training steps through NCCL" && {
+  # then 2 training steps reduce their gradients through NCCL (MDM_NCCL=1): in the default 25 MB buckets (its 87 MB of
+  # gradients in 5) queued from the backward, and in one all-reduce after it (--grad-buckets off); allreduce_seconds is
+  # NCCL's exposed one-rank overhead.
+  stage 90 "NCCL: one-rank all-reduce of a known buffer, 2 training steps through NCCL with and without buckets" && {
   timeout "$lim" dotnet "$apps/tests/Mdm.Train.dll" collective-check --nccl --elements 1000003 2>&1 | tee "$OUT/nccl-check.log"
-  rm -rf /tmp/mdm-nccl-run
-  MDM_NCCL=1 timeout "$lim" dotnet "$apps/tests/Mdm.Train.dll" train --preset gpu-demo --batch 8 --steps 2 --sample-every 0 --out /tmp/mdm-nccl-run \
-    2>&1 | tee "$OUT/nccl-train.log" | grep -E "data-parallel|step|mdm:"
-  cp /tmp/mdm-nccl-run/metrics.jsonl "$OUT/nccl-metrics.jsonl" 2>/dev/null && grep -o '"step":[0-9]*\|"seconds":[0-9.e-]*\|"allreduce_seconds":[0-9.e-]*' "$OUT/nccl-metrics.jsonl" | paste -sd' '
+  for buckets in 25 off; do
+    rm -rf /tmp/mdm-nccl-run
+    MDM_NCCL=1 timeout "$lim" dotnet "$apps/tests/Mdm.Train.dll" train --preset gpu-demo --batch 8 --steps 2 --sample-every 0 --grad-buckets $buckets \
+      --out /tmp/mdm-nccl-run 2>&1 | tee "$OUT/nccl-train-buckets-$buckets.log" | grep -E "data-parallel|gradients|step|mdm:"
+    cp /tmp/mdm-nccl-run/metrics.jsonl "$OUT/nccl-metrics-buckets-$buckets.jsonl" 2>/dev/null &&
+      echo "buckets $buckets: $(grep -o '"step":[0-9]*\|"seconds":[0-9.e-]*\|"allreduce_seconds":[0-9.e-]*' "$OUT/nccl-metrics-buckets-$buckets.jsonl" | paste -sd' ')"
+  done
   }
 fi
 

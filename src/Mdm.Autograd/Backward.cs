@@ -5,11 +5,13 @@ namespace Mdm.Autograd;
 /// <summary>
 /// The reverse pass: nodes reachable from the root run newest first (creation order is topological); gradients of
 /// shared inputs accumulate (+=); each node's saved tensors, its output gradient and any value no later node needs
-/// are freed as soon as the node is done, so peak memory falls during the pass.
+/// are freed as soon as the node is done, so peak memory falls during the pass. With a gradient-ready subscriber, each
+/// leaf that requires grad is reported once, right after its last contribution is accumulated (data-parallel buckets
+/// start their all-reduce there); without one, nothing is counted.
 /// </summary>
 internal static class Backward
 {
-    public static void Run(Variable root, Tensor? seed)
+    public static void Run(Variable root, Tensor? seed, Action<Variable>? gradientReady = null)
     {
         if (!root.RequiresGrad)
             throw new InvalidOperationException($"Backward: {root} does not require grad (no parameter or input with RequiresGrad reaches it)");
@@ -19,9 +21,10 @@ internal static class Backward
             throw new ArgumentException($"Backward: seed {seed.ShapeString} does not match output {root.Data.ShapeString}");
 
         var start = seed is null ? root.Backend.Full(1f, root.Shape) : Ops.Copy(seed);
-        if (root.IsLeaf) { Accumulate(root, start); return; }
+        if (root.IsLeaf) { Accumulate(root, start); gradientReady?.Invoke(root); return; }
 
         var order = Reachable(root);
+        var pendingLeaves = gradientReady is null ? null : LeafUses(order);
         var grads = new Dictionary<Variable, Tensor>(ReferenceEqualityComparer.Instance) { [root] = start };
         try
         {
@@ -53,6 +56,7 @@ internal static class Backward
                     }
                     StepProfile.OpDone(node.Name + " bwd");
                 }
+                if (pendingLeaves is not null) ReportFinishedLeaves(node, pendingLeaves, gradientReady!);
                 Release(node, root);
             }
         }
@@ -67,6 +71,23 @@ internal static class Backward
         if (leaf.Grad is null) { leaf.Grad = g; return; }
         Ops.Add(leaf.Grad, g, leaf.Grad);
         g.Dispose();
+    }
+
+    /// <summary>For each leaf that requires grad, how many inputs of <paramref name="order"/>'s nodes it is: its
+    /// gradient is final once that many inputs are done, whether or not each passed a gradient on.</summary>
+    static Dictionary<Variable, int> LeafUses(List<Node> order)
+    {
+        var uses = new Dictionary<Variable, int>(ReferenceEqualityComparer.Instance);
+        foreach (var node in order)
+            foreach (var input in node.Inputs)
+                if (input.IsLeaf && input.RequiresGrad) uses[input] = uses.GetValueOrDefault(input) + 1;
+        return uses;
+    }
+
+    static void ReportFinishedLeaves(Node node, Dictionary<Variable, int> pendingLeaves, Action<Variable> gradientReady)
+    {
+        foreach (var input in node.Inputs)
+            if (input.IsLeaf && input.RequiresGrad && --pendingLeaves[input] == 0) gradientReady(input);
     }
 
     /// <summary>Nodes reachable from root, newest first.</summary>

@@ -44,8 +44,10 @@ public sealed class Variable : IDisposable
 
     public float Item() => Data.Item();
 
-    /// <summary>Reverse-mode pass from this (scalar unless a seed is given) through the graph that produced it.</summary>
-    public void Backward(Tensor? seed = null) => Autograd.Backward.Run(this, seed);
+    /// <summary>Reverse-mode pass from this (scalar unless a seed is given) through the graph that produced it.
+    /// <paramref name="gradientReady"/>, when given, hears of each leaf that requires grad once its gradient is final
+    /// (in reverse order of use; a leaf the pass never reaches is not reported).</summary>
+    public void Backward(Tensor? seed = null, Action<Variable>? gradientReady = null) => Autograd.Backward.Run(this, seed, gradientReady);
 
     public void ZeroGrad() { Grad?.Dispose(); Grad = null; }
 

@@ -57,9 +57,14 @@ public static class Program
         var skipBadData = new Option<bool>("--skip-bad-data") { Description = "train without the data files that cannot be read (listed) instead of refusing" };
         var maxPerClass = new Option<int?>("--max-per-class") { Description = "image folders: use only the first N files of each class (quick runs)" };
         var dataWorkers = new Option<int?>("--data-workers") { Description = "decode workers feeding the batch queue (default: cores − 1, at least 1)" };
+        var gradBuckets = new Option<string>(Distributed.BucketPlan.Flag)
+        {
+            Description = $"data-parallel: gradient bucket size in MB, all-reduced during the backward, or {Distributed.BucketPlan.Off} (one all-reduce after it)",
+            DefaultValueFactory = _ => Distributed.BucketPlan.DefaultMegabytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
         var nproc = new Option<int?>(Distributed.LocalLaunch.Flag) { Description = "data-parallel: start N local processes through mpirun, each training a slice of every --batch" };
         var train = new Command("train", "train a (nested) UNet; progressive stages come from the config. --resume needs only --out: the run's settings are kept in it");
-        var trainOptions = new Option[] { config, preset, data, steps, batch, lr, device, outDir, resume, bf16, seed, accumulation, sampleEvery, checkpointEvery, keepLast, skipBadData, maxPerClass, dataWorkers, nproc };
+        var trainOptions = new Option[] { config, preset, data, steps, batch, lr, device, outDir, resume, bf16, seed, accumulation, sampleEvery, checkpointEvery, keepLast, skipBadData, maxPerClass, dataWorkers, gradBuckets, nproc };
         foreach (var o in trainOptions) train.Options.Add(o);
         train.SetAction(p => Guard(() => Train(new TrainSettings
         {
@@ -68,7 +73,7 @@ public static class Program
             Resume = p.GetValue(resume), Bf16 = p.GetValue(bf16), Seed = p.GetValue(seed), GradAccumulation = p.GetValue(accumulation),
             SampleEvery = p.GetValue(sampleEvery), CheckpointEvery = p.GetValue(checkpointEvery), KeepLast = p.GetValue(keepLast),
             SkipBadData = p.GetValue(skipBadData), MaxPerClass = p.GetValue(maxPerClass), DataWorkers = p.GetValue(dataWorkers),
-            Processes = p.GetValue(nproc),
+            Processes = p.GetValue(nproc), GradBucketMegabytes = Distributed.BucketPlan.ParseFlag(p.GetValue(gradBuckets)!),
             Given = trainOptions.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToHashSet(),
         })));
         root.Subcommands.Add(train);

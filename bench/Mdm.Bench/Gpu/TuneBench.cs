@@ -9,7 +9,7 @@ namespace Mdm.Bench.Gpu;
 
 /// <summary>
 /// `tune [--device cuda|ilgpu-cpu] [--quick] [--out DIR] [--budget-s S]`: for each shape class the configs run, every variant of the
-/// bf16 GEMM (warp layouts narrow = reference, wide; split-k; wgmma on sm_90) and of attention forward / backward (simt = reference,
+/// bf16 GEMM (warp layouts narrow = reference, wide; the short-K tiles bk32, m64-bk32; split-k; wgmma on sm_90) and of attention forward / backward (simt = reference,
 /// tensor-core) and of the bf16 convolution's forward, input and weight gradient (im2col = reference, implicit-narrow,
 /// implicit-wide) is checked against the reference variant and timed with device events after a warm-up; the fastest
 /// variant that agrees goes into DIR/tuning.json (the format of src/Mdm.Kernels/Gpu/Tuning/tuning.json) and every

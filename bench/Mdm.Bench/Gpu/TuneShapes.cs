@@ -68,9 +68,7 @@ public static class TuneShapes
     /// <summary>The GEMM's shape class: by K, and by its output tiles when they are few.</summary>
     public static string GemmClass(int m, int n, int k) => Kernels.Gpu.Tuning.ShapeClass.Gemm(k, GemmTiles(m, n));
 
-    public static long GemmTiles(int m, int n) =>
-        (long)((m + Kernels.Gpu.Kernels.MatmulTensorCoreKernels.TileM - 1) / Kernels.Gpu.Kernels.MatmulTensorCoreKernels.TileM)
-        * ((n + Kernels.Gpu.Kernels.MatmulTensorCoreKernels.TileN - 1) / Kernels.Gpu.Kernels.MatmulTensorCoreKernels.TileN);
+    public static long GemmTiles(int m, int n) => Kernels.Gpu.Tuning.ShapeClass.GemmTiles(m, n);
 
     /// <summary>Adds a convolution unless an earlier one already covers all three of its shape classes (forward and
     /// input gradient by Cin·K², weight gradient by batch·N²).</summary>

@@ -15,6 +15,19 @@ public abstract class Collective : IDisposable
     /// <summary>Replaces <paramref name="buffer"/> on every rank with the element-wise sum over the ranks.</summary>
     public abstract void AllReduceSum(Span<float> buffer);
 
+    /// <summary>Starts replacing <paramref name="buffer"/> on every rank with the element-wise sum over the ranks and
+    /// returns without waiting; the buffer stays pinned and must not be touched until the operation completes. Every
+    /// rank must start its operations in the same order. The default runs the blocking <see cref="AllReduceSum(Span{float})"/>.</summary>
+    public virtual PendingCollective StartAllReduceSum(Memory<float> buffer)
+    {
+        AllReduceSum(buffer.Span);
+        return PendingCollective.Done;
+    }
+
+    /// <summary>Whether another thread may <see cref="PendingCollective.Test"/> started operations, one thread at a
+    /// time (MPI_THREAD_SERIALIZED): a background poller then moves them while this thread computes.</summary>
+    public virtual bool CanProgressFromAnotherThread => false;
+
     /// <summary>Copies <paramref name="buffer"/> of rank <paramref name="root"/> into every rank's buffer.</summary>
     public abstract void Broadcast(Span<byte> buffer, int root);
 

@@ -16,10 +16,12 @@ public sealed unsafe class MpiCollective : Collective
     public override int WorldSize { get; }
     public override int LocalRank { get; }
     public override string Name { get; }
+    public override bool CanProgressFromAnotherThread { get; }
 
-    MpiCollective(MpiLibrary mpi, bool ownsInit, int rank, int size, int localRank)
+    MpiCollective(MpiLibrary mpi, bool ownsInit, int rank, int size, int localRank, bool serializedThreads)
     {
         this.mpi = mpi; this.ownsInit = ownsInit;
+        CanProgressFromAnotherThread = serializedThreads;
         Rank = rank; WorldSize = size; LocalRank = localRank;
         Name = $"MPI ({mpi.Version()})";
     }
@@ -33,14 +35,16 @@ public sealed unsafe class MpiCollective : Collective
         var mpi = MpiLibrary.Load(libraryFile ?? MpiLibrary.FileFromEnvironment());
         int initialized = 0;
         mpi.Check(mpi.Initialized(&initialized), "MPI_Initialized", launch.Rank);
-        if (initialized == 0) mpi.Check(mpi.Init(0, 0), "MPI_Init", launch.Rank);
+        int threads = 0;
+        if (initialized == 0) mpi.Check(mpi.InitThread(0, 0, MpiLibrary.ThreadSerialized, &threads), "MPI_Init_thread", launch.Rank);
+        else mpi.Check(mpi.QueryThread(&threads), "MPI_Query_thread", launch.Rank);
         mpi.Check(mpi.CommSetErrhandler(mpi.CommWorld, mpi.ErrorsReturn), "MPI_Comm_set_errhandler", launch.Rank);
         int rank = 0, size = 0;
         mpi.Check(mpi.CommRank(mpi.CommWorld, &rank), "MPI_Comm_rank", launch.Rank);
         mpi.Check(mpi.CommSize(mpi.CommWorld, &size), "MPI_Comm_size", launch.Rank);
         if (rank != launch.Rank || size != launch.WorldSize)
             throw new CollectiveException($"MPI says rank {rank} of {size}, the {launch.Launcher} environment says {launch.Rank} of {launch.WorldSize}");
-        return new MpiCollective(mpi, initialized == 0, rank, size, launch.LocalRank);
+        return new MpiCollective(mpi, initialized == 0, rank, size, launch.LocalRank, threads >= MpiLibrary.ThreadSerialized);
     }
 
     public override void AllReduceSum(Span<float> buffer)
@@ -52,6 +56,52 @@ public sealed unsafe class MpiCollective : Collective
                 int count = Math.Min(MaxChunk, buffer.Length - start);
                 mpi.Check(mpi.Allreduce(MpiLibrary.InPlace, (nint)(p + start), count, mpi.Float, mpi.OpSum, mpi.CommWorld), "MPI_Allreduce", Rank);
             }
+    }
+
+    /// <summary>MPI_Iallreduce in place, one request per chunk; the buffer stays pinned until the last completes.</summary>
+    public override PendingCollective StartAllReduceSum(Memory<float> buffer)
+    {
+        CheckOpen();
+        var pin = buffer.Pin();
+        var requests = new nint[(buffer.Length + MaxChunk - 1) / MaxChunk];
+        try
+        {
+            for (int c = 0; c < requests.Length; c++)
+            {
+                int start = c * MaxChunk, count = Math.Min(MaxChunk, buffer.Length - start);
+                fixed (nint* request = &requests[c])
+                    mpi.Check(mpi.Iallreduce(MpiLibrary.InPlace, (nint)((float*)pin.Pointer + start), count, mpi.Float, mpi.OpSum, mpi.CommWorld, request), "MPI_Iallreduce", Rank);
+            }
+        }
+        catch { pin.Dispose(); throw; }
+        return new PendingAllReduce(this, requests, pin);
+    }
+
+    sealed class PendingAllReduce(MpiCollective owner, nint[] requests, System.Buffers.MemoryHandle pin) : PendingCollective
+    {
+        int completed;
+
+        public override bool Test()
+        {
+            while (completed < requests.Length)
+            {
+                int done = 0;
+                fixed (nint* request = &requests[completed])
+                    owner.mpi.Check(owner.mpi.TestCall(request, &done, MpiLibrary.StatusIgnore), "MPI_Test", owner.Rank);
+                if (done == 0) return false;
+                completed++;
+            }
+            pin.Dispose();
+            return true;
+        }
+
+        public override void Wait()
+        {
+            for (; completed < requests.Length; completed++)
+                fixed (nint* request = &requests[completed])
+                    owner.mpi.Check(owner.mpi.WaitCall(request, MpiLibrary.StatusIgnore), "MPI_Wait", owner.Rank);
+            pin.Dispose();
+        }
     }
 
     public override void Broadcast(Span<byte> buffer, int root)

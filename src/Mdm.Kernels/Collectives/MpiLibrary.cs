@@ -11,17 +11,25 @@ sealed unsafe class MpiLibrary
     public const int Success = 0;
     /// <summary>MPI_IN_PLACE in Open MPI's mpi.h.</summary>
     public static readonly nint InPlace = 1;
+    /// <summary>MPI_THREAD_SERIALIZED in Open MPI's mpi.h: any thread may call MPI, one at a time.</summary>
+    public const int ThreadSerialized = 2;
+    /// <summary>MPI_STATUS_IGNORE in Open MPI's mpi.h.</summary>
+    public static readonly nint StatusIgnore = 0;
 
     public readonly string File;
     public readonly nint CommWorld, Float, Byte, OpSum, ErrorsReturn;
     public readonly delegate* unmanaged<int*, int> Initialized;
     public readonly delegate* unmanaged<int*, int> Finalized;
-    public readonly delegate* unmanaged<nint, nint, int> Init;
+    public readonly delegate* unmanaged<nint, nint, int, int*, int> InitThread;
+    public readonly delegate* unmanaged<int*, int> QueryThread;
     public readonly delegate* unmanaged<int> Finalize;
     public readonly delegate* unmanaged<nint, int*, int> CommRank;
     public readonly delegate* unmanaged<nint, int*, int> CommSize;
     public readonly delegate* unmanaged<nint, nint, int> CommSetErrhandler;
     public readonly delegate* unmanaged<nint, nint, int, nint, nint, nint, int> Allreduce;
+    public readonly delegate* unmanaged<nint, nint, int, nint, nint, nint, nint*, int> Iallreduce;
+    public readonly delegate* unmanaged<nint*, int*, nint, int> TestCall;
+    public readonly delegate* unmanaged<nint*, nint, int> WaitCall;
     public readonly delegate* unmanaged<nint, int, nint, int, nint, int> Bcast;
     public readonly delegate* unmanaged<nint, int> BarrierCall;
     public readonly delegate* unmanaged<nint, int, int> AbortCall;
@@ -36,12 +44,16 @@ sealed unsafe class MpiLibrary
         OpSum = S("ompi_mpi_op_sum"); ErrorsReturn = S("ompi_mpi_errors_return");
         Initialized = (delegate* unmanaged<int*, int>)S("MPI_Initialized");
         Finalized = (delegate* unmanaged<int*, int>)S("MPI_Finalized");
-        Init = (delegate* unmanaged<nint, nint, int>)S("MPI_Init");
+        InitThread = (delegate* unmanaged<nint, nint, int, int*, int>)S("MPI_Init_thread");
+        QueryThread = (delegate* unmanaged<int*, int>)S("MPI_Query_thread");
         Finalize = (delegate* unmanaged<int>)S("MPI_Finalize");
         CommRank = (delegate* unmanaged<nint, int*, int>)S("MPI_Comm_rank");
         CommSize = (delegate* unmanaged<nint, int*, int>)S("MPI_Comm_size");
         CommSetErrhandler = (delegate* unmanaged<nint, nint, int>)S("MPI_Comm_set_errhandler");
         Allreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, int>)S("MPI_Allreduce");
+        Iallreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, nint*, int>)S("MPI_Iallreduce");
+        TestCall = (delegate* unmanaged<nint*, int*, nint, int>)S("MPI_Test");
+        WaitCall = (delegate* unmanaged<nint*, nint, int>)S("MPI_Wait");
         Bcast = (delegate* unmanaged<nint, int, nint, int, nint, int>)S("MPI_Bcast");
         BarrierCall = (delegate* unmanaged<nint, int>)S("MPI_Barrier");
         AbortCall = (delegate* unmanaged<nint, int, int>)S("MPI_Abort");

@@ -48,6 +48,7 @@ public sealed unsafe class NcclCollective : Collective
     }
 
     public override void AllReduceSum(Span<float> buffer) => bootstrap.AllReduceSum(buffer);
+    public override PendingCollective StartAllReduceSum(Memory<float> buffer) => bootstrap.StartAllReduceSum(buffer);
     public override void Broadcast(Span<byte> buffer, int root) => bootstrap.Broadcast(buffer, root);
     public override void Barrier() => bootstrap.Barrier();
     public override void Abort(int exitCode) => bootstrap.Abort(exitCode);

@@ -11,15 +11,20 @@ public static unsafe partial class CpuGemm
     /// positions. Blocks of 4×4 dot products keep sixteen 512-bit accumulators over k; the other rows and columns
     /// (and CPUs without AVX-512) take one dot product at a time.
     /// </summary>
-    public static void AccumulateRowDots(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc)
+    public static void AccumulateRowDots(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc) =>
+        AccumulateRowDots(m, n, k, a, lda, new StridedRows(b, ldb), c, ldc);
+
+    /// <summary>The same with B's rows taken from <paramref name="b"/> (gathered windows of an input plane).</summary>
+    internal static void AccumulateRowDots<TRows>(int m, int n, int k, float* a, int lda, TRows b, float* c, int ldc)
+        where TRows : struct, IRowSource
     {
         int m4 = UseVector512 && Vector512.IsHardwareAccelerated && k >= 16 ? m / 4 * 4 : 0, n4 = m4 > 0 ? n / 4 * 4 : 0;
         for (int i = 0; i < m4; i += 4)
             for (int j = 0; j < n4; j += 4)
-                RowDots4x4(a + (long)i * lda, lda, b + (long)j * ldb, ldb, c + (long)i * ldc + j, ldc, k);
+                RowDots4x4(a + (long)i * lda, lda, b.Row(j), b.Row(j + 1), b.Row(j + 2), b.Row(j + 3), c + (long)i * ldc + j, ldc, k);
         for (int i = 0; i < m; i++)
             for (int j = i < m4 ? n4 : 0; j < n; j++)
-                c[(long)i * ldc + j] += TensorPrimitives.Dot(new ReadOnlySpan<float>(a + (long)i * lda, k), new ReadOnlySpan<float>(b + (long)j * ldb, k));
+                c[(long)i * ldc + j] += TensorPrimitives.Dot(new ReadOnlySpan<float>(a + (long)i * lda, k), new ReadOnlySpan<float>(b.Row(j), k));
     }
 
     /// <summary>
@@ -30,20 +35,35 @@ public static unsafe partial class CpuGemm
     public static void AccumulateTransposed(int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, float* scratch)
     {
         Transpose(b, ldb, 0, scratch, n, k, 0, k);
-        Tile(a, lda, scratch, n, c, ldc, m, n, k, 1f, 1f);
+        Tile(a, lda, new StridedRows(scratch, n), c, ldc, m, n, k, 1f, 1f);
+    }
+
+    /// <summary>The same with B's rows taken from <paramref name="b"/>: scratch [k, n] gets column j = row j of B.</summary>
+    internal static void AccumulateTransposed<TRows>(int m, int n, int k, float* a, int lda, TRows b, float* c, int ldc, float* scratch)
+        where TRows : struct, IRowSource
+    {
+        // 32×32 blocks, as in Transpose, so the strided writes stay in cache lines.
+        const int T = 32;
+        for (int j0 = 0; j0 < n; j0 += T)
+            for (int q0 = 0; q0 < k; q0 += T)
+                for (int j = j0, j1 = Math.Min(n, j0 + T); j < j1; j++)
+                {
+                    float* row = b.Row(j);
+                    for (int q = q0, q1 = Math.Min(k, q0 + T); q < q1; q++) scratch[(long)q * n + j] = row[q];
+                }
+        Tile(a, lda, new StridedRows(scratch, n), c, ldc, m, n, k, 1f, 1f);
     }
 
     /// <summary>Rows at least this long take the dot-product kernel (AccumulateRowDots), shorter ones AccumulateTransposed.</summary>
     public const int RowDotsMinLength = 512;
 
-    static void RowDots4x4(float* a, int lda, float* b, int ldb, float* c, int ldc, int k)
+    static void RowDots4x4(float* a, int lda, float* b0, float* b1, float* b2, float* b3, float* c, int ldc, int k)
     {
         Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default,
                          s10 = default, s11 = default, s12 = default, s13 = default,
                          s20 = default, s21 = default, s22 = default, s23 = default,
                          s30 = default, s31 = default, s32 = default, s33 = default;
         float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
-        float* b0 = b, b1 = b + ldb, b2 = b + 2L * ldb, b3 = b + 3L * ldb;
         int p = 0;
         for (; p + 16 <= k; p += 16)
         {

@@ -4,12 +4,13 @@ using System.Runtime.Intrinsics;
 namespace Mdm.Kernels.Cpu;
 
 /// <summary>
-/// Single-precision GEMM for the CPU backend, shared by matmul, convolution (im2col) and attention:
+/// Single-precision GEMM for the CPU backend, shared by matmul, convolution (implicit GEMM) and attention:
 /// C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, where op(A) is [M,K] (A stored [K,M] when transA) and op(B) is
 /// [K,N] (B stored [N,K] when transB). Transposed operands are first packed into plain row-major copies (O(MK + KN)
 /// work against O(MNK)), so register-tiled kernels do all the arithmetic, streaming K in L2-sized chunks: an 8×32 block
-/// of C in sixteen 512-bit accumulators where the CPU has AVX-512, else (and for the last rows) a 4×32 block in sixteen
-/// 256-bit ones. Tiles of 64 rows × 256 columns are split across cores.
+/// of C in sixteen 512-bit accumulators where the CPU has AVX-512 (8×16 in eight for a remainder of 16 or more
+/// columns), else (and for the last rows) a 4×32 block in sixteen 256-bit ones. Tiles of 64 rows × 256 columns are
+/// split across cores.
 /// </summary>
 public static unsafe partial class CpuGemm
 {
@@ -55,7 +56,7 @@ public static unsafe partial class CpuGemm
                         int ldA = aBatches > 0 ? k : lda;
                         float* B = bBatches > 0 ? (float*)ppb + (bBatches == 1 ? 0 : (long)bi * k * n) : (float*)pb + bi * strideB;
                         int ldB = bBatches > 0 ? n : ldb;
-                        Tile(A + (long)i0 * ldA, ldA, B + j0, ldB, (float*)pc + bi * strideC + (long)i0 * ldc + j0, ldc,
+                        Tile(A + (long)i0 * ldA, ldA, new StridedRows(B + j0, ldB), (float*)pc + bi * strideC + (long)i0 * ldc + j0, ldc,
                             Math.Min(MC, m - i0), Math.Min(NC, n - j0), k, alpha, beta);
                     }
                 });
@@ -98,8 +99,10 @@ public static unsafe partial class CpuGemm
         }
     }
 
-    /// <summary>C[rows, nc] = alpha·A[rows, k]·B[k, nc] + beta·C for one tile: K in chunks of KC, rows in blocks of MR.</summary>
-    static void Tile(float* a, int lda, float* b, int ldb, float* c, int ldc, int rows, int nc, int k, float alpha, float beta)
+    /// <summary>C[rows, nc] = alpha·A[rows, k]·B[k, nc] + beta·C for one tile: K in chunks of KC, rows in blocks of MR.
+    /// B's rows come from <paramref name="b"/> (a strided matrix, or rows gathered by offset for implicit convolution).</summary>
+    static void Tile<TRows>(float* a, int lda, TRows b, float* c, int ldc, int rows, int nc, int k, float alpha, float beta)
+        where TRows : struct, IRowSource
     {
         for (int r = 0; r < rows; r++)
         {
@@ -115,26 +118,26 @@ public static unsafe partial class CpuGemm
                 for (; i + WideMR <= rows; i += WideMR)
                 {
                     float* ai = a + (long)i * lda + p0, ci = c + (long)i * ldc;
-                    float* bp = b + (long)p0 * ldb;
                     int j = 0;
-                    for (; j + NR <= nc; j += NR) Kernel8x32(ai, lda, bp + j, ldb, ci + j, ldc, kc, alpha);
-                    for (int r = 0; r < WideMR; r++) EdgeRow(ai + (long)r * lda, bp, ldb, ci + (long)r * ldc, j, nc, kc, alpha);
+                    for (; j + NR <= nc; j += NR) Kernel8x32(ai, lda, b, p0, j, ci + j, ldc, kc, alpha);
+                    if (j + NR / 2 <= nc) { Kernel8x16(ai, lda, b, p0, j, ci + j, ldc, kc, alpha); j += NR / 2; }
+                    for (int r = 0; r < WideMR; r++) EdgeRow(ai + (long)r * lda, b, p0, ci + (long)r * ldc, j, nc, kc, alpha);
                 }
             for (; i < rows; i += MR)
             {
                 int rb = Math.Min(MR, rows - i);
                 float* ai = a + (long)i * lda + p0, ci = c + (long)i * ldc;
-                float* bp = b + (long)p0 * ldb;
                 int j = 0;
                 if (rb == MR && Vector256.IsHardwareAccelerated)
-                    for (; j + NR <= nc; j += NR) Kernel4x32(ai, lda, bp + j, ldb, ci + j, ldc, kc, alpha);
+                    for (; j + NR <= nc; j += NR) Kernel4x32(ai, lda, b, p0, j, ci + j, ldc, kc, alpha);
                 // Edges (last columns, or fewer than 4 rows): one row at a time, 8 lanes then scalars.
-                for (int r = 0; r < rb; r++) EdgeRow(ai + (long)r * lda, bp, ldb, ci + (long)r * ldc, j, nc, kc, alpha);
+                for (int r = 0; r < rb; r++) EdgeRow(ai + (long)r * lda, b, p0, ci + (long)r * ldc, j, nc, kc, alpha);
             }
         }
     }
 
-    static void Kernel4x32(float* a, int lda, float* b, int ldb, float* c, int ldc, int kc, float alpha)
+    static void Kernel4x32<TRows>(float* a, int lda, TRows b, int p0, int j, float* c, int ldc, int kc, float alpha)
+        where TRows : struct, IRowSource
     {
         Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default,
                          c10 = default, c11 = default, c12 = default, c13 = default,
@@ -143,7 +146,7 @@ public static unsafe partial class CpuGemm
         float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
         for (int p = 0; p < kc; p++)
         {
-            float* bp = b + (long)p * ldb;
+            float* bp = b.Row(p0 + p) + j;
             var b0 = Vector256.Load(bp); var b1 = Vector256.Load(bp + 8); var b2 = Vector256.Load(bp + 16); var b3 = Vector256.Load(bp + 24);
             var x = Vector256.Create(a0[p]);
             c00 = Vector256.FusedMultiplyAdd(x, b0, c00); c01 = Vector256.FusedMultiplyAdd(x, b1, c01);
@@ -165,14 +168,15 @@ public static unsafe partial class CpuGemm
         Store(c + 3L * ldc, al, c30, c31, c32, c33);
     }
 
-    static void Kernel8x32(float* a, int lda, float* b, int ldb, float* c, int ldc, int kc, float alpha)
+    static void Kernel8x32<TRows>(float* a, int lda, TRows b, int p0, int j, float* c, int ldc, int kc, float alpha)
+        where TRows : struct, IRowSource
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                          c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
                          c60 = default, c61 = default, c70 = default, c71 = default;
         for (int p = 0; p < kc; p++)
         {
-            float* bp = b + (long)p * ldb;
+            float* bp = b.Row(p0 + p) + j;
             float* ap = a + p;
             var b0 = Vector512.Load(bp); var b1 = Vector512.Load(bp + 16);
             var x = Vector512.Create(ap[0]);
@@ -202,6 +206,29 @@ public static unsafe partial class CpuGemm
         Accumulate(c, al, c60); Accumulate(c + 16, al, c61); Accumulate(c + ldc, al, c70); Accumulate(c + ldc + 16, al, c71);
     }
 
+    /// <summary>The 8×32 kernel's half for a remainder of 16 to 31 columns (one 512-bit accumulator per row).</summary>
+    static void Kernel8x16<TRows>(float* a, int lda, TRows b, int p0, int j, float* c, int ldc, int kc, float alpha)
+        where TRows : struct, IRowSource
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b.Row(p0 + p) + j);
+            float* ap = a + p;
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[0]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[lda]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[2L * lda]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[3L * lda]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[4L * lda]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[5L * lda]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[6L * lda]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(ap[7L * lda]), b0, c7);
+        }
+        var al = Vector512.Create(alpha);
+        Accumulate(c, al, c0); Accumulate(c + ldc, al, c1); Accumulate(c + 2L * ldc, al, c2); Accumulate(c + 3L * ldc, al, c3);
+        Accumulate(c + 4L * ldc, al, c4); Accumulate(c + 5L * ldc, al, c5); Accumulate(c + 6L * ldc, al, c6); Accumulate(c + 7L * ldc, al, c7);
+    }
+
     /// <summary>c[0..16) += alpha·v.</summary>
     static void Accumulate(float* c, Vector512<float> alpha, Vector512<float> v) => Vector512.FusedMultiplyAdd(alpha, v, Vector512.Load(c)).Store(c);
 
@@ -213,21 +240,22 @@ public static unsafe partial class CpuGemm
         Vector256.FusedMultiplyAdd(alpha, v3, Vector256.Load(c + 24)).Store(c + 24);
     }
 
-    /// <summary>c[j0..nc) += alpha·a[0..kc)·b[0..kc, j0..nc) for one row.</summary>
-    static void EdgeRow(float* a, float* b, int ldb, float* c, int j0, int nc, int kc, float alpha)
+    /// <summary>c[j0..nc) += alpha·a[0..kc)·b[p0..p0 + kc, j0..nc) for one row.</summary>
+    static void EdgeRow<TRows>(float* a, TRows b, int p0, float* c, int j0, int nc, int kc, float alpha)
+        where TRows : struct, IRowSource
     {
         int j = j0;
         if (Vector256.IsHardwareAccelerated)
             for (; j + 8 <= nc; j += 8)
             {
                 var acc = Vector256<float>.Zero;
-                for (int p = 0; p < kc; p++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(a[p]), Vector256.Load(b + (long)p * ldb + j), acc);
+                for (int p = 0; p < kc; p++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(a[p]), Vector256.Load(b.Row(p0 + p) + j), acc);
                 Vector256.FusedMultiplyAdd(Vector256.Create(alpha), acc, Vector256.Load(c + j)).Store(c + j);
             }
         for (; j < nc; j++)
         {
             float acc = 0f;
-            for (int p = 0; p < kc; p++) acc += a[p] * b[(long)p * ldb + j];
+            for (int p = 0; p < kc; p++) acc += a[p] * b.Row(p0 + p)[j];
             c[j] += alpha * acc;
         }
     }

@@ -29,6 +29,9 @@ public sealed record TrainSettings
     public int? MaxPerClass { get; init; }
     /// <summary>Decode workers of the batch loader; null: cores − 1 (at least 1). Does not change the batches.</summary>
     public int? DataWorkers { get; init; }
+    /// <summary>--grad-buckets: the data-parallel gradient bucket size in MB (null: off, one all-reduce after the
+    /// backward). Does not change the result at 2 ranks (see docs).</summary>
+    public double? GradBucketMegabytes { get; init; } = Distributed.BucketPlan.DefaultMegabytes;
     /// <summary>--nproc: start this many local data-parallel processes through mpirun (null: run in this process).</summary>
     public int? Processes { get; init; }
     /// <summary>The flags typed on the command line (not defaulted): on --resume each must agree with the run's settings.</summary>
@@ -43,6 +46,8 @@ public sealed record TrainSettings
         if (DataWorkers is <= 0 or > 256) throw new UsageException($"--data-workers must be in 1..256, got {DataWorkers}");
         if (Processes is <= 0 or > Distributed.LocalLaunch.MaxProcesses)
             throw new UsageException($"--nproc must be in 1..{Distributed.LocalLaunch.MaxProcesses}, got {Processes}");
+        if (GradBucketMegabytes is { } mb && !(mb > 0 && mb <= Distributed.BucketPlan.MaxMegabytes))
+            throw new UsageException($"--grad-buckets must be off or a size in MB in (0, {Distributed.BucketPlan.MaxMegabytes}], got {mb}");
         if (Steps is <= 0) throw new UsageException($"--steps must be > 0, got {Steps}");
         if (Batch is <= 0 or > 4096) throw new UsageException($"--batch must be in 1..4096, got {Batch}");
         if (Lr is { } lr && !(lr > 0 && double.IsFinite(lr) && lr < 1)) throw new UsageException($"--lr must be in (0, 1), got {lr}");

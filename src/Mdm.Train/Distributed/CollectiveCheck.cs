@@ -6,7 +6,8 @@ namespace Mdm.Train.Distributed;
 
 /// <summary>The hidden `collective-check` command: run under mpirun, every rank all-reduces and broadcasts buffers
 /// whose results are known exactly (small integers in f32) and reports each check. `--die-rank R` makes rank R kill
-/// itself after the first all-reduce while the others wait in the next collective, to test failure handling.
+/// itself after the first all-reduce while the others wait in the next collective (a non-blocking all-reduce, as a
+/// gradient bucket's), to test failure handling.
 /// `--nccl` also all-reduces a CUDA tensor through NCCL (unique id bootstrapped over the collective above).
 /// Exit codes: 0 every check matched; 1 a result differed; 2 the collective could not start or failed.</summary>
 public static class CollectiveCheck
@@ -39,6 +40,7 @@ public static class CollectiveCheck
                 output.Flush();
                 System.Diagnostics.Process.GetCurrentProcess().Kill();
             }
+            CheckStartedSum(collective, elements, failures);
             CheckAverage(collective, elements, failures);
             CheckBroadcast(collective, elements, failures);
             using (var cpu = Backends.Create(BackendKind.Cpu)) CheckTensor(collective, cpu, elements, failures);
@@ -65,6 +67,21 @@ public static class CollectiveCheck
         c.AllReduceSum(buffer);
         float ranks = c.WorldSize * (c.WorldSize + 1) / 2f;
         Expect(buffer, i => (i + 1) * ranks, "all-reduce sum", failures);
+    }
+
+    /// <summary>The sum of <see cref="CheckSum"/> started without waiting, in two halves (two buckets in flight at
+    /// once), polled until done as the gradient buckets poll from the backward.</summary>
+    static void CheckStartedSum(Collective c, int n, List<string> failures)
+    {
+        var buffer = GC.AllocateArray<float>(n, pinned: true);
+        for (int i = 0; i < n; i++) buffer[i] = (c.Rank + 1f) * (i + 1);
+        int half = n / 2;
+        var first = c.StartAllReduceSum(buffer.AsMemory(0, half));
+        var second = c.StartAllReduceSum(buffer.AsMemory(half));
+        while (!first.Test()) Thread.Yield();
+        second.Wait();
+        float ranks = c.WorldSize * (c.WorldSize + 1) / 2f;
+        Expect(buffer, i => (i + 1) * ranks, "started all-reduce sum", failures);
     }
 
     /// <summary>Rank r contributes 2r + i: the mean is N − 1 + i.</summary>

@@ -9,9 +9,10 @@ namespace Mdm.Train.Distributed;
 /// The data-parallel gradient exchange: every trainable parameter's gradient is packed into one flat buffer on the
 /// backend, averaged over the ranks in one all-reduce (NCCL in place on the GPU, MPI through host memory) and unpacked,
 /// before the optimizer clips by the global norm. A gradient missing this step is packed as zeros (every rank runs the
-/// same graph, so the same ones are missing everywhere).
+/// same graph, so the same ones are missing everywhere). The unbucketed path (--grad-buckets off), kept to compare
+/// with <see cref="GradientBuckets"/>.
 /// </summary>
-public sealed class GradientAllReduce : IDisposable
+public sealed class GradientAllReduce : IGradientExchange
 {
     readonly Collective collective;
     readonly Variable[] parameters;
@@ -38,11 +39,15 @@ public sealed class GradientAllReduce : IDisposable
     /// <summary>Elements exchanged per step.</summary>
     public long Elements => bucket.Numel;
 
-    /// <summary>Seconds the last <see cref="Run"/> took (packing, the all-reduce, unpacking; the device synchronised).</summary>
+    /// <summary>Seconds the last <see cref="Finish"/> took (packing, the all-reduce, unpacking; the device synchronised).</summary>
     public double LastSeconds { get; private set; }
 
+    public Action<Variable>? GradientReady => null;
+
+    public string Describe() => "in one all-reduce after the backward";
+
     /// <summary>Replaces every gradient with its mean over the ranks.</summary>
-    public void Run()
+    public void Finish()
     {
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < parameters.Length; i++)

@@ -185,7 +185,8 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
             using var loader = new BatchLoader(data, batchSize, (long)settings.Seed + stage, t.RandomFlip, state.Epoch, state.Position, workers: settings.DataWorkers,
                                                shard: ranks.Rank, shards: ranks.WorldSize);
             using var deviceBatches = new DeviceBatches(loader, backend);
-            using var gradients = ranks.WorldSize > 1 || ranks is NcclCollective ? new GradientAllReduce(ranks, parameters.Select(p => p.Value), backend) : null;
+            using var gradients = ranks.WorldSize > 1 || ranks is NcclCollective ? GradientExchange(parameters.Select(p => p.Value), backend) : null;
+            if (gradients is not null) log.WriteLine($"gradients: {gradients.Describe()}");
             var stageClock = Stopwatch.StartNew();
             using var metrics = Lead ? new MetricsLog(Path.Combine(Out, "metrics.jsonl"), append: true) : null;
             var writer = new CheckpointWriter(CheckpointDir, Prefix(stage), settings.KeepLast) { WrapOutput = wrapCheckpointOutput };
@@ -231,9 +232,11 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     var perRes = result.ResolutionLossSums();
                     for (int r = 0; r < perRes.Length; r++) (resolutionSums[micro, r], resolutionCounts[micro, r]) = perRes[r];
                     var scaled = accumulation == 1 ? result.Loss : F.Scale(result.Loss, 1f / accumulation);
-                    scaled.Backward();
+                    // Buckets start their all-reduce during the backward that makes the gradients final: the last micro-batch's.
+                    scaled.Backward(gradientReady: micro == accumulation - 1 ? gradients?.GradientReady : null);
                     deviceBatches.Prefetch();   // the next batch's copy overlaps the queued backward and update
                 }
+                gradients?.Finish();
                 // One small all-reduce makes the step's loss, per-resolution losses and stop request the same on every rank.
                 var global = StepTotals(lossSum, resolutionSums, resolutionCounts, cancel.IsCancellationRequested);
                 lossSum = global.Loss;
@@ -244,7 +247,6 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                 int nanStreak = state.NanStreak;
                 if (finite)
                 {
-                    gradients?.Run();
                     using var norm = optimizer.Step(lr);
                     gradNorm = norm.Item();
                     ema.Update();
@@ -290,6 +292,9 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                     log.WriteLine($"data: {loader.Workers} decode worker(s){(ranks.WorldSize > 1 ? $" on each of {ranks.WorldSize} processes" : "")}, {imagesPerSecond:F0} img/s; the trainer waited {loader.WaitSeconds:F2} s " +
                                   $"of {stageClock.Elapsed.TotalSeconds:F1} s on data ({100 * loader.WaitSeconds / Math.Max(1e-9, stageClock.Elapsed.TotalSeconds):F1} %)");
                 }
+                if ((stopping || step == steps) && gradients is GradientBuckets buckets)
+                    log.WriteLine($"gradients, last step: {buckets.StartedBeforeLastGradient} of {buckets.Count} bucket all-reduces started before the backward's last gradient, " +
+                                  $"{buckets.CompletedInBackward} completed within it");
                 if (stopping)
                 {
                     log.WriteLine($"interrupted at step {step}: checkpoint {lastCheckpoint}; continue with --resume");
@@ -337,6 +342,10 @@ public sealed class Trainer(TrainSettings settings, RunConfig config, Backend ba
                                                "Make room, then continue with --resume", e);
         }
     }
+
+    /// <summary>Buckets overlapping the backward unless --grad-buckets off asked for one all-reduce after it.</summary>
+    IGradientExchange GradientExchange(IEnumerable<Variable> parameters, Backend backend) =>
+        settings.GradBucketMegabytes is { } megabytes ? new GradientBuckets(ranks, parameters, backend, megabytes) : new GradientAllReduce(ranks, parameters, backend);
 
     sealed record Totals(double Loss, double[] ResolutionLosses, bool Stop);
 

@@ -39,7 +39,7 @@ public sealed record Conv1dCase(int N, int Cin, int Cout, int L, int K, int Stri
 /// <summary>
 /// Conv2d / Conv1d forward and the three gradients (input, weight, bias) against float64 on every backend, plus the
 /// argument checks. Shapes stay tiny so the ILGPU CPU accelerator runs them quickly; ConvLargeShapeTests_Cpu takes
-/// the CPU backend through bigger, chunked shapes.
+/// the CPU backend through bigger shapes.
 /// </summary>
 [BackendFixtures]
 public class ConvOpTests(BackendKind kind) : KernelFixture(kind)
@@ -381,8 +381,9 @@ public class ConvTensorCoreTests_Cuda() : ConvOpTests(BackendKind.Cuda)
 }
 
 /// <summary>
-/// The CPU backend on model-sized shapes: many channels, 32×32 images, and a batch whose im2col buffer exceeds one
-/// chunk (so samples are processed in several chunks). Too slow for the ILGPU CPU accelerator.
+/// The CPU backend on model-sized shapes (many channels, 32×32 images, batches split across workers, several GEMM
+/// panels) and the implicit GEMM's corners: several taps per stride phase, a padding wider than the kernel. Too slow
+/// for the ILGPU CPU accelerator.
 /// </summary>
 [BackendFixtures(BackendKind.Cpu)]
 public class ConvLargeShapeTests_Cpu() : KernelFixture(BackendKind.Cpu)
@@ -392,9 +393,11 @@ public class ConvLargeShapeTests_Cpu() : KernelFixture(BackendKind.Cpu)
         yield return new Conv2dCase(2, 16, 32, 32, 32, 3, 3, 1, 1, 1, 1, true).Data();
         yield return new Conv2dCase(2, 16, 32, 33, 31, 3, 3, 2, 2, 1, 1, false).Data();
         yield return new Conv2dCase(2, 32, 48, 32, 32, 1, 1, 1, 1, 0, 0, true).Data();
-        yield return new Conv2dCase(5, 64, 3, 64, 64, 3, 3, 1, 1, 1, 1, true).Data();   // 5 × 576 × 4096 floats of im2col: two chunks
+        yield return new Conv2dCase(5, 64, 3, 64, 64, 3, 3, 1, 1, 1, 1, true).Data();   // K = 576: three K chunks of the GEMM
         yield return new Conv2dCase(3, 29, 18, 9, 9, 3, 3, 1, 1, 1, 1, false).Data();   // weight gradient: 3 samples on 2 workers, 81 positions (16-lane tail)
         yield return new Conv2dCase(7, 64, 33, 17, 17, 1, 1, 2, 2, 0, 0, true).Data(); // 1×1 stride 2 over 7 samples on 2 workers
+        yield return new Conv2dCase(3, 5, 6, 11, 10, 5, 5, 3, 2, 2, 1, true).Data();   // implicit GEMM: 5×5 taps over 3×2 stride phases
+        yield return new Conv2dCase(2, 6, 7, 9, 8, 1, 1, 1, 1, 1, 1, false).Data();    // padding wider than the kernel: the col2im input gradient
     }
 
     [TestCaseSource(nameof(Cases))]

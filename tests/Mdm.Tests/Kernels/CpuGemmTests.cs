@@ -16,6 +16,7 @@ public class CpuGemmTests
     [TestCase(false, true, 37, 290, 300)]
     [TestCase(true, false, 9, 97, 600)]
     [TestCase(true, true, 66, 33, 257)]
+    [TestCase(false, false, 24, 304, 40)]
     public unsafe void SgemmMatchesReference(bool ta, bool tb, int m, int n, int k)
     {
         var rng = TestSeed.NewRandom();

@@ -1,4 +1,5 @@
 using Mdm.Kernels;
+using Mdm.Kernels.Gpu.Tuning;
 using Mdm.Tests.Harness;
 using Mdm.Kernels.Reference;
 using Mdm.Tests.Reference;
@@ -431,27 +432,30 @@ public class MatmulTensorCoreTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
         yield return new TestCaseData(2, 2, 256, 128, 512, false, true).SetArgDisplayNames("[2,256,512]x[2,128,512] NT");
     }
 
+    /// <summary>The mma.sync tile and warp layouts: 128×128×64 with 4 and 8 warps, the short-K 128×128×32 and 64×128×32.</summary>
+    static readonly string[] TileVariants = [GemmVariant.Wide, GemmVariant.Narrow, GemmVariant.BK32, GemmVariant.M64BK32];
+
     /// <summary>The bf16 checks of <see cref="MatmulOpTests.MatMulBF16"/> on shapes routed to the tensor cores; fails if
     /// they were not (the SIMT kernel would pass the same checks).</summary>
     [TestCaseSource(nameof(TensorCoreCases))]
     public void MatMulBF16OnTensorCores(int batchA, int batchB, int m, int n, int k, bool ta, bool tb)
     {
         var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)B;
-        foreach (bool wide in new[] { true, false })   // both warp layouts
+        foreach (var variant in TileVariants)
         {
-            gpu.WideWarpTiles = wide;
+            gpu.GemmAlgorithm = variant;
             try
             {
                 long before = gpu.TensorCoreGemms;
                 MatMulBF16(batchA, batchB, m, n, k, ta, tb);
                 Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(3),
-                    $"forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
+                    $"{variant}: forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
             }
-            finally { gpu.WideWarpTiles = null; }
+            finally { gpu.GemmAlgorithm = null; }
         }
     }
 
-    /// <summary><see cref="MatmulOpTests.MatMulBF16Output"/> on the tensor cores, both warp layouts: C rows aligned
+    /// <summary><see cref="MatmulOpTests.MatMulBF16Output"/> on the tensor cores, every tile layout: C rows aligned
     /// (16-byte stores) and not (N = 21: element stores only).</summary>
     [TestCase(0, 0, 200, 136, 72, false, false)]
     [TestCase(3, 0, 136, 264, 40, true, true)]
@@ -459,17 +463,17 @@ public class MatmulTensorCoreTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
     public void MatMulBF16OutputOnTensorCores(int batchA, int batchB, int m, int n, int k, bool ta, bool tb)
     {
         var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)B;
-        foreach (bool wide in new[] { true, false })
+        foreach (var variant in TileVariants)
         {
-            gpu.WideWarpTiles = wide;
+            gpu.GemmAlgorithm = variant;
             try
             {
                 long before = gpu.TensorCoreGemms;
                 MatMulBF16Output(batchA, batchB, m, n, k, ta, tb, DType.BF16);
                 Assert.That(gpu.TensorCoreGemms - before, Is.GreaterThanOrEqualTo(3),
-                    $"forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
+                    $"{variant}: forward, da and db should all have run on tensor cores ({gpu.TensorCoreStatus})");
             }
-            finally { gpu.WideWarpTiles = null; }
+            finally { gpu.GemmAlgorithm = null; }
         }
     }
 
@@ -480,7 +484,7 @@ public class MatmulTensorCoreTests_Cuda() : MatmulOpTests(BackendKind.Cuda)
     public void MatMulBF16SplitK(int m, int n, int k, bool ta, bool tb)
     {
         var gpu = (Mdm.Kernels.Gpu.IlgpuBackend)B;
-        gpu.GemmAlgorithm = Mdm.Kernels.Gpu.Tuning.GemmVariant.SplitK;
+        gpu.GemmAlgorithm = GemmVariant.SplitK;
         try
         {
             long before = gpu.TensorCoreGemms;

@@ -60,7 +60,7 @@ public class PtxLocalPromotionTests
     public void TheTensorCoreGemmsCompileWithoutLocalMemoryAndWithTheirLaunchBounds()
     {
         var results = PtxCompiler.CompileAll().Where(r => r.Name.StartsWith("MatmulBF16TensorCore", StringComparison.Ordinal)).ToList();
-        Assert.That(results, Has.Count.EqualTo(16), "4 transpose forms × 2 warp layouts × f32 / bf16 C");
+        Assert.That(results, Has.Count.EqualTo(32), "4 transpose forms × 4 tile and warp layouts × f32 / bf16 C");
         foreach (var r in results)
         {
             if (r.Name.Contains("BF16Out", StringComparison.Ordinal))
@@ -69,7 +69,11 @@ public class PtxLocalPromotionTests
             Assert.That(r.Ptx, Does.Contain("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"), r.Name);
             Assert.That(r.Ptx, Does.Contain("ldmatrix.sync.aligned.m8n8.x4"), r.Name);
             Assert.That(r.Ptx, Does.Contain("cp.async.cg.shared.global"), r.Name);
-            Assert.That(r.Ptx, Does.Contain(".minnctapersm 2"), $"{r.Name}: launch bounds missing");
+            // The 64×128 tile: 4 groups of 128 threads per multiprocessor; the others 2.
+            Assert.That(r.Ptx, Does.Contain(r.Name.Contains("M64", StringComparison.Ordinal) ? ".minnctapersm 4" : ".minnctapersm 2"), $"{r.Name}: launch bounds missing");
+            // The 4-stage pipelines wait for all but two copy groups, the 3-stage one for all but one.
+            bool fourStages = r.Name.Contains("M64", StringComparison.Ordinal) || r.Name.Contains("BK32", StringComparison.Ordinal);
+            Assert.That(r.Ptx, Does.Contain(fourStages ? "cp.async.wait_group 2;" : "cp.async.wait_group 1;"), r.Name);
         }
     }
 }

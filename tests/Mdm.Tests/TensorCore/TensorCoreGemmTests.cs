@@ -9,7 +9,8 @@ namespace Mdm.Tests.TensorCore;
 
 /// <summary>
 /// The tensor-core GEMM (the kernel CUDA runs, on the emulated warp primitives) against float64 on the CPU
-/// accelerator: every transpose form × both warp layouts, one or two 128×128 tiles with ragged edges, padded leading
+/// accelerator: every transpose form × both warp layouts, and the short-K tiles (128×128×32 and 64×128×32, 4 stages)
+/// in every form with the narrow warps; one or two block tiles with ragged edges, padded leading
 /// dimensions, batches (separate and summed), both bias kinds, output poisoned with NaN; with an f32 C and with a bf16
 /// C (16-byte stores on an aligned C, element stores on ragged edges and unaligned rows). Error rule (FlashAttention):
 /// against the float64 product of the unrounded inputs, at most 2 × the error of a naive bf16/f32 product (rounded to
@@ -18,8 +19,13 @@ namespace Mdm.Tests.TensorCore;
 public class TensorCoreGemmTests
 {
     /// <summary>BF16Out: C is bf16; AlignedC: its rows are padded to a multiple of 8 values (16-byte stores), else to
-    /// N + 2 (element stores only). SplitSlices &gt; 0: split-K, pieces of that many K slices adding into a zeroed C.</summary>
-    public record struct Case(int M, int N, int K, int Batch, bool SumBatch, int Bias, bool BF16Out = false, bool AlignedC = false, int SplitSlices = 0);
+    /// N + 2 (element stores only). SplitSlices &gt; 0: split-K, pieces of that many K slices adding into a zeroed C.
+    /// TileM, TileK: the block tile (<see cref="IGemmTile"/>).</summary>
+    public record struct Case(int M, int N, int K, int Batch, bool SumBatch, int Bias, bool BF16Out = false, bool AlignedC = false, int SplitSlices = 0,
+        int TileM = MatmulTensorCoreKernels.TileM, int TileK = MatmulTensorCoreKernels.TileK)
+    {
+        public readonly int Stages => TileK == MatmulTensorCoreKernels.TileK ? MatmulTensorCoreKernels.Stages : 4;
+    }
 
     static IEnumerable<TestCaseData> Cases()
     {
@@ -49,11 +55,27 @@ public class TensorCoreGemmTests
         yield return Data("TT", false, new(24, 16, 72, 3, true, 0, SplitSlices: 3));
         yield return Data("TN", true, new(12, 136, 130, 2, false, 0, SplitSlices: 2));
         yield return Data("NT", true, new(37, 19, 27, 1, false, 0, SplitSlices: 1));
+
+        // Short-K tiles, 8 warps of 64×32 (128×128×32) or 4 (64×128×32): every form with an f32 C over two 64-row
+        // blocks and two 32-deep slices (the second ragged), and with a bf16 C; then 8 slices through the 4 stages
+        // (two summed batches of 4, the ring wraps) with bias, two blocks along N, and an unaligned bf16 C.
+        foreach (int tileM in new[] { 128, 64 })
+        {
+            foreach (var form in new[] { "NN", "NT", "TN", "TT" })
+            {
+                yield return Data(form, false, new(70, 19, 45, 1, false, 0, TileM: tileM, TileK: 32));
+                yield return Data(form, false, new(37, 19, 27, 1, false, 0, BF16Out: true, AlignedC: true, TileM: tileM, TileK: 32));
+            }
+            yield return Data("NT", false, new(20, 24, 100, 2, true, 1, TileM: tileM, TileK: 32));
+            yield return Data("TN", false, new(12, 136, 40, 1, false, 2, BF16Out: true, AlignedC: true, TileM: tileM, TileK: 32));
+            yield return Data("NN", false, new(70, 12, 24, 2, false, 1, BF16Out: true, TileM: tileM, TileK: 32));
+        }
     }
 
     static TestCaseData Data(string form, bool wide, Case c) => new TestCaseData(form, wide, c).SetArgDisplayNames(
         $"{form}-{(wide ? "warps4x64x64" : "warps8x64x32")}-{c.Batch}x{c.M}x{c.N}x{c.K}{(c.SumBatch ? "-summed" : "")}-bias{c.Bias}" +
-        (c.BF16Out ? (c.AlignedC ? "-bf16out-aligned" : "-bf16out-unaligned") : "") + (c.SplitSlices > 0 ? $"-splitk{c.SplitSlices}" : ""));
+        (c.BF16Out ? (c.AlignedC ? "-bf16out-aligned" : "-bf16out-unaligned") : "") + (c.SplitSlices > 0 ? $"-splitk{c.SplitSlices}" : "") +
+        (c.TileK != MatmulTensorCoreKernels.TileK ? $"-tile{c.TileM}x{MatmulTensorCoreKernels.TileN}x{c.TileK}" : ""));
 
     [TestCaseSource(nameof(Cases))]
     public void GemmMatchesFloat64(string form, bool wide, Case c)
@@ -102,22 +124,22 @@ public class TensorCoreGemmTests
         using var a = acc.Allocate1D(abits);
         using var b = acc.Allocate1D(bbits);
         using var biasBuf = acc.Allocate1D(fbias);
-        int tilesM = (c.M + MatmulTensorCoreKernels.TileM - 1) / MatmulTensorCoreKernels.TileM;
+        int tilesM = (c.M + c.TileM - 1) / c.TileM;
         int tilesN = (c.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
         var args = new TensorCoreGemmArgs
         {
             A = WarpEmulator.Address(a), B = WarpEmulator.Address(b), StrideA = strideA, StrideB = strideB,
             M = c.M, N = c.N, K = c.K, Lda = lda, Ldb = ldb, Ldc = ldc, StrideC = strideC, Batch = c.Batch,
             SumBatch = c.SumBatch ? 1 : 0, HasBias = c.Bias, TilesN = tilesN,
-            KTiles = (c.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK,
+            KTiles = (c.K + c.TileK - 1) / c.TileK,
         };
         int slices = args.KTiles * (c.SumBatch ? c.Batch : 1);
         args.SplitSlices = c.SplitSlices > 0 ? c.SplitSlices : slices;
         args.Splits = (slices + args.SplitSlices - 1) / args.SplitSlices;
-        var config = new KernelConfig(new Index2D(tilesM * tilesN, outBatch * args.Splits), new Index2D(wide ? 128 : 256, 1),
-            SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
-        var stored = c.BF16Out ? RunBF16Out(acc, form, wide, config, args, biasBuf, outBatch * strideC, c.AlignedC)
-            : RunF32(acc, form, wide, config, args, biasBuf, InitialC(c, outBatch, ldc, strideC));
+        var config = new KernelConfig(new Index2D(tilesM * tilesN, outBatch * args.Splits), new Index2D(MatmulTensorCoreKernels.ThreadsFor(c.TileM, wide), 1),
+            SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytesFor(c.TileM, c.TileK, c.Stages)));
+        var stored = c.BF16Out ? RunBF16Out(acc, (Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs>)Kernel(form, wide, c), config, args, biasBuf, outBatch * strideC, c.AlignedC)
+            : RunF32(acc, (Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>)Kernel(form, wide, c), config, args, biasBuf, InitialC(c, outBatch, ldc, strideC));
         var got = new float[exact.Length];
         for (int ob = 0; ob < outBatch; ob++)
             for (int i = 0; i < c.M; i++)
@@ -154,46 +176,43 @@ public class TensorCoreGemmTests
         return init;
     }
 
-    static float[] RunF32(Accelerator acc, string form, bool wide, KernelConfig config, TensorCoreGemmArgs args, MemoryBuffer1D<float, Stride1D.Dense> bias, float[] initial)
+    static float[] RunF32(Accelerator acc, Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> kernel, KernelConfig config, TensorCoreGemmArgs args, MemoryBuffer1D<float, Stride1D.Dense> bias, float[] initial)
     {
         using var cBuf = acc.Allocate1D(initial);
-        acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs>(Kernel(form, wide))(config, cBuf.View, bias.View, args);
+        acc.LoadStreamKernel(kernel)(config, cBuf.View, bias.View, args);
         return cBuf.GetAsArray1D();
     }
 
-    static float[] RunBF16Out(Accelerator acc, string form, bool wide, KernelConfig config, TensorCoreGemmArgs args, MemoryBuffer1D<float, Stride1D.Dense> bias, int length, bool aligned)
+    static float[] RunBF16Out(Accelerator acc, Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> kernel, KernelConfig config, TensorCoreGemmArgs args, MemoryBuffer1D<float, Stride1D.Dense> bias, int length, bool aligned)
     {
         using var cBuf = acc.Allocate1D(Enumerable.Repeat(BFloat16.FromFloat(float.NaN), length).ToArray());
         args.C = WarpEmulator.Address(cBuf);
         if (aligned) Assert.That(args.C % 16, Is.Zero, "the 16-byte store path needs a 16-byte aligned C");
         args.CAligned = aligned ? 1 : 0;
-        acc.LoadStreamKernel<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs>(KernelBF16Out(form, wide))(config, cBuf.View, bias.View, args);
+        acc.LoadStreamKernel(kernel)(config, cBuf.View, bias.View, args);
         return Array.ConvertAll(cBuf.GetAsArray1D(), BFloat16.ToFloat);
     }
 
     static int RoundUp8(int x) => (x + 7) / 8 * 8;
 
-    static Action<ArrayView<ushort>, ArrayView<float>, TensorCoreGemmArgs> KernelBF16Out(string form, bool wide) => (form, wide) switch
+    /// <summary>The kernel for a case: its warp layout and tile, the f32-C or bf16-C epilogue, its transpose form.</summary>
+    static Delegate Kernel(string form, bool wide, Case c) => (wide, c.TileM, c.TileK) switch
     {
-        ("NN", false) => MatmulTensorCoreKernels.GemmBF16Out<OrientNN, EightWarps64x32, EmulatedWarpMma>,
-        ("NT", false) => MatmulTensorCoreKernels.GemmBF16Out<OrientNT, EightWarps64x32, EmulatedWarpMma>,
-        ("TN", false) => MatmulTensorCoreKernels.GemmBF16Out<OrientTN, EightWarps64x32, EmulatedWarpMma>,
-        ("TT", false) => MatmulTensorCoreKernels.GemmBF16Out<OrientTT, EightWarps64x32, EmulatedWarpMma>,
-        ("NN", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientNN, FourWarps64x64, EmulatedWarpMma>,
-        ("NT", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientNT, FourWarps64x64, EmulatedWarpMma>,
-        ("TN", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientTN, FourWarps64x64, EmulatedWarpMma>,
-        _ => MatmulTensorCoreKernels.GemmBF16Out<OrientTT, FourWarps64x64, EmulatedWarpMma>,
+        (true, _, _) => ForForm<FourWarps64x64, Tile128x128K64>(form, c.BF16Out),
+        (false, 64, 32) => ForForm<EightWarps64x32, Tile64x128K32>(form, c.BF16Out),
+        (false, 128, 32) => ForForm<EightWarps64x32, Tile128x128K32>(form, c.BF16Out),
+        _ => ForForm<EightWarps64x32, Tile128x128K64>(form, c.BF16Out),
     };
 
-    static Action<ArrayView<float>, ArrayView<float>, TensorCoreGemmArgs> Kernel(string form, bool wide) => (form, wide) switch
+    static Delegate ForForm<TW, TT>(string form, bool bf16Out) where TW : struct, IGemmWarps where TT : struct, IGemmTile => (form, bf16Out) switch
     {
-        ("NN", false) => MatmulTensorCoreKernels.Gemm<OrientNN, EightWarps64x32, EmulatedWarpMma>,
-        ("NT", false) => MatmulTensorCoreKernels.Gemm<OrientNT, EightWarps64x32, EmulatedWarpMma>,
-        ("TN", false) => MatmulTensorCoreKernels.Gemm<OrientTN, EightWarps64x32, EmulatedWarpMma>,
-        ("TT", false) => MatmulTensorCoreKernels.Gemm<OrientTT, EightWarps64x32, EmulatedWarpMma>,
-        ("NN", true) => MatmulTensorCoreKernels.Gemm<OrientNN, FourWarps64x64, EmulatedWarpMma>,
-        ("NT", true) => MatmulTensorCoreKernels.Gemm<OrientNT, FourWarps64x64, EmulatedWarpMma>,
-        ("TN", true) => MatmulTensorCoreKernels.Gemm<OrientTN, FourWarps64x64, EmulatedWarpMma>,
-        _ => MatmulTensorCoreKernels.Gemm<OrientTT, FourWarps64x64, EmulatedWarpMma>,
+        ("NN", false) => MatmulTensorCoreKernels.Gemm<OrientNN, TW, TT, EmulatedWarpMma>,
+        ("NT", false) => MatmulTensorCoreKernels.Gemm<OrientNT, TW, TT, EmulatedWarpMma>,
+        ("TN", false) => MatmulTensorCoreKernels.Gemm<OrientTN, TW, TT, EmulatedWarpMma>,
+        ("TT", false) => MatmulTensorCoreKernels.Gemm<OrientTT, TW, TT, EmulatedWarpMma>,
+        ("NN", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientNN, TW, TT, EmulatedWarpMma>,
+        ("NT", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientNT, TW, TT, EmulatedWarpMma>,
+        ("TN", true) => MatmulTensorCoreKernels.GemmBF16Out<OrientTN, TW, TT, EmulatedWarpMma>,
+        _ => MatmulTensorCoreKernels.GemmBF16Out<OrientTT, TW, TT, EmulatedWarpMma>,
     };
 }

@@ -6,36 +6,30 @@ namespace Mdm.Kernels.Gpu.Kernels;
 
 /// <summary>
 /// The bf16-output epilogue of the tensor-core GEMM: the same main loop, then each accumulator (plus the bias, in f32)
-/// is rounded to bf16 (nearest even) and staged in shared memory as the group's 128×128 tile, so that each thread can
+/// is rounded to bf16 (nearest even) and staged in shared memory as the group's tile (TileM × 128), so that each thread can
 /// write whole rows of 8 values: one 16-byte store where the chunk lies inside N and C is 16-byte aligned
 /// (<see cref="TensorCoreGemmArgs.CAligned"/>), element stores on ragged edges.
 /// </summary>
 public static partial class MatmulTensorCoreKernels
 {
     /// <summary>A staged row: 128 bf16 plus 16 bytes of padding, so the 8 rows one mma store covers hit 8 bank groups.</summary>
-    const int StagedRowBytes = TileN * 2 + 16;
+    public const int StagedRowBytes = TileN * 2 + 16;
 
-    /// <summary>The CUDA kernel: <see cref="GemmBF16Out{TO, TW, TM}"/> on the inline-PTX primitives.</summary>
-    public static void GemmBF16Out<TO, TW>(ArrayView<ushort> c, ArrayView<float> bias, TensorCoreGemmArgs p)
-        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps => GemmBF16Out<TO, TW, PtxWarpMma>(c, bias, p);
-
-    /// <summary>As <see cref="Gemm{TO, TW, TM}"/> with a bf16 C; <see cref="TensorCoreGemmArgs.C"/> is c's device address.</summary>
-    public static void GemmBF16Out<TO, TW, TM>(ArrayView<ushort> c, ArrayView<float> bias, TensorCoreGemmArgs p)
-        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM>
+    /// <summary>As <see cref="Gemm{TO, TW, TT, TM}"/> with a bf16 C; <see cref="TensorCoreGemmArgs.C"/> is c's device address.</summary>
+    public static void GemmBF16Out<TO, TW, TT, TM>(ArrayView<ushort> c, ArrayView<float> bias, TensorCoreGemmArgs p)
+        where TO : struct, IGemmOrientation where TW : struct, IGemmWarps where TT : struct, IGemmTile where TM : struct, IWarpMma<TM>
     {
         var smem = SharedMemory.GetDynamic<byte>();
         var w = default(TW);
         var m = default(TM).Bind(smem);
-        int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5;
-        int wm = w.Wide ? warp >> 1 : warp >> 2, colBase = w.Wide ? (warp & 1) * 64 : (warp & 3) * 32;
-        int tile = Grid.IdxX, tm = tile / p.TilesN;
-        int m0 = tm * TileM, n0 = (tile - tm * p.TilesN) * TileN;
+        var place = Place<TW, TT>(p.TilesN);
         int outBatch = Grid.IdxY;   // never split: a bf16 C cannot take atomic partial sums
-        var acc = Accumulate<TO, TW, TM>(m, p, tid, wm, colBase, m0, n0, outBatch, 0);
+        var acc = Accumulate<TO, TW, TT, TM>(m, p, place, outBatch, 0);
 
         Group.Barrier();   // every warp is past its last ldmatrix: the pipeline's stages may be overwritten
         var words = smem.Cast<uint>();
-        int row = wm * 64 + (lane >> 2), col = colBase + (lane & 3) * 2;
+        int tid = place.Tid, lane = tid & 31, m0 = place.M0, n0 = place.N0, threads = ThreadsFor(default(TT).TileM, w.Wide);
+        int row = place.Wm * 64 + (lane >> 2), col = place.ColBase + (lane & 3) * 2;
         StageRow(m, words, bias, p, m0, n0, row, col, acc.R0, w.Wide);
         StageRow(m, words, bias, p, m0, n0, row + 16, col, acc.R1, w.Wide);
         StageRow(m, words, bias, p, m0, n0, row + 32, col, acc.R2, w.Wide);
@@ -43,9 +37,9 @@ public static partial class MatmulTensorCoreKernels
         Group.Barrier();
 
         int cBase = outBatch * p.StrideC;
-        for (int q = 0; q < TileM * (TileN / 8) / w.Threads; q++)
+        for (int q = 0; q < default(TT).TileM * (TileN / 8) / threads; q++)
         {
-            int chunkId = tid + q * w.Threads, r = chunkId >> 4, j = (chunkId & 15) * 8;
+            int chunkId = tid + q * threads, r = chunkId >> 4, j = (chunkId & 15) * 8;
             int i = m0 + r, jj = n0 + j;
             if (i >= p.M || jj >= p.N) continue;
             int s = (r * StagedRowBytes + j * 2) >> 2;

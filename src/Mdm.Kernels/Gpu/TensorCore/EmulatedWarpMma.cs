@@ -166,6 +166,9 @@ public readonly struct EmulatedWarpMma(ArrayView<byte> shared, ArrayView<uint> s
     public void WaitOneGroupPending() { }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WaitTwoGroupsPending() { }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void WaitAll() { }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

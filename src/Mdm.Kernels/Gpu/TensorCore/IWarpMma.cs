@@ -40,6 +40,8 @@ public interface IWarpMma<TSelf> where TSelf : struct, IWarpMma<TSelf>
     void Commit();
     /// <summary>Waits until at most one committed group is still in flight.</summary>
     void WaitOneGroupPending();
+    /// <summary>Waits until at most two committed groups are still in flight (a 4-stage pipeline).</summary>
+    void WaitTwoGroupsPending();
     /// <summary>Waits until every committed group has landed.</summary>
     void WaitAll();
 

@@ -99,6 +99,9 @@ public readonly struct PtxWarpMma : IWarpMma<PtxWarpMma>
     public void WaitOneGroupPending() => CudaAsm.Emit("cp.async.wait_group 1;");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void WaitTwoGroupsPending() => CudaAsm.Emit("cp.async.wait_group 2;");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void WaitAll() => CudaAsm.Emit("cp.async.wait_group 0;");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

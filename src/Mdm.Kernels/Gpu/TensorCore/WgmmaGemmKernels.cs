@@ -82,14 +82,8 @@ public static class WgmmaGemmKernels
 
         int lane = tid & 31, cBase = outBatch * p.StrideC;
         int row = m0 + (tid >> 5) * 16 + (lane >> 2), col = n0 + (lane & 3) * 2;
-        StoreBlock(c, bias, p, cBase, row, col, acc.N0);
-        StoreBlock(c, bias, p, cBase, row, col + 8, acc.N1);
-        StoreBlock(c, bias, p, cBase, row, col + 16, acc.N2);
-        StoreBlock(c, bias, p, cBase, row, col + 24, acc.N3);
-        StoreBlock(c, bias, p, cBase, row, col + 32, acc.N4);
-        StoreBlock(c, bias, p, cBase, row, col + 40, acc.N5);
-        StoreBlock(c, bias, p, cBase, row, col + 48, acc.N6);
-        StoreBlock(c, bias, p, cBase, row, col + 56, acc.N7);
+        MatmulTensorCoreKernels.StoreRow(c, bias, p.M, p.N, p.Ldc, p.HasBias, false, cBase, row, col,
+            new Frag8(acc.N0, acc.N1, acc.N2, acc.N3, acc.N4, acc.N5, acc.N6, acc.N7), wide: true);
         if (smem.Length < 0) c[0] = 0f;   // never true; keeps the dynamic shared buffer declared in the PTX
     }
 
@@ -153,21 +147,5 @@ public static class WgmmaGemmKernels
     {
         int w = (tileOffset + ChunkOffset(ChunkRow(mnContiguous, id), ChunkK(mnContiguous, id))) >> 2;
         words[w] = v.X; words[w + 1] = v.Y; words[w + 2] = v.Z; words[w + 3] = v.W;
-    }
-
-    /// <summary>One n8 block of a thread's accumulators: (row, col), (row, col + 1), (row + 8, col), (row + 8, col + 1).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreBlock(ArrayView<float> c, ArrayView<float> bias, in WgmmaGemmArgs p, int cBase, int row, int col, Frag f)
-    {
-        StoreOne(c, bias, p, cBase, row, col, f.X);
-        StoreOne(c, bias, p, cBase, row, col + 1, f.Y);
-        StoreOne(c, bias, p, cBase, row + 8, col, f.Z);
-        StoreOne(c, bias, p, cBase, row + 8, col + 1, f.W);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreOne(ArrayView<float> c, ArrayView<float> bias, in WgmmaGemmArgs p, int cBase, int i, int j, float v)
-    {
-        if (i < p.M && j < p.N) c[cBase + i * p.Ldc + j] = p.HasBias == 1 ? v + bias[j] : p.HasBias == 2 ? v + bias[i] : v;
     }
 }

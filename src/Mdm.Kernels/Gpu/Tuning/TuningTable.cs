@@ -16,7 +16,7 @@ public sealed class TuningTable
     /// <summary>The variants each op may name; the first of the attention pair and of conv is the reference.</summary>
     public static readonly IReadOnlyDictionary<string, string[]> Variants = new Dictionary<string, string[]>
     {
-        [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide, GemmVariant.SplitK, GemmVariant.Wgmma],
+        [GemmOp] = [GemmVariant.Narrow, GemmVariant.Wide, GemmVariant.SplitK, GemmVariant.Wgmma, GemmVariant.BK32, GemmVariant.M64BK32],
         [AttentionForwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [AttentionBackwardOp] = [AttentionVariant.Simt, AttentionVariant.TensorCore],
         [ConvOp] = [ConvVariant.Im2Col, ConvVariant.ImplicitNarrow, ConvVariant.ImplicitWide],
@@ -106,9 +106,9 @@ public sealed class TuningTable
 
     /// <summary>How a bf16 GEMM with this K and this many 128×128 output tiles (all batches) runs (a
     /// <see cref="GemmVariant"/>): the table's entry for its class ("k4096-few"), else for its K ("k4096"), else
-    /// <see cref="TuningHeuristics.Gemm"/>.</summary>
+    /// <see cref="TuningHeuristics.Gemm(int, long)"/>.</summary>
     public string Gemm(string? gpu, int k, long tiles) =>
-        Find(gpu, GemmOp, ShapeClass.Gemm(k, tiles)) ?? Gemm(gpu, k);
+        Find(gpu, GemmOp, ShapeClass.Gemm(k, tiles)) ?? Find(gpu, GemmOp, ShapeClass.Gemm(k)) ?? TuningHeuristics.Gemm(k, tiles);
 
     /// <summary>The table's entry for this K ("k4096"), else <see cref="TuningHeuristics.Gemm"/>.</summary>
     public string Gemm(string? gpu, int k) => Find(gpu, GemmOp, ShapeClass.Gemm(k)) ?? TuningHeuristics.Gemm(k);
@@ -184,6 +184,11 @@ public static class GemmVariant
     public const string SplitK = "split-k";
     /// <summary>One warpgroup (wgmma m64n64k16, sm_90a) per 64×64 tile (f32 C; where it is not loaded, as narrow/wide by K).</summary>
     public const string Wgmma = "wgmma";
+    /// <summary>8 warps of 64×32 per 128×128 tile, 32-deep K slices through 4 stages (64 KB): a shorter pipeline fill.</summary>
+    public const string BK32 = "bk32";
+    /// <summary>4 warps of 64×32 per 64×128 tile, 32-deep K slices through 4 stages (48 KB): twice the groups, four per
+    /// multiprocessor, for short K over many tiles.</summary>
+    public const string M64BK32 = "m64-bk32";
 }
 
 public static class AttentionVariant
@@ -223,6 +228,16 @@ public static class TuningHeuristics
     /// <summary>Wide from <see cref="WideWarpMinK"/>, else narrow; split-K only where a GPU run measured it.</summary>
     public static string Gemm(int k) => GemmWideWarps(k) ? GemmVariant.Wide : GemmVariant.Narrow;
 
+    /// <summary>Up to this K a GEMM over more than <see cref="ShapeClass.FewTiles"/> tiles takes the 64×128 tile.</summary>
+    public const int SmallKMaxK = 512;
+
+    /// <summary>By K and 128×128 output tiles: a K of at most <see cref="SmallKMaxK"/> over many tiles (the UNet's
+    /// projections, FFN and 1×1 convolutions: K = channels, N = tokens) spends a large share of a 128×128 group in the
+    /// pipeline fill and the epilogue with only two groups per multiprocessor, so it takes
+    /// <see cref="GemmVariant.M64BK32"/>; otherwise <see cref="Gemm(int)"/>.</summary>
+    public static string Gemm(int k, long tiles) =>
+        k <= SmallKMaxK && tiles > ShapeClass.FewTiles ? GemmVariant.M64BK32 : Gemm(k);
+
     /// <summary>Split-K: each split at least this many 64-deep K slices, so the pipeline still fills.</summary>
     public const int MinSlicesPerSplit = 4;
     public const int MaxSplits = 32;
@@ -256,6 +271,11 @@ public static class ShapeClass
     /// <summary>Output tiles (128×128, all batches) up to which a GEMM's class gets "-few": too few groups to fill a
     /// GPU without splitting K (the weight gradients: M·N = channels², K = tokens).</summary>
     public const int FewTiles = 64;
+
+    /// <summary>128×128 output tiles of an M×N GEMM over all its output batches (what <see cref="Gemm(int, long)"/> counts).</summary>
+    public static long GemmTiles(int m, int n, int outBatch = 1) =>
+        (long)((m + Kernels.MatmulTensorCoreKernels.TileM - 1) / Kernels.MatmulTensorCoreKernels.TileM)
+        * ((n + Kernels.MatmulTensorCoreKernels.TileN - 1) / Kernels.MatmulTensorCoreKernels.TileN) * outBatch;
 
     /// <summary>"k4096-few" for a GEMM of at most <see cref="FewTiles"/> output tiles, else "k4096".</summary>
     public static string Gemm(int k, long tiles) => tiles <= FewTiles ? Gemm(k) + FewSuffix : Gemm(k);

@@ -4,14 +4,16 @@ using System.Numerics.Tensors;
 namespace Mdm.Kernels.Cpu;
 
 /// <summary>
-/// Convolutions on the CPU as matrix products (CpuGemm): per sample, y[Cout, Ho·Wo] = W[Cout, Cin·kh·kw] · col, where
-/// col [Cin·kh·kw, Ho·Wo] is the im2col unfolding of x (a 1×1 stride-1 convolution uses x itself). The backward reuses
-/// the same layout: dcol = Wᵀ · dy then col2im (scatter-add) for dx; dW = Σₙ dyₙ · colₙᵀ; dbias = Σ dy rows.
-/// Samples are processed in chunks so the column buffer stays bounded; im2col/col2im run in parallel over (n, cin) planes.
+/// Convolutions on the CPU as matrix products (CpuGemm). A 1×1 stride-1 convolution is a plain GEMM per sample. Any
+/// other forward is an implicit GEMM (CpuConv.Gathered.cs): each sample is copied once into padded stride-phase planes
+/// and the GEMM reads its B rows straight from them, y[Cout, Ho·Wo] = W[Cout, Cin·kh·kw] · (shifted plane windows).
+/// The input gradient is the same implicit GEMM on dy (zero-dilated by the stride) with the flipped kernel; only a
+/// padding wider than the kernel falls back to dcol = Wᵀ · dy and col2im (scatter-add) in chunks of samples. The weight
+/// gradient reads the same gathered planes, dW = Σₙ dyₙ · (plane windows)ᵀ; dbias = Σ dy rows.
 /// </summary>
 public sealed unsafe partial class CpuBackend
 {
-    /// <summary>Largest im2col buffer (floats) held at once; a chunk of samples fills at most this much.</summary>
+    /// <summary>Largest column buffer (floats) of the col2im fallback held at once; a chunk of samples fills at most this much.</summary>
     const long ConvColumnBudget = 1L << 23;
     static int SamplesPerChunk(in Conv2dGeometry g) =>
         (int)Math.Clamp(ConvColumnBudget / Math.Max(1L * g.PatchSize * g.Ho * g.Wo, 1), 1, Math.Max(g.N, 1));
@@ -37,6 +39,11 @@ public sealed unsafe partial class CpuBackend
         int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout;
         LaunchLog.CountFlops(2.0 * g.N * cout * p * k);
         float* px = Ptr(x), pw = Ptr(weight), py = Ptr(y);
+        if (!geo.IsPointwise)
+        {
+            GatheredConv(ForwardPlan(geo), g.N, cout, px, (long)g.Cin * g.H * g.W, pw, bias is null ? null : Ptr(bias), py, (long)cout * p);
+            return;
+        }
         float beta = 0f;
         if (bias is not null)
         {
@@ -48,17 +55,8 @@ public sealed unsafe partial class CpuBackend
             });
             beta = 1f;
         }
-        if (geo.IsPointwise)
-        {
-            // y_n [Cout, HW] = W [Cout, Cin] · x_n [Cin, HW]
-            GemmSharedA(g.N, false, cout, p, k, pw, k, px, (long)k * p, py, (long)cout * p, beta);
-            return;
-        }
-        ForEachChunk(geo, (n0, nb, col) =>
-        {
-            Im2col(geo, px + (long)n0 * geo.Cin * geo.H * geo.W, col, nb);
-            GemmSharedA(nb, false, cout, p, k, pw, k, col, (long)k * p, py + (long)n0 * cout * p, (long)cout * p, beta);
-        });
+        // y_n [Cout, HW] = W [Cout, Cin] · x_n [Cin, HW]
+        GemmSharedA(g.N, false, cout, p, k, pw, k, px, (long)k * p, py, (long)cout * p, beta);
     }
 
     protected internal override void Conv2dBackwardInput(Tensor dy, Tensor weight, Tensor dx, in Conv2dGeometry g)
@@ -71,6 +69,21 @@ public sealed unsafe partial class CpuBackend
         {
             // dx_n [Cin, HW] = Wᵀ [Cin, Cout] · dy_n [Cout, HW]
             GemmSharedA(g.N, true, k, p, cout, pw, k, pdy, (long)cout * p, pdx, (long)k * p, 0f);
+            return;
+        }
+        if (GatheredInputGradient(geo))
+        {
+            // dx = dy (zero-dilated by the stride) convolved with the flipped kernel, Cout → Cin.
+            float[] flipped = ArrayPool<float>.Shared.Rent(cout * k);
+            try
+            {
+                fixed (float* pf = flipped)
+                {
+                    FlipKernel(geo, pw, pf);
+                    GatheredConv(InputGradientPlan(geo), g.N, g.Cin, pdy, (long)cout * p, pf, null, pdx, (long)g.Cin * g.H * g.W);
+                }
+            }
+            finally { ArrayPool<float>.Shared.Return(flipped); }
             return;
         }
         ForEachChunk(geo, (n0, nb, col) =>
@@ -87,39 +100,69 @@ public sealed unsafe partial class CpuBackend
         int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout, planeIn = g.Cin * g.H * g.W;
         LaunchLog.CountFlops(2.0 * g.N * cout * p * k);
         float* px = Ptr(x), pdy = Ptr(dy), pdw = Ptr(dweight);
-        // Samples are split across the cores; each worker unfolds one sample at a time into its own column buffer
-        // [K, P] and accumulates dW_w += dy_n · col_nᵀ (row dot products, or a transposed copy and the tiled GEMM for
-        // short rows), then the partial sums are added.
+        // Samples are split across the cores; each worker accumulates dW_w += dy_n · B_nᵀ, where B_n [K, P] is x_n
+        // itself (1×1) or the windows of x_n's gathered planes (the forward's implicit GEMM, read with dy_n widened
+        // to the planes' Wph columns, zeros in the extra ones); then the partial sums are added.
+        var plan = ForwardPlan(geo);
+        int positions = geo.IsPointwise ? p : plan.Positions;
         long work = 2L * g.N * cout * p * k;
         int workers = (int)Math.Clamp(Math.Min(Environment.ProcessorCount, work / WeightGradWorkPerWorker), 1, Math.Max(g.N, 1));
-        // Long rows (many output positions): dot products along them; short ones: transposed into a second buffer.
-        bool rowDots = p >= CpuGemm.RowDotsMinLength;
-        int weights = cout * k, columns = (geo.IsPointwise ? 0 : k * p) + (rowDots ? 0 : k * p);
-        float[] scratch = ArrayPool<float>.Shared.Rent((workers - 1) * weights + workers * columns + 1);
+        // Long rows (many output positions): dot products along them; short ones: transposed into scratch first.
+        bool rowDots = positions >= CpuGemm.RowDotsMinLength;
+        long weights = (long)cout * k, gathered = geo.IsPointwise ? 0 : plan.GatherFloats + (long)cout * positions;
+        long perWorker = gathered + (rowDots ? 0 : (long)k * positions);
+        float[] scratch = ArrayPool<float>.Shared.Rent(checked((int)((workers - 1) * weights + workers * perWorker + 1)));
+        int[] offsetArray = ArrayPool<int>.Shared.Rent(geo.IsPointwise ? 1 : k);
         try
         {
             fixed (float* ps = scratch)
+            fixed (int* po = offsetArray)
             {
-                nint pScratch = (nint)ps, ppx = (nint)px, ppdy = (nint)pdy, ppdw = (nint)pdw;
+                if (!geo.IsPointwise) plan.FillOffsets(po);
+                nint pScratch = (nint)ps, ppx = (nint)px, ppdy = (nint)pdy, ppdw = (nint)pdw, poff = (nint)po;
                 Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
                 {
-                    float* acc = w == 0 ? (float*)ppdw : (float*)pScratch + (long)(w - 1) * weights;
-                    float* col = (float*)pScratch + (long)(workers - 1) * weights + (long)w * columns;
-                    new Span<float>(acc, weights).Clear();
+                    float* acc = w == 0 ? (float*)ppdw : (float*)pScratch + (w - 1) * weights;
+                    float* own = (float*)pScratch + (workers - 1) * weights + w * perWorker;
+                    float* transposed = own + gathered;
+                    new Span<float>(acc, (int)weights).Clear();
                     for (int n = (int)((long)geo.N * w / workers), end = (int)((long)geo.N * (w + 1) / workers); n < end; n++)
                     {
-                        float* xn = (float*)ppx + (long)n * planeIn;
-                        if (!geo.IsPointwise) { Im2colSample(geo, xn, col); xn = col; }
-                        float* dyn = (float*)ppdy + (long)n * cout * p;
-                        if (rowDots) CpuGemm.AccumulateRowDots(cout, k, p, dyn, p, xn, p, acc, k);
-                        else CpuGemm.AccumulateTransposed(cout, k, p, dyn, p, xn, p, acc, k, col + (geo.IsPointwise ? 0 : (long)k * p));
+                        float* xn = (float*)ppx + (long)n * planeIn, dyn = (float*)ppdy + (long)n * cout * p;
+                        if (geo.IsPointwise)
+                        {
+                            if (rowDots) CpuGemm.AccumulateRowDots(cout, k, p, dyn, p, xn, p, acc, k);
+                            else CpuGemm.AccumulateTransposed(cout, k, p, dyn, p, xn, p, acc, k, transposed);
+                            continue;
+                        }
+                        float* planes = own, wideDy = own + plan.GatherFloats;
+                        plan.Gather(xn, planes);
+                        WidenRows(dyn, wideDy, cout * geo.Ho, geo.Wo, plan.Wph);
+                        var rows = new OffsetRows(planes, (int*)poff);
+                        if (rowDots) CpuGemm.AccumulateRowDots(cout, k, positions, wideDy, positions, rows, acc, k);
+                        else CpuGemm.AccumulateTransposed(cout, k, positions, wideDy, positions, rows, acc, k, transposed);
                     }
                 });
-                var sum = new Span<float>(pdw, weights);
-                for (int w = 1; w < workers; w++) TensorPrimitives.Add(sum, new ReadOnlySpan<float>(ps + (long)(w - 1) * weights, weights), sum);
+                var sum = new Span<float>(pdw, (int)weights);
+                for (int w = 1; w < workers; w++) TensorPrimitives.Add(sum, new ReadOnlySpan<float>(ps + (w - 1) * weights, (int)weights), sum);
             }
         }
-        finally { ArrayPool<float>.Shared.Return(scratch); }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(scratch);
+            ArrayPool<int>.Shared.Return(offsetArray);
+        }
+    }
+
+    /// <summary>dst [rows, wide] = src [rows, narrow] with zeros in the last wide − narrow columns of each row.</summary>
+    static void WidenRows(float* src, float* dst, int rows, int narrow, int wide)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var to = new Span<float>(dst + (long)r * wide, wide);
+            new ReadOnlySpan<float>(src + (long)r * narrow, narrow).CopyTo(to);
+            to[narrow..].Clear();
+        }
     }
 
     /// <summary>Below this many FLOPs per worker a weight gradient stays on one thread.</summary>
@@ -144,51 +187,6 @@ public sealed unsafe partial class CpuBackend
     static void GemmSharedA(int batch, bool transA, int m, int cols, int kk, float* a, int lda,
         float* b, long strideB, float* c, long strideC, float beta) =>
         CpuGemm.SgemmBatched(batch, transA, false, m, cols, kk, a, lda, 0, b, cols, strideB, c, cols, strideC, 1f, beta);
-
-    /// <summary>
-    /// col[i] [Cin·kh·kw, Ho·Wo] for samples i in [0, nb): row (ci, kh, kw), column (oh, ow) holds
-    /// x[i, ci, oh·s − p + kh, ow·s − p + kw], or 0 in the padding.
-    /// </summary>
-    static void Im2col(Conv2dGeometry g, float* x, float* col, int nb)
-    {
-        nint px = (nint)x, pcol = (nint)col;
-        int kk = g.KH * g.KW, p = g.Ho * g.Wo;
-        ParallelRange(nb * g.Cin, (long)kk * p, (r0, r1) =>
-        {
-            // plane r = (sample, input channel); its rows of col are contiguous.
-            for (int r = r0; r < r1; r++) Im2colPlane(g, (float*)px + (long)r * g.H * g.W, (float*)pcol + (long)r * kk * p);
-        });
-    }
-
-    /// <summary>Im2col of one sample on the calling thread.</summary>
-    static void Im2colSample(in Conv2dGeometry g, float* x, float* col)
-    {
-        int kk = g.KH * g.KW, p = g.Ho * g.Wo;
-        for (int ci = 0; ci < g.Cin; ci++) Im2colPlane(g, x + (long)ci * g.H * g.W, col + (long)ci * kk * p);
-    }
-
-    /// <summary>The kh·kw rows [Ho·Wo] of col that one input plane [H, W] unfolds into.</summary>
-    static void Im2colPlane(in Conv2dGeometry g, float* plane, float* rows)
-    {
-        int p = g.Ho * g.Wo;
-        for (int kh = 0; kh < g.KH; kh++)
-            for (int kw = 0; kw < g.KW; kw++)
-            {
-                float* dst = rows + (long)(kh * g.KW + kw) * p;
-                ValidRange(g.Wo, g.W, g.StrideW, kw - g.PadW, out int ow0, out int ow1);
-                for (int oh = 0; oh < g.Ho; oh++)
-                {
-                    var drow = new Span<float>(dst + (long)oh * g.Wo, g.Wo);
-                    int ih = oh * g.StrideH - g.PadH + kh;
-                    if (ih < 0 || ih >= g.H || ow0 >= ow1) { drow.Clear(); continue; }
-                    float* src = plane + (long)ih * g.W + (kw - g.PadW);   // src[ow·s] = x[ih, ow·s − p + kw]
-                    drow[..ow0].Clear();
-                    drow[ow1..].Clear();
-                    if (g.StrideW == 1) new ReadOnlySpan<float>(src + ow0, ow1 - ow0).CopyTo(drow[ow0..ow1]);
-                    else for (int ow = ow0; ow < ow1; ow++) drow[ow] = src[(long)ow * g.StrideW];
-                }
-            }
-    }
 
     /// <summary>dx[i] = Σ over (kh, kw) of the col rows scattered back to x[i, ci, oh·s − p + kh, ow·s − p + kw] (overwrites dx).</summary>
     static void Col2im(Conv2dGeometry g, float* col, float* dx, int nb)
@@ -227,7 +225,7 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <summary>Output columns [ow0, ow1) whose input column ow·stride + offset lies in [0, size).</summary>
-    static void ValidRange(int outSize, int size, int stride, int offset, out int ow0, out int ow1)
+    internal static void ValidRange(int outSize, int size, int stride, int offset, out int ow0, out int ow1)
     {
         // ow·stride + offset ≥ 0  ⇔  ow ≥ ceil(−offset / stride);  ow·stride + offset ≤ size − 1  ⇔  ow ≤ floor((size − 1 − offset) / stride)
         ow0 = offset >= 0 ? 0 : (-offset + stride - 1) / stride;

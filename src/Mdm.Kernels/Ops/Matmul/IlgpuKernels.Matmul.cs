@@ -21,13 +21,43 @@ public sealed partial class IlgpuBackend
     /// <summary>The tensor-core bf16 GEMMs, indexed by <see cref="TensorCoreIndex"/> (launchable on CUDA only).</summary>
     static readonly Delegate[] MatmulTensorCore = MatmulTensorCoreNames.Select(n => KernelCatalog.All.Single(k => k.Name == n).Kernel).ToArray();
 
-    /// <summary>KernelCatalog.MatmulBF16TensorCore{Wide}{BF16Out}{NN|NT|TN|TT}, in <see cref="TensorCoreIndex"/> order.</summary>
-    static string[] MatmulTensorCoreNames =>
-        [.. from bf16Out in new[] { false, true } from wide in new[] { false, true } from form in new[] { "NN", "NT", "TN", "TT" }
-            select $"MatmulBF16TensorCore{(wide ? "Wide" : "")}{(bf16Out ? "BF16Out" : "")}{form}"];
+    /// <summary>The tensor-core GEMM's tile and warp layouts, by the catalogue name part that picks them:
+    /// 128×128×64 with 8 or 4 warps, then the short-K tiles (8 warps on 128×128×32, 4 on 64×128×32).</summary>
+    /// A property: <see cref="MatmulTensorCore"/>'s static initialiser (maybe in another file of this class) reads it.
+    public static IReadOnlyList<(string Name, int TileM, int TileK, int Stages, bool Wide)> GemmLayouts => GemmLayoutTable.All;
 
-    static int TensorCoreIndex(bool bf16Out, bool wide, bool transA, bool transB) =>
-        (bf16Out ? 8 : 0) + (wide ? 4 : 0) + (transA ? 2 : 0) + (transB ? 1 : 0);
+    static class GemmLayoutTable
+    {
+        public static readonly (string Name, int TileM, int TileK, int Stages, bool Wide)[] All =
+        [
+            ("", MatmulTensorCoreKernels.TileM, MatmulTensorCoreKernels.TileK, MatmulTensorCoreKernels.Stages, false),
+            ("Wide", MatmulTensorCoreKernels.TileM, MatmulTensorCoreKernels.TileK, MatmulTensorCoreKernels.Stages, true),
+            ("BK32", 128, 32, 4, false),
+            ("M64", 64, 32, 4, false),
+        ];
+    }
+
+    /// <summary>The index in <see cref="GemmLayouts"/> of a <see cref="GemmVariant"/> (split-k: the narrow layout;
+    /// wgmma, where it does not run: narrow or wide by K).</summary>
+    static int GemmLayout(string variant, int k) => variant switch
+    {
+        GemmVariant.Wide => 1,
+        GemmVariant.BK32 => 2,
+        GemmVariant.M64BK32 => 3,
+        GemmVariant.Wgmma => TuningHeuristics.GemmWideWarps(k) ? 1 : 0,
+        _ => 0,
+    };
+
+    /// <summary>KernelCatalog.MatmulBF16TensorCore{layout}{BF16Out}{NN|NT|TN|TT}, in <see cref="TensorCoreIndex"/> order.</summary>
+    static string[] MatmulTensorCoreNames =>
+        [.. from bf16Out in new[] { false, true } from layout in GemmLayouts from form in new[] { "NN", "NT", "TN", "TT" }
+            select $"MatmulBF16TensorCore{layout.Name}{(bf16Out ? "BF16Out" : "")}{form}"];
+
+    static int TensorCoreIndex(bool bf16Out, int layout, bool transA, bool transB) =>
+        (bf16Out ? 4 * GemmLayouts.Count : 0) + 4 * layout + (transA ? 2 : 0) + (transB ? 1 : 0);
+
+    static int GemmSharedBytes(int layout) =>
+        MatmulTensorCoreKernels.SharedBytesFor(GemmLayouts[layout].TileM, GemmLayouts[layout].TileK, GemmLayouts[layout].Stages);
 
     /// <summary>How bf16 GEMMs run (a <see cref="GemmVariant"/>), or by shape (null, the default): the
     /// <see cref="Tuning"/> table's entry for this GPU and K, else <see cref="TuningHeuristics.Gemm"/>.</summary>
@@ -52,9 +82,9 @@ public sealed partial class IlgpuBackend
     partial void LoadMatmulKernels(Loader loader)
     {
         var names = MatmulTensorCoreNames;
-        for (int i = 0; i < names.Length; i++) LoadTensorCoreKernel(loader, names[i], MatmulTensorCore[i], MatmulTensorCoreKernels.SharedBytes);
+        for (int i = 0; i < names.Length; i++) LoadTensorCoreKernel(loader, names[i], MatmulTensorCore[i], GemmSharedBytes(i / 4 % GemmLayouts.Count));
         TensorCoreStatus = Kind == BackendKind.Cuda
-            ? $"mma.sync m16n8k16 bf16 ({MatmulTensorCoreKernels.TileM}x{MatmulTensorCoreKernels.TileN}x{MatmulTensorCoreKernels.TileK} tiles, {MatmulTensorCoreKernels.Stages}-stage cp.async, {MatmulTensorCoreKernels.SharedBytes / 1024} KB shared, {GemmAlgorithm ?? $"variant from the tuning table for {GpuArchitecture}, else 4 warps of 64x64 when K >= {TuningHeuristics.WideWarpMinK}"})"
+            ? $"mma.sync m16n8k16 bf16 ({string.Join(", ", GemmLayouts.Select(l => $"{l.TileM}x{MatmulTensorCoreKernels.TileN}x{l.TileK}/{l.Stages} stages{(l.Wide ? " wide" : "")}"))}; {GemmAlgorithm ?? $"variant from the tuning table for {GpuArchitecture}, else {GemmVariant.M64BK32} for K <= {TuningHeuristics.SmallKMaxK} over more than {ShapeClass.FewTiles} tiles, 4 warps of 64x64 when K >= {TuningHeuristics.WideWarpMinK}"})"
             : "CUDA only: bf16 GEMMs use the SIMT kernel";
     }
 
@@ -120,14 +150,14 @@ public sealed partial class IlgpuBackend
     /// <paramref name="rowBias"/>: bias is indexed by C's row (a convolution's output channel), not its column.
     bool TryTensorCoreGemm(Tensor a, Tensor b, Tensor c, Tensor? bias, in MatmulDesc d, bool rowBias = false)
     {
-        int tilesM = (d.M + MatmulTensorCoreKernels.TileM - 1) / MatmulTensorCoreKernels.TileM;
-        int tilesN = (d.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
-        long tiles = (long)tilesM * tilesN * d.OutBatch;
-        string variant = GemmAlgorithm ?? Tuning.Gemm(GpuArchitecture, d.K, tiles);
+        string variant = GemmAlgorithm ?? Tuning.Gemm(GpuArchitecture, d.K, ShapeClass.GemmTiles(d.M, d.N, d.OutBatch));
         bool bf16Out = c.DType == DType.BF16;
         if (UseTensorCores && !bf16Out && TryWgmmaGemm(a, b, c, bias, d, rowBias, UseWgmmaGemm ?? variant == GemmVariant.Wgmma)) return true;
-        bool wide = variant == GemmVariant.Wide || (variant == GemmVariant.Wgmma && TuningHeuristics.GemmWideWarps(d.K));
-        var kernel = MatmulTensorCore[TensorCoreIndex(bf16Out, wide, d.TransA, d.TransB)];
+        int layout = GemmLayout(variant, d.K);
+        var (tileM, tileK, wide) = (GemmLayouts[layout].TileM, GemmLayouts[layout].TileK, GemmLayouts[layout].Wide);
+        int tilesM = (d.M + tileM - 1) / tileM, tilesN = (d.N + MatmulTensorCoreKernels.TileN - 1) / MatmulTensorCoreKernels.TileN;
+        long tiles = (long)tilesM * tilesN * d.OutBatch;
+        var kernel = MatmulTensorCore[TensorCoreIndex(bf16Out, layout, d.TransA, d.TransB)];
         if (!Launchable(kernel) || !UseTensorCores) return false;
         long pa = U16(a).LoadEffectiveAddressAsPtr().ToInt64(), pb = U16(b).LoadEffectiveAddressAsPtr().ToInt64();
         if (d.Lda % 8 != 0 || d.Ldb % 8 != 0 || d.StrideA % 8 != 0 || d.StrideB % 8 != 0 || pa % 16 != 0 || pb % 16 != 0) return false;
@@ -135,7 +165,7 @@ public sealed partial class IlgpuBackend
         long aRows = d.TransA ? d.K : d.M, bRows = d.TransB ? d.N : d.K;     // each matrix's byte offsets are 32-bit in the kernel
         if (2L * aRows * d.Lda + 64L * d.Lda >= int.MaxValue || 2L * bRows * d.Ldb + 64L * d.Ldb >= int.MaxValue) return false;
         if (tiles == 0) return true;
-        int kTiles = (d.K + MatmulTensorCoreKernels.TileK - 1) / MatmulTensorCoreKernels.TileK;
+        int kTiles = (d.K + tileK - 1) / tileK;
         int slices = kTiles * (d.SumBatch ? d.Batch : 1);
         int splits = variant == GemmVariant.SplitK && !bf16Out && bias is null
             ? TuningHeuristics.GemmSplits(tiles, slices, accelerator.NumMultiprocessors) : 1;
@@ -150,8 +180,8 @@ public sealed partial class IlgpuBackend
             TilesN = tilesN, KTiles = kTiles, Splits = splits, SplitSlices = splitSlices,
         };
         if (splits > 1) Fill(c, 0f);   // the pieces add into C
-        var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch * splits), new Index2D(wide ? 128 : 256, 1),
-            SharedMemoryConfig.RequestDynamic<byte>(MatmulTensorCoreKernels.SharedBytes));
+        var cfg = new KernelConfig(new Index2D(tilesM * tilesN, d.OutBatch * splits), new Index2D(MatmulTensorCoreKernels.ThreadsFor(tileM, wide), 1),
+            SharedMemoryConfig.RequestDynamic<byte>(GemmSharedBytes(layout)));
         LaunchLog.CountFlops(2.0 * d.Batch * d.M * d.N * d.K);
         var biasView = bias is null ? Unread(c) : F32(bias);
         if (bf16Out)
