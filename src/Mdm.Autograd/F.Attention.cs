@@ -10,19 +10,18 @@ public sealed record RotaryAttributes(float Theta, int Offset);
 public static partial class F
 {
     /// <summary>
-    /// Multi-head attention, inputs q [B,H,Nq,D], k and v [B,H,Nk,D] (F32, or BF16 under autocast's bf16 storage; the
-    /// output and gradients are F32). Scores (q·D^-1/4)(k·D^-1/4)ᵀ, softmax in f32.
+    /// Multi-head attention, inputs q [B,H,Nq,D], k and v [B,H,Nk,D] (F32, or BF16 under autocast's bf16 storage, which
+    /// the kernels read as they are and the node keeps for the backward; the output and gradients are F32). Scores
+    /// (q·D^-1/4)(k·D^-1/4)ᵀ, softmax in f32.
     /// </summary>
     public static OpDefinition<AttentionAttributes> AttentionOp { get; } = OpDefinition.Register(new OpDefinition<AttentionAttributes>("attention",
         (x, a) =>
         {
-            using var qkv = AsF32(x[0], x[1], x[2]);
-            var (o, lse) = Ops.Attention(qkv[0], qkv[1], qkv[2], a.Mask);
+            var (o, lse) = Ops.Attention(x[0], x[1], x[2], a.Mask);
             return (o, [lse]);
         }, (c, g) =>
         {
-            using var qkv = AsF32(c.Input(0), c.Input(1), c.Input(2));
-            var (dq, dk, dv) = Ops.AttentionBackward(qkv[0], qkv[1], qkv[2], c.Output, c.Saved[0], g, c.Attributes.Mask);
+            var (dq, dk, dv) = Ops.AttentionBackward(c.Input(0), c.Input(1), c.Input(2), c.Output, c.Saved[0], g, c.Attributes.Mask);
             return [dq, dk, dv];
         })
     {
@@ -43,21 +42,6 @@ public static partial class F
         Reference = (x, s, a) => Ref.Rotary(x[0], s[0][^2], s[0][^1], a.Theta, a.Offset, inverse: false),
         CheckShapes = [[1, 2, 3, 4]], BenchShapes = [[16, 4, 256, 64]], CheckAttributes = new(10000f, 2),
     });
-
-    /// <summary>q, k, v for the f32 attention kernels: F32 ones as they are, BF16 ones (autocast's bf16 storage, which the
-    /// node keeps for the backward) widened into temporaries freed on disposal. Softmax and its statistics stay f32.</summary>
-    static WidenedOperands AsF32(params Tensor[] operands) => new(operands);
-
-    sealed class WidenedOperands(Tensor[] operands) : IDisposable
-    {
-        readonly Tensor[] values = Array.ConvertAll(operands, t => t.DType == DType.BF16 ? Ops.ToF32(t) : t);
-        public Tensor this[int i] => values[i];
-        public void Dispose()
-        {
-            for (int i = 0; i < values.Length; i++)
-                if (!ReferenceEquals(values[i], operands[i])) values[i].Dispose();
-        }
-    }
 
     /// <summary>Attention with an optional key padding mask (see <see cref="AttentionAttributes"/>).</summary>
     public static Variable Attention(Variable q, Variable k, Variable v, Tensor? mask = null) => AttentionOp.Apply(new(mask), q, k, v);

@@ -6,8 +6,11 @@ namespace Mdm.Autograd;
 /// <summary>Bf16Operands: x and w already hold bf16 values (autocast); on a backend with tensor cores the forward runs
 /// on bf16 copies (exact), and so does the backward (dy rounded to bf16, as under torch.autocast). BF16 x and w (autocast's
 /// bf16 storage) go to the bf16 kernels as they are and are what the node keeps for the backward; off tensor cores the
-/// backward widens them and keeps dy f32, as the rounded autocast does, so both storages give the same gradients.</summary>
-public sealed record ConvAttributes(int Stride, int Padding, bool Bf16Operands = false);
+/// backward widens them and keeps dy f32, as the rounded autocast does, so both storages give the same gradients.
+/// Bf16Output: the output is bf16, as torch.autocast's conv output is: a BF16 tensor written by the convolution with
+/// BF16 operands, else the f32 output rounded in place (the rounded autocast's emulation). Its gradient is F32 holding
+/// bf16 values (rounded on entry to the backward, as torch's gradient of a bf16 tensor is bf16), so both storages agree.</summary>
+public sealed record ConvAttributes(int Stride, int Padding, bool Bf16Operands = false, bool Bf16Output = false);
 
 public static partial class F
 {
@@ -16,11 +19,12 @@ public static partial class F
         (x, a) =>
         {
             var bias = x.Length > 2 ? x[2] : null;
-            if (x[0].DType == DType.BF16 || !OnTensorCores(x[0], a)) return (Ops.Conv2d(x[0], x[1], bias, a.Stride, a.Padding), []);
+            if (a.Bf16Output && x[0].DType == DType.BF16) return (Ops.Conv2d(x[0], x[1], bias, a.Stride, a.Padding, outDType: DType.BF16), []);
+            if (x[0].DType == DType.BF16 || !OnTensorCores(x[0], a)) return (RoundedIf(a.Bf16Output, Ops.Conv2d(x[0], x[1], bias, a.Stride, a.Padding)), []);
             using var xb = Ops.ToBF16(x[0]);
             using var wb = Ops.ToBF16(x[1]);
-            return (Ops.Conv2d(xb, wb, bias, a.Stride, a.Padding), []);
-        }, Conv2dBackward)
+            return (RoundedIf(a.Bf16Output, Ops.Conv2d(xb, wb, bias, a.Stride, a.Padding)), []);
+        }, (c, g) => WithBf16OutputGradient(c.Attributes.Bf16Output, g, gr => Conv2dBackward(c, gr)))
     {
         Reference = (x, s, a) => Ref.Conv2d(x[0], s[0], x[1], s[1], x.Length > 2 ? x[2] : null, a.Stride, a.Stride, a.Padding, a.Padding, out _, out _),
         CheckShapes = [[2, 3, 5, 5], [4, 3, 3, 3], [4]], BenchShapes = [[16, 128, 32, 32], [128, 128, 3, 3], [128]],
@@ -46,9 +50,21 @@ public static partial class F
     public static Variable Conv2d(Variable x, Variable w, Variable? bias = null, int stride = 1, int padding = 0) =>
         Conv2dOp.Apply(new(stride, padding), bias is null ? [x, w] : [x, w, bias]);
 
-    /// <summary>Conv2d whose x and w already hold bf16 values (autocast); see <see cref="ConvAttributes"/>.</summary>
-    public static Variable Conv2d(Variable x, Variable w, Variable? bias, int stride, int padding, bool bf16Operands) =>
-        Conv2dOp.Apply(new(stride, padding, bf16Operands), bias is null ? [x, w] : [x, w, bias]);
+    /// <summary>Conv2d whose x and w already hold bf16 values (autocast), with a bf16 output when
+    /// <paramref name="bf16Output"/>; see <see cref="ConvAttributes"/>.</summary>
+    public static Variable Conv2d(Variable x, Variable w, Variable? bias, int stride, int padding, bool bf16Operands, bool bf16Output = false) =>
+        Conv2dOp.Apply(new(stride, padding, bf16Operands, bf16Output), bias is null ? [x, w] : [x, w, bias]);
+
+    /// <summary>The backward of an op whose output autocast keeps in bf16: its gradient rounded to bf16 values first.</summary>
+    static Tensor?[] WithBf16OutputGradient(bool bf16Output, Tensor g, Func<Tensor, Tensor?[]> backward)
+    {
+        if (!bf16Output) return backward(g);
+        using var rounded = Ops.RoundToBF16(g);
+        return backward(rounded);
+    }
+
+    /// <summary>y itself, rounded to bf16 values in place when <paramref name="round"/> (an f32 output autocast keeps in bf16).</summary>
+    static Tensor RoundedIf(bool round, Tensor y) => round ? Ops.RoundToBF16(y, y) : y;
 
     public static Variable Conv1d(Variable x, Variable w, Variable? bias = null, int stride = 1, int padding = 0) =>
         Conv1dOp.Apply(new(stride, padding), bias is null ? [x, w] : [x, w, bias]);

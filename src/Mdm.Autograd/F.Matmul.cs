@@ -7,8 +7,10 @@ public sealed record MatMulAttributes(bool TransA, bool TransB);
 /// <summary>Bf16Operands: x and w already hold bf16 values (autocast); where the backend has tensor cores the forward
 /// runs on bf16 copies of them (exact), and so does the backward (dy rounded to bf16, as under torch.autocast). BF16 x
 /// and w (autocast's bf16 storage) go to the bf16 kernels as they are; off tensor cores the backward widens them and keeps
-/// dy f32, as the rounded autocast does.</summary>
-public sealed record LinearAttributes(bool Bf16Operands);
+/// dy f32, as the rounded autocast does. Bf16Output: the output is bf16 as under torch.autocast (a BF16 tensor from the
+/// GEMM's epilogue with BF16 operands, else the f32 output rounded in place); its gradient is rounded to bf16 values on
+/// entry to the backward, as for <see cref="ConvAttributes"/>.</summary>
+public sealed record LinearAttributes(bool Bf16Operands, bool Bf16Output = false);
 
 public static partial class F
 {
@@ -30,11 +32,12 @@ public static partial class F
         (x, a) =>
         {
             var bias = x.Length > 2 ? x[2] : null;
-            if (x[0].DType == DType.BF16 || !OnTensorCores(x[0], a)) return (bias is null ? Ops.Linear(x[0], x[1]) : Ops.Linear(x[0], x[1], bias), []);
+            if (a.Bf16Output && x[0].DType == DType.BF16) return (Ops.Linear(x[0], x[1], bias, outDType: DType.BF16), []);
+            if (x[0].DType == DType.BF16 || !OnTensorCores(x[0], a)) return (RoundedIf(a.Bf16Output, Ops.Linear(x[0], x[1], bias)), []);
             using var xb = Ops.ToBF16(x[0]);
             using var wb = Ops.ToBF16(x[1]);
-            return (bias is null ? Ops.Linear(xb, wb) : Ops.Linear(xb, wb, bias), []);
-        }, LinearBackward)
+            return (RoundedIf(a.Bf16Output, Ops.Linear(xb, wb, bias)), []);
+        }, (c, g) => WithBf16OutputGradient(c.Attributes.Bf16Output, g, gr => LinearBackward(c, gr)))
     {
         Reference = (x, s, bf16) => Ref.Linear(x[0], x[1], s[1][0], s[1][1], x.Length > 2 ? x[2] : null, out _),
         CheckShapes = [[3, 4], [5, 4], [5]], BenchShapes = [[16 * 256, 512], [512, 512], [512]], CheckAttributes = new(false),
@@ -46,8 +49,8 @@ public static partial class F
         LinearOp.Apply(new(false), bias is null ? [x, w] : [x, w, bias]);
 
     /// <summary>Linear whose operands already hold bf16 values (autocast); see <see cref="LinearAttributes"/>.</summary>
-    public static Variable Linear(Variable x, Variable w, Variable? bias, bool bf16Operands) =>
-        LinearOp.Apply(new(bf16Operands), bias is null ? [x, w] : [x, w, bias]);
+    public static Variable Linear(Variable x, Variable w, Variable? bias, bool bf16Operands, bool bf16Output = false) =>
+        LinearOp.Apply(new(bf16Operands, bf16Output), bias is null ? [x, w] : [x, w, bias]);
 
     static bool OnTensorCores(Tensor x, LinearAttributes a) => a.Bf16Operands && x.Backend.HasTensorCores;
 

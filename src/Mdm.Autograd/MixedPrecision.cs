@@ -58,6 +58,16 @@ public static class MixedPrecision
         public void Dispose() { if (!done) { done = true; onDispose(); } }
     }
 
+    static long masterWeightsVersion;
+
+    /// <summary>Changes whenever <see cref="MasterWeightsChanged"/> is called: the BF16 weight copies made before it
+    /// (<see cref="F.AutocastWeight"/>) are stale and are remade on their next use.</summary>
+    public static long MasterWeightsVersion => Interlocked.Read(ref masterWeightsVersion);
+
+    /// <summary>Call after writing f32 master weights in place (the optimizer's update, a checkpoint load, an EMA copy):
+    /// every cached BF16 weight copy is remade on its next use.</summary>
+    public static void MasterWeightsChanged() => Interlocked.Increment(ref masterWeightsVersion);
+
     /// <summary>x rounded to the nearest bf16 value, kept in f32 storage.</summary>
     public static Tensor RoundToBF16(Tensor x) => Ops.RoundToBF16(x);
 }
@@ -100,6 +110,31 @@ public static partial class F
         if (MixedPrecision.StoresBf16 && !ReferenceEquals(x, y) && !x.IsLeaf && x.PendingUses == 0 && !x.Kept) x.Data.Dispose();
         return y;
     }
+
+    /// <summary>
+    /// Autocast of a weight: as <see cref="Autocast"/>, except that with BF16 storage a leaf's BF16 copy is made once and
+    /// reused until <see cref="MixedPrecision.MasterWeightsChanged"/> (once per optimizer step, however many forwards,
+    /// recomputations or sampler steps read it; torch's autocast caches its weight casts the same way). The gradient is
+    /// rounded to bf16 and reaches the f32 weight as for <see cref="ToBF16Op"/>.
+    /// </summary>
+    public static Variable AutocastWeight(Variable w)
+    {
+        if (!MixedPrecision.StoresBf16 || !w.IsLeaf || w.Data.DType != DType.F32) return Autocast(w);
+        long version = MixedPrecision.MasterWeightsVersion;
+        if (w.Bf16Copy is null || w.Bf16Copy.IsDisposed || !Shape.Equal(w.Bf16Copy.Dims, w.Data.Dims))
+        {
+            w.Bf16Copy?.Dispose();
+            w.Bf16Copy = Ops.ToBF16(w.Data);
+            w.Bf16CopyVersion = version;
+        }
+        else if (w.Bf16CopyVersion != version) { Ops.ToBF16(w.Data, w.Bf16Copy); w.Bf16CopyVersion = version; }
+        var y = Record.Op(CachedCastName, w.Bf16Copy, [w], (_, g) => [MixedPrecision.RoundToBF16(g)], readsInputs: false);
+        y.Kept = true;   // the copy belongs to the weight, not to the graph
+        return y;
+    }
+
+    /// <summary>The name <see cref="AutocastWeight"/>'s reuse of a cached copy has in profiles.</summary>
+    public const string CachedCastName = "to_bf16_cached";
 
     /// <summary>Autocast for ops that take f32 operands only (conv1d): the rounded f32 form whatever the storage.</summary>
     public static Variable AutocastRounded(Variable x) => MixedPrecision.Enabled ? CastBF16(x) : x;

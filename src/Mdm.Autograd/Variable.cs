@@ -30,6 +30,10 @@ public sealed class Variable : IDisposable
     internal int PendingUses;
     /// <summary>Kept alive past the backward pass and graph disposal (the caller disposes it).</summary>
     internal bool Kept;
+    /// <summary>A leaf's BF16 copy for autocast (<see cref="F.AutocastWeight"/>) and the
+    /// <see cref="MixedPrecision.MasterWeightsVersion"/> it was made at; freed with the leaf.</summary>
+    internal Tensor? Bf16Copy;
+    internal long Bf16CopyVersion;
 
     public int[] Shape => Data.Shape;
     public Backend Backend => Data.Backend;
@@ -51,6 +55,8 @@ public sealed class Variable : IDisposable
     {
         Grad?.Dispose();
         Grad = null;
+        Bf16Copy?.Dispose();
+        Bf16Copy = null;
         if (!Data.IsDisposed) Data.Dispose();
     }
 }

@@ -51,11 +51,14 @@ public static partial class Ops
         return y;
     }
 
+    /// <summary>y = x (F32, or BF16 values moved as they are); y has x's dtype.</summary>
     public static Tensor Copy(Tensor x, Tensor? y = null)
     {
-        SameBackend("Copy", x, y); RequireF32("Copy", x);
-        y = Output("Copy", x, y, x.Dims);
-        if (x.Numel > 0) x.Backend.Copy(x, y);
+        SameBackend("Copy", x, y); RequireCopyable("Copy", x);
+        y = Output("Copy", x, y, x.Dims, x.DType);
+        if (x.Numel == 0) return y;
+        if (x.DType == DType.BF16) x.Backend.CopyBlocks(x, 0, 0, y, 0, 0, 1, checked((int)x.Numel));
+        else x.Backend.Copy(x, y);
         return y;
     }
 

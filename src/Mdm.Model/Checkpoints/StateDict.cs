@@ -1,3 +1,4 @@
+using Mdm.Autograd;
 using Mdm.Autograd.Nn;
 using Mdm.Kernels;
 
@@ -73,6 +74,7 @@ public static class StateDict
         var report = new StateDictLoadReport(file.DisplayName, toLoad.Select(l => l.Entry.Name).ToList(), missing, unexpected, mismatched);
         if (options.Strict && !report.IsComplete) throw new StateDictMismatchException(report);
         foreach (var (entry, target) in toLoad) file.ReadInto(entry.Name, target);
+        if (toLoad.Count > 0) MixedPrecision.MasterWeightsChanged();
         return report;
     }
 }

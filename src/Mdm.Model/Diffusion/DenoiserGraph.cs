@@ -7,7 +7,7 @@ namespace Mdm.Model.Diffusion;
 /// <summary>
 /// The sampler's denoiser call as a replayed CUDA graph (<see cref="Backend.Capture"/>). The first call with a new
 /// <see cref="GraphKey"/> (input shapes, batch, labels, autocast, the addresses of the parameters and of the text
-/// conditioning) copies its inputs into tensors of its own, runs the denoiser once eagerly on them (so the allocator
+/// conditioning, the master weights' version, since a replay reads the cached BF16 weight copies) copies its inputs into tensors of its own, runs the denoiser once eagerly on them (so the allocator
 /// holds every block the forward needs), captures the same call and replays it; later calls with that key copy the
 /// inputs in, set the timesteps (the time embedding's sinusoid is recomputed at each replay) and replay. A changed key
 /// captures again. Where the backend has no graphs, or the call cannot be captured (it reads a tensor back, as the
@@ -54,7 +54,7 @@ public sealed class DenoiserGraph(IDenoiser denoiser, Action<string> log) : IDis
         var tensors = parameters.Concat(new[] { c.Tokens, c.TokenMask }.OfType<Tensor>());
         return GraphKey.Of(tensors,
             ("inputs", inputs.Select(t => $"{t.DType} {t.ShapeString}")), ("batch", batch), ("labels", c.ClassLabels),
-            ("bf16 autocast", MixedPrecision.Enabled));
+            ("bf16 autocast", MixedPrecision.Enabled), ("master weights version", MixedPrecision.MasterWeightsVersion));
     }
 
     bool CaptureFor(GraphKey next, IReadOnlyList<Tensor> inputs, int[] timesteps, Conditioning conditioning)

@@ -3,9 +3,12 @@ using Mdm.Autograd;
 namespace Mdm.Model.Nn;
 
 // Mixed precision (bf16 autocast, ml-mdm's fp16=1): inside MixedPrecision.Bf16(), Dense and Conv cast their input and
-// weight to bf16 (F.Autocast; f32 accumulation), as does attention for q, k, v; norms, softmax and upsampling stay f32.
+// weight to bf16 (F.Autocast, F.AutocastWeight; f32 accumulation), as does attention for q, k, v; norms, softmax and
+// upsampling stay f32. With BF16 storage a weight's bf16 copy is made once per optimizer step (F.AutocastWeight).
 // Under AutocastStorage.Bf16 the operands are BF16 tensors: a GroupNorm that feeds a conv writes them itself
 // (autocastOperand), and ForwardLastUse frees an f32 input the caller no longer reads once its bf16 copy exists.
+// A conv or linear whose output only feeds reshape/permute/split and attention writes it in bf16 (autocastOutput),
+// as torch.autocast does; outputs that reach a residual add or a norm stay f32.
 
 /// <summary>torch.nn.Linear: weight [out, in], bias [out]; PyTorch default init or zeros.</summary>
 public sealed class Dense : ModelModule
@@ -24,7 +27,10 @@ public sealed class Dense : ModelModule
     public Variable Weight => weight.Value;
     public Variable? Bias => bias?.Value;
 
-    public Variable Forward(Variable x) => F.Linear(F.Autocast(x), F.Autocast(Weight), Bias, MixedPrecision.Enabled);
+    /// <param name="autocastOutput">the output is read only by ops that take bf16 values as they are (reshape,
+    /// permute, split, attention): under autocast it is bf16, as torch.autocast's linear output is</param>
+    public Variable Forward(Variable x, bool autocastOutput = false) =>
+        F.Linear(F.Autocast(x), F.AutocastWeight(Weight), Bias, MixedPrecision.Enabled, autocastOutput && MixedPrecision.Enabled);
 }
 
 /// <summary>torch.nn.Conv2d with a square kernel, bias, and "same" padding by default; PyTorch default init or zeros.</summary>
@@ -44,15 +50,17 @@ public sealed class Conv : ModelModule
     public Variable Weight => weight.Value;
     public Variable Bias => bias.Value;
 
-    public Variable Forward(Variable x) => F.Conv2d(F.Autocast(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
+    /// <param name="autocastOutput">as for <see cref="Dense.Forward"/>: under autocast the output is bf16</param>
+    public Variable Forward(Variable x, bool autocastOutput = false) =>
+        F.Conv2d(F.Autocast(x), F.AutocastWeight(Weight), Bias, Stride, Padding, MixedPrecision.Enabled, autocastOutput && MixedPrecision.Enabled);
 
     /// <summary><see cref="Forward"/> for an x the caller does not read again (see <see cref="F.AutocastLastUse"/>).</summary>
-    public Variable ForwardLastUse(Variable x) => F.Conv2d(F.AutocastLastUse(x), F.Autocast(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
+    public Variable ForwardLastUse(Variable x) => F.Conv2d(F.AutocastLastUse(x), F.AutocastWeight(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
 
     /// <summary><see cref="ForwardLastUse"/>(x) + residual, the residual added in the convolution's epilogue
     /// (<see cref="F.Conv2dResidual"/>).</summary>
     public Variable ForwardLastUseResidual(Variable x, Variable residual) =>
-        F.Conv2dResidual(F.AutocastLastUse(x), F.Autocast(Weight), Bias, residual, Stride, Padding, MixedPrecision.Enabled);
+        F.Conv2dResidual(F.AutocastLastUse(x), F.AutocastWeight(Weight), Bias, residual, Stride, Padding, MixedPrecision.Enabled);
 }
 
 /// <summary>torch.nn.GroupNorm(groups, channels), eps 1e-5, affine (weight 1, bias 0), plus the fused SiLU/FiLM forms.</summary>

@@ -53,7 +53,8 @@ public sealed class SelfAttention : ModelModule
     {
         int b = x.Shape[0], c = Channels, h = x.Shape[2], w = x.Shape[3], n = h * w, d = c / Heads;
         // [B, 3C, H, W] → [B, 3·heads, d, N] → [B, 3·heads, N, d] → q, k, v [B, heads, N, d]
-        var t = F.Permute(F.Reshape(qkv.Forward(norm.Forward(x, autocastOperand: true)), b, 3 * Heads, d, n), 0, 1, 3, 2);
+        // Under autocast qkv is bf16 from the conv on: the reshape, permute and split move bf16 values, the casts are no-ops.
+        var t = F.Permute(F.Reshape(qkv.Forward(norm.Forward(x, autocastOperand: true), autocastOutput: true), b, 3 * Heads, d, n), 0, 1, 3, 2);
         var parts = F.Split(t, [Heads, Heads, Heads], 1);
         var (q, k, v) = (F.AutocastLastUse(parts[0]), F.AutocastLastUse(parts[1]), F.AutocastLastUse(parts[2]));
         var o = F.Attention(q, k, v);
@@ -62,7 +63,7 @@ public sealed class SelfAttention : ModelModule
             if (tokens is null) throw new ArgumentException("SelfAttention: this block cross-attends to text, but no tokens were given");
             int s = tokens.Shape[1];
             // [B, S, 2C] → [B, S, 2·heads, d] → [B, 2·heads, S, d] → k, v [B, heads, S, d]
-            var kv = F.Permute(F.Reshape(kvCond.Forward(normCond!.Forward(tokens)), b, s, 2 * Heads, d), 0, 2, 1, 3);
+            var kv = F.Permute(F.Reshape(kvCond.Forward(normCond!.Forward(tokens), autocastOutput: true), b, s, 2 * Heads, d), 0, 2, 1, 3);
             var kvParts = F.Split(kv, [Heads, Heads], 1);
             o = F.Add(o, F.Attention(q, F.AutocastLastUse(kvParts[0]), F.AutocastLastUse(kvParts[1]), mask));
         }

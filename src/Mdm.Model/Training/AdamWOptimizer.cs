@@ -53,6 +53,7 @@ public sealed class AdamWOptimizer : IDisposable
             StepCount++;
             Ops.AdamStep(parameters.Select(p => p.Param.Data).ToList(), grads, m, v, Options with { Lr = lr }, StepCount,
                 MaxGradNorm > 0 ? norm : null, MaxGradNorm);
+            MixedPrecision.MasterWeightsChanged();
             return norm;
         }
         finally

@@ -47,6 +47,7 @@ public sealed class ExponentialMovingAverage : IDisposable
             if (!byName.TryGetValue(name, out int i)) throw new ArgumentException($"ExponentialMovingAverage.CopyTo: no average for parameter '{name}'");
             Ops.Copy(shadow[i], p.Data);
         }
+        MixedPrecision.MasterWeightsChanged();
     }
 
     public void Dispose() { foreach (var t in shadow) t.Dispose(); }

@@ -41,6 +41,14 @@ public abstract class KernelFixture
     /// <summary>An output filled with NaN, so any element a kernel fails to write shows up in the comparison.</summary>
     protected Tensor Poisoned(params int[] shape) => B.Full(float.NaN, shape);
 
+    /// <summary>A BF16 output filled with NaN bits, so an unwritten element fails the comparison.</summary>
+    protected Tensor PoisonedBF16(params int[] shape)
+    {
+        var t = B.Empty(DType.BF16, shape);
+        t.CopyFrom(Enumerable.Repeat(BFloat16.FromFloat(float.NaN), (int)Shape.Numel(shape)).ToArray());
+        return t;
+    }
+
     protected Tensor Upload(float[] data, params int[] shape) => B.FromArray(data, shape);
 
     /// <summary>Random inputs, as the float values uploaded and the same values widened for the reference.</summary>

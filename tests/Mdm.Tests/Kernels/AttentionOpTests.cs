@@ -29,6 +29,16 @@ public class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
         yield return new TestCaseData(2, 1, 9, 37, 16, MaskKind.SomeKeys).SetArgDisplayNames("cross 2x1 Nq9 Nk37 D16 mask");
     }
 
+    /// <summary>BF16 q, k, v (autocast's bf16 storage): odd token counts, a head dim at the GPU limit, masks with a fully
+    /// masked batch.</summary>
+    public static IEnumerable<TestCaseData> BF16Cases()
+    {
+        yield return new TestCaseData(1, 2, 113, 113, 24, MaskKind.None).SetArgDisplayNames("bf16 self 1x2 N113 D24");
+        yield return new TestCaseData(1, 1, 17, 17, 128, MaskKind.None).SetArgDisplayNames("bf16 self 1x1 N17 D128");
+        yield return new TestCaseData(2, 2, 81, 7, 8, MaskKind.SomeKeysAndOneBatchAll).SetArgDisplayNames("bf16 cross 2x2 Nq81 Nk7 D8 mask+fully masked batch");
+        yield return new TestCaseData(2, 1, 9, 37, 16, MaskKind.SomeKeys).SetArgDisplayNames("bf16 cross 2x1 Nq9 Nk37 D16 mask");
+    }
+
     float[]? MakeMask(int b, int nk, MaskKind kind)
     {
         if (kind == MaskKind.None) return null;
@@ -45,11 +55,22 @@ public class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
     [TestCaseSource(nameof(Cases))]
     public void AttentionBackward(int b, int h, int nq, int nk, int d, MaskKind maskKind) => CheckBackward(b, h, nq, nk, d, maskKind);
 
-    protected void CheckForward(int b, int h, int nq, int nk, int d, MaskKind maskKind)
+    /// <summary>BF16 q, k, v are read as they are and everything after the read is f32, so the reference is the float64
+    /// attention of the bf16 values and the bound is the f32 one (the same rounding of f32 sums relative to Σ|terms|).</summary>
+    [TestCaseSource(nameof(BF16Cases))]
+    public void AttentionForwardBF16Operands(int b, int h, int nq, int nk, int d, MaskKind maskKind) => CheckForward(b, h, nq, nk, d, maskKind, bf16: true);
+
+    /// <summary>As <see cref="AttentionForwardBF16Operands"/>, for dq, dk, dv (dO and the gradients F32).</summary>
+    [TestCaseSource(nameof(BF16Cases))]
+    public void AttentionBackwardBF16Operands(int b, int h, int nq, int nk, int d, MaskKind maskKind) => CheckBackward(b, h, nq, nk, d, maskKind, bf16: true);
+
+    (Tensor t, double[] r) Operand(bool bf16, params int[] shape) => bf16 ? BF16Input(shape) : Input(shape);
+
+    protected void CheckForward(int b, int h, int nq, int nk, int d, MaskKind maskKind, bool bf16 = false)
     {
-        var (q, rq) = Input(b, h, nq, d);
-        var (k, rk) = Input(b, h, nk, d);
-        var (v, rv) = Input(b, h, nk, d);
+        var (q, rq) = Operand(bf16, b, h, nq, d);
+        var (k, rk) = Operand(bf16, b, h, nk, d);
+        var (v, rv) = Operand(bf16, b, h, nk, d);
         var maskF = MakeMask(b, nk, maskKind);
         using var mask = maskF is null ? null : Upload(maskF, b, nk);
         using (q) using (k) using (v)
@@ -63,11 +84,11 @@ public class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
         }
     }
 
-    protected void CheckBackward(int b, int h, int nq, int nk, int d, MaskKind maskKind)
+    protected void CheckBackward(int b, int h, int nq, int nk, int d, MaskKind maskKind, bool bf16 = false)
     {
-        var (q, rq) = Input(b, h, nq, d);
-        var (k, rk) = Input(b, h, nk, d);
-        var (v, rv) = Input(b, h, nk, d);
+        var (q, rq) = Operand(bf16, b, h, nq, d);
+        var (k, rk) = Operand(bf16, b, h, nk, d);
+        var (v, rv) = Operand(bf16, b, h, nk, d);
         var (dO, rdO) = Input(b, h, nq, d);
         var maskF = MakeMask(b, nk, maskKind);
         var rmask = maskF is null ? null : TestSeed.ToDouble(maskF);
@@ -242,7 +263,11 @@ public class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
         Throws("heads mismatch", () => Ops.Attention(q, k3, k3), "batch and heads");
         Throws("rank", () => Ops.Attention(q3, k, k), "Attention: expected q [B,H,Nq,D]");
         Throws("mask shape", () => Ops.Attention(q, k, k, mask), "mask [2,6] must be [B,Nk] = [2,7]");
-        Throws("bf16", () => Ops.Attention(bf, k, k), "expected F32");
+        using var bfk = Ops.ToBF16(k);
+        using var bfMask = Ops.ToBF16(mask);
+        Throws("mixed dtypes", () => Ops.Attention(bf, k, k), "q, k and v must share a dtype, got q BF16, k F32, v F32");
+        Throws("bf16 mask", () => Ops.Attention(bf, bfk, bfk, bfMask), "expected F32");
+        Throws("bf16 dO", () => Ops.AttentionBackward(bf, bfk, bfk, q, lseBad, bf), "expected F32");
         Throws("lse shape", () => Ops.AttentionBackward(q, k, k, q, lseBad, q), "AttentionBackward: lse [2,2,4]");
         Throws("dO shape", () => Ops.AttentionBackward(q, k, k, q, lseBad, k), "AttentionBackward: dO [2,2,7,8]");
         Throws("odd D rotary", () => Ops.Rotary(odd), "Rotary: head dim D must be even, got x [1,1,3,5]");

@@ -101,7 +101,7 @@ public class ConvOpTests(BackendKind kind) : KernelFixture(kind)
     [TestCaseSource(nameof(Conv2dBF16Cases))]
     public void Conv2dForwardBF16(Conv2dCase c) => CheckConv2dBF16(c);
 
-    protected void CheckConv2dBF16(Conv2dCase c)
+    protected void CheckConv2dBF16(Conv2dCase c, bool bf16Output = false)
     {
         var (x, rx) = BF16Input(c.X);
         var (w, rw) = BF16Input(c.Wt);
@@ -111,8 +111,39 @@ public class ConvOpTests(BackendKind kind) : KernelFixture(kind)
             var expected = Ref.Conv2d(rx, c.X, rw, c.Wt, rb, c.SH, c.SW, c.PH, c.PW, out var ys, out var abs);
             using var y = Poisoned(ys);
             c.Forward(x, w, b, y);
-            Compare.AssertClose(Name("Conv2dForward bf16", c.X, c.Wt), y, expected, SumTolerance(c.Cin * c.KH * c.KW), abs);
+            var tol = SumTolerance(c.Cin * c.KH * c.KW);
+            Compare.AssertClose(Name("Conv2dForward bf16", c.X, c.Wt), y, expected, tol, abs);
+            if (!bf16Output) return;
+            using var rounded = PoisonedBF16(ys);
+            c.Forward(x, w, b, rounded);
+            var bits = rounded.ToBF16Bits();
+            var f32 = y.ToArray();
+            for (int i = 0; i < bits.Length; i++)
+                Assert.That(bits[i], Is.EqualTo(BFloat16.FromFloat(f32[i])), $"{Name("Conv2dForward bf16 output", c.X, c.Wt)}: element {i} is not the rounded f32 output\n{TestSeed.Describe()}");
+            var bound = new double[expected.Length];
+            for (int i = 0; i < bound.Length; i++)
+            {
+                double e = tol.Atol + tol.Rtol * abs[i];
+                bound[i] = e + Math.Pow(2, -8) * (Math.Abs(expected[i]) + e);
+            }
+            Compare.AssertClose(Name("Conv2dForward bf16 output vs float64", c.X, c.Wt), Array.ConvertAll(bits, BFloat16.ToFloat), expected, new Tolerance(0, 1), bound);
         }
+    }
+
+    /// <summary>
+    /// A BF16 output (autocast's conv output) is the F32 output of the same call rounded once to nearest even, bit for
+    /// bit; against float64 that is the f32 budget e plus half a bf16 ulp of the f32 value, at most 2^-8·(|ref| + e).
+    /// </summary>
+    [TestCaseSource(nameof(Conv2dBF16Cases))]
+    public void Conv2dForwardBF16Output(Conv2dCase c) => CheckConv2dBF16(c, bf16Output: true);
+
+    [Test]
+    public void Conv2dBF16OutputNeedsBF16Operands()
+    {
+        using var x = B.Zeros(1, 2, 3, 3);
+        using var w = B.Zeros(4, 2, 1, 1);
+        var e = Assert.Throws<ArgumentException>(() => Ops.Conv2d(x, w, outDType: DType.BF16))!;
+        Assert.That(e.Message, Does.Contain("Conv2d: a BF16 output needs BF16 x and weight, got F32 x [1,2,3,3]"));
     }
 
     /// <summary>BF16 dy with BF16 weight (input gradient) and BF16 x (weight gradient): against float64 on the rounded values.</summary>

@@ -341,14 +341,6 @@ public class MatmulOpTests(BackendKind kind) : KernelFixture(kind)
         return [.. reference.Select((r, i) => t.Rtol * absSum[i] + Math.Pow(2, -8) * Math.Abs(r))];
     }
 
-    /// <summary>A BF16 output filled with NaN bits, so an unwritten element fails the comparison.</summary>
-    Tensor PoisonedBF16(int[] shape)
-    {
-        var t = B.Empty(DType.BF16, shape);
-        t.CopyFrom(Enumerable.Repeat(BFloat16.FromFloat(float.NaN), (int)Ref.Numel(shape)).ToArray());
-        return t;
-    }
-
     // ---- edge sizes and bad arguments -------------------------------------------------------------------------
 
     [Test]

@@ -83,13 +83,6 @@ public class NormBf16OutputTests(BackendKind kind) : KernelFixture(kind)
         : a is null ? Ops.GroupNormSilu(x, groups, gamma, beta, Eps, y, mean, rstd, yType)
         : Ops.GroupNormFilmSilu(x, groups, gamma, beta, a, b, Eps, y, mean, rstd, yType);
 
-    Tensor PoisonedBF16(params int[] shape)
-    {
-        var t = B.Empty(DType.BF16, shape);
-        t.CopyFrom(Enumerable.Repeat(BFloat16.FromFloat(float.NaN), (int)Shape.Numel(shape)).ToArray());
-        return t;
-    }
-
     static float[] RoundedToBF16(float[] v) => Array.ConvertAll(v, e => BFloat16.ToFloat(BFloat16.FromFloat(e)));
 
     static double MaxError(float[] got, double[] expected)

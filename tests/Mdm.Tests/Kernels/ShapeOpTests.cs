@@ -270,6 +270,64 @@ public class ShapeOpTests(BackendKind kind) : KernelFixture(kind)
         }
     }
 
+    // ---- bf16 values moved as they are (autocast's bf16 storage) ------------------------------------------------
+    /// <summary>Copies move bits: the result must equal the float64 reference's values, which are bf16 values, exactly.</summary>
+    void AssertBf16Exact(string what, Tensor actual, double[] expected)
+    {
+        Assert.That(actual.DType, Is.EqualTo(DType.BF16), what);
+        var bits = actual.ToBF16Bits();
+        Assert.That(bits.Length, Is.EqualTo(expected.Length), what);
+        for (int i = 0; i < bits.Length; i++)
+            Assert.That(bits[i], Is.EqualTo(BFloat16.FromFloat((float)expected[i])), $"{what}: element {i}\n{TestSeed.Describe()}");
+    }
+
+    [TestCaseSource(nameof(PermuteCases))]
+    public void PermuteForwardBF16(int[] shape, int[] dims)
+    {
+        var (x, rx) = BF16Input(shape);
+        using (x)
+        {
+            using var y = PoisonedBF16(Ref.PermutedShape(shape, dims));
+            Ops.Permute(x, dims, y);
+            AssertBf16Exact(Name($"PermuteForward bf16 ({string.Join(",", dims)})", shape), y, Ref.Permute(rx, shape, dims));
+        }
+    }
+
+    [TestCaseSource(nameof(ConcatCases))]
+    public void ConcatAndSplitBF16(int[][] shapes, int axis)
+    {
+        int ax = axis < 0 ? axis + shapes[0].Length : axis;
+        var inputs = shapes.Select(s => BF16Input(s)).ToArray();
+        try
+        {
+            var expected = Ref.Concat(inputs.Select(i => i.r).ToArray(), shapes, ax, out var outShape);
+            using var y = PoisonedBF16(outShape);
+            Ops.Concat(inputs.Select(i => i.t).ToArray(), axis, y);
+            AssertBf16Exact(Name($"ConcatForward bf16 axis {axis}", shapes), y, expected);
+            var parts = Ops.Split(y, shapes.Select(s => s[ax]).ToArray(), axis);
+            try
+            {
+                for (int k = 0; k < parts.Length; k++) AssertBf16Exact(Name($"Split bf16 part {k} axis {axis}", outShape), parts[k], inputs[k].r);
+            }
+            finally { foreach (var t in parts) t.Dispose(); }
+        }
+        finally { foreach (var (t, _) in inputs) t.Dispose(); }
+    }
+
+    [Test]
+    public void CopyBF16()
+    {
+        var (x, rx) = BF16Input(3, 37);
+        using (x)
+        {
+            using var y = Ops.Copy(x);
+            AssertBf16Exact(Name("Copy bf16", [3, 37]), y, rx);
+            using var mixed = B.Zeros(2, 37);
+            var e = Assert.Throws<ArgumentException>(() => Ops.Concat([x, mixed], 0))!;
+            Assert.That(e.Message, Does.Contain("Concat: tensors of different dtypes (BF16 [3,37] and F32 [2,37])"));
+        }
+    }
+
     // ---- bad arguments ------------------------------------------------------------------------------------------
     static void Throws(string op, Action call, params string[] mentions)
     {

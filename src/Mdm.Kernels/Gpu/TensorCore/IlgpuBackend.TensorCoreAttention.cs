@@ -12,7 +12,8 @@ public sealed partial class IlgpuBackend
     readonly Dictionary<int, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDqTensorCore = new();
     readonly Dictionary<int, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDkDvTensorCore = new();
 
-    /// <summary>On = the attention forward and backward run on tensor cores on CUDA (q, k, v rounded to bf16; softmax and
+    /// <summary>On = the attention forward and backward run on tensor cores on CUDA (q, k, v rounded to bf16 unless they
+    /// are BF16 already; softmax and
     /// accumulation in f32) for head dimensions 32, 64, 96 and 128; off = SIMT; null (the default) = the
     /// <see cref="Tuning"/> table's entry for this GPU and shape, else SIMT.</summary>
     public bool? UseTensorCoreAttention { get; set; }
@@ -89,9 +90,11 @@ public sealed partial class IlgpuBackend
         return true;
     }
 
-    /// <summary>x rounded to bf16 in a fresh tensor, and that tensor's device address (cp.async reads it).</summary>
-    Tensor Bf16Copy(Tensor x, out long address)
+    /// <summary>x's bf16 values and their device address (cp.async reads it): a BF16 x itself (null: nothing to free),
+    /// else x rounded into a fresh tensor.</summary>
+    Tensor? Bf16Copy(Tensor x, out long address)
     {
+        if (x.DType == DType.BF16) { address = DeviceAddress(x); return null; }
         var y = Empty(DType.BF16, x.Shape);
         ConvertToBF16(x, y);
         address = DeviceAddress(y);

@@ -22,6 +22,7 @@ public struct AttentionShape
 /// <item><see cref="BackwardDkDv"/>: per key tile, over query tiles of 8: the same P and dS, dv += Pᵀ·dO, dk += dSᵀ·q.</item>
 /// </list>
 /// Any group size works (the loops stride by Group.DimX); D ≤ <see cref="MaxD"/>. Shared memory ≤ 43 KB per group.
+/// q, k and v are f32 or bf16 (T, widened to f32 by TW as the tiles are loaded: autocast's bf16 storage); the rest is f32.
 /// </summary>
 public static class AttentionKernels
 {
@@ -32,10 +33,12 @@ public static class AttentionKernels
     static bool Attends(ArrayView<float> mask, in AttentionShape s, int batch, int j) =>
         j < s.Nk && (s.HasMask == 0 || mask[batch * s.Nk + j] != 0f);
 
-    [Kernel("AttentionForward")]
-    public static void Forward(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mask,
-        ArrayView<float> o, ArrayView<float> lse, AttentionShape s)
+    [Kernel("AttentionForward", typeof(float), typeof(F32Widen))]
+    [Kernel("AttentionForwardBF16", typeof(ushort), typeof(BF16Widen))]
+    public static void Forward<T, TW>(ArrayView<T> q, ArrayView<T> k, ArrayView<T> v, ArrayView<float> mask,
+        ArrayView<float> o, ArrayView<float> lse, AttentionShape s) where T : unmanaged where TW : struct, IWiden<T>
     {
+        var w = default(TW);
         var qs = SharedMemory.Allocate<float>(TileQ * Stride);
         var ks = SharedMemory.Allocate<float>(TileK * Stride);
         var vs = SharedMemory.Allocate<float>(TileK * Stride);
@@ -54,7 +57,7 @@ public static class AttentionKernels
             for (int e = tid; e < TileQ * d; e += threads)
             {
                 int r = e / d, c = e - r * d;
-                qs[r * Stride + c] = r < rows ? q[qBase + e] * s.Scale : 0f;
+                qs[r * Stride + c] = r < rows ? w.Widen(q[qBase + e]) * s.Scale : 0f;
                 os[e] = 0f;
             }
             if (tid < TileQ) { rowMax[tid] = float.NegativeInfinity; rowSum[tid] = 0f; }
@@ -66,8 +69,8 @@ public static class AttentionKernels
                 for (int e = tid; e < TileK * d; e += threads)
                 {
                     int r = e / d, c = e - r * d;
-                    ks[r * Stride + c] = r < keys ? k[kBase + e] : 0f;
-                    vs[r * Stride + c] = r < keys ? v[kBase + e] : 0f;
+                    ks[r * Stride + c] = r < keys ? w.Widen(k[kBase + e]) : 0f;
+                    vs[r * Stride + c] = r < keys ? w.Widen(v[kBase + e]) : 0f;
                 }
                 Group.Barrier();
                 // scores of this tile; −∞ for masked and out-of-range keys
@@ -133,10 +136,13 @@ public static class AttentionKernels
         }
     }
 
-    [Kernel("AttentionBackwardDq")]
-    public static void BackwardDq(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> dO,
+    [Kernel("AttentionBackwardDq", typeof(float), typeof(F32Widen))]
+    [Kernel("AttentionBackwardDqBF16", typeof(ushort), typeof(BF16Widen))]
+    public static void BackwardDq<T, TW>(ArrayView<T> q, ArrayView<T> k, ArrayView<T> v, ArrayView<float> o, ArrayView<float> dO,
         ArrayView<float> lse, ArrayView<float> mask, ArrayView<float> dq, ArrayView<float> delta, AttentionShape s)
+        where T : unmanaged where TW : struct, IWiden<T>
     {
+        var w = default(TW);
         var qs = SharedMemory.Allocate<float>(TileQ * Stride);
         var dos = SharedMemory.Allocate<float>(TileQ * Stride);
         var ks = SharedMemory.Allocate<float>(TileK * Stride);
@@ -156,7 +162,7 @@ public static class AttentionKernels
             {
                 int r = e / d, c = e - r * d;
                 bool ok = r < rows;
-                qs[r * Stride + c] = ok ? q[qBase + e] * s.Scale : 0f;
+                qs[r * Stride + c] = ok ? w.Widen(q[qBase + e]) * s.Scale : 0f;
                 dos[r * Stride + c] = ok ? dO[qBase + e] : 0f;
                 acc[e] = ok ? o[qBase + e] : 0f;
             }
@@ -178,8 +184,8 @@ public static class AttentionKernels
                 for (int e = tid; e < TileK * d; e += threads)
                 {
                     int r = e / d, c = e - r * d;
-                    ks[r * Stride + c] = r < keys ? k[kBase + e] : 0f;
-                    vs[r * Stride + c] = r < keys ? v[kBase + e] : 0f;
+                    ks[r * Stride + c] = r < keys ? w.Widen(k[kBase + e]) : 0f;
+                    vs[r * Stride + c] = r < keys ? w.Widen(v[kBase + e]) : 0f;
                 }
                 Group.Barrier();
                 for (int e = tid; e < TileQ * TileK; e += threads)
@@ -214,10 +220,13 @@ public static class AttentionKernels
         }
     }
 
-    [Kernel("AttentionBackwardDkDv")]
-    public static void BackwardDkDv(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> dO,
+    [Kernel("AttentionBackwardDkDv", typeof(float), typeof(F32Widen))]
+    [Kernel("AttentionBackwardDkDvBF16", typeof(ushort), typeof(BF16Widen))]
+    public static void BackwardDkDv<T, TW>(ArrayView<T> q, ArrayView<T> k, ArrayView<T> v, ArrayView<float> dO,
         ArrayView<float> lse, ArrayView<float> delta, ArrayView<float> mask, ArrayView<float> dk, ArrayView<float> dv, AttentionShape s)
+        where T : unmanaged where TW : struct, IWiden<T>
     {
+        var w = default(TW);
         var ks = SharedMemory.Allocate<float>(TileK * Stride);
         var vs = SharedMemory.Allocate<float>(TileK * Stride);
         var qs = SharedMemory.Allocate<float>(BwdTileQ * Stride);
@@ -238,8 +247,8 @@ public static class AttentionKernels
             for (int e = tid; e < TileK * d; e += threads)
             {
                 int r = e / d, c = e - r * d;
-                ks[r * Stride + c] = r < keys ? k[kBase + e] : 0f;
-                vs[r * Stride + c] = r < keys ? v[kBase + e] : 0f;
+                ks[r * Stride + c] = r < keys ? w.Widen(k[kBase + e]) : 0f;
+                vs[r * Stride + c] = r < keys ? w.Widen(v[kBase + e]) : 0f;
                 dks[e] = 0f;
                 dvs[e] = 0f;
             }
@@ -251,7 +260,7 @@ public static class AttentionKernels
                 {
                     int r = e / d, c = e - r * d;
                     bool ok = r < rows;
-                    qs[r * Stride + c] = ok ? q[qBase + e] * s.Scale : 0f;
+                    qs[r * Stride + c] = ok ? w.Widen(q[qBase + e]) * s.Scale : 0f;
                     dos[r * Stride + c] = ok ? dO[qBase + e] : 0f;
                 }
                 if (tid < BwdTileQ)

@@ -7,7 +7,8 @@ public abstract partial class Backend
     /// <summary>
     /// Multi-head attention forward. q [B,H,Nq,D], k and v [B,H,Nk,D], mask null or [B,Nk] (0 = masked key),
     /// o [B,H,Nq,D], lse [B,H,Nq] = log Σ_j exp(s_ij) over the attended keys (+∞ for a row with none; its o row is 0).
-    /// Scores s = scale·q·kᵀ with scale = D^-1/2 (D^-1/4 on q and on k).
+    /// Scores s = scale·q·kᵀ with scale = D^-1/2 (D^-1/4 on q and on k). q, k, v are all F32 or all BF16 (widened as
+    /// they are read); the rest is F32.
     /// </summary>
     protected internal abstract void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor o, Tensor lse, float scale);
 

@@ -8,7 +8,8 @@ namespace Mdm.Kernels.Cpu;
 /// dq pass, and (b·h, block of key rows) in the dk/dv pass; each item holds a block × all-keys (or all-queries) score
 /// buffer from the array pool, products by <see cref="CpuGemm"/>, softmax by TensorPrimitives on contiguous rows.
 /// q, k, v, dO are first transposed per head ([D, N], temporaries the size of the inputs) so that every product runs
-/// along N rather than along the short head dimension.
+/// along N rather than along the short head dimension. BF16 q, k, v are widened by that transposition, and into f32
+/// temporaries where a pass reads their rows directly.
 /// </summary>
 public sealed partial class CpuBackend
 {
@@ -27,23 +28,47 @@ public sealed partial class CpuBackend
 
     /// <summary>
     /// xᵀ per head: x [BH, N, D] → [BH, D, N], so every product below runs on rows of length N (long axpys in the NN
-    /// form, long dots in the NT form) instead of rows of length D.
+    /// form, long dots in the NT form) instead of rows of length D. A BF16 x is widened on the way (the result is F32).
     /// </summary>
     unsafe Tensor TransposeHeads(Tensor x)
     {
         int bh = x.Dim(0) * x.Dim(1), n = x.Dim(2), d = x.Dim(3);
         var t = Empty(x.Dim(0), x.Dim(1), d, n);
-        nint px = (nint)Ptr(x), pt = (nint)Ptr(t);
+        bool bf16 = x.DType == DType.BF16;
+        nint px = bf16 ? (nint)PtrU16(x) : (nint)Ptr(x), pt = (nint)Ptr(t);
         ParallelRange(bh, (long)n * d, (g0, g1) =>
         {
             for (int g = g0; g < g1; g++)
             {
-                float* src = (float*)px + (long)g * n * d, dst = (float*)pt + (long)g * n * d;
-                for (int j = 0; j < n; j++)
-                    for (int c = 0; c < d; c++) dst[(long)c * n + j] = src[(long)j * d + c];
+                float* dst = (float*)pt + (long)g * n * d;
+                if (bf16)
+                {
+                    ushort* src = (ushort*)px + (long)g * n * d;
+                    for (int j = 0; j < n; j++)
+                        for (int c = 0; c < d; c++) dst[(long)c * n + j] = BFloat16.ToFloat(src[(long)j * d + c]);
+                }
+                else
+                {
+                    float* src = (float*)px + (long)g * n * d;
+                    for (int j = 0; j < n; j++)
+                        for (int c = 0; c < d; c++) dst[(long)c * n + j] = src[(long)j * d + c];
+                }
             }
         });
         return t;
+    }
+
+    /// <summary>Address of element 0 of a BF16 tensor (storage is pinned, as for <see cref="Ptr"/>).</summary>
+    static unsafe ushort* PtrU16(Tensor t) =>
+        (ushort*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(((CpuStorage)t.Storage).Data)) + t.Offset;
+
+    /// <summary>An f32 copy of a BF16 attention operand, for the passes that read its rows as they are; null for F32.</summary>
+    Tensor? WidenedRows(Tensor x)
+    {
+        if (x.DType != DType.BF16) return null;
+        var y = Empty(x.Shape);
+        ConvertToF32(x, y);
+        return y;
     }
 
     protected internal override unsafe void AttentionForward(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor o, Tensor lse, float scale)
@@ -54,7 +79,8 @@ public sealed partial class CpuBackend
         var bias = AttentionMaskBias(mask);
         using var kt = TransposeHeads(k);
         using var vt = TransposeHeads(v);
-        nint pq = (nint)Ptr(q), pkt = (nint)Ptr(kt), pvt = (nint)Ptr(vt), po = (nint)Ptr(o), pl = (nint)Ptr(lse);
+        using var qWide = WidenedRows(q);
+        nint pq = (nint)Ptr(qWide ?? q), pkt = (nint)Ptr(kt), pvt = (nint)Ptr(vt), po = (nint)Ptr(o), pl = (nint)Ptr(lse);
         ParallelRange(bh * blocks, 2L * block * nk * d, (t0, t1) =>
         {
             var buf = ArrayPool<float>.Shared.Rent(block * nk);
@@ -98,8 +124,11 @@ public sealed partial class CpuBackend
         using var kt = TransposeHeads(k);
         using var vt = TransposeHeads(v);
         using var dot = TransposeHeads(dO);
+        using var qWide = WidenedRows(q);
+        using var kWide = WidenedRows(k);
+        using var vWide = WidenedRows(v);
         nint pqt = (nint)Ptr(qt), pkt = (nint)Ptr(kt), pvt = (nint)Ptr(vt), pdot = (nint)Ptr(dot);
-        nint pq = (nint)Ptr(q), pk = (nint)Ptr(k), pv = (nint)Ptr(v), po = (nint)Ptr(o), pl = (nint)Ptr(lse), pdo = (nint)Ptr(dO);
+        nint pq = (nint)Ptr(qWide ?? q), pk = (nint)Ptr(kWide ?? k), pv = (nint)Ptr(vWide ?? v), po = (nint)Ptr(o), pl = (nint)Ptr(lse), pdo = (nint)Ptr(dO);
         nint pdq = (nint)Ptr(dq), pdk = (nint)Ptr(dk), pdv = (nint)Ptr(dv);
 
         // Δ_i = Σ_d dO_id·O_id, one per query row.

@@ -13,7 +13,8 @@ public static partial class Ops
     /// with the default scale and a boolean key mask broadcast over heads and queries:
     /// <c>o = softmax((q·D^-1/4)(k·D^-1/4)ᵀ + mask) · v</c>, softmax over the keys in f32.
     /// <list type="bullet">
-    /// <item>q [B,H,Nq,D]; k and v [B,H,Nk,D] (self-attention: Nk = Nq; cross-attention: Nk text tokens).</item>
+    /// <item>q [B,H,Nq,D]; k and v [B,H,Nk,D] (self-attention: Nk = Nq; cross-attention: Nk text tokens), all F32 or all
+    /// BF16 (autocast's bf16 storage: read as they are, products and softmax in f32, o and lse F32).</item>
     /// <item>mask: null, or an F32 key-padding mask [B,Nk]: 0 = masked key, any other value (use 1) = attend.</item>
     /// <item>Returns o [B,H,Nq,D] and lse [B,H,Nq] = log Σ_j exp(s_ij) over the attended keys, which the backward needs.</item>
     /// <item>A query row whose keys are all masked (PyTorch gives NaN there) has o = 0 and lse = +∞ here, and zero
@@ -23,7 +24,7 @@ public static partial class Ops
     public static (Tensor O, Tensor Lse) Attention(Tensor q, Tensor k, Tensor v, Tensor? mask = null, Tensor? o = null, Tensor? lse = null)
     {
         const string op = "Attention";
-        SameBackend(op, q, k, v, mask, o, lse); RequireF32(op, q, k, v, mask);
+        SameBackend(op, q, k, v, mask, o, lse); RequireAttentionDTypes(op, q, k, v); RequireF32(op, mask);
         CheckAttentionInputs(op, q, k, v, mask);
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3);
         bool ownO = o is null;
@@ -38,13 +39,14 @@ public static partial class Ops
 
     /// <summary>
     /// Backward of <see cref="Attention"/>: dq, dk, dv from the forward's inputs, its outputs o and lse, and the
-    /// gradient dO of o. Gradients of fully masked query rows (and into masked keys) are 0.
+    /// gradient dO of o. Gradients of fully masked query rows (and into masked keys) are 0. q, k, v are F32 or BF16 as in
+    /// the forward; o, lse, dO and the gradients are F32.
     /// </summary>
     public static (Tensor Dq, Tensor Dk, Tensor Dv) AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
         Tensor? mask = null, Tensor? dq = null, Tensor? dk = null, Tensor? dv = null)
     {
         const string op = "AttentionBackward";
-        SameBackend(op, q, k, v, o, lse, dO, mask, dq, dk, dv); RequireF32(op, q, k, v, o, lse, dO, mask);
+        SameBackend(op, q, k, v, o, lse, dO, mask, dq, dk, dv); RequireAttentionDTypes(op, q, k, v); RequireF32(op, o, lse, dO, mask);
         CheckAttentionInputs(op, q, k, v, mask);
         if (!Shape.Equal(o.Dims, q.Dims))
             throw new ArgumentException($"{op}: o {o.ShapeString} must have the shape of q {q.ShapeString}");
@@ -99,6 +101,15 @@ public static partial class Ops
 
     /// <summary>D^-1/4 on q times D^-1/4 on k, applied once to the dot product.</summary>
     static float AttentionScale(int d) => (float)(1.0 / Math.Sqrt(Math.Max(d, 1)));
+
+    /// <summary>q, k and v all F32 or all BF16.</summary>
+    static void RequireAttentionDTypes(string op, Tensor q, Tensor k, Tensor v)
+    {
+        if (q.DType is not (DType.F32 or DType.BF16))
+            throw new ArgumentException($"{op}: expected F32 or BF16 q, got {q.DType.Name()} tensor {q.ShapeString}");
+        if (k.DType != q.DType || v.DType != q.DType)
+            throw new ArgumentException($"{op}: q, k and v must share a dtype, got q {q.DType.Name()}, k {k.DType.Name()}, v {v.DType.Name()}");
+    }
 
     static void CheckAttentionInputs(string op, Tensor q, Tensor k, Tensor v, Tensor? mask)
     {

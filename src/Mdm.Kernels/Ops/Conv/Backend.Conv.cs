@@ -50,6 +50,17 @@ public abstract partial class Backend
         Conv2dForward(xf, wf, bias, y, g);
     }
 
+    /// <summary>
+    /// <see cref="Conv2dForwardBF16"/> into a BF16 y (autocast's conv output). This default runs it into an f32 block
+    /// that is rounded into y and freed at once, so only the bf16 output outlives the call.
+    /// </summary>
+    protected internal virtual void Conv2dForwardBF16Out(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
+    {
+        using var wide = Empty(DType.F32, y.Shape);
+        Conv2dForwardBF16(x, weight, bias, wide, g);
+        ConvertToBF16(wide, y);
+    }
+
     /// <summary>y = conv2d(x, weight) + bias + residual (residual shaped as y, not aliasing it). This default adds the
     /// residual in a second pass over y; the ILGPU backend adds it in the convolution kernel's epilogue.</summary>
     protected internal virtual void Conv2dForwardResidual(Tensor x, Tensor weight, Tensor? bias, Tensor residual, Tensor y, in Conv2dGeometry g)

@@ -9,23 +9,29 @@ public static partial class Ops
 {
     // ---- conv2d -----------------------------------------------------------------------------------------------
 
-    /// <summary>y = conv2d(x, weight, bias, stride, padding): x [N, Cin, H, W], weight [Cout, Cin, kh, kw], bias [Cout] or null.</summary>
-    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, Tensor? y = null) =>
-        Conv2d(x, weight, bias, (stride, stride), (padding, padding), y);
+    /// <summary>y = conv2d(x, weight, bias, stride, padding): x [N, Cin, H, W], weight [Cout, Cin, kh, kw], bias [Cout] or null.
+    /// y is <paramref name="outDType"/>, else the given y's type, else F32; a BF16 y (BF16 operands only: autocast's conv
+    /// output) holds the f32 sum, bias included, rounded once to nearest even.</summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, Tensor? y = null, DType? outDType = null) =>
+        Conv2d(x, weight, bias, (stride, stride), (padding, padding), y, outDType);
 
     /// <summary>Conv2d with a separate stride and padding per axis (H, W). x and weight are both F32, or both BF16
-    /// (values widened exactly, products accumulated in f32, F32 output: on CUDA, tensor cores).</summary>
-    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, (int H, int W) stride, (int H, int W) padding, Tensor? y = null)
+    /// (values widened exactly, products accumulated in f32: on CUDA, tensor cores); the output as above.</summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, (int H, int W) stride, (int H, int W) padding, Tensor? y = null, DType? outDType = null)
     {
         const string op = "Conv2d";
         SameBackend(op, x, weight, bias, y);
-        bool bf16 = x.DType == DType.BF16 && weight.DType == DType.BF16;   // bf16 storage, f32 accumulation and output
+        bool bf16 = x.DType == DType.BF16 && weight.DType == DType.BF16;   // bf16 storage, f32 accumulation
         if (bf16) RequireF32(op, bias); else RequireF32(op, x, weight, bias);
+        var outType = outDType ?? y?.DType ?? DType.F32;
+        if (outType == DType.BF16 && !bf16)
+            throw new ArgumentException($"{op}: a BF16 output needs BF16 x and weight, got {x.DType.Name()} x {x.ShapeString} and {weight.DType.Name()} weight {weight.ShapeString}");
         var g = Conv2dGeometryOf(op, x.Dims, weight.Dims, stride, padding, "x", "weight");
         CheckBias(op, bias, g, x, weight);
-        y = Output(op, x, y, g.OutputShape);
+        y = Output(op, x, y, g.OutputShape, outType);
         if (y.Numel == 0) return y;
-        if (bf16) x.Backend.Conv2dForwardBF16(x, weight, bias, y, g);
+        if (outType == DType.BF16) x.Backend.Conv2dForwardBF16Out(x, weight, bias, y, g);
+        else if (bf16) x.Backend.Conv2dForwardBF16(x, weight, bias, y, g);
         else x.Backend.Conv2dForward(x, weight, bias, y, g);
         return y;
     }

@@ -25,11 +25,12 @@ public abstract partial class Backend
 
     /// <summary>
     /// For o in [0, outer): dst[o·dstStride + dstOffset + j] = src[o·srcStride + srcOffset + j], j in [0, chunk).
-    /// Concat and Split are each a sequence of these (one per input / output tensor).
+    /// Concat and Split are each a sequence of these (one per input / output tensor). src and dst share a dtype (F32 or
+    /// BF16, copied as they are).
     /// </summary>
     protected internal abstract void CopyBlocks(Tensor src, int srcStride, int srcOffset, Tensor dst, int dstStride, int dstOffset, int outer, int chunk);
 
-    /// <summary>y (contiguous) = x read through the plan's strides.</summary>
+    /// <summary>y (contiguous) = x read through the plan's strides; x and y share a dtype (F32 or BF16).</summary>
     protected internal abstract void Permute(Tensor x, Tensor y, in PermutePlan plan);
 }
 

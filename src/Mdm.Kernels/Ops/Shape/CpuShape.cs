@@ -172,22 +172,37 @@ public sealed partial class CpuBackend
         });
 
     // ---- concat / split / permute -------------------------------------------------------------------------------
-    protected internal override void CopyBlocks(Tensor src, int srcStride, int srcOffset, Tensor dst, int dstStride, int dstOffset, int outer, int chunk) =>
+    protected internal override void CopyBlocks(Tensor src, int srcStride, int srcOffset, Tensor dst, int dstStride, int dstOffset, int outer, int chunk)
+    {
+        if (src.DType == DType.BF16) CopyBlocks(U16, src, srcStride, srcOffset, dst, dstStride, dstOffset, outer, chunk);
+        else CopyBlocks(F32, src, srcStride, srcOffset, dst, dstStride, dstOffset, outer, chunk);
+    }
+
+    static void CopyBlocks<T>(SpanOf<T> span, Tensor src, int srcStride, int srcOffset, Tensor dst, int dstStride, int dstOffset, int outer, int chunk) =>
         ParallelRange(outer, chunk, (o0, o1) =>
         {
-            Span<float> ss = F32(src), sd = F32(dst);
+            Span<T> ss = span(src), sd = span(dst);
             for (int o = o0; o < o1; o++)
                 ss.Slice(o * srcStride + srcOffset, chunk).CopyTo(sd.Slice(o * dstStride + dstOffset, chunk));
         });
 
+    /// <summary>A tensor's elements as a span of its stored type (F32 or U16 for BF16).</summary>
+    delegate Span<T> SpanOf<T>(Tensor t);
+
     protected internal override void Permute(Tensor x, Tensor y, in PermutePlan plan)
     {
+        if (x.DType == DType.BF16) Permute(U16, x, y, plan);
+        else Permute(F32, x, y, plan);
+    }
+
+    static void Permute<T>(SpanOf<T> span, Tensor x, Tensor y, in PermutePlan plan)
+    {
         var p = plan;
-        if (p.Rank <= 1) { F32(x).CopyTo(F32(y)); return; }   // identity up to size-1 axes
+        if (p.Rank <= 1) { span(x).CopyTo(span(y)); return; }   // identity up to size-1 axes
         int row = p.D5, rows = (int)(y.Numel / row);
         ParallelRange(rows, row, (r0, r1) =>
         {
-            Span<float> sx = F32(x), sy = F32(y);
+            Span<T> sx = span(x), sy = span(y);
             for (int r = r0; r < r1; r++)
             {
                 int off = p.Offset(r * row);

@@ -30,8 +30,16 @@ public sealed partial class IlgpuBackend
     protected internal override void AvgPool2dBackward(Tensor dy, Tensor dx, int planes, int oh, int ow, int s) =>
         Run(ShapeKernels.AvgPool2dBackward, Launch(dx.Numel), F32(dy), F32(dx), oh, ow, s);
 
-    protected internal override void CopyBlocks(Tensor src, int srcStride, int srcOffset, Tensor dst, int dstStride, int dstOffset, int outer, int chunk) =>
-        Run(ShapeKernels.CopyBlocks, Launch((long)outer * chunk), F32(src), F32(dst), outer, chunk, srcStride, srcOffset, dstStride, dstOffset);
+    protected internal override void CopyBlocks(Tensor src, int srcStride, int srcOffset, Tensor dst, int dstStride, int dstOffset, int outer, int chunk)
+    {
+        var launch = Launch((long)outer * chunk);
+        if (src.DType == DType.BF16) Run(ShapeKernels.CopyBlocks<ushort>, launch, U16(src), U16(dst), outer, chunk, srcStride, srcOffset, dstStride, dstOffset);
+        else Run(ShapeKernels.CopyBlocks<float>, launch, F32(src), F32(dst), outer, chunk, srcStride, srcOffset, dstStride, dstOffset);
+    }
 
-    protected internal override void Permute(Tensor x, Tensor y, in PermutePlan plan) => Run(ShapeKernels.Permute, Launch(y.Numel), F32(x), F32(y), plan);
+    protected internal override void Permute(Tensor x, Tensor y, in PermutePlan plan)
+    {
+        if (x.DType == DType.BF16) Run(ShapeKernels.Permute<ushort>, Launch(y.Numel), U16(x), U16(y), plan);
+        else Run(ShapeKernels.Permute<float>, Launch(y.Numel), F32(x), F32(y), plan);
+    }
 }

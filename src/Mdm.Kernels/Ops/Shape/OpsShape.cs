@@ -1,6 +1,7 @@
 namespace Mdm.Kernels;
 
-// Shape family: GELU, FiLM scale-shift, nearest ×2 upsample, average pooling, concat / split, permute (all F32).
+// Shape family: GELU, FiLM scale-shift, nearest ×2 upsample, average pooling, concat / split, permute (F32; concat,
+// split and permute also move BF16 values as they are, for autocast's bf16 storage).
 public static partial class Ops
 {
     // ---- GELU (exact erf form) --------------------------------------------------------------------------------
@@ -132,14 +133,14 @@ public static partial class Ops
     /// <summary>
     /// torch.cat(xs, axis): all tensors have the same rank and agree off the axis. Viewing each input as
     /// [outer, size_k·inner], the output is [outer, Σ size_k·inner] and input k is a block copy at column offset
-    /// Σ_{j&lt;k} size_j·inner. Negative axes count from the end.
+    /// Σ_{j&lt;k} size_j·inner. Negative axes count from the end. All F32 or all BF16 (y of the same dtype).
     /// </summary>
     public static Tensor Concat(IReadOnlyList<Tensor> xs, int axis, Tensor? y = null)
     {
         const string op = "Concat";
         if (xs is null || xs.Count == 0) throw new ArgumentException($"{op}: needs at least one tensor");
         var first = xs[0];
-        SameBackend(op, first, [.. xs, y]); RequireF32(op, [.. xs]);
+        SameBackend(op, first, [.. xs, y]); RequireCopyable(op, [.. xs]);
         int rank = first.Rank;
         string shapes = string.Join(" ", xs.Select(t => t.ShapeString));
         if (rank == 0) throw new ArgumentException($"{op}: cannot concatenate scalars ({shapes})");
@@ -158,7 +159,7 @@ public static partial class Ops
         if (total > int.MaxValue) throw new ArgumentException($"{op}: concatenated axis too long for {shapes}");
         outShape[ax] = (int)total;
         if (Shape.Numel(outShape) > Backend.MaxElements) throw new ArgumentException($"{op}: output of {shapes} would exceed {Backend.MaxElements} elements");
-        y = Output(op, first, y, outShape);
+        y = Output(op, first, y, outShape, first.DType);
         if (y.Numel == 0) return y;
         int outer = Prod(outShape, 0, ax), inner = Prod(outShape, ax + 1, rank);
         int dstStride = (int)total * inner, offset = 0;
@@ -172,13 +173,13 @@ public static partial class Ops
     }
 
     /// <summary>
-    /// torch.split(x, sizes, axis): pieces of the given sizes along the axis (they must sum to its length); the
-    /// backward of <see cref="Concat"/>. Outputs may be supplied (one per size, each of the piece's shape).
+    /// torch.split(x, sizes, axis): pieces of the given sizes along the axis (they must sum to its length), of x's dtype
+    /// (F32 or BF16); the backward of <see cref="Concat"/>. Outputs may be supplied (one per size, each of the piece's shape).
     /// </summary>
     public static Tensor[] Split(Tensor x, int[] sizes, int axis, Tensor[]? outputs = null)
     {
         const string op = "Split";
-        SameBackend(op, x, outputs ?? []); RequireF32(op, x);
+        SameBackend(op, x, outputs ?? []); RequireCopyable(op, x);
         int rank = x.Rank;
         string sz = "[" + string.Join(",", sizes) + "]";
         if (rank == 0) throw new ArgumentException($"{op}: cannot split a scalar tensor {x.ShapeString}");
@@ -204,7 +205,7 @@ public static partial class Ops
             {
                 var shape = x.Shape;
                 shape[ax] = sizes[k];
-                result[k] = Output(op, x, outputs?[k], shape);
+                result[k] = Output(op, x, outputs?[k], shape, x.DType);
                 int chunk = sizes[k] * inner;
                 if (chunk > 0 && outer > 0) x.Backend.CopyBlocks(x, srcStride, offset, result[k], chunk, 0, outer, chunk);
                 offset += chunk;
@@ -219,15 +220,16 @@ public static partial class Ops
     }
 
     // ---- permute ----------------------------------------------------------------------------------------------
-    /// <summary>x.permute(dims) made contiguous: y.shape[k] = x.shape[dims[k]] (rank ≤ 6; negative dims count from the end).</summary>
+    /// <summary>x.permute(dims) made contiguous: y.shape[k] = x.shape[dims[k]] (rank ≤ 6; negative dims count from the end);
+    /// y has x's dtype (F32 or BF16).</summary>
     public static Tensor Permute(Tensor x, int[] dims, Tensor? y = null)
     {
         const string op = "Permute";
-        SameBackend(op, x, y); RequireF32(op, x);
+        SameBackend(op, x, y); RequireCopyable(op, x);
         var p = NormalizePermutation(op, x.Shape, dims);
         var outShape = new int[p.Length];
         for (int k = 0; k < p.Length; k++) outShape[k] = x.Dim(p[k]);
-        y = Output(op, x, y, outShape);
+        y = Output(op, x, y, outShape, x.DType);
         if (x.Numel > 0) x.Backend.Permute(x, y, PermutePlan.Create(x.Dims, p));
         return y;
     }
@@ -245,6 +247,18 @@ public static partial class Ops
         dx = Output(op, dy, dx, inShape);
         if (dy.Numel > 0) dy.Backend.Permute(dy, dx, PermutePlan.Create(dy.Dims, inv));
         return dx;
+    }
+
+    /// <summary>F32 or BF16 tensors, all of one dtype: what the copying ops move as they are.</summary>
+    static void RequireCopyable(string op, params Tensor[] tensors)
+    {
+        foreach (var t in tensors)
+        {
+            if (t.DType is not (DType.F32 or DType.BF16))
+                throw new ArgumentException($"{op}: expected F32 or BF16, got {t.DType.Name()} tensor {t.ShapeString}");
+            if (t.DType != tensors[0].DType)
+                throw new ArgumentException($"{op}: tensors of different dtypes ({tensors[0].DType.Name()} {tensors[0].ShapeString} and {t.DType.Name()} {t.ShapeString})");
+        }
     }
 
     static int[] NormalizePermutation(string op, int[] shape, int[] dims)

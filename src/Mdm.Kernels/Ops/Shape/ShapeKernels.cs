@@ -4,7 +4,7 @@ namespace Mdm.Kernels.Gpu.Kernels;
 
 /// <summary>
 /// Shape family kernels: GELU (Erf32), FiLM scale-shift, nearest ×2 upsample, average pooling, block copies
-/// (concat / split) and permute. All explicitly grouped with grid-stride loops, one thread per output element,
+/// (concat / split) and permute; the copies and permute also move bf16 values as they are. All explicitly grouped with grid-stride loops, one thread per output element,
 /// except the FiLM backward, which reduces each (n, c) row with one group.
 /// </summary>
 public static class ShapeKernels
@@ -140,9 +140,10 @@ public static class ShapeKernels
     }
 
     /// <summary>dst[o·dstStride + dstOffset + j] = src[o·srcStride + srcOffset + j] for o &lt; outer, j &lt; chunk.</summary>
-    [Kernel("CopyBlocks")]
-    public static void CopyBlocks(ArrayView<float> src, ArrayView<float> dst, int outer, int chunk,
-        int srcStride, int srcOffset, int dstStride, int dstOffset)
+    [Kernel("CopyBlocks", typeof(float))]
+    [Kernel("CopyBlocksBF16", typeof(ushort))]
+    public static void CopyBlocks<T>(ArrayView<T> src, ArrayView<T> dst, int outer, int chunk,
+        int srcStride, int srcOffset, int dstStride, int dstOffset) where T : unmanaged
     {
         int stride = Grid.DimX * Group.DimX;
         int total = outer * chunk;
@@ -153,9 +154,10 @@ public static class ShapeKernels
         }
     }
 
-    /// <summary>y[i] = x[plan.Offset(i)]: a permuted copy, coalesced writes.</summary>
-    [Kernel("Permute")]
-    public static void Permute(ArrayView<float> x, ArrayView<float> y, PermutePlan plan)
+    /// <summary>y[i] = x[plan.Offset(i)]: a permuted copy, coalesced writes (f32, or bf16 bits as they are).</summary>
+    [Kernel("Permute", typeof(float))]
+    [Kernel("PermuteBF16", typeof(ushort))]
+    public static void Permute<T>(ArrayView<T> x, ArrayView<T> y, PermutePlan plan) where T : unmanaged
     {
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride) y[i] = x[plan.Offset(i)];
