@@ -62,7 +62,18 @@ public static class TuneShapes
         var gemms = byClass.Values.Where(s => s.Op == "gemm").OrderBy(s => s.K).ThenBy(s => s.N);
         var groupNorms = byClass.Values.Where(s => s.Op == "groupnorm").OrderBy(s => s.M / s.K * s.N * s.N);
         var attentions = byClass.Values.Where(s => s.Op == "attention").OrderBy(s => s.K).ThenBy(s => s.N);
-        return [.. gemms, .. convs, .. groupNorms, .. attentions];
+        return Interleave([.. gemms], convs, [.. groupNorms], [.. attentions]);
+    }
+
+    /// <summary>One class of each op in turn: a budget that runs out part-way still leaves every op timed on its first
+    /// classes (attention, last in a plain list, would otherwise keep the fallback).</summary>
+    static List<TuneShape> Interleave(params List<TuneShape>[] families)
+    {
+        var all = new List<TuneShape>();
+        for (int i = 0; all.Count < families.Sum(f => f.Count); i++)
+            foreach (var family in families)
+                if (i < family.Count) all.Add(family[i]);
+        return all;
     }
 
     /// <summary>Keeps, per GEMM shape class, the shape with the most output tiles (the first on a tie): a class's
