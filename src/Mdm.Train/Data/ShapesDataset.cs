@@ -13,12 +13,12 @@ public sealed class ShapesDataset : IImageDataset
     public const int MinImageSize = 8;
     public const double MinRadius = 0.32, MaxRadius = 0.42, MaxCentreOffset = 0.08;
 
-    /// <summary>Saturated or light colours: red, orange, yellow, green, cyan, blue, magenta, white.</summary>
+    /// <summary>Saturated or light colours: red, yellow, green, blue, white.</summary>
     public static readonly IReadOnlyList<(byte R, byte G, byte B)> Foregrounds =
-        [(240, 60, 60), (250, 150, 30), (245, 230, 50), (60, 210, 70), (60, 220, 230), (70, 110, 250), (230, 60, 220), (245, 245, 245)];
+        [(240, 60, 60), (245, 230, 50), (60, 210, 70), (70, 140, 250), (245, 245, 245)];
 
-    /// <summary>Dark colours: black, navy, dark green, dark gray; every foreground stands out from each of them.</summary>
-    public static readonly IReadOnlyList<(byte R, byte G, byte B)> Backgrounds = [(10, 10, 10), (20, 25, 80), (10, 50, 25), (45, 45, 45)];
+    /// <summary>Dark colours: black and navy; every foreground stands out from both.</summary>
+    public static readonly IReadOnlyList<(byte R, byte G, byte B)> Backgrounds = [(10, 10, 10), (20, 25, 80)];
 
     readonly int[] shape;
 
