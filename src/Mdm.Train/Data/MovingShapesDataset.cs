@@ -1,9 +1,9 @@
 namespace Mdm.Train.Data;
 
 /// <summary>
-/// Clips of <see cref="Frames"/> frames, [F, C, H, W] in [−1, 1]: one procedural shape (as in
-/// <see cref="ShapesDataset"/>, radius 20–35 %) moving in a straight line at constant velocity, chosen so that it
-/// stays fully inside every frame; colours and size fixed per clip. Clip i depends only on (seed, i); label = i mod 6.
+/// Clips of <see cref="Frames"/> frames, [F, C, H, W] in [−1, 1]: one procedural shape (the classes of
+/// <see cref="ShapesDataset"/>, radius 20–35 %, random colours with guaranteed contrast) moving in a straight line at
+/// constant velocity, chosen so that it stays fully inside every frame; colours and size fixed per clip. Clip i depends only on (seed, i); label = i mod 6.
 /// </summary>
 public sealed class MovingShapesDataset : IClipDataset
 {

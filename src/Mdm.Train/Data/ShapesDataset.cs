@@ -3,13 +3,23 @@ namespace Mdm.Train.Data;
 /// <summary>
 /// Procedural coloured shapes (circle, square, triangle, ring, cross, stripes) needing no download: sample i is
 /// drawn from the stream (seed, i) alone, so the set is identical on every run and machine and any index can be
-/// read in any order. Label = i mod 6 (exactly balanced); random colours with guaranteed contrast, radius
-/// 25–45 % of the image, random position fully inside, stripes horizontal or vertical. Large, flat, high-contrast
-/// shapes: a small diffusion model learns them on a CPU in minutes and the class is easy to see in samples.
+/// read in any order. Label = i mod 6 (exactly balanced); radius 32–42 % of the image, centre within 8 % of the
+/// image's centre (fully inside), stripes horizontal or vertical; a bright foreground from <see cref="Foregrounds"/>
+/// on a dark background from <see cref="Backgrounds"/>. Large, centred, flat, high-contrast shapes with few colour
+/// pairs: a small diffusion model spends its few CPU minutes on the shape, and the class is easy to see in samples.
 /// </summary>
 public sealed class ShapesDataset : IImageDataset
 {
     public const int MinImageSize = 8;
+    public const double MinRadius = 0.32, MaxRadius = 0.42, MaxCentreOffset = 0.08;
+
+    /// <summary>Saturated or light colours: red, yellow, green, blue, white.</summary>
+    public static readonly IReadOnlyList<(byte R, byte G, byte B)> Foregrounds =
+        [(240, 60, 60), (245, 230, 50), (60, 210, 70), (70, 140, 250), (245, 245, 245)];
+
+    /// <summary>Dark colours: black and navy; every foreground stands out from both.</summary>
+    public static readonly IReadOnlyList<(byte R, byte G, byte B)> Backgrounds = [(10, 10, 10), (20, 25, 80)];
+
     readonly int[] shape;
 
     public ShapesDataset(int imageSize, int count = 60_000, long seed = 0, int channels = 3)
@@ -35,9 +45,12 @@ public sealed class ShapesDataset : IImageDataset
         DatasetChecks.Index(this, index);
         var rng = SplitMix.For(Seed, index);
         var kind = (ShapeKind)(index % NumClasses);
-        double radius = rng.Uniform(0.25, 0.45) * ImageSize;
-        double cx = rng.Uniform(radius, ImageSize - radius), cy = rng.Uniform(radius, ImageSize - radius);
-        var (fg, bg) = ShapeRenderer.Colours(ref rng);
+        double radius = rng.Uniform(MinRadius, MaxRadius) * ImageSize;
+        // The offset from the centre is limited both by the jitter and by the shape staying inside the image.
+        double reach = Math.Min(MaxCentreOffset * ImageSize, ImageSize / 2.0 - radius);
+        double cx = ImageSize / 2.0 + rng.Uniform(-reach, reach), cy = ImageSize / 2.0 + rng.Uniform(-reach, reach);
+        var fg = Foregrounds[rng.NextInt(Foregrounds.Count)];
+        var bg = Backgrounds[rng.NextInt(Backgrounds.Count)];
         return new ShapeSpec(kind, cx, cy, radius, fg, bg, Horizontal: rng.NextInt(2) == 0);
     }
 

@@ -35,6 +35,43 @@ public class ShapesTests
         Assert.That(labels.SelectMany(s => s.Values).All(v => v is >= -1f and <= 1f), "values in [-1, 1]");
     }
 
+    [Test]
+    public void ShapesAreLargeCentredAndFromThePalette()
+    {
+        var rng = TestSeed.NewRandom();
+        int size = rng.Next(ShapesDataset.MinImageSize, 80);
+        var set = new ShapesDataset(size, 600, rng.NextInt64());
+        var foregrounds = new HashSet<(byte, byte, byte)>();
+        var backgrounds = new HashSet<(byte, byte, byte)>();
+        for (int i = 0; i < set.Count; i++)
+        {
+            var s = set.Spec(i);
+            string where = $"sample {i} of size {size}: r {s.Radius:F2}, centre ({s.CenterX:F2}, {s.CenterY:F2})" + TestSeed.Describe();
+            Assert.That(s.Radius / size, Is.InRange(ShapesDataset.MinRadius, ShapesDataset.MaxRadius), where);
+            Assert.That(Math.Abs(s.CenterX - size / 2.0) / size, Is.LessThanOrEqualTo(ShapesDataset.MaxCentreOffset), where);
+            Assert.That(Math.Abs(s.CenterY - size / 2.0) / size, Is.LessThanOrEqualTo(ShapesDataset.MaxCentreOffset), where);
+            Assert.That(s.CenterX - s.Radius >= 0 && s.CenterX + s.Radius <= size && s.CenterY - s.Radius >= 0 && s.CenterY + s.Radius <= size,
+                        "inside the image: " + where);
+            Assert.That(ShapesDataset.Foregrounds, Does.Contain(s.Foreground), where);
+            Assert.That(ShapesDataset.Backgrounds, Does.Contain(s.Background), where);
+            foregrounds.Add(s.Foreground); backgrounds.Add(s.Background);
+        }
+        Assert.That(foregrounds, Has.Count.EqualTo(ShapesDataset.Foregrounds.Count), "every foreground is used" + TestSeed.Describe());
+        Assert.That(backgrounds, Has.Count.EqualTo(ShapesDataset.Backgrounds.Count), "every background is used" + TestSeed.Describe());
+    }
+
+    [Test]
+    public void EveryPaletteColourPairStandsOutInColourAndInGray()
+    {
+        foreach (var fg in ShapesDataset.Foregrounds)
+            foreach (var bg in ShapesDataset.Backgrounds)
+            {
+                double dr = fg.R - bg.R, dg = fg.G - bg.G, db = fg.B - bg.B;
+                Assert.That(Math.Sqrt(dr * dr + dg * dg + db * db), Is.GreaterThanOrEqualTo(150), $"RGB distance of {fg} on {bg}");
+                Assert.That(Math.Abs(0.299 * dr + 0.587 * dg + 0.114 * db), Is.GreaterThanOrEqualTo(50), $"luma difference of {fg} on {bg}");
+            }
+    }
+
     /// <summary>Coverage of a pixel: 1 = foreground colour, 0 = background (from the channel where they differ most).</summary>
     static double Coverage(float[] values, ShapeSpec s, int size, int x, int y)
     {
