@@ -42,7 +42,7 @@ public sealed class SelfAttention1D : ModelModule
         var parts = F.Split(t, [Heads, Heads, Heads], 1);
         var (q, k, v) = (parts[0], parts[1], parts[2]);
         if (Rotary) { q = F.Rotary(Deinterleave(q)); k = F.Rotary(Deinterleave(k)); }
-        var o = F.Attention(F.Autocast(q), F.Autocast(k), F.Autocast(v), mask);
+        var o = F.Attention(F.Autocast(q), F.Autocast(k), F.Autocast(v), mask, bf16Output: MixedPrecision.Enabled);   // bf16 under autocast, read by proj_out as it is
         var merged = F.Reshape(F.Permute(o, 0, 2, 1, 3), n, l, c);
         return F.Add(x, projOut.Forward(merged));
     }

@@ -9,7 +9,8 @@ namespace Mdm.Kernels.Cpu;
 /// buffer from the array pool, products by <see cref="CpuGemm"/>, softmax by TensorPrimitives on contiguous rows.
 /// q, k, v, dO are first transposed per head ([D, N], temporaries the size of the inputs) so that every product runs
 /// along N rather than along the short head dimension. BF16 q, k, v are widened by that transposition, and into f32
-/// temporaries where a pass reads their rows directly.
+/// temporaries where a pass reads their rows directly. A BF16 o (autocast's bf16 output) is written block by block:
+/// each item's P·V lands in its pooled buffer and is rounded into o from there.
 /// </summary>
 public sealed partial class CpuBackend
 {
@@ -80,10 +81,12 @@ public sealed partial class CpuBackend
         using var kt = TransposeHeads(k);
         using var vt = TransposeHeads(v);
         using var qWide = WidenedRows(q);
-        nint pq = (nint)Ptr(qWide ?? q), pkt = (nint)Ptr(kt), pvt = (nint)Ptr(vt), po = (nint)Ptr(o), pl = (nint)Ptr(lse);
+        bool bf16Out = o.DType == DType.BF16;
+        nint pq = (nint)Ptr(qWide ?? q), pkt = (nint)Ptr(kt), pvt = (nint)Ptr(vt), pl = (nint)Ptr(lse);
+        nint po = bf16Out ? (nint)PtrU16(o) : (nint)Ptr(o);
         ParallelRange(bh * blocks, 2L * block * nk * d, (t0, t1) =>
         {
-            var buf = ArrayPool<float>.Shared.Rent(block * nk);
+            var buf = ArrayPool<float>.Shared.Rent(block * nk + (bf16Out ? block * d : 0));
             try
             {
                 fixed (float* s = buf)
@@ -106,8 +109,12 @@ public sealed partial class CpuBackend
                             TensorPrimitives.Multiply(row, 1f / sum, row);
                             lrow[r] = max + MathF.Log(sum);
                         }
-                        // O_blk = P·V = P·(Vᵀ)ᵀ  [m × d], dots of length nk
-                        CpuGemm.Sgemm(false, true, m, d, nk, s, nk, (float*)pvt + kOff, nk, (float*)po + qOff, d);
+                        // O_blk = P·V = P·(Vᵀ)ᵀ  [m × d], dots of length nk; a BF16 o rounded from the block buffer
+                        if (!bf16Out) { CpuGemm.Sgemm(false, true, m, d, nk, s, nk, (float*)pvt + kOff, nk, (float*)po + qOff, d); continue; }
+                        float* ob = s + (long)block * nk;
+                        CpuGemm.Sgemm(false, true, m, d, nk, s, nk, (float*)pvt + kOff, nk, ob, d);
+                        ushort* dst = (ushort*)po + qOff;
+                        for (long e = 0; e < (long)m * d; e++) dst[e] = BFloat16.FromFloat(ob[e]);
                     }
             }
             finally { ArrayPool<float>.Shared.Return(buf); }
@@ -128,15 +135,23 @@ public sealed partial class CpuBackend
         using var kWide = WidenedRows(k);
         using var vWide = WidenedRows(v);
         nint pqt = (nint)Ptr(qt), pkt = (nint)Ptr(kt), pvt = (nint)Ptr(vt), pdot = (nint)Ptr(dot);
-        nint pq = (nint)Ptr(qWide ?? q), pk = (nint)Ptr(kWide ?? k), pv = (nint)Ptr(vWide ?? v), po = (nint)Ptr(o), pl = (nint)Ptr(lse), pdo = (nint)Ptr(dO);
+        nint pq = (nint)Ptr(qWide ?? q), pk = (nint)Ptr(kWide ?? k), pv = (nint)Ptr(vWide ?? v), po = o.DType == DType.BF16 ? (nint)PtrU16(o) : (nint)Ptr(o), pl = (nint)Ptr(lse), pdo = (nint)Ptr(dO);
         nint pdq = (nint)Ptr(dq), pdk = (nint)Ptr(dk), pdv = (nint)Ptr(dv);
 
-        // Δ_i = Σ_d dO_id·O_id, one per query row.
+        // Δ_i = Σ_d dO_id·O_id, one per query row (a BF16 O widened as it is read).
         var delta = new float[bh * nq];
+        bool bf16O = o.DType == DType.BF16;
         ParallelRange(bh * nq, d, (r0, r1) =>
         {
             for (int r = r0; r < r1; r++)
-                delta[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>((float*)pdo + (long)r * d, d), new ReadOnlySpan<float>((float*)po + (long)r * d, d));
+            {
+                var dRow = new ReadOnlySpan<float>((float*)pdo + (long)r * d, d);
+                if (!bf16O) { delta[r] = TensorPrimitives.Dot(dRow, new ReadOnlySpan<float>((float*)po + (long)r * d, d)); continue; }
+                ushort* oRow = (ushort*)po + (long)r * d;
+                float sum = 0f;
+                for (int c = 0; c < d; c++) sum += dRow[c] * BFloat16.ToFloat(oRow[c]);
+                delta[r] = sum;
+            }
         });
 
         // Pass 1, per (b·h, query block): P = exp(S − L), dS = P∘(dO·Vᵀ − Δ), dQ = scale·dS·K.
