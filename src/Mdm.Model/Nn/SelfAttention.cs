@@ -71,7 +71,8 @@ public sealed class SelfAttention : ModelModule
         var merged = F.Reshape(F.Permute(o, 0, 1, 3, 2), b, c, h, w);
         x = F.Add(x, projOut.ForwardLastUse(merged));
         if (ffnOut is not null)
-            x = F.Add(x, ffnOut.ForwardLastUse(F.Gelu(ffnIn!.Forward(ffnNorm!.Forward(x, autocastOperand: true)))));
+            // under autocast ffn.1 writes bf16, GELU reads and writes bf16 (f32 inside), ffn.3 reads it as it is
+            x = F.Add(x, ffnOut.ForwardLastUse(F.Gelu(ffnIn!.Forward(ffnNorm!.Forward(x, autocastOperand: true), autocastOutput: true))));
         return x;
     }
 }

@@ -71,7 +71,8 @@ public sealed class TemporalMlp : ModelModule
         output = main.Add("3", new Dense(f, 4 * channels, channels, zeroInit: true));
     }
 
-    public Variable Forward(Variable x) => F.Add(x, output.Forward(F.Gelu(hidden.Forward(norm.Forward(x)))));
+    /// <summary>Under autocast main.1 writes bf16 and GELU reads and writes bf16, which main.3 reads as it is.</summary>
+    public Variable Forward(Variable x) => F.Add(x, output.Forward(F.Gelu(hidden.Forward(norm.Forward(x), autocastOutput: true))));
 }
 
 /// <summary>
