@@ -69,10 +69,10 @@ public sealed class SelfAttention : ModelModule
             o = F.Add(o, F.Attention(q, F.AutocastLastUse(kvParts[0]), F.AutocastLastUse(kvParts[1]), mask, bf16Output: MixedPrecision.Enabled));
         }
         var merged = F.Reshape(F.Permute(o, 0, 1, 3, 2), b, c, h, w);
-        x = F.Add(x, projOut.ForwardLastUse(merged));
+        x = F.Add(x, projOut.ForwardLastUse(merged, autocastOutput: true));   // bf16 + f32 residual → f32, as torch promotes
         if (ffnOut is not null)
             // under autocast ffn.1 writes bf16, GELU reads and writes bf16 (f32 inside), ffn.3 reads it as it is
-            x = F.Add(x, ffnOut.ForwardLastUse(F.Gelu(ffnIn!.Forward(ffnNorm!.Forward(x, autocastOperand: true), autocastOutput: true))));
+            x = F.Add(x, ffnOut.ForwardLastUse(F.Gelu(ffnIn!.Forward(ffnNorm!.Forward(x, autocastOperand: true), autocastOutput: true)), autocastOutput: true));
         return x;
     }
 }
