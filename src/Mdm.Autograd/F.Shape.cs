@@ -64,22 +64,8 @@ public static partial class F
 
     /// <summary>torch.narrow, as a new tensor.</summary>
     public static OpDefinition<NarrowAttributes> NarrowOp { get; } = OpDefinition.Register(new OpDefinition<NarrowAttributes>("narrow",
-        (x, a) =>
-        {
-            var (ax, total) = NarrowAxis(x[0], a);
-            var parts = Ops.Split(x[0], [a.Start, a.Length, total - a.Start - a.Length], ax);
-            parts[0].Dispose(); parts[2].Dispose();
-            return (parts[1], []);
-        }, (c, g) =>
-        {
-            // Zeros around the gradient along the axis.
-            var (ax, total) = NarrowAxis(c.Input(0), c.Attributes);
-            var before = g.Shape; before[ax] = c.Attributes.Start;
-            var after = g.Shape; after[ax] = total - c.Attributes.Start - c.Attributes.Length;
-            using var z0 = g.Backend.Zeros(before);
-            using var z1 = g.Backend.Zeros(after);
-            return [Ops.Concat([z0, g, z1], ax)];
-        })
+        (x, a) => (Ops.Narrow(x[0], a.Axis, a.Start, a.Length), []),
+        (c, g) => [Ops.NarrowBackward(g, c.Input(0).Shape, c.Attributes.Axis, c.Attributes.Start)])
     {
         Reference = (x, s, a) => Ref.Split(x[0], s[0], [a.Start, a.Length, s[0][a.Axis] - a.Start - a.Length], a.Axis)[1],
         CheckShapes = [[2, 4, 3]], BenchShapes = [[16, 384, 1024]], CheckAttributes = new(1, 1, 2), BenchAttributes = new(1, 128, 128),
@@ -117,14 +103,4 @@ public static partial class F
     }
 
     public static Variable Permute(Variable x, params int[] dims) => PermuteOp.Apply(new(dims), x);
-
-    /// <summary>The axis (negative counts from the end) and its length, or one line naming what is outside.</summary>
-    static (int Axis, int Total) NarrowAxis(Tensor x, NarrowAttributes a)
-    {
-        int ax = a.Axis < 0 ? a.Axis + x.Rank : a.Axis;
-        int total = ax >= 0 && ax < x.Rank ? x.Dim(ax) : 0;
-        if (ax < 0 || ax >= x.Rank || a.Start < 0 || a.Length < 0 || a.Start + a.Length > total)
-            throw new ArgumentException($"Narrow: [{a.Start}, {a.Start + a.Length}) along axis {a.Axis} is outside {x.ShapeString}");
-        return (ax, total);
-    }
 }

@@ -19,6 +19,7 @@ public static class ConvLab
         (32, 32, 32, 32, 3, 2, "down-sampling 32² → 16²"),
         (32, 32, 16, 64, 3, 1, "inner 16² level"),
         (32, 64, 16, 32, 1, 1, "1×1 skip at 16²"),
+        (32, 64, 8, 64, 3, 1, "inner 8² level (attention level and mid block)"),
     ];
 
     public static int Run(string[] args)
@@ -26,7 +27,9 @@ public static class ConvLab
         double peak = Math.Max(GemmLab.FmaPeak(wide: false), Vector512.IsHardwareAccelerated ? GemmLab.FmaPeak(wide: true) : 0);
         Console.WriteLine($"FMA peak on {Environment.ProcessorCount} cores: {peak:F1} GFLOP/s");
         using var cpu = new CpuBackend();
-        foreach (var (n, cin, h, cout, k, stride, what) in Shapes)
+        // lab conv [index…]: only the shapes with those indices.
+        var only = args.Select(int.Parse).ToHashSet();
+        foreach (var (n, cin, h, cout, k, stride, what) in Shapes.Where((_, i) => only.Count == 0 || only.Contains(i)))
         {
             int pad = k / 2, ho = (h + 2 * pad - k) / stride + 1;
             double flops = 2.0 * n * cout * ho * ho * cin * k * k;

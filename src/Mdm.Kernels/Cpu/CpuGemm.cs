@@ -9,7 +9,7 @@ namespace Mdm.Kernels.Cpu;
 /// [K,N] (B stored [N,K] when transB). Transposed operands are first packed into plain row-major copies (O(MK + KN)
 /// work against O(MNK)), so register-tiled kernels do all the arithmetic, streaming K in L2-sized chunks: an 8×32 block
 /// of C in sixteen 512-bit accumulators where the CPU has AVX-512 (8×16 in eight for a remainder of 16 or more
-/// columns), else (and for the last rows) a 4×32 block in sixteen 256-bit ones. Tiles of 64 rows × 256 columns are
+/// columns, then 8×8 in eight 256-bit ones for 8 or more), else (and for the last rows) a 4×32 block in sixteen 256-bit ones. Tiles of 64 rows × 256 columns are
 /// split across cores.
 /// </summary>
 public static unsafe partial class CpuGemm
@@ -101,7 +101,7 @@ public static unsafe partial class CpuGemm
 
     /// <summary>C[rows, nc] = alpha·A[rows, k]·B[k, nc] + beta·C for one tile: K in chunks of KC, rows in blocks of MR.
     /// B's rows come from <paramref name="b"/> (a strided matrix, or rows gathered by offset for implicit convolution).</summary>
-    static void Tile<TRows>(float* a, int lda, TRows b, float* c, int ldc, int rows, int nc, int k, float alpha, float beta)
+    internal static void Tile<TRows>(float* a, int lda, TRows b, float* c, int ldc, int rows, int nc, int k, float alpha, float beta)
         where TRows : struct, IRowSource
     {
         for (int r = 0; r < rows; r++)
@@ -121,6 +121,7 @@ public static unsafe partial class CpuGemm
                     int j = 0;
                     for (; j + NR <= nc; j += NR) Kernel8x32(ai, lda, b, p0, j, ci + j, ldc, kc, alpha);
                     if (j + NR / 2 <= nc) { Kernel8x16(ai, lda, b, p0, j, ci + j, ldc, kc, alpha); j += NR / 2; }
+                    if (j + NR / 4 <= nc) { Kernel8x8(ai, lda, b, p0, j, ci + j, ldc, kc, alpha); j += NR / 4; }
                     for (int r = 0; r < WideMR; r++) EdgeRow(ai + (long)r * lda, b, p0, ci + (long)r * ldc, j, nc, kc, alpha);
                 }
             for (; i < rows; i += MR)
@@ -228,6 +229,33 @@ public static unsafe partial class CpuGemm
         Accumulate(c, al, c0); Accumulate(c + ldc, al, c1); Accumulate(c + 2L * ldc, al, c2); Accumulate(c + 3L * ldc, al, c3);
         Accumulate(c + 4L * ldc, al, c4); Accumulate(c + 5L * ldc, al, c5); Accumulate(c + 6L * ldc, al, c6); Accumulate(c + 7L * ldc, al, c7);
     }
+
+    /// <summary>The 8×32 kernel's quarter for a remainder of 8 to 15 columns (one 256-bit accumulator per row), so narrow
+    /// products (attention's head dimension 8) keep eight independent FMA chains instead of one per row.</summary>
+    static void Kernel8x8<TRows>(float* a, int lda, TRows b, int p0, int j, float* c, int ldc, int kc, float alpha)
+        where TRows : struct, IRowSource
+    {
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b.Row(p0 + p) + j);
+            float* ap = a + p;
+            c0 = Vector256.FusedMultiplyAdd(Vector256.Create(ap[0]), b0, c0);
+            c1 = Vector256.FusedMultiplyAdd(Vector256.Create(ap[lda]), b0, c1);
+            c2 = Vector256.FusedMultiplyAdd(Vector256.Create(ap[2L * lda]), b0, c2);
+            c3 = Vector256.FusedMultiplyAdd(Vector256.Create(ap[3L * lda]), b0, c3);
+            c4 = Vector256.FusedMultiplyAdd(Vector256.Create(ap[4L * lda]), b0, c4);
+            c5 = Vector256.FusedMultiplyAdd(Vector256.Create(ap[5L * lda]), b0, c5);
+            c6 = Vector256.FusedMultiplyAdd(Vector256.Create(ap[6L * lda]), b0, c6);
+            c7 = Vector256.FusedMultiplyAdd(Vector256.Create(ap[7L * lda]), b0, c7);
+        }
+        var al = Vector256.Create(alpha);
+        Accumulate(c, al, c0); Accumulate(c + ldc, al, c1); Accumulate(c + 2L * ldc, al, c2); Accumulate(c + 3L * ldc, al, c3);
+        Accumulate(c + 4L * ldc, al, c4); Accumulate(c + 5L * ldc, al, c5); Accumulate(c + 6L * ldc, al, c6); Accumulate(c + 7L * ldc, al, c7);
+    }
+
+    /// <summary>c[0..8) += alpha·v.</summary>
+    static void Accumulate(float* c, Vector256<float> alpha, Vector256<float> v) => Vector256.FusedMultiplyAdd(alpha, v, Vector256.Load(c)).Store(c);
 
     /// <summary>c[0..16) += alpha·v.</summary>
     static void Accumulate(float* c, Vector512<float> alpha, Vector512<float> v) => Vector512.FusedMultiplyAdd(alpha, v, Vector512.Load(c)).Store(c);

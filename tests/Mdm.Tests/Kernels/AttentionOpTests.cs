@@ -16,7 +16,7 @@ public partial class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
     static readonly Tolerance OutTol = new(5e-7, 5e-6), LseTol = new(1e-6, 1e-6), GradTol = new(5e-7, 1e-5);
     static readonly Tolerance RotaryTol = new(2e-6, 2e-6);
 
-    public enum MaskKind { None, SomeKeys, SomeKeysAndOneBatchAll }
+    public enum MaskKind { None, SomeKeys, SomeKeysAndOneBatchAll, LeadingKeysMasked }
 
     public static IEnumerable<TestCaseData> Cases()
     {
@@ -46,6 +46,12 @@ public partial class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
         for (int i = 0; i < m.Length; i++) m[i] = Rng.NextDouble() < 0.6 ? 1f : 0f;
         for (int bi = 0; bi < b; bi++) { m[bi * nk] = 1f; if (nk > 1) m[bi * nk + nk - 1] = 0f; }   // at least one key in, one out
         if (kind == MaskKind.SomeKeysAndOneBatchAll) Array.Clear(m, (b - 1) * nk, nk);
+        if (kind == MaskKind.LeadingKeysMasked)
+        {
+            // Batch 0 attends only to keys past the first 150 (whole leading key blocks masked), the last batch to none.
+            Array.Clear(m, 0, Math.Min(150, nk - 1));
+            Array.Clear(m, (b - 1) * nk, nk);
+        }
         return m;
     }
 
@@ -295,6 +301,16 @@ public class AttentionLargeShapeTests_Cpu() : AttentionOpTests(BackendKind.Cpu)
 
     [Test]
     public void AttentionLargeCross() { CheckForward(1, 8, 256, 77, 64, MaskKind.SomeKeys); CheckBackward(1, 8, 256, 77, 64, MaskKind.SomeKeys); }
+
+    /// <summary>The flash passes' online softmax across key blocks: 300 keys (three forward blocks, five backward ones,
+    /// partial last blocks), 113 query rows (a partial query block), whole key blocks masked before the first attended
+    /// key, and a batch with every key masked.</summary>
+    [Test]
+    public void AttentionKeyBlocksWithLeadingMaskedBlocks()
+    {
+        CheckForward(3, 2, 113, 300, 24, MaskKind.LeadingKeysMasked);
+        CheckBackward(3, 2, 113, 300, 24, MaskKind.LeadingKeysMasked);
+    }
 }
 
 [BackendFixtures(BackendKind.Cuda)]

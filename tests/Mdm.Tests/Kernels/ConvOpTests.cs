@@ -398,6 +398,10 @@ public class ConvLargeShapeTests_Cpu() : KernelFixture(BackendKind.Cpu)
         yield return new Conv2dCase(7, 64, 33, 17, 17, 1, 1, 2, 2, 0, 0, true).Data(); // 1×1 stride 2 over 7 samples on 2 workers
         yield return new Conv2dCase(3, 5, 6, 11, 10, 5, 5, 3, 2, 2, 1, true).Data();   // implicit GEMM: 5×5 taps over 3×2 stride phases
         yield return new Conv2dCase(2, 6, 7, 9, 8, 1, 1, 1, 1, 1, 1, false).Data();    // padding wider than the kernel: the col2im input gradient
+        // The transposed weight gradient (16+ output channels): 8×16 tiles, 8×32 plus an edge, two position chunks, 1×1.
+        yield return new Conv2dCase(3, 7, 16, 9, 9, 3, 3, 1, 1, 1, 1, false).Data();
+        yield return new Conv2dCase(2, 5, 40, 11, 113, 3, 3, 2, 2, 1, 1, true).Data();
+        yield return new Conv2dCase(3, 20, 17, 9, 9, 1, 1, 1, 1, 0, 0, false).Data();
     }
 
     [TestCaseSource(nameof(Cases))]

@@ -17,6 +17,8 @@ public class CpuGemmTests
     [TestCase(true, false, 9, 97, 600)]
     [TestCase(true, true, 66, 33, 257)]
     [TestCase(false, false, 24, 304, 40)]
+    [TestCase(false, false, 64, 8, 64)]     // attention's head dimension 8: the 8×8 remainder kernel alone
+    [TestCase(false, true, 17, 24, 9)]      // 8×16 then 8×8, a leftover row
     public unsafe void SgemmMatchesReference(bool ta, bool tb, int m, int n, int k)
     {
         var rng = TestSeed.NewRandom();

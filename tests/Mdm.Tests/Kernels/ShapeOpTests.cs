@@ -182,6 +182,51 @@ public class ShapeOpTests(BackendKind kind) : KernelFixture(kind)
         yield return new TestCaseData(new[] { new[] { 3, 0, 7 }, new[] { 3, 2, 7 }, new[] { 3, 1, 7 } }, 1).SetArgDisplayNames("with empty axis1");
     }
 
+    public static IEnumerable<TestCaseData> NarrowCases()
+    {
+        yield return new TestCaseData(new[] { 2, 9, 9, 9 }, 1, 2, 5).SetArgDisplayNames("2x9x9x9 axis1 [2,7)");
+        yield return new TestCaseData(new[] { 3, 113, 5 }, -2, 0, 113).SetArgDisplayNames("3x113x5 axis-2 whole");
+        yield return new TestCaseData(new[] { 4, 7, 13 }, 2, 12, 1).SetArgDisplayNames("4x7x13 last axis [12,13)");
+        yield return new TestCaseData(new[] { 5, 3, 2 }, 0, 1, 3).SetArgDisplayNames("5x3x2 axis0 [1,4)");
+        yield return new TestCaseData(new[] { 2, 6, 3 }, 1, 4, 0).SetArgDisplayNames("2x6x3 empty slice");
+    }
+
+    [TestCaseSource(nameof(NarrowCases))]
+    public void NarrowForward(int[] shape, int axis, int start, int length)
+    {
+        int ax = axis < 0 ? axis + shape.Length : axis;
+        var (x, rx) = Input(shape);
+        using (x)
+        {
+            var outShape = (int[])shape.Clone();
+            outShape[ax] = length;
+            using var y = Poisoned(outShape);
+            Ops.Narrow(x, axis, start, length, y);
+            var expected = Ref.Split(rx, shape, [start, length, shape[ax] - start - length], ax)[1];
+            Compare.AssertClose(Name($"Narrow axis {axis} [{start},{start + length})", shape), y, expected, Tolerance.F32Exact);
+        }
+    }
+
+    /// <summary>The gradient of narrow: dy inside the slice, exact zeros around it (the output is poisoned first).</summary>
+    [TestCaseSource(nameof(NarrowCases))]
+    public void NarrowBackward(int[] shape, int axis, int start, int length)
+    {
+        int ax = axis < 0 ? axis + shape.Length : axis;
+        var dyShape = (int[])shape.Clone();
+        dyShape[ax] = length;
+        var (dy, rdy) = Input(dyShape);
+        using (dy)
+        {
+            using var dx = Poisoned(shape);
+            Ops.NarrowBackward(dy, shape, axis, start, dx);
+            var zerosBefore = (int[])shape.Clone(); zerosBefore[ax] = start;
+            var zerosAfter = (int[])shape.Clone(); zerosAfter[ax] = shape[ax] - start - length;
+            var expected = Ref.Concat([new double[Shape.Numel(zerosBefore)], rdy, new double[Shape.Numel(zerosAfter)]],
+                [zerosBefore, dyShape, zerosAfter], ax, out _);
+            Compare.AssertClose(Name($"NarrowBackward axis {axis} [{start},{start + length})", shape), dx, expected, Tolerance.F32Exact);
+        }
+    }
+
     [TestCaseSource(nameof(ConcatCases))]
     public void ConcatForward(int[][] shapes, int axis)
     {

@@ -9,7 +9,8 @@ namespace Mdm.Kernels.Cpu;
 /// and the GEMM reads its B rows straight from them, y[Cout, Ho·Wo] = W[Cout, Cin·kh·kw] · (shifted plane windows).
 /// The input gradient is the same implicit GEMM on dy (zero-dilated by the stride) with the flipped kernel; only a
 /// padding wider than the kernel falls back to dcol = Wᵀ · dy and col2im (scatter-add) in chunks of samples. The weight
-/// gradient reads the same gathered planes, dW = Σₙ dyₙ · (plane windows)ᵀ; dbias = Σ dy rows.
+/// gradient reads the same gathered planes, dW = Σₙ dyₙ · (plane windows)ᵀ, computed as dWᵀ = Σₙ (plane windows) · dyₙᵀ
+/// from 16 output channels; dbias = Σ dy rows.
 /// </summary>
 public sealed unsafe partial class CpuBackend
 {
@@ -102,12 +103,18 @@ public sealed unsafe partial class CpuBackend
         float* px = Ptr(x), pdy = Ptr(dy), pdw = Ptr(dweight);
         // Samples are split across the cores; each worker accumulates dW_w += dy_n · B_nᵀ, where B_n [K, P] is x_n
         // itself (1×1) or the windows of x_n's gathered planes (the forward's implicit GEMM, read with dy_n widened
-        // to the planes' Wph columns, zeros in the extra ones); then the partial sums are added.
+        // to the planes' Wph columns, zeros in the extra ones); then the partial sums are added. From 16 output
+        // channels the product runs transposed (WeightGradientOuter).
         var plan = ForwardPlan(geo);
         int positions = geo.IsPointwise ? p : plan.Positions;
         long work = 2L * g.N * cout * p * k;
         int workers = (int)Math.Clamp(Math.Min(Environment.ProcessorCount, work / WeightGradWorkPerWorker), 1, Math.Max(g.N, 1));
-        // Long rows (many output positions): dot products along them; short ones: transposed into scratch first.
+        if (cout >= CpuGemm.OuterMinChannels)
+        {
+            WeightGradientOuter(geo, plan, workers, px, pdy, pdw);
+            return;
+        }
+        // Few output channels: dot products along the rows where they are long, else transposed into scratch first.
         bool rowDots = positions >= CpuGemm.RowDotsMinLength;
         long weights = (long)cout * k, gathered = geo.IsPointwise ? 0 : plan.GatherFloats + (long)cout * positions;
         long perWorker = gathered + (rowDots ? 0 : (long)k * positions);
@@ -151,6 +158,76 @@ public sealed unsafe partial class CpuBackend
         {
             ArrayPool<float>.Shared.Return(scratch);
             ArrayPool<int>.Shared.Return(offsetArray);
+        }
+    }
+
+    /// <summary>
+    /// The weight gradient for 16 or more output channels, transposed: each worker accumulates
+    /// dWᵀ_w [K, Cout] += B_n [K, P] · dy_nᵀ [P, Cout] over its samples (B_n: x_n itself for 1×1, else the windows of
+    /// x_n's gathered planes over Wph-wide rows, with dy_nᵀ zero in the extra positions), so the tiled kernels run
+    /// full-width FMAs across the output channels; then dW = Σ_w dWᵀ_w, transposed back.
+    /// </summary>
+    static void WeightGradientOuter(in Conv2dGeometry g, in GatherPlan plan, int workers, float* px, float* pdy, float* pdw)
+    {
+        var geo = g;
+        var gp = plan;
+        int p = g.Ho * g.Wo, k = g.PatchSize, cout = g.Cout, planeIn = g.Cin * g.H * g.W;
+        bool pointwise = g.IsPointwise;
+        int positions = pointwise ? p : plan.Positions, wph = pointwise ? g.Wo : plan.Wph;
+        long weights = (long)cout * k;
+        long planes = pointwise ? 0 : plan.GatherFloats, pack = pointwise ? 0 : (long)k * CpuGemm.PackChunk;
+        long perWorker = weights + planes + (long)positions * cout + pack;
+        float[] scratch = ArrayPool<float>.Shared.Rent(checked((int)(workers * perWorker)));
+        int[] offsetArray = ArrayPool<int>.Shared.Rent(pointwise ? 1 : k);
+        try
+        {
+            fixed (float* ps = scratch)
+            fixed (int* po = offsetArray)
+            {
+                if (!pointwise) plan.FillOffsets(po);
+                nint pScratch = (nint)ps, ppx = (nint)px, ppdy = (nint)pdy, poff = (nint)po;
+                Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+                {
+                    float* accT = (float*)pScratch + w * perWorker, own = accT + weights, dyT = own + planes, packed = dyT + (long)positions * cout;
+                    new Span<float>(accT, (int)weights).Clear();
+                    for (int n = (int)((long)geo.N * w / workers), end = (int)((long)geo.N * (w + 1) / workers); n < end; n++)
+                    {
+                        float* xn = (float*)ppx + (long)n * planeIn, dyn = (float*)ppdy + (long)n * cout * p;
+                        TransposeWidened(dyn, dyT, cout, geo.Ho, geo.Wo, wph);
+                        if (pointwise) { CpuGemm.AccumulateOuter(k, cout, p, xn, p, dyT, accT); continue; }
+                        gp.Gather(xn, own);
+                        CpuGemm.AccumulateOuter(k, cout, positions, new OffsetRows(own, (int*)poff), dyT, accT, packed);
+                    }
+                });
+                // dW [Cout, K] = Σ_w dWᵀ_w [K, Cout]ᵀ
+                for (int co = 0; co < cout; co++)
+                    for (int q = 0; q < k; q++)
+                    {
+                        float s = 0f;
+                        for (int w = 0; w < workers; w++) s += ps[w * perWorker + (long)q * cout + co];
+                        pdw[(long)co * k + q] = s;
+                    }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(scratch);
+            ArrayPool<int>.Shared.Return(offsetArray);
+        }
+    }
+
+    /// <summary>dst [rows·wide, channels] = src [channels, rows, narrow] transposed, with zeros at columns narrow..wide of each row.</summary>
+    static void TransposeWidened(float* src, float* dst, int channels, int rows, int narrow, int wide)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* to = dst + (long)r * wide * channels;
+            for (int c = 0; c < channels; c++)
+            {
+                float* from = src + ((long)c * rows + r) * narrow;
+                for (int j = 0; j < narrow; j++) to[(long)j * channels + c] = from[j];
+            }
+            new Span<float>(to + (long)narrow * channels, (wide - narrow) * channels).Clear();
         }
     }
 

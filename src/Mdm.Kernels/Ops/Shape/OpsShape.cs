@@ -227,6 +227,55 @@ public static partial class Ops
         return result;
     }
 
+    /// <summary>torch.narrow(x, axis, start, length) as a new contiguous tensor of x's dtype: one block copy of the slice
+    /// (the forward of autograd's narrow, which used to split x into three pieces and keep one).</summary>
+    public static Tensor Narrow(Tensor x, int axis, int start, int length, Tensor? y = null)
+    {
+        const string op = "Narrow";
+        SameBackend(op, x, y); RequireCopyable(op, x);
+        int ax = NarrowAxis(op, x.Shape, axis, start, length);
+        var shape = x.Shape;
+        shape[ax] = length;
+        y = Output(op, x, y, shape, x.DType);
+        int outer = Prod(x.Shape, 0, ax), inner = Prod(x.Shape, ax + 1, x.Rank), chunk = length * inner;
+        if (chunk > 0 && outer > 0) x.Backend.CopyBlocks(x, x.Dim(ax) * inner, start * inner, y, chunk, 0, outer, chunk);
+        return y;
+    }
+
+    /// <summary>
+    /// The gradient of <see cref="Narrow"/>: dx [inputShape] is dy inside [start, start + length) along the axis and zero
+    /// elsewhere, written in one fill and one block copy (no zero tensors and concatenation). F32.
+    /// </summary>
+    public static Tensor NarrowBackward(Tensor dy, int[] inputShape, int axis, int start, Tensor? dx = null)
+    {
+        const string op = "NarrowBackward";
+        SameBackend(op, dy, dx); RequireF32(op, dy);
+        int rank = inputShape.Length, along = axis < 0 ? axis + rank : axis;
+        if (dy.Rank != rank || along < 0 || along >= rank)
+            throw new ArgumentException($"{op}: gradient {dy.ShapeString} and input {Shape.Format(inputShape)} with axis {axis}");
+        int length = dy.Dim(along);
+        int ax = NarrowAxis(op, inputShape, axis, start, length);
+        for (int d = 0; d < rank; d++)
+            if (d != ax && dy.Dim(d) != inputShape[d])
+                throw new ArgumentException($"{op}: gradient {dy.ShapeString} does not match input {Shape.Format(inputShape)} off axis {ax}");
+        dx = Output(op, dy, dx, inputShape);
+        if (dx.Numel == 0) return dx;
+        dx.Backend.Fill(dx, 0f);
+        int outer = Prod(inputShape, 0, ax), inner = Prod(inputShape, ax + 1, inputShape.Length), chunk = length * inner;
+        if (chunk > 0) dy.Backend.CopyBlocks(dy, chunk, 0, dx, inputShape[ax] * inner, start * inner, outer, chunk);
+        return dx;
+    }
+
+    /// <summary>The non-negative axis of a narrow of <paramref name="shape"/>, after checking that the slice lies inside it.</summary>
+    static int NarrowAxis(string op, int[] shape, int axis, int start, int length)
+    {
+        int ax = axis < 0 ? axis + shape.Length : axis;
+        if (ax < 0 || ax >= shape.Length) throw new ArgumentException($"{op}: axis {axis} out of range for shape {Shape.Format(shape)}");
+        if (start < 0 || length < 0 || (long)start + length > shape[ax])
+            throw new ArgumentException($"{op}: [{start}, {(long)start + length}) along axis {ax} is outside {Shape.Format(shape)}");
+        return ax;
+    }
+
     // ---- permute ----------------------------------------------------------------------------------------------
     /// <summary>x.permute(dims) made contiguous: y.shape[k] = x.shape[dims[k]] (rank ≤ 6; negative dims count from the end);
     /// y has x's dtype (F32 or BF16).</summary>
