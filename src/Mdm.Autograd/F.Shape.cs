@@ -11,9 +11,13 @@ public sealed record PermuteAttributes(int[] Dims);
 
 public static partial class F
 {
-    /// <summary>GELU, exact erf form (torch default).</summary>
+    /// <summary>GELU, exact erf form (torch default). A BF16 x (autocast's bf16 storage) gives a BF16 output, computed in
+    /// f32 and rounded once, as torch's GELU of a bf16 tensor; the node keeps the BF16 x, and the gradient is rounded to
+    /// bf16 values on entry to the backward (torch's gradient of a bf16 output is bf16; the rounded autocast rounds it at
+    /// the next operand cast instead, so both storages agree).</summary>
     public static OpDefinition<NoAttributes> GeluOp { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("gelu",
-        (x, _) => (Ops.Gelu(x[0]), []), (c, g) => [Ops.GeluBackward(c.Input(0), g)])
+        (x, _) => (Ops.Gelu(x[0]), []),
+        (c, g) => WithBf16OutputGradient(c.Input(0).DType == DType.BF16, g, gr => [Ops.GeluBackward(c.Input(0), gr)]))
     {
         Reference = (x, _, _) => Ref.Map(x[0], Ref.Gelu),
         CheckShapes = [[3, 5]], BenchShapes = [[64, 4096]],

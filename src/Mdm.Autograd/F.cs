@@ -14,6 +14,8 @@ public sealed record ReshapeAttributes(int[] Shape);
 /// </summary>
 public static partial class F
 {
+    /// <summary>a + b; F32 operands broadcast, a BF16 operand (autocast's bf16 storage) takes torch's type promotion
+    /// (see <see cref="Ops.Add"/>): BF16 + BF16 is BF16, BF16 + F32 is F32. Gradients are F32.</summary>
     public static OpDefinition<NoAttributes> AddOp { get; } = OpDefinition.Register(new OpDefinition<NoAttributes>("add",
         (x, _) => (Ops.Add(x[0], x[1]), []), (c, g) => AddBackward(c, g, negateB: false))
     {
@@ -90,6 +92,14 @@ public static partial class F
     public static Variable Reshape(Variable x, params int[] shape) => ReshapeOp.Apply(new(shape), x);
 
     static Tensor?[] AddBackward(OpContext<NoAttributes> c, Tensor g, bool negateB)
+    {
+        // BF16 + BF16 is a BF16 sum (autocast's bf16 storage): its gradient is rounded to bf16 values, as torch's is
+        if (!negateB && c.Input(0).DType == DType.BF16 && c.Input(1).DType == DType.BF16)
+            return WithBf16OutputGradient(true, g, gr => AddGradients(c, gr, negateB: false));
+        return AddGradients(c, g, negateB);
+    }
+
+    static Tensor?[] AddGradients(OpContext<NoAttributes> c, Tensor g, bool negateB)
     {
         var (da, db) = Ops.AddBackward(g, c.Input(0).Shape, c.Input(1).Shape, c.NeedsGrad(0), c.NeedsGrad(1));
         if (negateB && db is not null) Ops.Scale(db, -1f, db);

@@ -91,14 +91,15 @@ public static class Program
         var noEma = new Option<bool>("--no-ema") { Description = "use the raw weights instead of the EMA" };
         var sample = new Command("sample", "sample images at every resolution from a checkpoint");
         var sBf16 = new Option<bool>("--bf16") { Description = "bf16 autocast for the denoiser, as in training (tensor cores on CUDA)" };
-        foreach (var o in new Option[] { checkpoint, sSteps, sampler, eta, cfg, threshold, classLabel, sSeed, count, outFile, device, noEma, sBf16 })
+        var sGraph = new Option<bool>("--graph") { Description = "replay the denoiser call as a CUDA graph (CUDA; elsewhere it runs eagerly after one logged line)" };
+        foreach (var o in new Option[] { checkpoint, sSteps, sampler, eta, cfg, threshold, classLabel, sSeed, count, outFile, device, noEma, sBf16, sGraph })
             sample.Options.Add(o);
         sample.SetAction(p => Guard(() => Sample(new SampleSettings
         {
             Checkpoint = p.GetValue(checkpoint)!, Steps = p.GetValue(sSteps), Sampler = p.GetValue(sampler)!, Eta = p.GetValue(eta),
             Cfg = p.GetValue(cfg), Threshold = p.GetValue(threshold)!, ClassLabel = p.GetValue(classLabel), Seed = p.GetValue(sSeed),
             Count = p.GetValue(count), OutFile = p.GetValue(outFile)!, Device = p.GetValue(device), UseEma = !p.GetValue(noEma),
-            Bf16 = p.GetValue(sBf16),
+            Bf16 = p.GetValue(sBf16), Graph = p.GetValue(sGraph),
         })));
         root.Subcommands.Add(sample);
 

@@ -77,6 +77,10 @@ public abstract partial class Backend : IDisposable
     protected internal abstract void Copy(Tensor x, Tensor y);
     /// <summary>y = a op b, with a and b read through the broadcast plan.</summary>
     protected internal abstract void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y, in BroadcastPlan plan);
+
+    /// <summary>y = a + b over one shape: a BF16, b BF16 or F32 (widened exactly), the sum in f32, y BF16 (rounded to
+    /// nearest even) when both are BF16, else F32.</summary>
+    protected internal abstract void AddWidened(Tensor a, Tensor b, Tensor y);
     /// <summary>y = x read through the plan's 'a' strides (broadcast copy).</summary>
     protected internal abstract void BroadcastTo(Tensor x, Tensor y, in BroadcastPlan plan);
     protected internal abstract void Scale(Tensor x, float alpha, Tensor y);

@@ -109,6 +109,12 @@ public sealed partial class IlgpuBackend
         else Run(ReduceKernels.SumMiddle, Launch((long)outer * inner), F32(x), F32(y), outer, reduce, inner);
     }
 
+    protected internal override void AddWidened(Tensor a, Tensor b, Tensor y)
+    {
+        if (b.DType == DType.BF16) Run(ElementwiseKernels.AddWidened<ushort, BF16Widen, ushort, BF16Narrow>, Launch(y.Numel), U16(a), U16(b), U16(y));
+        else Run(ElementwiseKernels.AddWidened<float, F32Widen, float, F32Narrow>, Launch(y.Numel), U16(a), F32(b), F32(y));
+    }
+
     protected internal override void ConvertToBF16(Tensor x, Tensor y) => Run(ElementwiseKernels.ToBF16, Launch(y.Numel), F32(x), U16(y));
     protected internal override void ConvertToF32(Tensor x, Tensor y) => Run(ElementwiseKernels.ToF32, Launch(y.Numel), U16(x), F32(y));
     protected internal override void RoundToBF16(Tensor x, Tensor y) => Run(ElementwiseKernels.RoundToBF16, Launch(y.Numel), F32(x), F32(y));

@@ -3,12 +3,16 @@ using Mdm.Autograd;
 namespace Mdm.Model.Nn;
 
 // Mixed precision (bf16 autocast, ml-mdm's fp16=1): inside MixedPrecision.Bf16(), Dense and Conv cast their input and
-// weight to bf16 (F.Autocast, F.AutocastWeight; f32 accumulation), as does attention for q, k, v; norms, softmax and
-// upsampling stay f32. With BF16 storage a weight's bf16 copy is made once per optimizer step (F.AutocastWeight).
-// Under AutocastStorage.Bf16 the operands are BF16 tensors: a GroupNorm that feeds a conv writes them itself
-// (autocastOperand), and ForwardLastUse frees an f32 input the caller no longer reads once its bf16 copy exists.
-// A conv or linear whose output only feeds reshape/permute/split and attention writes it in bf16 (autocastOutput),
-// as torch.autocast does; outputs that reach a residual add or a norm stay f32.
+// weight to bf16 (F.Autocast, F.AutocastWeight; f32 accumulation), as does attention for q, k, v; norm statistics,
+// softmax and upsampling stay f32. With BF16 storage a weight's bf16 copy is made once per optimizer step
+// (F.AutocastWeight). Under AutocastStorage.Bf16 the operands are BF16 tensors: a GroupNorm that feeds a conv writes
+// them itself (autocastOperand), and ForwardLastUse frees an f32 input the caller no longer reads once its bf16 copy
+// exists. A conv or linear writes its output in bf16 (autocastOutput), as torch.autocast does, wherever the consumer
+// reads bf16 as it is: reshape/permute/split, attention, GELU (bf16 in and out), GroupNorm (the ResNet block's conv1
+// → norm2) and a residual add (bf16 + f32 → f32: the attention block's proj_out and ffn.3, the temporal block's
+// proj_out, MLP and up conv). Attention's output is bf16 too, and so is the self + cross sum. What stays f32: the
+// residual stream itself, conv2's output with the skip added in its epilogue (Conv.ForwardLastUseResidual), conv3 (it
+// feeds that epilogue), conv_in, the output head and the time/class embeddings.
 
 /// <summary>torch.nn.Linear: weight [out, in], bias [out]; PyTorch default init or zeros.</summary>
 public sealed class Dense : ModelModule
@@ -28,7 +32,8 @@ public sealed class Dense : ModelModule
     public Variable? Bias => bias?.Value;
 
     /// <param name="autocastOutput">the output is read only by ops that take bf16 values as they are (reshape,
-    /// permute, split, attention): under autocast it is bf16, as torch.autocast's linear output is</param>
+    /// permute, split, attention, GELU, GroupNorm, a residual add): under autocast it is bf16, as torch.autocast's
+    /// linear output is</param>
     public Variable Forward(Variable x, bool autocastOutput = false) =>
         F.Linear(F.Autocast(x), F.AutocastWeight(Weight), Bias, MixedPrecision.Enabled, autocastOutput && MixedPrecision.Enabled);
 }
@@ -55,7 +60,8 @@ public sealed class Conv : ModelModule
         F.Conv2d(F.Autocast(x), F.AutocastWeight(Weight), Bias, Stride, Padding, MixedPrecision.Enabled, autocastOutput && MixedPrecision.Enabled);
 
     /// <summary><see cref="Forward"/> for an x the caller does not read again (see <see cref="F.AutocastLastUse"/>).</summary>
-    public Variable ForwardLastUse(Variable x) => F.Conv2d(F.AutocastLastUse(x), F.AutocastWeight(Weight), Bias, Stride, Padding, MixedPrecision.Enabled);
+    public Variable ForwardLastUse(Variable x, bool autocastOutput = false) =>
+        F.Conv2d(F.AutocastLastUse(x), F.AutocastWeight(Weight), Bias, Stride, Padding, MixedPrecision.Enabled, autocastOutput && MixedPrecision.Enabled);
 
     /// <summary><see cref="ForwardLastUse"/>(x) + residual, the residual added in the convolution's epilogue
     /// (<see cref="F.Conv2dResidual"/>).</summary>

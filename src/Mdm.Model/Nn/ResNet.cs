@@ -52,7 +52,8 @@ public sealed class ResNet : ModelModule
 
     Variable ForwardAll(Variable x, Variable tembAct, ResNetDropout.StepMask? dropout)
     {
-        var h = conv1.Forward(norm1.ForwardSilu(x, autocastOperand: true));
+        // Under autocast conv1's output is bf16 (torch.autocast's conv output); norm2 reads it as it is and keeps it for its backward.
+        var h = conv1.Forward(norm1.ForwardSilu(x, autocastOperand: true), autocastOutput: true);
         var film = timeLayer.Forward(tembAct);
         if (film.Shape[0] != x.Shape[0])
         {

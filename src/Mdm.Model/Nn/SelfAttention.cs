@@ -57,7 +57,8 @@ public sealed class SelfAttention : ModelModule
         var t = F.Permute(F.Reshape(qkv.Forward(norm.Forward(x, autocastOperand: true), autocastOutput: true), b, 3 * Heads, d, n), 0, 1, 3, 2);
         var parts = F.Split(t, [Heads, Heads, Heads], 1);
         var (q, k, v) = (F.AutocastLastUse(parts[0]), F.AutocastLastUse(parts[1]), F.AutocastLastUse(parts[2]));
-        var o = F.Attention(q, k, v);
+        // Under autocast o is bf16 (torch's SDPA on bf16 inputs), and so is the self + cross sum that proj_out reads.
+        var o = F.Attention(q, k, v, null, bf16Output: MixedPrecision.Enabled);
         if (kvCond is not null)
         {
             if (tokens is null) throw new ArgumentException("SelfAttention: this block cross-attends to text, but no tokens were given");
@@ -65,12 +66,13 @@ public sealed class SelfAttention : ModelModule
             // [B, S, 2C] → [B, S, 2·heads, d] → [B, 2·heads, S, d] → k, v [B, heads, S, d]
             var kv = F.Permute(F.Reshape(kvCond.Forward(normCond!.Forward(tokens), autocastOutput: true), b, s, 2 * Heads, d), 0, 2, 1, 3);
             var kvParts = F.Split(kv, [Heads, Heads], 1);
-            o = F.Add(o, F.Attention(q, F.AutocastLastUse(kvParts[0]), F.AutocastLastUse(kvParts[1]), mask));
+            o = F.Add(o, F.Attention(q, F.AutocastLastUse(kvParts[0]), F.AutocastLastUse(kvParts[1]), mask, bf16Output: MixedPrecision.Enabled));
         }
         var merged = F.Reshape(F.Permute(o, 0, 1, 3, 2), b, c, h, w);
-        x = F.Add(x, projOut.ForwardLastUse(merged));
+        x = F.Add(x, projOut.ForwardLastUse(merged, autocastOutput: true));   // bf16 + f32 residual → f32, as torch promotes
         if (ffnOut is not null)
-            x = F.Add(x, ffnOut.ForwardLastUse(F.Gelu(ffnIn!.Forward(ffnNorm!.Forward(x, autocastOperand: true)))));
+            // under autocast ffn.1 writes bf16, GELU reads and writes bf16 (f32 inside), ffn.3 reads it as it is
+            x = F.Add(x, ffnOut.ForwardLastUse(F.Gelu(ffnIn!.Forward(ffnNorm!.Forward(x, autocastOperand: true), autocastOutput: true)), autocastOutput: true));
         return x;
     }
 }

@@ -42,9 +42,9 @@ public sealed class SelfAttention1D : ModelModule
         var parts = F.Split(t, [Heads, Heads, Heads], 1);
         var (q, k, v) = (parts[0], parts[1], parts[2]);
         if (Rotary) { q = F.Rotary(Deinterleave(q)); k = F.Rotary(Deinterleave(k)); }
-        var o = F.Attention(F.Autocast(q), F.Autocast(k), F.Autocast(v), mask);
+        var o = F.Attention(F.Autocast(q), F.Autocast(k), F.Autocast(v), mask, bf16Output: MixedPrecision.Enabled);   // bf16 under autocast, read by proj_out as it is
         var merged = F.Reshape(F.Permute(o, 0, 2, 1, 3), n, l, c);
-        return F.Add(x, projOut.Forward(merged));
+        return F.Add(x, projOut.Forward(merged, autocastOutput: true));
     }
 
     /// <summary>[.., d] with channels (c0, c1, c2, c3, …) → (c0, c2, …, c1, c3, …).</summary>
@@ -71,7 +71,8 @@ public sealed class TemporalMlp : ModelModule
         output = main.Add("3", new Dense(f, 4 * channels, channels, zeroInit: true));
     }
 
-    public Variable Forward(Variable x) => F.Add(x, output.Forward(F.Gelu(hidden.Forward(norm.Forward(x)))));
+    /// <summary>Under autocast main.1 writes bf16 and GELU reads and writes bf16, which main.3 reads as it is.</summary>
+    public Variable Forward(Variable x) => F.Add(x, output.Forward(F.Gelu(hidden.Forward(norm.Forward(x), autocastOutput: true)), autocastOutput: true));
 }
 
 /// <summary>
@@ -122,6 +123,6 @@ public sealed class TemporalAttentionBlock : ModelModule
         h = F.UpsampleNearest2x(FrameOps.SequencesToFrames(seq, hh, hw));
         if (2 * hh != height) h = F.Narrow(h, 2, 0, height);
         if (2 * hw != width) h = F.Narrow(h, 3, 0, width);
-        return F.Add(x, upConv.Forward(h));
+        return F.Add(x, upConv.Forward(h, autocastOutput: true));   // bf16 under autocast, the residual sum f32
     }
 }

@@ -77,6 +77,9 @@ public sealed record SampleSettings
     public bool UseEma { get; init; } = true;
     /// <summary>bf16 autocast for the denoiser, as `train --bf16` (on CUDA: tensor cores).</summary>
     public bool Bf16 { get; init; }
+    /// <summary>The denoiser call replayed as a CUDA graph (<see cref="Mdm.Model.Diffusion.Sampler.UseGraphs"/>); on a
+    /// backend without graphs it runs eagerly after one logged line. The samples are the same either way.</summary>
+    public bool Graph { get; init; }
 
     public static readonly string[] Samplers = ["ddpm", "ddim"];
     public static readonly string[] Thresholds = ["none", "clip", "dynamic", "deepfloyd"];

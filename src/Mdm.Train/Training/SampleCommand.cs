@@ -46,7 +46,8 @@ public static class SampleCommand
             if (s.Bf16) log.WriteLine("bf16 autocast: the denoiser's matmul/conv/attention operands stored in bf16 (tensor cores on CUDA)");
             Tensor[] images;
             using (MixedPrecision.Bf16(s.Bf16, AutocastStorage.Bf16))
-                images = new Sampler(model, run.Diffusion).Sample(s.Count, new Conditioning(ClassLabels: labels), cfg, s.Seed);
+                images = new Sampler(model, run.Diffusion) { UseGraphs = s.Graph, GraphLog = line => log.WriteLine($"mdm: {line}") }
+                    .Sample(s.Count, new Conditioning(ClassLabels: labels), cfg, s.Seed);
             var folder = Path.GetDirectoryName(Path.GetFullPath(s.OutFile))!;
             return SampleWriter.Write(folder, Path.GetFileNameWithoutExtension(s.OutFile), images, modelConfig, highestOnly: false);
         }

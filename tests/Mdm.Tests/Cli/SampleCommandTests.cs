@@ -67,4 +67,39 @@ public class SampleCommandTests
         Assert.That(e.Message, Does.StartWith(message));
         Assert.That(Directory.GetFiles(dir.Path, "*.png"), Is.Empty, "refused before sampling");
     }
+
+    /// <summary>`sample --graph` on the CPU backend: the sampler's graph runner logs why the denoiser call runs eagerly,
+    /// once, and the grids are the bytes the eager run writes.</summary>
+    [Test]
+    public void GraphOnTheCpuFallsBackWithOneLineAndWritesTheSameSamples()
+    {
+        using var dir = new Data.TempFolder();
+        var checkpoint = Path.Combine(dir.Path, "tiny.safetensors");
+        SaveCheckpoint(RunConfig.Parse(TrainProcess.TinyRunConfig(steps: 1), "tiny"), checkpoint);
+        var backend = TestBackends.Get(BackendKind.Cpu);
+        var eager = new SampleSettings { Checkpoint = checkpoint, OutFile = Path.Combine(dir.Path, "eager.png"), Steps = 3, Count = 2 };
+        var eagerFiles = SampleCommand.Run(eager, backend, TextWriter.Null);
+        var log = new StringWriter();
+        var graphFiles = SampleCommand.Run(eager with { OutFile = Path.Combine(dir.Path, "graph.png"), Graph = true }, backend, log);
+        var fallbacks = log.ToString().Split('\n').Where(l => l.StartsWith("mdm: graph: the denoiser call runs eagerly")).ToArray();
+        Assert.That(fallbacks, Has.Length.EqualTo(1), log.ToString());
+        Assert.That(fallbacks[0], Does.Contain("no CUDA graphs on this backend"));
+        Assert.That(graphFiles, Has.Count.EqualTo(eagerFiles.Count));
+        for (int i = 0; i < eagerFiles.Count; i++)
+            Assert.That(File.ReadAllBytes(graphFiles[i]), Is.EqualTo(File.ReadAllBytes(eagerFiles[i])), $"{graphFiles[i]} against {eagerFiles[i]}");
+    }
+
+    /// <summary>The command line takes `--graph` and, on the CPU backend, prints the fallback line.</summary>
+    [Test]
+    public void GraphFlagIsAccepted()
+    {
+        using var dir = new Data.TempFolder();
+        var checkpoint = Path.Combine(dir.Path, "tiny.safetensors");
+        SaveCheckpoint(RunConfig.Parse(TrainProcess.TinyRunConfig(steps: 1), "tiny"), checkpoint);
+        var png = Path.Combine(dir.Path, "g.png");
+        var r = TrainProcess.Run(dir.Path, TimeSpan.FromMinutes(3), "sample", "--checkpoint", checkpoint, "--steps", "2", "--n", "2", "--graph", "--device", "cpu", "--out", png);
+        Assert.That(r.Code, Is.EqualTo(0), r.Out + r.Err);
+        Assert.That(r.Out, Does.Contain("mdm: graph: the denoiser call runs eagerly"));
+        Assert.That(File.Exists(png));
+    }
 }

@@ -10,7 +10,7 @@ namespace Mdm.Tests.Kernels;
 /// lse, dq, dk, dv against float64 loops.
 /// </summary>
 [BackendFixtures]
-public class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
+public partial class AttentionOpTests(BackendKind kind) : KernelFixture(kind)
 {
     // Error budgets: scale = Σ|terms| of each output's sum (see Ref.Attention / AttentionBackward).
     static readonly Tolerance OutTol = new(5e-7, 5e-6), LseTol = new(1e-6, 1e-6), GradTol = new(5e-7, 1e-5);

@@ -33,6 +33,16 @@ public class GroupNormVariantTests(BackendKind kind) : NormOpTests(kind)
         finally { gpu.GroupNormForwardVariant = null; }
     }
 
+    /// <summary>Each variant reading a BF16 x (autocast's conv output).</summary>
+    [TestCaseSource(nameof(VariantCases))]
+    public void ForwardVariantBF16InputMatchesReference(string variant, int[] shape, int groups, bool film, bool silu, float offset)
+    {
+        var gpu = (IlgpuBackend)B;
+        gpu.GroupNormForwardVariant = variant;
+        try { CheckForward(shape, groups, film, silu, offset, bf16X: true); }
+        finally { gpu.GroupNormForwardVariant = null; }
+    }
+
     [Test]
     public void UnknownVariantIsRefused()
     {

@@ -26,10 +26,16 @@ public class NormBf16OutputTests(BackendKind kind) : KernelFixture(kind)
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void WritesABf16CopyWithinTheBf16Rule(int[] shape, int groups, bool film, bool silu)
+    public void WritesABf16CopyWithinTheBf16Rule(int[] shape, int groups, bool film, bool silu) => CheckBf16Copy(shape, groups, film, silu, bf16X: false);
+
+    /// <summary>The same from a BF16 x (autocast's conv output feeding the ResNet block's norm2): bf16 in, bf16 out.</summary>
+    [TestCaseSource(nameof(Cases))]
+    public void WritesABf16CopyFromABf16Input(int[] shape, int groups, bool film, bool silu) => CheckBf16Copy(shape, groups, film, silu, bf16X: true);
+
+    void CheckBf16Copy(int[] shape, int groups, bool film, bool silu, bool bf16X)
     {
         int n = shape[0], c = shape[1];
-        var (x, rx) = Input(shape);
+        var (x, rx) = bf16X ? BF16Input(shape) : Input(shape);
         var (gamma, rg) = Input(c);
         var (beta, rb) = Input(c);
         Tensor? a = null, b = null;
@@ -52,7 +58,7 @@ public class NormBf16OutputTests(BackendKind kind) : KernelFixture(kind)
                 var got = y.ToArray();
                 double naiveError = MaxError(naiveRounded, expected), error = MaxError(got, expected);
                 double floor = 1e-6 + 1e-5 * yScale.Max();
-                string what = Name(silu ? film ? "GroupNormFilmSilu" : "GroupNormSilu" : "GroupNorm", shape) + $" G{groups} bf16 y";
+                string what = Name(silu ? film ? "GroupNormFilmSilu" : "GroupNormSilu" : "GroupNorm", shape) + $" G{groups}{(bf16X ? " bf16 x," : "")} bf16 y";
                 TestContext.Out.WriteLine($"{what}: max error {error:G3}, naive (f32 then rounded) {naiveError:G3}");
                 Assert.That(got.All(float.IsFinite), $"{what}: an element was left unwritten (NaN poison)\n{TestSeed.Describe()}");
                 Assert.That(error, Is.LessThanOrEqualTo(2 * naiveError + floor), $"{what}\n{TestSeed.Describe()}");

@@ -71,6 +71,19 @@ public class NormOpTests(BackendKind kind) : KernelFixture(kind)
     [TestCaseSource(nameof(FusedCases))]
     public void GroupNormFilmSiluBackward(int[] shape, int groups, bool film) => CheckBackward(shape, groups, film, silu: true);
 
+    /// <summary>A BF16 x (autocast's conv output, read as it is): forward and backward against float64 of its values.</summary>
+    [TestCaseSource(nameof(GroupNormCases))]
+    public void GroupNormForwardBF16Input(int[] shape, int groups) => CheckForward(shape, groups, film: false, silu: false, bf16X: true);
+
+    [TestCaseSource(nameof(GroupNormCases))]
+    public void GroupNormBackwardBF16Input(int[] shape, int groups) => CheckBackward(shape, groups, film: false, silu: false, bf16X: true);
+
+    [TestCaseSource(nameof(FusedCases))]
+    public void GroupNormFilmSiluForwardBF16Input(int[] shape, int groups, bool film) => CheckForward(shape, groups, film, silu: true, bf16X: true);
+
+    [TestCaseSource(nameof(FusedCases))]
+    public void GroupNormFilmSiluBackwardBF16Input(int[] shape, int groups, bool film) => CheckBackward(shape, groups, film, silu: true, bf16X: true);
+
     sealed class GroupNormInputs : IDisposable
     {
         public required Tensor X, Gamma, Beta;
@@ -80,16 +93,17 @@ public class NormOpTests(BackendKind kind) : KernelFixture(kind)
         public void Dispose() { X.Dispose(); Gamma.Dispose(); Beta.Dispose(); A?.Dispose(); B?.Dispose(); }
     }
 
-    GroupNormInputs MakeInputs(int[] shape, bool film, float offset = 0)
+    GroupNormInputs MakeInputs(int[] shape, bool film, float offset = 0, bool bf16X = false)
     {
         int n = shape[0], c = shape[1];
-        var (x, rx) = Input(shape);
+        var (x, rx) = bf16X ? BF16Input(shape) : Input(shape);
         if (offset != 0)
         {
             // Data far from 0 (x + offset, exactly representable): one-pass statistics must not cancel.
             for (int i = 0; i < rx.Length; i++) rx[i] = (float)(rx[i] + offset);
             x.Dispose();
-            x = Upload(ToFloat(rx), shape);
+            if (bf16X) (x, rx) = BF16Of(ToFloat(rx), shape);
+            else x = Upload(ToFloat(rx), shape);
         }
         var (gamma, rg) = Input(c);
         var (beta, rb) = Input(c);
@@ -109,10 +123,11 @@ public class NormOpTests(BackendKind kind) : KernelFixture(kind)
         : p.A is null ? Ops.GroupNormSilu(p.X, groups, p.Gamma, p.Beta, Eps, y, mean, rstd)
         : Ops.GroupNormFilmSilu(p.X, groups, p.Gamma, p.Beta, p.A, p.B, Eps, y, mean, rstd);
 
-    protected void CheckForward(int[] shape, int groups, bool film, bool silu, float offset = 0)
+    /// <param name="bf16X">x is BF16 (autocast's conv output): the reference is float64 of its values, the budget the same</param>
+    protected void CheckForward(int[] shape, int groups, bool film, bool silu, float offset = 0, bool bf16X = false)
     {
         int n = shape[0];
-        using var p = MakeInputs(shape, film, offset);
+        using var p = MakeInputs(shape, film, offset, bf16X);
         using var y = Poisoned(shape);
         using var mean = Poisoned(n, groups);
         using var rstd = Poisoned(n, groups);
@@ -135,10 +150,10 @@ public class NormOpTests(BackendKind kind) : KernelFixture(kind)
         Compare.AssertClose(Name(op + "Forward.rstd", shape), rstd, rRstd, Accum(m));
     }
 
-    void CheckBackward(int[] shape, int groups, bool film, bool silu)
+    void CheckBackward(int[] shape, int groups, bool film, bool silu, bool bf16X = false)
     {
         int n = shape[0], c = shape[1];
-        using var p = MakeInputs(shape, film);
+        using var p = MakeInputs(shape, film, bf16X: bf16X);
         var (dy, rdy) = Input(shape);
         using (dy)
         {
@@ -353,7 +368,7 @@ public class NormOpTests(BackendKind kind) : KernelFixture(kind)
         using var abWrong = B.Zeros(2, 32);
         using var x1 = B.Zeros(64);
         using var xEmpty = B.Zeros(2, 64, 0);
-        using var xBf16 = B.Empty(DType.BF16, 2, 64, 3, 3);
+        using var gBf16 = B.Empty(DType.BF16, 64);   // x may be BF16 (autocast's conv output); gamma and beta may not
         using var stats = B.Zeros(2, 32);
         using var statsWrong = B.Zeros(2, 16);
         using var dyWrong = B.Zeros(2, 64, 3, 4);
@@ -368,7 +383,7 @@ public class NormOpTests(BackendKind kind) : KernelFixture(kind)
         ExpectArgumentError(() => Ops.GroupNorm(x, 32, g64, g2d), "GroupNorm", "beta [1,64]");
         ExpectArgumentError(() => Ops.GroupNorm(x1, 1, g64, g64), "GroupNorm", "rank", "[64]");
         ExpectArgumentError(() => Ops.GroupNorm(xEmpty, 32, g64, g64), "GroupNorm", "[2,64,0]");
-        ExpectArgumentError(() => Ops.GroupNorm(xBf16, 32, g64, g64), "GroupNorm", "BF16");
+        ExpectArgumentError(() => Ops.GroupNorm(x, 32, gBf16, g64), "GroupNorm", "BF16");
         ExpectArgumentError(() => Ops.GroupNorm(x, 32, gOther, g64), "GroupNorm", "different devices");
         ExpectArgumentError(() => Ops.GroupNorm(x, 32, g64, g64, eps: -1f), "GroupNorm", "eps");
         ExpectArgumentError(() => Ops.GroupNorm(x, 32, g64, g64, y: yWrong), "GroupNorm", "[2,64,3]");

@@ -65,6 +65,55 @@ public class ConvImplicitGemmTests_Cuda() : KernelFixture(BackendKind.Cuda)
 }
 
 /// <summary>
+/// On a GPU: the forward with a BF16 output (autocast's conv output) takes the implicit GEMM's bf16 epilogue under each
+/// forced variant, and is the same call's F32 output rounded once, bit for bit (that output is held to float64 above).
+/// Fails if the route did not run.
+/// </summary>
+[BackendFixtures(BackendKind.Cuda)]
+public class ConvImplicitGemmBf16OutputTests_Cuda() : KernelFixture(BackendKind.Cuda)
+{
+    static IEnumerable<TestCaseData> Cases()
+    {
+        Conv2dCase[] shapes =
+        [
+            new(2, 64, 64, 32, 32, 3, 3, 1, 1, 1, 1, true),
+            new(2, 16, 8, 17, 17, 3, 3, 2, 2, 1, 1, true),
+            new(1, 8, 16, 9, 9, 1, 1, 2, 2, 0, 0, false),
+        ];
+        foreach (var variant in new[] { ConvVariant.ImplicitNarrow, ConvVariant.ImplicitWide })
+            foreach (var c in shapes)
+                yield return new TestCaseData(c, variant).SetArgDisplayNames($"{variant}-{c.N}x{c.Cin}x{c.H}x{c.W}-to{c.Cout}-{c.KH}x{c.KW}-s{c.SH}");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void Conv2dBF16OutputImplicitGemm(Conv2dCase c, string variant)
+    {
+        var gpu = (IlgpuBackend)B;
+        var (x, _) = BF16Input(c.X);
+        var (w, _) = BF16Input(c.Wt);
+        var (b, _) = c.Bias ? Input(c.Cout) : (null, null);
+        using (x) using (w) using (b)
+        {
+            using var y = PoisonedBF16(c.Y);
+            using var wide = Poisoned(c.Y);
+            gpu.ConvAlgorithm = variant;
+            try
+            {
+                long before = gpu.ImplicitGemmConvs;
+                c.Forward(x, w, b, y);
+                Assert.That(gpu.ImplicitGemmConvs - before, Is.EqualTo(1), "the bf16-output forward should have run as implicit GEMM");
+                c.Forward(x, w, b, wide);
+            }
+            finally { gpu.ConvAlgorithm = null; }
+            var bits = y.ToBF16Bits();
+            var f32 = wide.ToArray();
+            for (int i = 0; i < bits.Length; i++)
+                Assert.That(bits[i], Is.EqualTo(BFloat16.FromFloat(f32[i])), $"{Name("implicit-GEMM conv bf16 output", c.X, c.Wt)}: element {i}\n{TestSeed.Describe()}");
+        }
+    }
+}
+
+/// <summary>
 /// <see cref="IlgpuBackend.ConvAlgorithm"/> off CUDA: an unknown variant is refused with one line naming it; a forced
 /// implicit-GEMM variant on the CPU accelerator (no tensor cores) leaves the convolution on the im2col path, still
 /// correct, and counts no implicit-GEMM launch.

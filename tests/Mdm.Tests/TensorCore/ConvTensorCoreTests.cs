@@ -137,6 +137,64 @@ public class ConvTensorCoreTests
         _ => ConvTensorCoreKernels.Conv<ConvWgrad, FourWarps64x64, EmulatedWarpMma>,
     };
 
+    static IEnumerable<TestCaseData> Bf16OutputCases()
+    {
+        var f = ConvPass.Forward;
+        Case[] cases =
+        [
+            new(f, 3, 5, 7, 9, 9, 3, 1, 1, false),        // gathered A, two tiles along N
+            new(f, 1, 8, 130, 9, 9, 3, 2, 1, true),       // two tiles along M, cp.async weights
+            new(f, 3, 8, 12, 9, 9, 1, 1, 0, true, true),  // bias, SiLU and residual before the rounding
+        ];
+        foreach (var c in cases)
+            yield return new TestCaseData(c).SetArgDisplayNames(
+                $"bf16 out {c.Kernel}x{c.Kernel}-s{c.Stride}-{c.Batch}x{c.Cin}x{c.H}x{c.W}-to{c.Cout}-{(c.Wide ? "warps4x64x64" : "warps8x64x32")}{(c.Epilogue ? "-bias-silu-residual" : "")}");
+    }
+
+    /// <summary>
+    /// The forward with a bf16 output (autocast's conv output on CUDA): every element written (NaN poison) and equal, bit
+    /// for bit, to the f32 kernel's output on the same inputs rounded to nearest even (that output is held to float64 by
+    /// <see cref="ConvMatchesFloat64"/>), epilogue included.
+    /// </summary>
+    [TestCaseSource(nameof(Bf16OutputCases))]
+    public void ConvBf16OutputIsTheRoundedF32Output(Case c)
+    {
+        var rng = TestSeed.NewRandom();
+        int ho = Ref.ConvOutSize(c.H, c.Kernel, c.Stride, c.Pad), wo = Ref.ConvOutSize(c.W, c.Kernel, c.Stride, c.Pad);
+        var g = new Conv2dGeometry
+        {
+            N = c.Batch, Cin = c.Cin, H = c.H, W = c.W, Cout = c.Cout, KH = c.Kernel, KW = c.Kernel,
+            StrideH = c.Stride, StrideW = c.Stride, PadH = c.Pad, PadW = c.Pad, Ho = ho, Wo = wo,
+        };
+        RoundBF16(TestSeed.Uniform(rng, c.Batch * c.Cin * c.H * c.W), out var xBits);
+        RoundBF16(TestSeed.Uniform(rng, c.Cout * c.Cin * c.Kernel * c.Kernel), out var wBits);
+        var bias = TestSeed.Uniform(rng, c.Cout);
+        int outputs = c.Batch * c.Cout * ho * wo;
+        var residual = TestSeed.Uniform(rng, outputs);
+        var acc = WarpEmulator.Accelerator;
+        using var aBuf = acc.Allocate1D(wBits);
+        using var bBuf = acc.Allocate1D(xBits);
+        using var biasBuf = acc.Allocate1D(bias);
+        using var resBuf = acc.Allocate1D(residual);
+        using var wide = acc.Allocate1D(Enumerable.Repeat(float.NaN, outputs).ToArray());
+        using var narrow = acc.Allocate1D(Enumerable.Repeat(BFloat16.FromFloat(float.NaN), outputs).ToArray());
+        var p = ConvTensorCoreKernels.Args(ConvPass.Forward, g, WarpEmulator.Address(aBuf));
+        if (c.Epilogue) { p.HasBias = 1; p.Silu = 1; p.HasResidual = 1; }
+        var cfg = new KernelConfig(new Index2D(ConvTensorCoreKernels.Groups(p), 1), new Index2D(c.Wide ? 128 : 256, 1),
+            SharedMemoryConfig.RequestDynamic<byte>(ConvTensorCoreKernels.SharedBytes));
+        acc.LoadStreamKernel<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>(Kernel(ConvPass.Forward, c.Wide))(
+            cfg, aBuf.View, bBuf.View, wide.View, biasBuf.View, resBuf.View, p);
+        Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ConvGemmArgs> bf16Kernel = c.Wide
+            ? ConvTensorCoreKernels.ConvBF16Out<ConvForward, FourWarps64x64, EmulatedWarpMma>
+            : ConvTensorCoreKernels.ConvBF16Out<ConvForward, EightWarps64x32, EmulatedWarpMma>;
+        acc.LoadStreamKernel(bf16Kernel)(cfg, aBuf.View, bBuf.View, narrow.View, biasBuf.View, resBuf.View, p);
+        var f32 = wide.GetAsArray1D();
+        var bits = narrow.GetAsArray1D();
+        Assert.That(f32.All(float.IsFinite), $"f32 output of {c}: an element was left unwritten\n{TestSeed.Describe()}");
+        for (int i = 0; i < outputs; i++)
+            Assert.That(bits[i], Is.EqualTo(BFloat16.FromFloat(f32[i])), $"bf16 output of {c}: element {i} is not the rounded f32 output\n{TestSeed.Describe()}");
+    }
+
     static double Silu(double v) => v / (1 + Math.Exp(-v));
 
     static double[] D(float[] v) => TestSeed.ToDouble(v);

@@ -24,8 +24,38 @@ public struct ConvGemmArgs
 /// <summary>Which product of a convolution an implicit GEMM computes.</summary>
 public enum ConvPass { Forward, Dgrad, Wgrad }
 
+/// <summary>How the implicit GEMM's epilogue writes one output element of type TY.</summary>
+public interface IConvStore<TY> where TY : unmanaged
+{
+    /// <summary>Split K: adds the partial sum v into the zeroed output and returns true; false when K is not split.</summary>
+    bool AddPartial(ArrayView<TY> y, int at, float v, in ConvGemmArgs p);
+    TY From(float v);
+}
+
+/// <summary>f32 output; split-K partial sums added atomically.</summary>
+public struct ConvStoreF32 : IConvStore<float>
+{
+    public readonly bool AddPartial(ArrayView<float> y, int at, float v, in ConvGemmArgs p)
+    {
+        if (p.Splits <= 1) return false;
+        Atomic.Add(ref y[at], v);
+        return true;
+    }
+
+    public readonly float From(float v) => v;
+}
+
+/// <summary>bf16 output (autocast's conv output): the f32 result after the epilogue rounded once to nearest even. Only
+/// the forward writes it, and the forward never splits K (the host launches it with Splits = 1).</summary>
+public struct ConvStoreBF16 : IConvStore<ushort>
+{
+    public readonly bool AddPartial(ArrayView<ushort> y, int at, float v, in ConvGemmArgs p) => false;
+    public readonly ushort From(float v) => BFloat16.FromBits((uint)Interop.FloatAsInt(v));
+}
+
 /// <summary>
-/// Convolution as implicit GEMM on tensor cores, NCHW bf16 in, f32 out. The GEMM's operand tiles are gathered straight
+/// Convolution as implicit GEMM on tensor cores, NCHW bf16 in, f32 out (or, for the forward, bf16 out rounded in the
+/// epilogue's store: <see cref="ConvStoreBF16"/>). The GEMM's operand tiles are gathered straight
 /// from the activations (no im2col or col2im buffer): each thread reads 8 consecutive k of one tile row, zero where the
 /// tap falls in the padding, a stride gap or past the tensor, and stores them as one 16-byte shared chunk. Where A is a
 /// plain run of memory (forward weights with K a multiple of 8, wgrad's dy with Ho·Wo a multiple of 8) its chunks come
@@ -79,13 +109,30 @@ public static class ConvTensorCoreKernels
     /// <summary>The CUDA kernel: <see cref="Conv{TP, TW, TM}"/> on the inline-PTX primitives.</summary>
     public static void Conv<TP, TW>(ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> y, ArrayView<float> bias,
         ArrayView<float> residual, ConvGemmArgs p) where TP : struct, IConvGemm where TW : struct, IGemmWarps =>
-        Conv<TP, TW, PtxWarpMma>(a, b, y, bias, residual, p);
+        Conv<TP, TW, PtxWarpMma, float, ConvStoreF32>(a, b, y, bias, residual, p);
 
-    /// <summary>y = A·B read through <typeparamref name="TP"/> (a and b are its two bf16 tensors), on any implementation of
-    /// the warp primitives.</summary>
+    /// <summary>The CUDA kernel with a bf16 output (the forward under autocast): <see cref="ConvBF16Out{TP, TW, TM}"/>.</summary>
+    public static void ConvBF16Out<TP, TW>(ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<ushort> y, ArrayView<float> bias,
+        ArrayView<float> residual, ConvGemmArgs p) where TP : struct, IConvGemm where TW : struct, IGemmWarps =>
+        Conv<TP, TW, PtxWarpMma, ushort, ConvStoreBF16>(a, b, y, bias, residual, p);
+
+    /// <summary>y = A·B read through <typeparamref name="TP"/> (a and b are its two bf16 tensors), f32 y, on any
+    /// implementation of the warp primitives.</summary>
     public static void Conv<TP, TW, TM>(ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> y, ArrayView<float> bias,
         ArrayView<float> residual, ConvGemmArgs p)
+        where TP : struct, IConvGemm where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM> =>
+        Conv<TP, TW, TM, float, ConvStoreF32>(a, b, y, bias, residual, p);
+
+    /// <summary>As <see cref="Conv{TP, TW, TM}"/> with a bf16 y: the epilogue's f32 value rounded once in the store.</summary>
+    public static void ConvBF16Out<TP, TW, TM>(ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<ushort> y, ArrayView<float> bias,
+        ArrayView<float> residual, ConvGemmArgs p)
+        where TP : struct, IConvGemm where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM> =>
+        Conv<TP, TW, TM, ushort, ConvStoreBF16>(a, b, y, bias, residual, p);
+
+    static void Conv<TP, TW, TM, TY, TS>(ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<TY> y, ArrayView<float> bias,
+        ArrayView<float> residual, ConvGemmArgs p)
         where TP : struct, IConvGemm where TW : struct, IGemmWarps where TM : struct, IWarpMma<TM>
+        where TY : unmanaged where TS : struct, IConvStore<TY>
     {
         var smem = SharedMemory.GetDynamic<byte>();
         var w = default(TW);
@@ -119,11 +166,11 @@ public static class ConvTensorCoreKernels
         }
 
         int row = m0 + wm * 64 + (lane >> 2), col = n0 + colBase + (lane & 3) * 2;
-        StoreRows<TP, TM>(m, y, bias, residual, p, row, col, acc0, w.Wide);
-        StoreRows<TP, TM>(m, y, bias, residual, p, row + 16, col, acc1, w.Wide);
-        StoreRows<TP, TM>(m, y, bias, residual, p, row + 32, col, acc2, w.Wide);
-        StoreRows<TP, TM>(m, y, bias, residual, p, row + 48, col, acc3, w.Wide);
-        if (smem.Length < 0) y[0] = 0f;   // never true; keeps the dynamic shared buffer declared in the PTX
+        StoreRows<TP, TM, TY, TS>(m, y, bias, residual, p, row, col, acc0, w.Wide);
+        StoreRows<TP, TM, TY, TS>(m, y, bias, residual, p, row + 16, col, acc1, w.Wide);
+        StoreRows<TP, TM, TY, TS>(m, y, bias, residual, p, row + 32, col, acc2, w.Wide);
+        StoreRows<TP, TM, TY, TS>(m, y, bias, residual, p, row + 48, col, acc3, w.Wide);
+        if (smem.Length < 0) y[0] = default(TS).From(0f);   // never true; keeps the dynamic shared buffer declared in the PTX
     }
 
     // Operand tiles: 128 rows (m or n) of 64 k = 8 chunks of 16 bytes, chunk' = chunk ^ (row & 7) as in the GEMM.
@@ -181,40 +228,40 @@ public static class ConvTensorCoreKernels
         wide ? m.Mma(t.F6, x, y3.X, y3.Y) : t.F6, wide ? m.Mma(t.F7, x, y3.Z, y3.W) : t.F7);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreRows<TP, TM>(TM m, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> residual, in ConvGemmArgs p,
-        int row, int col, Frag8 t, bool wide) where TP : struct, IConvGemm where TM : struct, IWarpMma<TM>
+    static void StoreRows<TP, TM, TY, TS>(TM m, ArrayView<TY> y, ArrayView<float> bias, ArrayView<float> residual, in ConvGemmArgs p,
+        int row, int col, Frag8 t, bool wide) where TP : struct, IConvGemm where TM : struct, IWarpMma<TM> where TY : unmanaged where TS : struct, IConvStore<TY>
     {
-        StoreFrag<TP, TM>(m, y, bias, residual, p, row, col, t.F0);
-        StoreFrag<TP, TM>(m, y, bias, residual, p, row, col + 8, t.F1);
-        StoreFrag<TP, TM>(m, y, bias, residual, p, row, col + 16, t.F2);
-        StoreFrag<TP, TM>(m, y, bias, residual, p, row, col + 24, t.F3);
+        StoreFrag<TP, TM, TY, TS>(m, y, bias, residual, p, row, col, t.F0);
+        StoreFrag<TP, TM, TY, TS>(m, y, bias, residual, p, row, col + 8, t.F1);
+        StoreFrag<TP, TM, TY, TS>(m, y, bias, residual, p, row, col + 16, t.F2);
+        StoreFrag<TP, TM, TY, TS>(m, y, bias, residual, p, row, col + 24, t.F3);
         if (!wide) return;
-        StoreFrag<TP, TM>(m, y, bias, residual, p, row, col + 32, t.F4);
-        StoreFrag<TP, TM>(m, y, bias, residual, p, row, col + 40, t.F5);
-        StoreFrag<TP, TM>(m, y, bias, residual, p, row, col + 48, t.F6);
-        StoreFrag<TP, TM>(m, y, bias, residual, p, row, col + 56, t.F7);
+        StoreFrag<TP, TM, TY, TS>(m, y, bias, residual, p, row, col + 32, t.F4);
+        StoreFrag<TP, TM, TY, TS>(m, y, bias, residual, p, row, col + 40, t.F5);
+        StoreFrag<TP, TM, TY, TS>(m, y, bias, residual, p, row, col + 48, t.F6);
+        StoreFrag<TP, TM, TY, TS>(m, y, bias, residual, p, row, col + 56, t.F7);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void StoreFrag<TP, TM>(TM m, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> residual, in ConvGemmArgs p,
-        int row, int col, Frag f) where TP : struct, IConvGemm where TM : struct, IWarpMma<TM>
+    static void StoreFrag<TP, TM, TY, TS>(TM m, ArrayView<TY> y, ArrayView<float> bias, ArrayView<float> residual, in ConvGemmArgs p,
+        int row, int col, Frag f) where TP : struct, IConvGemm where TM : struct, IWarpMma<TM> where TY : unmanaged where TS : struct, IConvStore<TY>
     {
-        Store<TP, TM>(m, y, bias, residual, p, row, col, f.X);
-        Store<TP, TM>(m, y, bias, residual, p, row, col + 1, f.Y);
-        Store<TP, TM>(m, y, bias, residual, p, row + 8, col, f.Z);
-        Store<TP, TM>(m, y, bias, residual, p, row + 8, col + 1, f.W);
+        Store<TP, TM, TY, TS>(m, y, bias, residual, p, row, col, f.X);
+        Store<TP, TM, TY, TS>(m, y, bias, residual, p, row, col + 1, f.Y);
+        Store<TP, TM, TY, TS>(m, y, bias, residual, p, row + 8, col, f.Z);
+        Store<TP, TM, TY, TS>(m, y, bias, residual, p, row + 8, col + 1, f.W);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Store<TP, TM>(TM m, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> residual, in ConvGemmArgs p,
-        int i, int j, float v) where TP : struct, IConvGemm where TM : struct, IWarpMma<TM>
+    static void Store<TP, TM, TY, TS>(TM m, ArrayView<TY> y, ArrayView<float> bias, ArrayView<float> residual, in ConvGemmArgs p,
+        int i, int j, float v) where TP : struct, IConvGemm where TM : struct, IWarpMma<TM> where TY : unmanaged where TS : struct, IConvStore<TY>
     {
         if (i >= p.M || j >= p.N) return;
         int at = default(TP).OutputIndex(p, i, j);
-        if (p.Splits > 1) { Atomic.Add(ref y[at], v); return; }
+        if (default(TS).AddPartial(y, at, v, p)) return;   // split K: no epilogue
         if (p.HasBias != 0) v += bias[i];
         if (p.Silu != 0) v /= 1f + m.Exp2(-1.4426950408889634f * v);
         if (p.HasResidual != 0) v += residual[at];
-        y[at] = v;
+        y[at] = default(TS).From(v);
     }
 }

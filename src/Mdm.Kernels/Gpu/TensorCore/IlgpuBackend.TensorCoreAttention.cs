@@ -55,7 +55,10 @@ public sealed partial class IlgpuBackend
         var cfg = new KernelConfig(new Index2D((nq + AttentionTensorCoreKernels.BlockQ - 1) / AttentionTensorCoreKernels.BlockQ, bh),
             new Index2D(AttentionTensorCoreKernels.Threads, 1), SharedMemoryConfig.RequestDynamic<byte>(AttentionTensorCoreKernels.SharedBytes(d)));
         LaunchLog.CountFlops(4.0 * bh * nq * nk * d);
-        Run(kernel, cfg, F32(o), F32(lse), mask is null ? F32(lse) : F32(mask), p);
+        // The tensor-core kernels store f32; a BF16 o (autocast's output) is their f32 block rounded in a second pass.
+        using var wide = o.DType == DType.BF16 ? Empty(o.Shape) : null;
+        Run(kernel, cfg, F32(wide ?? o), F32(lse), mask is null ? F32(lse) : F32(mask), p);
+        if (wide is not null) ConvertToBF16(wide, o);
         Interlocked.Increment(ref tensorCoreAttentions);
         return true;
     }
@@ -81,9 +84,11 @@ public sealed partial class IlgpuBackend
         var group = new Index2D(AttentionTensorCoreKernels.Threads, 1);
         var shared = SharedMemoryConfig.RequestDynamic<byte>(AttentionBackwardTensorCoreKernels.SharedBytes(d));
         var m = mask is null ? F32(lse) : F32(mask);
+        using var oWide = o.DType == DType.BF16 ? Empty(o.Shape) : null;   // the kernels read an f32 o
+        if (oWide is not null) ConvertToF32(o, oWide);
         // Same stream: the dK/dV kernel sees the Δ the dQ kernel wrote.
         LaunchLog.CountFlops(6.0 * bh * nq * nk * d);   // S = QKᵀ again, dP = dO·Vᵀ, dQ = dS·K
-        Run(dqKernel, new KernelConfig(new Index2D((nq + 63) / 64, bh), group, shared), F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), p);
+        Run(dqKernel, new KernelConfig(new Index2D((nq + 63) / 64, bh), group, shared), F32(oWide ?? o), F32(dO), F32(lse), m, F32(dq), F32(delta), p);
         LaunchLog.CountFlops(8.0 * bh * nq * nk * d);   // S, dP, dV = Pᵀ·dO, dK = dSᵀ·Q
         Run(dkdvKernel, new KernelConfig(new Index2D((nk + 63) / 64 * AttentionBackwardTensorCoreKernels.ColumnSplits(d), bh), group, shared), F32(lse), F32(delta), m, F32(dk), F32(dv), p);
         Interlocked.Increment(ref tensorCoreAttentions);

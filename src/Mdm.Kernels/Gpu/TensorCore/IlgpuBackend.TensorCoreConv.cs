@@ -12,6 +12,11 @@ public sealed partial class IlgpuBackend
     static readonly Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>[] ConvTensorCore =
         ConvKernelNames.Select(n => (Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>)KernelCatalog.All.Single(k => k.Name == n).Kernel).ToArray();
 
+    /// <summary>The forward with a bf16 output, indexed by wide (launchable on CUDA only).</summary>
+    static readonly Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>[] ConvTensorCoreBF16Out =
+        new[] { nameof(KernelCatalog.ConvTensorCoreForwardBF16Out), nameof(KernelCatalog.ConvTensorCoreWideForwardBF16Out) }
+            .Select(n => (Action<ArrayView<ushort>, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ConvGemmArgs>)KernelCatalog.All.Single(k => k.Name == n).Kernel).ToArray();
+
     /// <summary>How bf16 convolutions run on CUDA: <see cref="ConvVariant.Im2Col"/> (im2col/col2im + tensor-core GEMM),
     /// <see cref="ConvVariant.ImplicitNarrow"/> or <see cref="ConvVariant.ImplicitWide"/> (implicit GEMM, 8 warps of
     /// 64×32 or 4 of 64×64); null (the default) = the <see cref="Tuning"/> table's "conv" entry for this GPU and shape,
@@ -39,13 +44,17 @@ public sealed partial class IlgpuBackend
     {
         var names = ConvKernelNames;
         for (int i = 0; i < names.Length; i++) LoadTensorCoreKernel(loader, names[i], ConvTensorCore[i], ConvTensorCoreKernels.SharedBytes);
+        LoadTensorCoreKernel(loader, nameof(KernelCatalog.ConvTensorCoreForwardBF16Out), ConvTensorCoreBF16Out[0], ConvTensorCoreKernels.SharedBytes);
+        LoadTensorCoreKernel(loader, nameof(KernelCatalog.ConvTensorCoreWideForwardBF16Out), ConvTensorCoreBF16Out[1], ConvTensorCoreKernels.SharedBytes);
     }
 
     /// <summary>The implicit-GEMM pass when the variant in force says so, the kernels are loaded and can take the shape:
-    /// a = weight (forward, dgrad) or dy (wgrad), b = x (forward, wgrad) or dy (dgrad), all bf16; y is f32.</summary>
+    /// a = weight (forward, dgrad) or dy (wgrad), b = x (forward, wgrad) or dy (dgrad), all bf16; y is f32, or bf16 for
+    /// the forward (rounded in the epilogue's store).</summary>
     bool TryImplicitGemmConv(ConvPass pass, Tensor a, Tensor b, Tensor y, Tensor? bias, in Conv2dGeometry g, Tensor? residual = null)
     {
-        if (!Launchable(ConvTensorCore[0]) || !UseTensorCores) return false;
+        bool bf16Out = y.DType == DType.BF16;
+        if (!Launchable(ConvTensorCore[0]) || !UseTensorCores || (bf16Out && (pass != ConvPass.Forward || !Launchable(ConvTensorCoreBF16Out[0])))) return false;
         bool window = (g.KH == 3 && g.KW == 3) || (g.KH == 1 && g.KW == 1);
         if (!window || g.StrideH is < 1 or > 2 || g.StrideW is < 1 or > 2 || !ConvTensorCoreKernels.IndicesFit(g)) return false;
         var p = ConvTensorCoreKernels.Args(pass, g, DeviceAddress(a));
@@ -58,10 +67,17 @@ public sealed partial class IlgpuBackend
         if (bias is not null) p.HasBias = 1;
         if (residual is not null) p.HasResidual = 1;   // forward only (the residual epilogue)
         if (p.Splits > 1) Fill(y, 0f);
-        var kernel = ConvTensorCore[(int)pass * 2 + (wide ? 1 : 0)];
         var cfg = new KernelConfig(new Index2D(groups, p.Splits), new Index2D(wide ? 128 : 256, 1),
             SharedMemoryConfig.RequestDynamic<byte>(ConvTensorCoreKernels.SharedBytes));
-        Run(kernel, cfg, U16(a), U16(b), F32(y), bias is null ? F32(y) : F32(bias), residual is null ? F32(y) : F32(residual), p);
+        if (bf16Out)
+        {
+            // An f32 view stands in for an absent bias or residual (never read then).
+            using var none = bias is null && residual is null ? Empty(DType.F32, 1) : null;
+            var unused = F32(bias ?? residual ?? none!);
+            Run(ConvTensorCoreBF16Out[wide ? 1 : 0], cfg, U16(a), U16(b), U16(y), bias is null ? unused : F32(bias), residual is null ? unused : F32(residual), p);
+        }
+        else
+            Run(ConvTensorCore[(int)pass * 2 + (wide ? 1 : 0)], cfg, U16(a), U16(b), F32(y), bias is null ? F32(y) : F32(bias), residual is null ? F32(y) : F32(residual), p);
         Interlocked.Increment(ref implicitGemmConvs);
         return true;
     }

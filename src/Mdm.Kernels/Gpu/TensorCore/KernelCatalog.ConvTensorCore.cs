@@ -19,6 +19,12 @@ public static partial class KernelCatalog
 
     [KernelBudget(MaxRegisters = ConvWideRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
     public static readonly Delegate ConvTensorCoreWideForward = ConvTensorCoreKernels.Conv<ConvForward, FourWarps64x64>;
+
+    // The forward with a bf16 output rounded in the epilogue's store (autocast's conv output).
+    [KernelBudget(MaxRegisters = ConvNarrowRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 256, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Delegate ConvTensorCoreForwardBF16Out = ConvTensorCoreKernels.ConvBF16Out<ConvForward, EightWarps64x32>;
+    [KernelBudget(MaxRegisters = ConvWideRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
+    public static readonly Delegate ConvTensorCoreWideForwardBF16Out = ConvTensorCoreKernels.ConvBF16Out<ConvForward, FourWarps64x64>;
     [KernelBudget(MaxRegisters = ConvWideRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]
     public static readonly Delegate ConvTensorCoreWideDgrad = ConvTensorCoreKernels.Conv<ConvDgrad, FourWarps64x64>;
     [KernelBudget(MaxRegisters = ConvWideRegisters, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128, MinGroupsPerMultiprocessor = 2)]

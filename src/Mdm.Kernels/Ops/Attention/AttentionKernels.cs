@@ -22,7 +22,8 @@ public struct AttentionShape
 /// <item><see cref="BackwardDkDv"/>: per key tile, over query tiles of 8: the same P and dS, dv += Pᵀ·dO, dk += dSᵀ·q.</item>
 /// </list>
 /// Any group size works (the loops stride by Group.DimX); D ≤ <see cref="MaxD"/>. Shared memory ≤ 43 KB per group.
-/// q, k and v are f32 or bf16 (T, widened to f32 by TW as the tiles are loaded: autocast's bf16 storage); the rest is f32.
+/// q, k and v are f32 or bf16 (T, widened to f32 by TW as the tiles are loaded: autocast's bf16 storage); o is f32 or,
+/// with bf16 q, k, v, bf16 (TO: rounded by the forward's store, widened by the dq kernel's read); the rest is f32.
 /// </summary>
 public static class AttentionKernels
 {
@@ -33,12 +34,15 @@ public static class AttentionKernels
     static bool Attends(ArrayView<float> mask, in AttentionShape s, int batch, int j) =>
         j < s.Nk && (s.HasMask == 0 || mask[batch * s.Nk + j] != 0f);
 
-    [Kernel("AttentionForward", typeof(float), typeof(F32Widen))]
-    [Kernel("AttentionForwardBF16", typeof(ushort), typeof(BF16Widen))]
-    public static void Forward<T, TW>(ArrayView<T> q, ArrayView<T> k, ArrayView<T> v, ArrayView<float> mask,
-        ArrayView<float> o, ArrayView<float> lse, AttentionShape s) where T : unmanaged where TW : struct, IWiden<T>
+    [Kernel("AttentionForward", typeof(float), typeof(F32Widen), typeof(float), typeof(F32Narrow))]
+    [Kernel("AttentionForwardBF16", typeof(ushort), typeof(BF16Widen), typeof(float), typeof(F32Narrow))]
+    [Kernel("AttentionForwardBF16ToBF16", typeof(ushort), typeof(BF16Widen), typeof(ushort), typeof(BF16Narrow))]
+    public static void Forward<T, TW, TO, TN>(ArrayView<T> q, ArrayView<T> k, ArrayView<T> v, ArrayView<float> mask,
+        ArrayView<TO> o, ArrayView<float> lse, AttentionShape s)
+        where T : unmanaged where TW : struct, IWiden<T> where TO : unmanaged where TN : struct, INarrow<TO>
     {
         var w = default(TW);
+        var narrow = default(TN);
         var qs = SharedMemory.Allocate<float>(TileQ * Stride);
         var ks = SharedMemory.Allocate<float>(TileK * Stride);
         var vs = SharedMemory.Allocate<float>(TileK * Stride);
@@ -125,7 +129,7 @@ public static class AttentionKernels
             for (int e = tid; e < rows * d; e += threads)
             {
                 float l = rowSum[e / d];
-                o[qBase + e] = l > 0f ? os[e] / l : 0f;
+                o[qBase + e] = narrow.Narrow(l > 0f ? os[e] / l : 0f);
             }
             if (tid < rows)
             {
@@ -136,13 +140,15 @@ public static class AttentionKernels
         }
     }
 
-    [Kernel("AttentionBackwardDq", typeof(float), typeof(F32Widen))]
-    [Kernel("AttentionBackwardDqBF16", typeof(ushort), typeof(BF16Widen))]
-    public static void BackwardDq<T, TW>(ArrayView<T> q, ArrayView<T> k, ArrayView<T> v, ArrayView<float> o, ArrayView<float> dO,
+    [Kernel("AttentionBackwardDq", typeof(float), typeof(F32Widen), typeof(float), typeof(F32Widen))]
+    [Kernel("AttentionBackwardDqBF16", typeof(ushort), typeof(BF16Widen), typeof(float), typeof(F32Widen))]
+    [Kernel("AttentionBackwardDqBF16Out", typeof(ushort), typeof(BF16Widen), typeof(ushort), typeof(BF16Widen))]
+    public static void BackwardDq<T, TW, TO, TOW>(ArrayView<T> q, ArrayView<T> k, ArrayView<T> v, ArrayView<TO> o, ArrayView<float> dO,
         ArrayView<float> lse, ArrayView<float> mask, ArrayView<float> dq, ArrayView<float> delta, AttentionShape s)
-        where T : unmanaged where TW : struct, IWiden<T>
+        where T : unmanaged where TW : struct, IWiden<T> where TO : unmanaged where TOW : struct, IWiden<TO>
     {
         var w = default(TW);
+        var ow = default(TOW);
         var qs = SharedMemory.Allocate<float>(TileQ * Stride);
         var dos = SharedMemory.Allocate<float>(TileQ * Stride);
         var ks = SharedMemory.Allocate<float>(TileK * Stride);
@@ -164,7 +170,7 @@ public static class AttentionKernels
                 bool ok = r < rows;
                 qs[r * Stride + c] = ok ? w.Widen(q[qBase + e]) * s.Scale : 0f;
                 dos[r * Stride + c] = ok ? dO[qBase + e] : 0f;
-                acc[e] = ok ? o[qBase + e] : 0f;
+                acc[e] = ok ? ow.Widen(o[qBase + e]) : 0f;
             }
             Group.Barrier();
             if (tid < TileQ)

@@ -9,7 +9,8 @@ namespace Mdm.Kernels.Cpu;
 /// and, inside, query blocks per head (FlashAttention-2), so each worker owns its heads' dQ, dK, dV. Every product is
 /// a call of CpuGemm's register-tiled kernels (8×32 with Vector512 where the CPU has AVX-512, else 4×32 with
 /// Vector256) on blocks transposed into per-worker scratch where the layout needs it; softmax by TensorPrimitives.
-/// BF16 q, k, v are widened into f32 temporaries first.
+/// BF16 q, k, v are widened into f32 temporaries first. A BF16 o (autocast's attention output) is accumulated in the
+/// worker's f32 block and rounded into o once per query block; the backward reads it as it is for Δ.
 /// </summary>
 public sealed partial class CpuBackend
 {
@@ -55,33 +56,49 @@ public sealed partial class CpuBackend
         using var qWide = WidenedRows(q);
         using var kWide = WidenedRows(k);
         using var vWide = WidenedRows(v);
-        nint pq = (nint)Ptr(qWide ?? q), pk = (nint)Ptr(kWide ?? k), pv = (nint)Ptr(vWide ?? v), po = (nint)Ptr(o), pl = (nint)Ptr(lse);
+        bool bf16Out = o.DType == DType.BF16;
+        nint pq = (nint)Ptr(qWide ?? q), pk = (nint)Ptr(kWide ?? k), pv = (nint)Ptr(vWide ?? v), pl = (nint)Ptr(lse);
+        nint po = bf16Out ? (nint)PtrU16(o) : (nint)Ptr(o);
         ParallelRange(bh * qBlocks, 4L * bq * nk * d, (t0, t1) =>
         {
-            // Per worker: a key block transposed [d, bk], the scores [bq, bk], each row's running max and sum.
-            var buf = ArrayPool<float>.Shared.Rent(d * bk + bq * bk + 2 * bq);
+            // Per worker: a key block transposed [d, bk], the scores [bq, bk], each row's running max and sum, and for
+            // a BF16 o the f32 output block [bq, d].
+            var buf = ArrayPool<float>.Shared.Rent(d * bk + bq * bk + 2 * bq + (bf16Out ? bq * d : 0));
             try
             {
                 fixed (float* scratch = buf)
                     for (int item = t0; item < t1; item++)
-                        FlashForwardBlock(item / qBlocks, item % qBlocks * bq, heads, nq, nk, d, scale, bias,
-                            (float*)pq, (float*)pk, (float*)pv, (float*)po, (float*)pl, scratch);
+                    {
+                        int g = item / qBlocks, i0 = item % qBlocks * bq;
+                        long oOff = ((long)g * nq + i0) * d;
+                        float* oBlock = bf16Out ? scratch + d * bk + bq * bk + 2 * bq : (float*)po + oOff;
+                        FlashForwardBlock(g, i0, heads, nq, nk, d, scale, bias, (float*)pq, (float*)pk, (float*)pv, oBlock, (float*)pl, scratch);
+                        if (!bf16Out) continue;
+                        ushort* dst = (ushort*)po + oOff;
+                        long count = (long)Math.Min(bq, nq - i0) * d;
+                        for (long e = 0; e < count; e++) dst[e] = BFloat16.FromFloat(oBlock[e]);
+                    }
             }
             finally { ArrayPool<float>.Shared.Return(buf); }
         });
     }
 
+    /// <summary>Address of element 0 of a BF16 tensor (storage is pinned, as for <see cref="Ptr"/>).</summary>
+    static unsafe ushort* PtrU16(Tensor t) =>
+        (ushort*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(((CpuStorage)t.Storage).Data)) + t.Offset;
+
     /// <summary>
     /// One block of query rows of head g: O accumulates P·V over key blocks with an online softmax (running row max
-    /// and sum, O rescaled when the max grows), so no score matrix wider than a key block exists.
+    /// and sum, O rescaled when the max grows), so no score matrix wider than a key block exists. oi is the block's
+    /// [m, d] output rows (in o, or the worker's f32 block for a BF16 o).
     /// </summary>
     static unsafe void FlashForwardBlock(int g, int i0, int heads, int nq, int nk, int d, float scale, float[]? bias,
-        float* q, float* k, float* v, float* o, float* lse, float* scratch)
+        float* q, float* k, float* v, float* oi, float* lse, float* scratch)
     {
         const int bq = FlashQueryBlock, bk = FlashKeyBlock;
         int m = Math.Min(bq, nq - i0);
         float* kt = scratch, s = kt + (long)d * bk, rowMax = s + (long)bq * bk, rowSum = rowMax + bq;
-        float* qi = q + ((long)g * nq + i0) * d, oi = o + ((long)g * nq + i0) * d;
+        float* qi = q + ((long)g * nq + i0) * d;
         new Span<float>(oi, m * d).Clear();
         new Span<float>(rowMax, m).Fill(float.NegativeInfinity);
         new Span<float>(rowSum, m).Clear();
@@ -131,7 +148,9 @@ public sealed partial class CpuBackend
         using var qWide = WidenedRows(q);
         using var kWide = WidenedRows(k);
         using var vWide = WidenedRows(v);
-        nint pq = (nint)Ptr(qWide ?? q), pk = (nint)Ptr(kWide ?? k), pv = (nint)Ptr(vWide ?? v), po = (nint)Ptr(o), pl = (nint)Ptr(lse), pdo = (nint)Ptr(dO);
+        bool bf16O = o.DType == DType.BF16;
+        nint pq = (nint)Ptr(qWide ?? q), pk = (nint)Ptr(kWide ?? k), pv = (nint)Ptr(vWide ?? v), pl = (nint)Ptr(lse), pdo = (nint)Ptr(dO);
+        nint po = bf16O ? (nint)PtrU16(o) : (nint)Ptr(o);
         nint pdq = (nint)Ptr(dq), pdk = (nint)Ptr(dk), pdv = (nint)Ptr(dv);
         // One worker owns a head (dQ gathers every key block's contribution), so heads are the work items.
         ParallelRange(bh, 5L * nq * nk * d, (g0, g1) =>
@@ -142,7 +161,7 @@ public sealed partial class CpuBackend
             {
                 fixed (float* scratch = buf)
                     for (int g = g0; g < g1; g++)
-                        FlashBackwardHead(g, heads, nq, nk, d, scale, bias, (float*)pq, (float*)pk, (float*)pv, (float*)po, (float*)pl,
+                        FlashBackwardHead(g, heads, nq, nk, d, scale, bias, (float*)pq, (float*)pk, (float*)pv, po, bf16O, (float*)pl,
                             (float*)pdo, (float*)pdq, (float*)pdk, (float*)pdv, scratch);
             }
             finally { ArrayPool<float>.Shared.Return(buf); }
@@ -152,16 +171,24 @@ public sealed partial class CpuBackend
     /// <summary>
     /// Head g's gradients, block by block (FlashAttention-2's backward): for each key block j and query block i,
     /// Pᵀ = exp(scale·K_j·Q_iᵀ − L), dSᵀ = Pᵀ∘(V_j·dO_iᵀ − Δ), dV_j += Pᵀ·dO_i, dK_j += scale·dSᵀ·Q_i,
-    /// dQ_i += scale·dS·K_j, with Δ = rowsum(dO∘O). Scores are held one block pair at a time.
+    /// dQ_i += scale·dS·K_j, with Δ = rowsum(dO∘O) (O F32, or BF16 widened as it is read: <paramref name="bf16O"/>).
+    /// Scores are held one block pair at a time.
     /// </summary>
     static unsafe void FlashBackwardHead(int g, int heads, int nq, int nk, int d, float scale, float[]? bias,
-        float* q, float* k, float* v, float* o, float* lse, float* dO, float* dq, float* dk, float* dv, float* scratch)
+        float* q, float* k, float* v, nint o, bool bf16O, float* lse, float* dO, float* dq, float* dk, float* dv, float* scratch)
     {
         const int bq = FlashQueryBlock, bk = FlashBackwardKeyBlock;
         float* qt = scratch, dot = qt + (long)d * bq, pt = dot + (long)d * bq, dst = pt + (long)bk * bq, ds = dst + (long)bk * bq, delta = ds + (long)bq * bk;
         long head = (long)g * nq * d, keyHead = (long)g * nk * d;
         for (int r = 0; r < nq; r++)
-            delta[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(dO + head + (long)r * d, d), new ReadOnlySpan<float>(o + head + (long)r * d, d));
+        {
+            var dRow = new ReadOnlySpan<float>(dO + head + (long)r * d, d);
+            if (!bf16O) { delta[r] = TensorPrimitives.Dot(dRow, new ReadOnlySpan<float>((float*)o + head + (long)r * d, d)); continue; }
+            ushort* oRow = (ushort*)o + head + (long)r * d;
+            float sum = 0f;
+            for (int c = 0; c < d; c++) sum += dRow[c] * BFloat16.ToFloat(oRow[c]);
+            delta[r] = sum;
+        }
         new Span<float>(dq + head, nq * d).Clear();
         new Span<float>(dk + keyHead, nk * d).Clear();
         new Span<float>(dv + keyHead, nk * d).Clear();

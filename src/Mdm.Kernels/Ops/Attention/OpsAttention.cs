@@ -14,25 +14,31 @@ public static partial class Ops
     /// <c>o = softmax((q·D^-1/4)(k·D^-1/4)ᵀ + mask) · v</c>, softmax over the keys in f32.
     /// <list type="bullet">
     /// <item>q [B,H,Nq,D]; k and v [B,H,Nk,D] (self-attention: Nk = Nq; cross-attention: Nk text tokens), all F32 or all
-    /// BF16 (autocast's bf16 storage: read as they are, products and softmax in f32, o and lse F32).</item>
+    /// BF16 (autocast's bf16 storage: read as they are, products and softmax in f32, lse F32).</item>
+    /// <item>o is <paramref name="outDType"/>, else the given o's type, else F32. A BF16 o (BF16 q, k, v only: autocast's
+    /// attention output, as torch's SDPA on bf16 inputs returns bf16) holds the f32 result rounded once to nearest even,
+    /// written by the kernel's own store (CPU, SIMT); the tensor-core kernels store f32, rounded into o in a second pass.</item>
     /// <item>mask: null, or an F32 key-padding mask [B,Nk]: 0 = masked key, any other value (use 1) = attend.</item>
     /// <item>Returns o [B,H,Nq,D] and lse [B,H,Nq] = log Σ_j exp(s_ij) over the attended keys, which the backward needs.</item>
     /// <item>A query row whose keys are all masked (PyTorch gives NaN there) has o = 0 and lse = +∞ here, and zero
     /// gradients in <see cref="AttentionBackward"/>.</item>
     /// </list>
     /// </summary>
-    public static (Tensor O, Tensor Lse) Attention(Tensor q, Tensor k, Tensor v, Tensor? mask = null, Tensor? o = null, Tensor? lse = null)
+    public static (Tensor O, Tensor Lse) Attention(Tensor q, Tensor k, Tensor v, Tensor? mask = null, Tensor? o = null, Tensor? lse = null,
+        DType? outDType = null)
     {
         const string op = "Attention";
         SameBackend(op, q, k, v, mask, o, lse); RequireAttentionDTypes(op, q, k, v); RequireF32(op, mask);
         CheckAttentionInputs(op, q, k, v, mask);
+        var outType = outDType ?? o?.DType ?? DType.F32;
+        RequireAttentionOutputDType(op, q, outType, "o");
         int b = q.Dim(0), h = q.Dim(1), nq = q.Dim(2), d = q.Dim(3);
         bool ownO = o is null;
-        o = Output(op, q, o, q.Dims);
+        o = Output(op, q, o, q.Dims, outType);
         try { lse = Output(op, q, lse, [b, h, nq]); }
         catch { if (ownO) o.Dispose(); throw; }
         if (lse.Numel == 0) return (o, lse);
-        if (k.Dim(2) == 0) { o.Backend.Fill(o, 0f); lse.Backend.Fill(lse, float.PositiveInfinity); }   // no keys: every row is fully masked
+        if (k.Dim(2) == 0) { FillZero(o); lse.Backend.Fill(lse, float.PositiveInfinity); }   // no keys: every row is fully masked
         else q.Backend.AttentionForward(q, k, v, mask, o, lse, AttentionScale(d));
         return (o, lse);
     }
@@ -40,13 +46,15 @@ public static partial class Ops
     /// <summary>
     /// Backward of <see cref="Attention"/>: dq, dk, dv from the forward's inputs, its outputs o and lse, and the
     /// gradient dO of o. Gradients of fully masked query rows (and into masked keys) are 0. q, k, v are F32 or BF16 as in
-    /// the forward; o, lse, dO and the gradients are F32.
+    /// the forward; o is F32, or BF16 with BF16 q (the bf16 output, read as it is); lse, dO and the gradients are F32
+    /// (autocast hands dO over holding bf16 values, as torch's gradient of a bf16 output is bf16).
     /// </summary>
     public static (Tensor Dq, Tensor Dk, Tensor Dv) AttentionBackward(Tensor q, Tensor k, Tensor v, Tensor o, Tensor lse, Tensor dO,
         Tensor? mask = null, Tensor? dq = null, Tensor? dk = null, Tensor? dv = null)
     {
         const string op = "AttentionBackward";
-        SameBackend(op, q, k, v, o, lse, dO, mask, dq, dk, dv); RequireAttentionDTypes(op, q, k, v); RequireF32(op, o, lse, dO, mask);
+        SameBackend(op, q, k, v, o, lse, dO, mask, dq, dk, dv); RequireAttentionDTypes(op, q, k, v); RequireF32(op, lse, dO, mask);
+        RequireAttentionOutputDType(op, q, o.DType, "o");
         CheckAttentionInputs(op, q, k, v, mask);
         if (!Shape.Equal(o.Dims, q.Dims))
             throw new ArgumentException($"{op}: o {o.ShapeString} must have the shape of q {q.ShapeString}");
@@ -109,6 +117,22 @@ public static partial class Ops
             throw new ArgumentException($"{op}: expected F32 or BF16 q, got {q.DType.Name()} tensor {q.ShapeString}");
         if (k.DType != q.DType || v.DType != q.DType)
             throw new ArgumentException($"{op}: q, k and v must share a dtype, got q {q.DType.Name()}, k {k.DType.Name()}, v {v.DType.Name()}");
+    }
+
+    /// <summary>o is F32, or BF16 when q, k, v are.</summary>
+    static void RequireAttentionOutputDType(string op, Tensor q, DType outType, string name)
+    {
+        if (outType == DType.F32 || (outType == DType.BF16 && q.DType == DType.BF16)) return;
+        throw new ArgumentException($"{op}: {name} must be F32, or BF16 with BF16 q, k, v; got {outType.Name()} {name} for {q.DType.Name()} q {q.ShapeString}");
+    }
+
+    /// <summary>Zeros into an F32 or BF16 tensor (bf16 0 is the bit pattern 0).</summary>
+    static void FillZero(Tensor t)
+    {
+        if (t.DType == DType.F32) { t.Backend.Fill(t, 0f); return; }
+        using var zero = t.Backend.Empty(DType.F32, t.Shape);
+        zero.Backend.Fill(zero, 0f);
+        t.Backend.ConvertToBF16(zero, t);
     }
 
     static void CheckAttentionInputs(string op, Tensor q, Tensor k, Tensor v, Tensor? mask)

@@ -95,6 +95,14 @@ public sealed partial class IlgpuBackend
     protected internal override void Conv2dForwardBF16(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g) =>
         ForwardBF16(x, weight, bias, null, y, g);
 
+    /// <summary>The bf16 forward into a BF16 y (autocast's conv output): rounded in the implicit GEMM's store on tensor
+    /// cores; elsewhere (im2col path, CPU accelerator) an f32 block rounded into y and freed at once.</summary>
+    protected internal override void Conv2dForwardBF16Out(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
+    {
+        if (TryImplicitGemmConv(ConvPass.Forward, weight, x, y, bias, g)) return;
+        base.Conv2dForwardBF16Out(x, weight, bias, y, g);
+    }
+
     /// <summary>The bf16 forward with the residual added in the epilogue: inside the implicit GEMM's store on tensor
     /// cores, after each chunk's GEMM on the im2col path, in the kernel on the widened F32 path.</summary>
     protected internal override void Conv2dForwardResidualBF16(Tensor x, Tensor weight, Tensor? bias, Tensor residual, Tensor y, in Conv2dGeometry g) =>

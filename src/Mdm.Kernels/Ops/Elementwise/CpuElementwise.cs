@@ -135,6 +135,27 @@ public sealed partial class CpuBackend
         });
     }
 
+    protected internal override void AddWidened(Tensor a, Tensor b, Tensor y)
+    {
+        bool bf16B = b.DType == DType.BF16;   // then y is BF16 too
+        ParallelRange((int)y.Numel, 4, (i0, i1) =>
+        {
+            ReadOnlySpan<ushort> sa = U16(a)[i0..i1];
+            if (bf16B)
+            {
+                ReadOnlySpan<ushort> sb = U16(b)[i0..i1];
+                var sy = U16(y)[i0..i1];
+                for (int i = 0; i < sy.Length; i++) sy[i] = BFloat16.FromFloat(BFloat16.ToFloat(sa[i]) + BFloat16.ToFloat(sb[i]));
+            }
+            else
+            {
+                ReadOnlySpan<float> sb = F32(b)[i0..i1];
+                var sy = F32(y)[i0..i1];
+                for (int i = 0; i < sy.Length; i++) sy[i] = BFloat16.ToFloat(sa[i]) + sb[i];
+            }
+        });
+    }
+
     protected internal override void ConvertToBF16(Tensor x, Tensor y) => BFloat16.FromFloat(F32(x), U16(y));
     protected internal override void ConvertToF32(Tensor x, Tensor y) => BFloat16.ToFloat(U16(x), F32(y));
 

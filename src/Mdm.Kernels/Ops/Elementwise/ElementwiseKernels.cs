@@ -123,6 +123,18 @@ public static class ElementwiseKernels
         }
     }
 
+    /// <summary>y = a + b with a bf16 and b, y bf16 or f32 (TB, TY): widened, summed in f32, narrowed.</summary>
+    [Kernel("AddBF16", typeof(ushort), typeof(BF16Widen), typeof(ushort), typeof(BF16Narrow))]
+    [Kernel("AddBF16F32", typeof(float), typeof(F32Widen), typeof(float), typeof(F32Narrow))]
+    public static void AddWidened<TB, TBW, TY, TYN>(ArrayView<ushort> a, ArrayView<TB> b, ArrayView<TY> y)
+        where TB : unmanaged where TBW : struct, IWiden<TB> where TY : unmanaged where TYN : struct, INarrow<TY>
+    {
+        var (wb, n) = (default(TBW), default(TYN));
+        int stride = Grid.DimX * Group.DimX;
+        for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride)
+            y[i] = n.Narrow(Interop.IntAsFloat((uint)a[i] << 16) + wb.Widen(b[i]));
+    }
+
     [Kernel("ToBF16")]
     public static void ToBF16(ArrayView<float> x, ArrayView<ushort> y)
     {

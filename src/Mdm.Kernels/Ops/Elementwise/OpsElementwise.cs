@@ -2,9 +2,30 @@ namespace Mdm.Kernels;
 
 public static partial class Ops
 {
-    public static Tensor Add(Tensor a, Tensor b, Tensor? y = null) => Binary("Add", BinaryOp.Add, a, b, y);
+    /// <summary>y = a + b, broadcasting F32 operands. A BF16 operand (autocast's bf16 storage) takes torch's type
+    /// promotion: a and b of one shape, widened as they are read and summed in f32; y is BF16 (rounded once) when both
+    /// are BF16, else F32.</summary>
+    public static Tensor Add(Tensor a, Tensor b, Tensor? y = null) =>
+        a.DType == DType.BF16 || b.DType == DType.BF16 ? AddWidened(a, b, y) : Binary("Add", BinaryOp.Add, a, b, y);
     public static Tensor Sub(Tensor a, Tensor b, Tensor? y = null) => Binary("Sub", BinaryOp.Sub, a, b, y);
     public static Tensor Mul(Tensor a, Tensor b, Tensor? y = null) => Binary("Mul", BinaryOp.Mul, a, b, y);
+
+    static Tensor AddWidened(Tensor a, Tensor b, Tensor? y)
+    {
+        const string op = "Add";
+        SameBackend(op, a, b, y);
+        foreach (var t in new[] { a, b })
+            if (t.DType is not (DType.F32 or DType.BF16))
+                throw new ArgumentException($"{op}: expected F32 or BF16 operands, got {t.DType.Name()} tensor {t.ShapeString}");
+        if (!Shape.Equal(a.Dims, b.Dims))
+            throw new ArgumentException($"{op}: a BF16 operand needs operands of one shape, got {a.DType.Name()} {a.ShapeString} and {b.DType.Name()} {b.ShapeString}");
+        var outType = a.DType == DType.BF16 && b.DType == DType.BF16 ? DType.BF16 : DType.F32;
+        y = Output(op, a, y, a.Dims, outType);
+        if (y.Numel == 0) return y;
+        if (a.DType == DType.F32) (a, b) = (b, a);   // f32 addition commutes exactly: the backend sees BF16 a first
+        a.Backend.AddWidened(a, b, y);
+        return y;
+    }
 
     static Tensor Binary(string op, BinaryOp kind, Tensor a, Tensor b, Tensor? y)
     {

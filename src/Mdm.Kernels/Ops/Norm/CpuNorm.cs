@@ -16,20 +16,21 @@ public sealed unsafe partial class CpuBackend
         int groups, float eps, Tensor y, Tensor mean, Tensor rstd)
     {
         int n = x.Dim(0), c = x.Dim(1), s = (int)(x.Numel / ((long)n * c)), cpg = c / groups, m = cpg * s;
-        bool film = a is not null, bf16 = y.DType == DType.BF16;
+        bool film = a is not null, bf16 = y.DType == DType.BF16, bf16X = x.DType == DType.BF16;
         ParallelRange(n * groups, 6L * m, (r0, r1) =>
         {
             float[]? rented = silu ? ArrayPool<float>.Shared.Rent(s) : null;
             float[]? rowBuffer = bf16 ? ArrayPool<float>.Shared.Rent(m) : null;   // the f32 row, rounded into y at the end
+            float[]? xBuffer = bf16X ? ArrayPool<float>.Shared.Rent(m) : null;    // a BF16 x's row, widened
             try
             {
-                Span<float> sx = F32(x), sy = bf16 ? default : F32(y), sMean = F32(mean), sRstd = F32(rstd);
+                Span<float> sx = bf16X ? default : F32(x), sy = bf16 ? default : F32(y), sMean = F32(mean), sRstd = F32(rstd);
                 ReadOnlySpan<float> sg = F32(gamma), sb = F32(beta);
                 ReadOnlySpan<float> sa = film ? F32(a!) : default, sh = film ? F32(b!) : default;
                 for (int row = r0; row < r1; row++)
                 {
                     int nn = row / groups, g = row - nn * groups;
-                    var xr = sx.Slice(row * m, m);
+                    var xr = bf16X ? WidenRow(x, row, m, xBuffer!) : sx.Slice(row * m, m);
                     var yr = bf16 ? rowBuffer!.AsSpan(0, m) : sy.Slice(row * m, m);
                     double mean0, variance;
                     fixed (float* px = xr) CpuGroupNormLoops.Moments(px, m, out mean0, out variance);
@@ -62,8 +63,17 @@ public sealed unsafe partial class CpuBackend
             {
                 if (rented is not null) ArrayPool<float>.Shared.Return(rented);
                 if (rowBuffer is not null) ArrayPool<float>.Shared.Return(rowBuffer);
+                if (xBuffer is not null) ArrayPool<float>.Shared.Return(xBuffer);
             }
         });
+    }
+
+    /// <summary>Row <paramref name="row"/> (m elements) of a BF16 x widened into <paramref name="buffer"/>.</summary>
+    static Span<float> WidenRow(Tensor x, int row, int m, float[] buffer)
+    {
+        var wide = buffer.AsSpan(0, m);
+        BFloat16.ToFloat(U16(x).Slice(row * m, m), wide);
+        return wide;
     }
 
     // With g = dz·(1 + a) the gradient reaching the affine output and xhat the normalised input:
@@ -76,13 +86,15 @@ public sealed unsafe partial class CpuBackend
         int n = x.Dim(0), c = x.Dim(1), s = (int)(x.Numel / ((long)n * c)), cpg = c / groups, m = cpg * s;
         bool film = a is not null;
         float[] partials = ArrayPool<float>.Shared.Rent(2 * n * c);   // Σ_s g·xhat, then Σ_s g, per (n, c)
-        nint px = (nint)Ptr(x), pdy = (nint)Ptr(dy), pdx = (nint)Ptr(dx);
+        bool bf16X = x.DType == DType.BF16;
+        nint px = bf16X ? 0 : (nint)Ptr(x), pdy = (nint)Ptr(dy), pdx = (nint)Ptr(dx);
         ParallelRange(n * groups, 12L * m, (r0, r1) =>
         {
             float[]? rented = silu ? ArrayPool<float>.Shared.Rent(2 * s) : null;
+            float[]? xBuffer = bf16X ? ArrayPool<float>.Shared.Rent(m) : null;   // a BF16 x's row, widened
             try
             {
-                fixed (float* buffers = rented)
+                fixed (float* buffers = rented, xRow = xBuffer)
                 {
                     // Per channel: z (pre-SiLU) and σ(z) for the fused sweep.
                     float* z = silu ? buffers : null, sigmoid = silu ? buffers + s : null;
@@ -96,11 +108,14 @@ public sealed unsafe partial class CpuBackend
                         int nn = row / groups, g = row - nn * groups;
                         float mu = sMean[row], rs = sRstd[row];
                         double sumDxhat = 0, sumDxhatXhat = 0;
+                        // x of this row: the tensor's own, or a BF16 row widened once for both sweeps
+                        float* xRowBase = bf16X ? xRow : (float*)px + (long)row * m;
+                        if (bf16X) WidenRow(x, row, m, xBuffer!);
                         for (int ci = 0; ci < cpg; ci++)
                         {
                             int ch = g * cpg + ci, nc = nn * c + ch;
                             long off = (long)row * m + (long)ci * s;
-                            float* xc = (float*)px + off, dyc = (float*)pdy + off, dxc = (float*)pdx + off;
+                            float* xc = xRowBase + (long)ci * s, dyc = (float*)pdy + off, dxc = (float*)pdx + off;
                             float fa = film ? 1f + sa[nc] : 1f;
                             if (silu)
                             {
@@ -124,12 +139,16 @@ public sealed unsafe partial class CpuBackend
                         for (int ci = 0; ci < cpg; ci++)
                         {
                             long off = (long)row * m + (long)ci * s;
-                            CpuGroupNormLoops.Correct((float*)px + off, (float*)pdx + off, s, mu, rs, m1, m2);
+                            CpuGroupNormLoops.Correct(xRowBase + (long)ci * s, (float*)pdx + off, s, mu, rs, m1, m2);
                         }
                     }
                 }
             }
-            finally { if (rented is not null) ArrayPool<float>.Shared.Return(rented); }
+            finally
+            {
+                if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+                if (xBuffer is not null) ArrayPool<float>.Shared.Return(xBuffer);
+            }
         });
         try
         {

@@ -46,18 +46,23 @@ public sealed partial class IlgpuBackend
             cfg = Kind == BackendKind.Cuda ? new KernelConfig((int)Math.Min(Math.Max(rows, 1), maxGroups), 512) : RowGroups(rows);
         }
         V va = a is null ? g : F32(a), vb = b is null ? g : F32(b);
-        if (y.DType == DType.BF16)
-            Run(GroupNormKernel<ushort, BF16NormStore>(variant), cfg, F32(x), g, F32(beta), va, vb, U16(y), F32(mean), F32(rstd), p);
+        bool bf16X = x.DType == DType.BF16, bf16Y = y.DType == DType.BF16;
+        if (bf16X && bf16Y)
+            Run(GroupNormKernel<ushort, BF16Widen, ushort, BF16NormStore>(variant), cfg, U16(x), g, F32(beta), va, vb, U16(y), F32(mean), F32(rstd), p);
+        else if (bf16X)
+            Run(GroupNormKernel<ushort, BF16Widen, float, F32NormStore>(variant), cfg, U16(x), g, F32(beta), va, vb, F32(y), F32(mean), F32(rstd), p);
+        else if (bf16Y)
+            Run(GroupNormKernel<float, F32Widen, ushort, BF16NormStore>(variant), cfg, F32(x), g, F32(beta), va, vb, U16(y), F32(mean), F32(rstd), p);
         else
-            Run(GroupNormKernel<float, F32NormStore>(variant), cfg, F32(x), g, F32(beta), va, vb, F32(y), F32(mean), F32(rstd), p);
+            Run(GroupNormKernel<float, F32Widen, float, F32NormStore>(variant), cfg, F32(x), g, F32(beta), va, vb, F32(y), F32(mean), F32(rstd), p);
     }
 
-    /// <summary>The forward kernel of a <see cref="GroupNormVariant"/>, storing y as T.</summary>
-    static Action<V, V, V, V, V, ArrayView<T>, V, V, GroupNormParams> GroupNormKernel<T, TStore>(string variant)
-        where T : unmanaged where TStore : struct, INormStore<T> =>
-        variant == GroupNormVariant.WarpRows ? NormKernels.GroupNormForwardWarpRows<T, TStore>
-        : variant == GroupNormVariant.OnePass ? NormKernels.GroupNormForwardOnePass<T, TStore>
-        : NormKernels.GroupNormForward<T, TStore>;
+    /// <summary>The forward kernel of a <see cref="GroupNormVariant"/>, reading x as TX and storing y as T.</summary>
+    static Action<ArrayView<TX>, V, V, V, V, ArrayView<T>, V, V, GroupNormParams> GroupNormKernel<TX, TXW, T, TStore>(string variant)
+        where TX : unmanaged where TXW : struct, IWiden<TX> where T : unmanaged where TStore : struct, INormStore<T> =>
+        variant == GroupNormVariant.WarpRows ? NormKernels.GroupNormForwardWarpRows<TX, TXW, T, TStore>
+        : variant == GroupNormVariant.OnePass ? NormKernels.GroupNormForwardOnePass<TX, TXW, T, TStore>
+        : NormKernels.GroupNormForward<TX, TXW, T, TStore>;
 
     /// <summary>Which GroupNorm forward runs (<see cref="GroupNormVariant"/>), or null (the default): on CUDA the
     /// <see cref="Tuning"/> table's entry for this GPU and row length, else <see cref="TuningHeuristics.GroupNorm"/>;
@@ -77,9 +82,17 @@ public sealed partial class IlgpuBackend
         var pv = F32(partial);
         var g = F32(gamma);
         V va = a is null ? g : F32(a), vb = b is null ? g : F32(b);
-        Run(NormKernels.GroupNormBackwardChannels, RowGroups((long)p.N * p.C), F32(dy), F32(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv,
-            da is null ? pv : F32(da), db is null ? pv : F32(db), p);
-        Run(NormKernels.GroupNormBackwardInput, RowGroups((long)p.N * groups), F32(dy), F32(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv, F32(dx), p);
+        V vda = da is null ? pv : F32(da), vdb = db is null ? pv : F32(db);
+        if (x.DType == DType.BF16)
+        {
+            Run(NormKernels.GroupNormBackwardChannels<ushort, BF16Widen>, RowGroups((long)p.N * p.C), F32(dy), U16(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv, vda, vdb, p);
+            Run(NormKernels.GroupNormBackwardInput<ushort, BF16Widen>, RowGroups((long)p.N * groups), F32(dy), U16(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv, F32(dx), p);
+        }
+        else
+        {
+            Run(NormKernels.GroupNormBackwardChannels<float, F32Widen>, RowGroups((long)p.N * p.C), F32(dy), F32(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv, vda, vdb, p);
+            Run(NormKernels.GroupNormBackwardInput<float, F32Widen>, RowGroups((long)p.N * groups), F32(dy), F32(x), F32(mean), F32(rstd), g, F32(beta), va, vb, pv, F32(dx), p);
+        }
         using var sumGamma = partial.Slice(0, 1);
         using var sumBeta = partial.Slice(1, 1);
         SumAxis(sumGamma, dgamma, 1, p.N, p.C);

@@ -103,12 +103,15 @@ public static partial class NormKernels
     /// group has threads, the last sweep walks channel by channel so scale and shift are computed once per channel,
     /// not per element. Reductions are warp shuffles (two barriers each).
     /// </summary>
-    [Kernel("GroupNormForward", typeof(float), typeof(F32NormStore))]
-    [Kernel("GroupNormForwardBF16", typeof(ushort), typeof(BF16NormStore))]
-    public static void GroupNormForward<T, TStore>(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
+    [Kernel("GroupNormForward", typeof(float), typeof(F32Widen), typeof(float), typeof(F32NormStore))]
+    [Kernel("GroupNormForwardBF16", typeof(float), typeof(F32Widen), typeof(ushort), typeof(BF16NormStore))]
+    [Kernel("GroupNormForwardBF16X", typeof(ushort), typeof(BF16Widen), typeof(float), typeof(F32NormStore))]
+    [Kernel("GroupNormForwardBF16XBF16", typeof(ushort), typeof(BF16Widen), typeof(ushort), typeof(BF16NormStore))]
+    public static void GroupNormForward<TX, TXW, T, TStore>(ArrayView<TX> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a,
         ArrayView<float> b, ArrayView<T> y, ArrayView<float> mean, ArrayView<float> rstd, GroupNormParams p)
-        where T : unmanaged where TStore : struct, INormStore<T>
+        where TX : unmanaged where TXW : struct, IWiden<TX> where T : unmanaged where TStore : struct, INormStore<T>
     {
+        var xw = default(TXW);
         var store = default(TStore);
         var perWarp = SharedMemory.Allocate<float>(32);
         int tid = Group.IdxX, threads = Group.DimX;
@@ -121,20 +124,20 @@ public static partial class NormKernels
             int i4 = tid;
             for (; i4 < m - 3 * threads; i4 += 4 * threads)
             {
-                s0 += x[start + i4]; s1 += x[start + i4 + threads]; s2 += x[start + i4 + 2 * threads]; s3 += x[start + i4 + 3 * threads];
+                s0 += xw.Widen(x[start + i4]); s1 += xw.Widen(x[start + i4 + threads]); s2 += xw.Widen(x[start + i4 + 2 * threads]); s3 += xw.Widen(x[start + i4 + 3 * threads]);
             }
-            for (; i4 < m; i4 += threads) s0 += x[start + i4];
+            for (; i4 < m; i4 += threads) s0 += xw.Widen(x[start + i4]);
             float mu = BlockSum(perWarp, (s0 + s1) + (s2 + s3)) / m;
             s0 = 0f; s1 = 0f; s2 = 0f; s3 = 0f;
             i4 = tid;
             for (; i4 < m - 3 * threads; i4 += 4 * threads)
             {
-                float d0 = x[start + i4] - mu, d1 = x[start + i4 + threads] - mu, d2 = x[start + i4 + 2 * threads] - mu, d3 = x[start + i4 + 3 * threads] - mu;
+                float d0 = xw.Widen(x[start + i4]) - mu, d1 = xw.Widen(x[start + i4 + threads]) - mu, d2 = xw.Widen(x[start + i4 + 2 * threads]) - mu, d3 = xw.Widen(x[start + i4 + 3 * threads]) - mu;
                 s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3;
             }
             for (; i4 < m; i4 += threads)
             {
-                float d = x[start + i4] - mu;
+                float d = xw.Widen(x[start + i4]) - mu;
                 s0 += d * d;
             }
             float rs = 1f / MathF.Sqrt(BlockSum(perWarp, (s0 + s1) + (s2 + s3)) / m + p.Eps);
@@ -152,13 +155,13 @@ public static partial class NormKernels
                     int i = tid;
                     for (; i < p.S - 3 * threads; i += 4 * threads)
                     {
-                        float v0 = x[cs + i], v1 = x[cs + i + threads], v2 = x[cs + i + 2 * threads], v3 = x[cs + i + 3 * threads];
+                        float v0 = xw.Widen(x[cs + i]), v1 = xw.Widen(x[cs + i + threads]), v2 = xw.Widen(x[cs + i + 2 * threads]), v3 = xw.Widen(x[cs + i + 3 * threads]);
                         y[cs + i] = store.From(Activate((v0 - mu) * scale + shift, p.Silu));
                         y[cs + i + threads] = store.From(Activate((v1 - mu) * scale + shift, p.Silu));
                         y[cs + i + 2 * threads] = store.From(Activate((v2 - mu) * scale + shift, p.Silu));
                         y[cs + i + 3 * threads] = store.From(Activate((v3 - mu) * scale + shift, p.Silu));
                     }
-                    for (; i < p.S; i += threads) y[cs + i] = store.From(Activate((x[cs + i] - mu) * scale + shift, p.Silu));
+                    for (; i < p.S; i += threads) y[cs + i] = store.From(Activate((xw.Widen(x[cs + i]) - mu) * scale + shift, p.Silu));
                 }
             }
             else
@@ -167,7 +170,7 @@ public static partial class NormKernels
                 {
                     int ch = c0 + i / p.S;
                     float scale = ChannelScale(gamma, a, p, nn, ch, rs), shift = ChannelShift(beta, a, b, p, nn, ch);
-                    y[start + i] = store.From(Activate((x[start + i] - mu) * scale + shift, p.Silu));
+                    y[start + i] = store.From(Activate((xw.Widen(x[start + i]) - mu) * scale + shift, p.Silu));
                 }
             }
         }
@@ -201,11 +204,14 @@ public static partial class NormKernels
     /// partial[n,c] = fa·Σ dz·xhat (for dgamma), partial[N·C + n·C + c] = fa·Σ dz (for dbeta); with FiLM also
     /// db[n,c] = Σ dz and da[n,c] = gamma_c·Σ dz·xhat + beta_c·Σ dz.
     /// </summary>
-    [Kernel("GroupNormBackwardChannels")]
-    public static void GroupNormBackwardChannels(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
+    [Kernel("GroupNormBackwardChannels", typeof(float), typeof(F32Widen))]
+    [Kernel("GroupNormBackwardChannelsBF16X", typeof(ushort), typeof(BF16Widen))]
+    public static void GroupNormBackwardChannels<TX, TXW>(ArrayView<float> dy, ArrayView<TX> x, ArrayView<float> mean, ArrayView<float> rstd,
         ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a, ArrayView<float> b, ArrayView<float> partial,
         ArrayView<float> da, ArrayView<float> db, GroupNormParams p)
+        where TX : unmanaged where TXW : struct, IWiden<TX>
     {
+        var xw = default(TXW);
         var sharedA = SharedMemory.Allocate<float>(MaxGroupSize);
         var sharedB = SharedMemory.Allocate<float>(MaxGroupSize);
         int tid = Group.IdxX, threads = Group.DimX;
@@ -220,7 +226,7 @@ public static partial class NormKernels
             float sumDz = 0f, sumDzXhat = 0f;
             for (int i = tid; i < p.S; i += threads)
             {
-                float xh = (x[start + i] - mu) * rs;
+                float xh = (xw.Widen(x[start + i]) - mu) * rs;
                 float dz = PreActivationGrad(dy[start + i], xh, gammaFa, shift, p.Silu);
                 sumDz += dz;
                 sumDzXhat += dz * xh;
@@ -243,11 +249,14 @@ public static partial class NormKernels
     /// Backward, step 2: one group per (n, g) (grid-stride), no barriers. Each thread forms the group means of dxhat and
     /// dxhat·xhat from the step-1 partials (C/G loads), then dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)).
     /// </summary>
-    [Kernel("GroupNormBackwardInput")]
-    public static void GroupNormBackwardInput(ArrayView<float> dy, ArrayView<float> x, ArrayView<float> mean, ArrayView<float> rstd,
+    [Kernel("GroupNormBackwardInput", typeof(float), typeof(F32Widen))]
+    [Kernel("GroupNormBackwardInputBF16X", typeof(ushort), typeof(BF16Widen))]
+    public static void GroupNormBackwardInput<TX, TXW>(ArrayView<float> dy, ArrayView<TX> x, ArrayView<float> mean, ArrayView<float> rstd,
         ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> a, ArrayView<float> b, ArrayView<float> partial,
         ArrayView<float> dx, GroupNormParams p)
+        where TX : unmanaged where TXW : struct, IWiden<TX>
     {
+        var xw = default(TXW);
         int tid = Group.IdxX, threads = Group.DimX;
         int cpg = p.C / p.Groups, m = cpg * p.S, rows = p.N * p.Groups, nc = p.N * p.C;
         for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
@@ -270,7 +279,7 @@ public static partial class NormKernels
                 float fa = p.Film != 0 ? 1f + a[nn * p.C + ch] : 1f;
                 float shift = p.Film != 0 ? beta[ch] * fa + b[nn * p.C + ch] : beta[ch];
                 float gammaFa = gamma[ch] * fa;
-                float xh = (x[start + i] - mu) * rs;
+                float xh = (xw.Widen(x[start + i]) - mu) * rs;
                 float dz = PreActivationGrad(dy[start + i], xh, gammaFa, shift, p.Silu);
                 dx[start + i] = rs * (dz * gammaFa - m1 - xh * m2);
             }

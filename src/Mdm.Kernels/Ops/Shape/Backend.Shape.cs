@@ -3,9 +3,10 @@ namespace Mdm.Kernels;
 // Shape family: GELU, FiLM scale-shift, nearest ×2 upsample, average pooling, concat/split as block copies, permute.
 public abstract partial class Backend
 {
-    /// <summary>y = GELU(x) = x·Φ(x), the exact erf form (PyTorch approximate='none').</summary>
+    /// <summary>y = GELU(x) = x·Φ(x), the exact erf form (PyTorch approximate='none'); x and y both F32 or both BF16
+    /// (widened, computed in f32, rounded once).</summary>
     protected internal abstract void GeluForward(Tensor x, Tensor y);
-    /// <summary>dx = dy·(Φ(x) + x·φ(x)).</summary>
+    /// <summary>dx = dy·(Φ(x) + x·φ(x)); x F32 or BF16, dy and dx F32.</summary>
     protected internal abstract void GeluBackward(Tensor x, Tensor dy, Tensor dx);
 
     /// <summary>x viewed as [rows = N·C, inner]; a, b as [rows]: y = x·(1 + a[row]) + b[row].</summary>

@@ -9,8 +9,17 @@ public sealed partial class IlgpuBackend
 {
 
 
-    protected internal override void GeluForward(Tensor x, Tensor y) => Run(ShapeKernels.GeluForward, Launch(y.Numel), F32(x), F32(y));
-    protected internal override void GeluBackward(Tensor x, Tensor dy, Tensor dx) => Run(ShapeKernels.GeluBackward, Launch(dx.Numel), F32(x), F32(dy), F32(dx));
+    protected internal override void GeluForward(Tensor x, Tensor y)
+    {
+        if (x.DType == DType.BF16) Run(ShapeKernels.GeluForward<ushort, BF16Widen, BF16Narrow>, Launch(y.Numel), U16(x), U16(y));
+        else Run(ShapeKernels.GeluForward<float, F32Widen, F32Narrow>, Launch(y.Numel), F32(x), F32(y));
+    }
+
+    protected internal override void GeluBackward(Tensor x, Tensor dy, Tensor dx)
+    {
+        if (x.DType == DType.BF16) Run(ShapeKernels.GeluBackward<ushort, BF16Widen>, Launch(dx.Numel), U16(x), F32(dy), F32(dx));
+        else Run(ShapeKernels.GeluBackward<float, F32Widen>, Launch(dx.Numel), F32(x), F32(dy), F32(dx));
+    }
 
     protected internal override void ScaleShiftForward(Tensor x, Tensor a, Tensor b, Tensor y, int rows, int inner) =>
         Run(ShapeKernels.ScaleShiftForward, Launch(y.Numel), F32(x), F32(a), F32(b), F32(y), inner);

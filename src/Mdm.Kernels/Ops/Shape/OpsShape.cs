@@ -5,22 +5,30 @@ namespace Mdm.Kernels;
 public static partial class Ops
 {
     // ---- GELU (exact erf form) --------------------------------------------------------------------------------
-    /// <summary>GELU(x) = x·Φ(x) = ½x(1 + erf(x/√2)) (torch.nn.functional.gelu, approximate='none').</summary>
+    /// <summary>GELU(x) = x·Φ(x) = ½x(1 + erf(x/√2)) (torch.nn.functional.gelu, approximate='none'). y has x's type:
+    /// a BF16 x (autocast's bf16 storage) is widened, GELU is computed in f32 and y is rounded once to BF16, as torch's
+    /// GELU on a bf16 tensor.</summary>
     public static Tensor Gelu(Tensor x, Tensor? y = null)
     {
-        SameBackend("Gelu", x, y); RequireF32("Gelu", x);
-        y = Output("Gelu", x, y, x.Dims);
+        SameBackend("Gelu", x, y); RequireGeluInput("Gelu", x);
+        y = Output("Gelu", x, y, x.Dims, x.DType);
         if (x.Numel > 0) x.Backend.GeluForward(x, y);
         return y;
     }
 
-    /// <summary>dx = dy·(Φ(x) + x·φ(x)).</summary>
+    /// <summary>dx = dy·(Φ(x) + x·φ(x)); x F32 or BF16 (what the forward read), dy and dx F32.</summary>
     public static Tensor GeluBackward(Tensor x, Tensor dy, Tensor? dx = null)
     {
-        SameBackend("GeluBackward", x, dy, dx); RequireF32("GeluBackward", x, dy); SameShape("GeluBackward", x, dy);
+        SameBackend("GeluBackward", x, dy, dx); RequireGeluInput("GeluBackward", x); RequireF32("GeluBackward", dy); SameShape("GeluBackward", x, dy);
         dx = Output("GeluBackward", x, dx, x.Dims);
         if (x.Numel > 0) x.Backend.GeluBackward(x, dy, dx);
         return dx;
+    }
+
+    static void RequireGeluInput(string op, Tensor x)
+    {
+        if (x.DType is not (DType.F32 or DType.BF16))
+            throw new ArgumentException($"{op}: expected an F32 or BF16 x, got {x.DType.Name()} tensor {x.ShapeString}");
     }
 
     // ---- FiLM scale-shift -------------------------------------------------------------------------------------

@@ -11,18 +11,24 @@ public static class ShapeKernels
 {
     public const int MaxGroupSize = 256;
 
-    [Kernel("GeluForward")]
-    public static void GeluForward(ArrayView<float> x, ArrayView<float> y)
+    /// <summary>y = GELU(x) in f32; x and y f32, or bf16 (autocast's storage: widened, rounded once).</summary>
+    [Kernel("GeluForward", typeof(float), typeof(F32Widen), typeof(F32Narrow))]
+    [Kernel("GeluForwardBF16", typeof(ushort), typeof(BF16Widen), typeof(BF16Narrow))]
+    public static void GeluForward<T, TW, TN>(ArrayView<T> x, ArrayView<T> y)
+        where T : unmanaged where TW : struct, IWiden<T> where TN : struct, INarrow<T>
     {
+        var (w, n) = (default(TW), default(TN));
         int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride) y[i] = Erf32.Gelu(x[i]);
+        for (int i = Grid.GlobalIndex.X; i < y.IntLength; i += stride) y[i] = n.Narrow(Erf32.Gelu(w.Widen(x[i])));
     }
 
-    [Kernel("GeluBackward")]
-    public static void GeluBackward(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx)
+    [Kernel("GeluBackward", typeof(float), typeof(F32Widen))]
+    [Kernel("GeluBackwardBF16", typeof(ushort), typeof(BF16Widen))]
+    public static void GeluBackward<T, TW>(ArrayView<T> x, ArrayView<float> dy, ArrayView<float> dx) where T : unmanaged where TW : struct, IWiden<T>
     {
+        var w = default(TW);
         int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < dx.IntLength; i += stride) dx[i] = dy[i] * Erf32.GeluGrad(x[i]);
+        for (int i = Grid.GlobalIndex.X; i < dx.IntLength; i += stride) dx[i] = dy[i] * Erf32.GeluGrad(w.Widen(x[i]));
     }
 
     /// <summary>y[i] = x[i]·(1 + a[row]) + b[row], row = i / inner.</summary>
