@@ -5,8 +5,9 @@ using Mdm.Kernels.Gpu.TensorCore;
 namespace Mdm.Kernels.Gpu;
 
 // Tensor-core attention forward (CUDA; the same kernels run on the CPU accelerator through EmulatedWarpMma in the
-// tests), one kernel per head dimension. One group of 128 threads per 64 queries. Register budgets: ptxas 12.4 gives
-// 96, 128, 159 and 167 (no stack); at most 176 keeps three groups per multiprocessor.
+// tests), one kernel per head dimension and output type. One group of 128 threads per 64 queries. Register budgets:
+// ptxas 12.4 gives 96, 128, 159 and 167 (no stack) for f32 and bf16 o alike; at most 176 keeps three groups per
+// multiprocessor.
 public static partial class KernelCatalog
 {
     [KernelBudget(MaxRegisters = 128, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
@@ -22,7 +23,7 @@ public static partial class KernelCatalog
     public static readonly Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
         AttentionTensorCoreD128 = AttentionTensorCoreKernels.Forward<HeadDim128, PtxWarpMma, float, F32Narrow>;
 
-    // The same forward with a bf16 o (autocast's output), rounded in the store; the same budgets.
+    // The same forward with a bf16 o (autocast's output), rounded to nearest even in the store.
     [KernelBudget(MaxRegisters = 128, RequireHmma = true, RequireLdsm = true, PromoteDepots = true, MaxThreadsPerGroup = 128)]
     public static readonly Action<ArrayView<ushort>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>
         AttentionTensorCoreBF16OutD32 = AttentionTensorCoreKernels.Forward<HeadDim32, PtxWarpMma, ushort, BF16Narrow>;
