@@ -111,7 +111,7 @@ public partial class AttentionOpTests
 
     /// <summary>Float64 attention backward whose Δ_i = Σ_d dO_id·o_id reads the given o (exact o: Ref.AttentionBackward);
     /// the scales are Ref's, with |Δ| for |Σ p·dP|.</summary>
-    static (double[] dq, double[] dk, double[] dv, (double[] dq, double[] dk, double[] dv) scale) BackwardWithOutput(
+    internal static (double[] dq, double[] dk, double[] dv, (double[] dq, double[] dk, double[] dv) scale) BackwardWithOutput(
         double[] q, double[] k, double[] v, double[]? mask, double[] dO, double[] o, int B, int H, int Nq, int Nk, int D)
     {
         double c2 = 1.0 / Math.Sqrt(D);

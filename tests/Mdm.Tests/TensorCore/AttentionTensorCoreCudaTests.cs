@@ -2,6 +2,7 @@ using Mdm.Kernels;
 using Mdm.Kernels.Gpu;
 using Mdm.Tests.Harness;
 using Mdm.Kernels.Reference;
+using Mdm.Tests.Kernels;
 
 namespace Mdm.Tests.TensorCore;
 
@@ -9,7 +10,8 @@ namespace Mdm.Tests.TensorCore;
 /// On a GPU: the attention op with <see cref="IlgpuBackend.UseTensorCoreAttention"/> on takes the tensor-core forward
 /// and backward for every head dimension they have, self and masked cross-attention with a fully masked batch, and
 /// matches float64 on the bf16-rounded inputs within the bf16 rounding of P and dS. Fails if the tensor-core route
-/// did not run.
+/// did not run. With a bf16 o (autocast's output) the forward's o is the f32 tensor-core o rounded to nearest even, bit
+/// for bit, and the backward reading that o matches a float64 backward whose Δ reads the same o.
 /// </summary>
 [BackendFixtures(BackendKind.Cuda)]
 public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
@@ -76,6 +78,51 @@ public class AttentionTensorCoreTests_Cuda() : KernelFixture(BackendKind.Cuda)
         Compare.AssertClose(Name("AttentionBackward.dq on tensor cores", q.Shape, k.Shape), dq, eq, tol, s.dq);
         Compare.AssertClose(Name("AttentionBackward.dk on tensor cores", q.Shape, k.Shape), dk, ek, tol, s.dk);
         Compare.AssertClose(Name("AttentionBackward.dv on tensor cores", q.Shape, k.Shape), dv, ev, tol, s.dv);
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void AttentionBF16OutputOnTensorCores(int b, int h, int nq, int nk, int d, bool masked)
+    {
+        var gpu = (IlgpuBackend)B;
+        var (q, rq) = BF16Input(b, h, nq, d);
+        var (k, rk) = BF16Input(b, h, nk, d);
+        var (v, rv) = BF16Input(b, h, nk, d);
+        var (dO, rdO) = BF16Of(TestSeed.Uniform(Rng, b * h * nq * d), [b, h, nq, d]);
+        float[]? maskF = masked ? new AttentionCase(b, h, nq, nk, true).KeyMask(Rng) : null;
+        using var mask = maskF is null ? null : Upload(maskF, b, nk);
+        using (q) using (k) using (v) using (dO)
+        {
+            using var dOf = Ops.ToF32(dO);
+            using var o = PoisonedBF16(b, h, nq, d);
+            using var lse = Poisoned(b, h, nq);
+            using var wide = Poisoned(b, h, nq, d);
+            using var wideLse = Poisoned(b, h, nq);
+            using var dq = Poisoned(b, h, nq, d);
+            using var dk = Poisoned(b, h, nk, d);
+            using var dv = Poisoned(b, h, nk, d);
+            long before = gpu.TensorCoreAttentions;
+            gpu.UseTensorCoreAttention = true;
+            try
+            {
+                Ops.Attention(q, k, v, mask, wide, wideLse);
+                Ops.Attention(q, k, v, mask, o, lse);
+                Ops.AttentionBackward(q, k, v, o, lse, dOf, mask, dq, dk, dv);
+            }
+            finally { gpu.UseTensorCoreAttention = null; }
+            Assert.That(gpu.TensorCoreAttentions - before, Is.EqualTo(3), "both forwards and the backward should have run on tensor cores");
+            string what = Name("Attention bf16 o on tensor cores", q.Shape, k.Shape);
+            var bits = o.ToBF16Bits();
+            var rounded = AttentionCase.ToBF16(wide.ToArray());
+            for (int i = 0; i < bits.Length; i++)
+                if (bits[i] != rounded[i]) Assert.Fail($"{what}: o[{i}] = 0x{bits[i]:X4}, the f32 kernel's o rounds to 0x{rounded[i]:X4}\n{TestSeed.Describe()}");
+            Assert.That(lse.ToArray(), Is.EqualTo(wideLse.ToArray()), $"{what}: lse must be the f32 kernel's");
+            var ro = Array.ConvertAll(bits, x => (double)BFloat16.ToFloat(x));
+            var (eq, ek, ev, s) = AttentionOpTests.BackwardWithOutput(rq, rk, rv, maskF is null ? null : TestSeed.ToDouble(maskF), rdO, ro, b, h, nq, nk, d);
+            var tol = new Tolerance(1e-3, 2e-2);   // as the f32-o backward: P and dS enter the mma as bf16
+            Compare.AssertClose(what + " dq", dq, eq, tol, s.dq);
+            Compare.AssertClose(what + " dk", dk, ek, tol, s.dk);
+            Compare.AssertClose(what + " dv", dv, ev, tol, s.dv);
+        }
     }
 
     /// <summary>Random values that bf16 holds exactly, so the kernels' rounding of q, k, v, dO changes nothing.</summary>

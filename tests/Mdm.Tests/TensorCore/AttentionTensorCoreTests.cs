@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using Mdm.Kernels;
+using Mdm.Kernels.Gpu.Kernels;
 using Mdm.Kernels.Gpu.TensorCore;
 using Mdm.Tests.Harness;
 
@@ -13,6 +14,8 @@ namespace Mdm.Tests.TensorCore;
 /// O = 0, lse = +∞).
 /// Error rule (FlashAttention): against float64 attention of the unrounded inputs, at most 2 × the error of a naive
 /// same-precision attention (bf16 q, k, v, f32 scores and softmax, P rounded to bf16 for P·V) + a floor.
+/// The bf16-output forward (autocast's o) must give the f32 forward's o rounded to nearest even, bit for bit, and meet
+/// the same rule against a naive version whose o is rounded to bf16 too.
 /// </summary>
 public class AttentionTensorCoreTests
 {
@@ -30,48 +33,92 @@ public class AttentionTensorCoreTests
     [TestCaseSource(nameof(Cases))]
     public void ForwardMatchesFloat64(int d, AttentionCase c)
     {
-        var rng = TestSeed.NewRandom();
-        int bh = c.Batch * c.Heads;
-        float scale = 1f / MathF.Sqrt(d);
-        var fq = TestSeed.Uniform(rng, bh * c.Nq * d, -2f, 2f);
-        var fk = TestSeed.Uniform(rng, bh * c.Nk * d, -2f, 2f);
-        var fv = TestSeed.Uniform(rng, bh * c.Nk * d);
-        var maskValues = c.KeyMask(rng);
-        ushort[] qb = AttentionCase.ToBF16(fq), kb = AttentionCase.ToBF16(fk), vb = AttentionCase.ToBF16(fv);
-        float[] rq = Array.ConvertAll(qb, BFloat16.ToFloat), rk = Array.ConvertAll(kb, BFloat16.ToFloat), rv = Array.ConvertAll(vb, BFloat16.ToFloat);
+        var run = new ForwardRun(d, c);
+        var (got, gotLse) = run.Launch(F32Kernel(d));
+        run.AssertFlashRule($"tensor-core attention D {d} {c}", got, run.Naive);
+        Compare.AssertClose($"tensor-core attention D {d} {c} lse", gotLse, run.ExactLse, new Tolerance(2e-2, 1e-3));
+    }
 
-        var (exact, exactLse) = Reference(fq, fk, fv, maskValues, c, d, scale, naive: false);
-        var (naive, _) = Reference(rq, rk, rv, maskValues, c, d, scale, naive: true);
+    [TestCaseSource(nameof(Cases))]
+    public void BF16OutputIsTheF32OutputRounded(int d, AttentionCase c)
+    {
+        var run = new ForwardRun(d, c);
+        var (wide, wideLse) = run.Launch(F32Kernel(d));
+        var (bits, lse) = run.Launch(BF16OutKernel(d));
+        string what = $"tensor-core attention bf16 o D {d} {c}";
+        var rounded = AttentionCase.ToBF16(wide);
+        for (int i = 0; i < bits.Length; i++)
+            if (bits[i] != rounded[i])
+                Assert.Fail($"{what}: o[{i}] = 0x{bits[i]:X4}, the f32 kernel's {wide[i]:R} rounds to 0x{rounded[i]:X4}\n{TestSeed.Describe()}");
+        Assert.That(lse, Is.EqualTo(wideLse), $"{what}: lse must be the f32 kernel's\n{TestSeed.Describe()}");
+        run.AssertFlashRule(what, AttentionCase.Widen(bits), Array.ConvertAll(run.Naive, x => (double)BFloat16.ToFloat(BFloat16.FromFloat((float)x))));
+    }
 
-        var acc = WarpEmulator.Accelerator;
-        using var q = acc.Allocate1D(qb);
-        using var k = acc.Allocate1D(kb);
-        using var v = acc.Allocate1D(vb);
-        using var mask = acc.Allocate1D(maskValues);
-        using var o = acc.Allocate1D(AttentionCase.Poison(bh * c.Nq * d));
-        using var lse = acc.Allocate1D(AttentionCase.Poison(bh * c.Nq));
-        var args = new TensorCoreAttentionArgs
+    /// <summary>Fresh random inputs of one case (bf16 on the device), their float64 and naive references, and launches.</summary>
+    sealed class ForwardRun
+    {
+        readonly int d;
+        readonly AttentionCase c;
+        readonly ushort[] qb, kb, vb;
+        readonly float[] maskValues;
+        public readonly double[] Exact, ExactLse, Naive;
+
+        public ForwardRun(int d, AttentionCase c)
         {
-            Q = WarpEmulator.Address(q), K = WarpEmulator.Address(k), V = WarpEmulator.Address(v),
-            Nq = c.Nq, Nk = c.Nk, Heads = c.Heads, HasMask = c.Masked ? 1 : 0, ScaleLog2 = scale * MathF.Log2(MathF.E),
-        };
-        var kernel = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>(Kernel(d));
-        kernel(new KernelConfig(new Index2D((c.Nq + AttentionTensorCoreKernels.BlockQ - 1) / AttentionTensorCoreKernels.BlockQ, bh),
-            new Index2D(AttentionTensorCoreKernels.Threads, 1), SharedMemoryConfig.RequestDynamic<byte>(AttentionTensorCoreKernels.SharedBytes(d))),
-            o.View, lse.View, mask.View, args);
-        var got = o.GetAsArray1D();
-        var gotLse = lse.GetAsArray1D();
-
-        double errKernel = 0, errNaive = 0;
-        for (int i = 0; i < exact.Length; i++)
-        {
-            errKernel = Math.Max(errKernel, double.IsNaN(got[i]) ? double.PositiveInfinity : Math.Abs(got[i] - exact[i]));
-            errNaive = Math.Max(errNaive, Math.Abs(naive[i] - exact[i]));
+            (this.d, this.c) = (d, c);
+            var rng = TestSeed.NewRandom();
+            int bh = c.Batch * c.Heads;
+            float scale = 1f / MathF.Sqrt(d);
+            var fq = TestSeed.Uniform(rng, bh * c.Nq * d, -2f, 2f);
+            var fk = TestSeed.Uniform(rng, bh * c.Nk * d, -2f, 2f);
+            var fv = TestSeed.Uniform(rng, bh * c.Nk * d);
+            maskValues = c.KeyMask(rng);
+            (qb, kb, vb) = (AttentionCase.ToBF16(fq), AttentionCase.ToBF16(fk), AttentionCase.ToBF16(fv));
+            (Exact, ExactLse) = Reference(fq, fk, fv, maskValues, c, d, scale, naive: false);
+            (Naive, _) = Reference(AttentionCase.Widen(qb), AttentionCase.Widen(kb), AttentionCase.Widen(vb), maskValues, c, d, scale, naive: true);
         }
-        string what = $"tensor-core attention D {d} {c}";
-        TestContext.Out.WriteLine($"{what}: max error vs exact inputs {errKernel:G3}, naive bf16/f32 {errNaive:G3}");
-        Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-4), $"{what}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
-        Compare.AssertClose(what + " lse", gotLse, exactLse, new Tolerance(2e-2, 1e-3));
+
+        /// <summary>Runs a forward kernel on NaN-poisoned o and lse; returns both.</summary>
+        public (TO[] O, float[] Lse) Launch<TO>(Action<ArrayView<TO>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs> forward)
+            where TO : unmanaged
+        {
+            int bh = c.Batch * c.Heads;
+            float scale = 1f / MathF.Sqrt(d);
+            var acc = WarpEmulator.Accelerator;
+            using var q = acc.Allocate1D(qb);
+            using var k = acc.Allocate1D(kb);
+            using var v = acc.Allocate1D(vb);
+            using var mask = acc.Allocate1D(maskValues);
+            using var o = acc.Allocate1D(Poison<TO>(bh * c.Nq * d));
+            using var lse = acc.Allocate1D(AttentionCase.Poison(bh * c.Nq));
+            var args = new TensorCoreAttentionArgs
+            {
+                Q = WarpEmulator.Address(q), K = WarpEmulator.Address(k), V = WarpEmulator.Address(v),
+                Nq = c.Nq, Nk = c.Nk, Heads = c.Heads, HasMask = c.Masked ? 1 : 0, ScaleLog2 = scale * MathF.Log2(MathF.E),
+            };
+            var kernel = acc.LoadStreamKernel(forward);
+            kernel(new KernelConfig(new Index2D((c.Nq + AttentionTensorCoreKernels.BlockQ - 1) / AttentionTensorCoreKernels.BlockQ, bh),
+                new Index2D(AttentionTensorCoreKernels.Threads, 1), SharedMemoryConfig.RequestDynamic<byte>(AttentionTensorCoreKernels.SharedBytes(d))),
+                o.View, lse.View, mask.View, args);
+            return (o.GetAsArray1D(), lse.GetAsArray1D());
+        }
+
+        /// <summary>NaN in f32, a quiet-NaN bit pattern in bf16: unwritten elements fail every check.</summary>
+        static TO[] Poison<TO>(int n) where TO : unmanaged =>
+            typeof(TO) == typeof(ushort) ? (TO[])(object)Enumerable.Repeat((ushort)0x7FC0, n).ToArray() : (TO[])(object)AttentionCase.Poison(n);
+
+        /// <summary>FlashAttention's rule: max error vs float64 ≤ 2 × the naive version's + a floor.</summary>
+        public void AssertFlashRule(string what, float[] got, double[] naive)
+        {
+            double errKernel = 0, errNaive = 0;
+            for (int i = 0; i < Exact.Length; i++)
+            {
+                errKernel = Math.Max(errKernel, double.IsNaN(got[i]) ? double.PositiveInfinity : Math.Abs(got[i] - Exact[i]));
+                errNaive = Math.Max(errNaive, Math.Abs(naive[i] - Exact[i]));
+            }
+            TestContext.Out.WriteLine($"{what}: max error vs exact inputs {errKernel:G3}, naive same-precision {errNaive:G3}");
+            Assert.That(errKernel, Is.LessThanOrEqualTo(2 * errNaive + 1e-4), $"{what}: error {errKernel:G3} vs naive {errNaive:G3}\n{TestSeed.Describe()}");
+        }
     }
 
     /// <summary>Softmax attention per (batch·head, query): float64 throughout, or the naive same-precision version
@@ -116,11 +163,19 @@ public class AttentionTensorCoreTests
         return (o, lse);
     }
 
-    static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs> Kernel(int d) => d switch
+    static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs> F32Kernel(int d) => d switch
     {
-        32 => AttentionTensorCoreKernels.Forward<HeadDim32, EmulatedWarpMma>,
-        64 => AttentionTensorCoreKernels.Forward<HeadDim64, EmulatedWarpMma>,
-        96 => AttentionTensorCoreKernels.Forward<HeadDim96, EmulatedWarpMma>,
-        _ => AttentionTensorCoreKernels.Forward<HeadDim128, EmulatedWarpMma>,
+        32 => AttentionTensorCoreKernels.Forward<HeadDim32, EmulatedWarpMma, float, F32Narrow>,
+        64 => AttentionTensorCoreKernels.Forward<HeadDim64, EmulatedWarpMma, float, F32Narrow>,
+        96 => AttentionTensorCoreKernels.Forward<HeadDim96, EmulatedWarpMma, float, F32Narrow>,
+        _ => AttentionTensorCoreKernels.Forward<HeadDim128, EmulatedWarpMma, float, F32Narrow>,
+    };
+
+    static Action<ArrayView<ushort>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs> BF16OutKernel(int d) => d switch
+    {
+        32 => AttentionTensorCoreKernels.Forward<HeadDim32, EmulatedWarpMma, ushort, BF16Narrow>,
+        64 => AttentionTensorCoreKernels.Forward<HeadDim64, EmulatedWarpMma, ushort, BF16Narrow>,
+        96 => AttentionTensorCoreKernels.Forward<HeadDim96, EmulatedWarpMma, ushort, BF16Narrow>,
+        _ => AttentionTensorCoreKernels.Forward<HeadDim128, EmulatedWarpMma, ushort, BF16Narrow>,
     };
 }

@@ -1,16 +1,17 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using Mdm.Kernels.Gpu.Kernels;
 using static Mdm.Kernels.Gpu.TensorCore.AttentionTensorCoreKernels;
 
 namespace Mdm.Kernels.Gpu.TensorCore;
 
 /// <summary>
 /// Attention backward on tensor cores, FlashAttention-2 style: P is recomputed from the forward's lse, nothing N×N in
-/// memory, two kernels as the SIMT backward (launch <see cref="Dq{THd, TM}"/> first: it writes Δ = rowsum(dO∘O), which
+/// memory, two kernels as the SIMT backward (launch <see cref="Dq{THd, TM, TO, TW}"/> first: it writes Δ = rowsum(dO∘O), which
 /// <see cref="DkDv{THd, TM}"/> reads). Both use the forward's tiles, swizzle and mma steps: groups of 4 warps, 16 rows
 /// per warp, the other operand streamed through shared memory in double-buffered blocks of 64 rows.
 /// <list type="bullet">
-/// <item><see cref="Dq{THd, TM}"/>: per 64 queries, over key blocks: S = Q·Kᵀ, P = exp(S·scale − lse), dP = dO·Vᵀ,
+/// <item><see cref="Dq{THd, TM, TO, TW}"/>: per 64 queries, over key blocks: S = Q·Kᵀ, P = exp(S·scale − lse), dP = dO·Vᵀ,
 /// dS = P∘(dP − Δ), dQ += dS·K; dQ·scale at the end.</item>
 /// <item><see cref="DkDv{THd, TM}"/>: per 64 keys (and 64 columns of dK, dV: <see cref="ColumnSplits"/>), over query
 /// blocks: Sᵀ = K·Qᵀ, Pᵀ, dV += Pᵀ·dO, dPᵀ = V·dOᵀ, dSᵀ = Pᵀ∘(dPᵀ − Δ), dK += dSᵀ·Q; dK·scale at the end.</item>
@@ -31,10 +32,11 @@ public static class AttentionBackwardTensorCoreKernels
     /// 64-column half and recomputes Sᵀ and dPᵀ (all four accumulator sets spill past 255 registers).</summary>
     public static int ColumnSplits(int d) => d > 64 ? 2 : 1;
 
-    /// <summary>dQ [BH, Nq, D] and Δ [BH, Nq]; o and dOf are the forward output and the output gradient in f32 (for Δ).</summary>
-    public static void Dq<THd, TM>(ArrayView<float> o, ArrayView<float> dOf, ArrayView<float> lse, ArrayView<float> mask,
+    /// <summary>dQ [BH, Nq, D] and Δ [BH, Nq]; o is the forward output, f32 or bf16 (TO, widened by TW as Δ reads it),
+    /// and dOf the output gradient in f32 (for Δ).</summary>
+    public static void Dq<THd, TM, TO, TW>(ArrayView<TO> o, ArrayView<float> dOf, ArrayView<float> lse, ArrayView<float> mask,
         ArrayView<float> dq, ArrayView<float> delta, TensorCoreAttentionArgs p)
-        where THd : struct, IHeadDim where TM : struct, IWarpMma<TM>
+        where THd : struct, IHeadDim where TM : struct, IWarpMma<TM> where TO : unmanaged where TW : struct, IWiden<TO>
     {
         var smem = SharedMemory.GetDynamic<byte>();
         var m = default(TM).Bind(smem);
@@ -56,7 +58,7 @@ public static class AttentionBackwardTensorCoreKernels
 
         // Δ and lse of the lane's rows (g and g + 8 of the warp's 16); rows past Nq get lse = +∞ (P = 0).
         int row = q0 + warp * 16 + (lane >> 2);
-        float delta0 = RowDot(o, dOf, qRows, row, p.Nq, t, d), delta1 = RowDot(o, dOf, qRows, row + 8, p.Nq, t, d);
+        float delta0 = RowDot<TO, TW>(o, dOf, qRows, row, p.Nq, t, d), delta1 = RowDot<TO, TW>(o, dOf, qRows, row + 8, p.Nq, t, d);
         if (t == 0 && row < p.Nq) delta[qRows + row] = delta0;
         if (t == 0 && row + 8 < p.Nq) delta[qRows + row + 8] = delta1;
         float lse0 = row < p.Nq ? lse[qRows + row] * Log2E : float.PositiveInfinity;
@@ -90,7 +92,7 @@ public static class AttentionBackwardTensorCoreKernels
         if (smem.Length < 0) dq[0] = 0f;   // keeps the dynamic shared buffer declared in the PTX
     }
 
-    /// <summary>dK and dV [BH, Nk, D]; lse and Δ per query from the forward and <see cref="Dq{THd, TM}"/>.</summary>
+    /// <summary>dK and dV [BH, Nk, D]; lse and Δ per query from the forward and <see cref="Dq{THd, TM, TO, TW}"/>.</summary>
     public static void DkDv<THd, TM>(ArrayView<float> lse, ArrayView<float> delta, ArrayView<float> mask,
         ArrayView<float> dk, ArrayView<float> dv, TensorCoreAttentionArgs p)
         where THd : struct, IHeadDim where TM : struct, IWarpMma<TM>
@@ -158,11 +160,13 @@ public static class AttentionBackwardTensorCoreKernels
 
     /// <summary>Σ_c o·dO over one row, lanes of a quad taking every 4th column; 0 past the last row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float RowDot(ArrayView<float> o, ArrayView<float> dOf, long rowBase, int row, int rows, int t, int d)
+    static float RowDot<TO, TW>(ArrayView<TO> o, ArrayView<float> dOf, long rowBase, int row, int rows, int t, int d)
+        where TO : unmanaged where TW : struct, IWiden<TO>
     {
+        var w = default(TW);
         float sum = 0f;
         if (row < rows)
-            for (int c = t; c < d; c += 4) sum += o[(rowBase + row) * d + c] * dOf[(rowBase + row) * d + c];
+            for (int c = t; c < d; c += 4) sum += w.Widen(o[(rowBase + row) * d + c]) * dOf[(rowBase + row) * d + c];
         sum += Warp.ShuffleXor(sum, 1);
         return sum + Warp.ShuffleXor(sum, 2);
     }

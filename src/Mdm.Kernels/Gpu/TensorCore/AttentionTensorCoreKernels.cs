@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using Mdm.Kernels.Gpu.Kernels;
 
 namespace Mdm.Kernels.Gpu.TensorCore;
 
@@ -10,7 +11,7 @@ public struct HeadDim64 : IHeadDim { public readonly int D => 64; }
 public struct HeadDim96 : IHeadDim { public readonly int D => 96; }
 public struct HeadDim128 : IHeadDim { public readonly int D => 128; }
 
-/// <summary>Arguments of <see cref="AttentionTensorCoreKernels.Forward{THd, TM}"/>: q [BH, Nq, D], k and v [BH, Nk, D]
+/// <summary>Arguments of <see cref="AttentionTensorCoreKernels.Forward{THd, TM, TO, TN}"/>: q [BH, Nq, D], k and v [BH, Nk, D]
 /// as raw device addresses of bf16 values (16-byte aligned); mask [BH / Heads, Nk] (non-zero = attend) when HasMask.</summary>
 public struct TensorCoreAttentionArgs
 {
@@ -28,8 +29,8 @@ public struct TensorCoreAttentionArgs
 /// stream through dynamic shared memory in blocks of 64 (double-buffered cp.async, rows XOR-swizzled by 16-byte chunk).
 /// Per key block a warp computes S = Q·Kᵀ (ldmatrix of Q and K, 8 n8 tiles), masks keys past Nk or masked out, runs the
 /// online softmax in registers (row max and sum across the 4 lanes of a quad), re-packs P as bf16 A fragments (two
-/// accumulator tiles are one A fragment of a k16 step) and adds P·V (V through ldmatrix.trans). Output: O f32
-/// [BH, Nq, D] and lse = log Σ exp(scaled score) per row; a row that attends to no key gets O = 0 and lse = +∞ (so a
+/// accumulator tiles are one A fragment of a k16 step) and adds P·V (V through ldmatrix.trans). Output: O [BH, Nq, D],
+/// f32 or bf16 (TO, TN: autocast's output, the normalised f32 accumulator rounded to nearest even in the store) and f32 lse = log Σ exp(scaled score) per row; a row that attends to no key gets O = 0 and lse = +∞ (so a
 /// backward's exp(s − lse) is 0 there), as the SIMT kernel. Launch: grid (⌈Nq/64⌉, BH), <see cref="Threads"/> threads,
 /// <see cref="SharedBytes"/> of dynamic shared memory.
 /// </summary>
@@ -45,8 +46,8 @@ public static class AttentionTensorCoreKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int Offset(int row, int chunk, int d) => row * 2 * d + ((chunk ^ (row & ((d / 8) % 8 == 0 ? 7 : 3))) << 4);
 
-    public static void Forward<THd, TM>(ArrayView<float> o, ArrayView<float> lse, ArrayView<float> mask, TensorCoreAttentionArgs p)
-        where THd : struct, IHeadDim where TM : struct, IWarpMma<TM>
+    public static void Forward<THd, TM, TO, TN>(ArrayView<TO> o, ArrayView<float> lse, ArrayView<float> mask, TensorCoreAttentionArgs p)
+        where THd : struct, IHeadDim where TM : struct, IWarpMma<TM> where TO : unmanaged where TN : struct, INarrow<TO>
     {
         var smem = SharedMemory.GetDynamic<byte>();
         var m = default(TM).Bind(smem);
@@ -110,15 +111,15 @@ public static class AttentionTensorCoreKernels
         float inv0 = l0 > 0f ? 1f / l0 : 0f, inv1 = l1 > 0f ? 1f / l1 : 0f;
         int row = q0 + warp * 16 + (lane >> 2), col = 2 * (lane & 3);
         long rowBase = (long)bh * p.Nq;
-        StoreHalf(o, p.Nq, rowBase, row, col, d, oLo, inv0, inv1);
-        if (d > 64) StoreHalf(o, p.Nq, rowBase, row, col + 64, d, oHi, inv0, inv1);
+        StoreHalf<TO, TN>(o, p.Nq, rowBase, row, col, d, oLo, inv0, inv1);
+        if (d > 64) StoreHalf<TO, TN>(o, p.Nq, rowBase, row, col + 64, d, oHi, inv0, inv1);
         if ((lane & 3) == 0)
         {
             const float Ln2 = 0.6931471805599453f;
             if (row < p.Nq) lse[rowBase + row] = l0 > 0f ? (m0 + m.Log2(l0)) * Ln2 : float.PositiveInfinity;
             if (row + 8 < p.Nq) lse[rowBase + row + 8] = l1 > 0f ? (m1 + m.Log2(l1)) * Ln2 : float.PositiveInfinity;
         }
-        if (smem.Length < 0) o[0] = 0f;   // keeps the dynamic shared buffer declared in the PTX
+        if (smem.Length < 0) lse[0] = 0f;   // keeps the dynamic shared buffer declared in the PTX
     }
 
     /// <summary>One step of the double-buffered stream of two operands (stage buffers at a0, a0 + tileBytes and b0,
@@ -234,22 +235,30 @@ public static class AttentionTensorCoreKernels
         MathF.Max(MathF.Max(MathF.Max(MathF.Max(a, b), MathF.Max(c, d)), MathF.Max(MathF.Max(e, f), MathF.Max(g, h))),
                   MathF.Max(MathF.Max(MathF.Max(i, j), MathF.Max(k, l)), MathF.Max(MathF.Max(m, n), MathF.Max(o, p))));
 
-    /// <summary>Stores the (up to) 64 columns of one accumulator half that exist, divided by the row sums.</summary>
+    /// <summary>Stores the (up to) 64 columns of one f32 accumulator half that exist, times the row factors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void StoreHalf(ArrayView<float> o, int rows, long rowBase, int row, int col, int d, Frag8 f, float inv0, float inv1)
+    internal static void StoreHalf(ArrayView<float> o, int rows, long rowBase, int row, int col, int d, Frag8 f, float inv0, float inv1) =>
+        StoreHalf<float, F32Narrow>(o, rows, rowBase, row, col, d, f, inv0, inv1);
+
+    /// <summary>Stores the (up to) 64 columns of one accumulator half that exist, times the row factors, as TO.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreHalf<TO, TN>(ArrayView<TO> o, int rows, long rowBase, int row, int col, int d, Frag8 f, float inv0, float inv1)
+        where TO : unmanaged where TN : struct, INarrow<TO>
     {
-        Store(o, rows, rowBase, row, col, d, f.F0, inv0, inv1); Store(o, rows, rowBase, row, col + 8, d, f.F1, inv0, inv1);
-        Store(o, rows, rowBase, row, col + 16, d, f.F2, inv0, inv1); Store(o, rows, rowBase, row, col + 24, d, f.F3, inv0, inv1);
-        Store(o, rows, rowBase, row, col + 32, d, f.F4, inv0, inv1); Store(o, rows, rowBase, row, col + 40, d, f.F5, inv0, inv1);
-        Store(o, rows, rowBase, row, col + 48, d, f.F6, inv0, inv1); Store(o, rows, rowBase, row, col + 56, d, f.F7, inv0, inv1);
+        Store<TO, TN>(o, rows, rowBase, row, col, d, f.F0, inv0, inv1); Store<TO, TN>(o, rows, rowBase, row, col + 8, d, f.F1, inv0, inv1);
+        Store<TO, TN>(o, rows, rowBase, row, col + 16, d, f.F2, inv0, inv1); Store<TO, TN>(o, rows, rowBase, row, col + 24, d, f.F3, inv0, inv1);
+        Store<TO, TN>(o, rows, rowBase, row, col + 32, d, f.F4, inv0, inv1); Store<TO, TN>(o, rows, rowBase, row, col + 40, d, f.F5, inv0, inv1);
+        Store<TO, TN>(o, rows, rowBase, row, col + 48, d, f.F6, inv0, inv1); Store<TO, TN>(o, rows, rowBase, row, col + 56, d, f.F7, inv0, inv1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Store(ArrayView<float> o, int rows, long rowBase, int row, int col, int d, Frag f, float inv0, float inv1)
+    static void Store<TO, TN>(ArrayView<TO> o, int rows, long rowBase, int row, int col, int d, Frag f, float inv0, float inv1)
+        where TO : unmanaged where TN : struct, INarrow<TO>
     {
+        var n = default(TN);
         if (col >= d) return;
-        if (row < rows) { o[(rowBase + row) * d + col] = f.X * inv0; o[(rowBase + row) * d + col + 1] = f.Y * inv0; }
-        if (row + 8 < rows) { o[(rowBase + row + 8) * d + col] = f.Z * inv1; o[(rowBase + row + 8) * d + col + 1] = f.W * inv1; }
+        if (row < rows) { o[(rowBase + row) * d + col] = n.Narrow(f.X * inv0); o[(rowBase + row) * d + col + 1] = n.Narrow(f.Y * inv0); }
+        if (row + 8 < rows) { o[(rowBase + row + 8) * d + col] = n.Narrow(f.Z * inv1); o[(rowBase + row + 8) * d + col + 1] = n.Narrow(f.W * inv1); }
     }
 }
 

@@ -9,7 +9,11 @@ public sealed partial class IlgpuBackend
 {
     /// <summary>Tensor-core attention kernels per head dimension (32, 64, 96, 128), present where launchable (CUDA).</summary>
     readonly Dictionary<int, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionTensorCore = new();
+    /// <summary>The forward writing a bf16 o (rounded in its store), per head dimension.</summary>
+    readonly Dictionary<int, Action<ArrayView<ushort>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionBF16OutTensorCore = new();
     readonly Dictionary<int, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDqTensorCore = new();
+    /// <summary>dQ and Δ reading a bf16 o as it is, per head dimension.</summary>
+    readonly Dictionary<int, Action<ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDqBF16OutTensorCore = new();
     readonly Dictionary<int, Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>> attentionDkDvTensorCore = new();
 
     /// <summary>On = the attention forward and backward run on tensor cores on CUDA (q, k, v rounded to bf16 unless they
@@ -34,6 +38,11 @@ public sealed partial class IlgpuBackend
             if (LoadTensorCoreKernel(loader, name, forward, AttentionTensorCoreKernels.SharedBytes(d))) attentionTensorCore[d] = forward;
             int shared = AttentionBackwardTensorCoreKernels.SharedBytes(d);
             if (LoadTensorCoreKernel(loader, dqName, dq, shared)) attentionDqTensorCore[d] = dq;
+            string bf16Name = $"AttentionTensorCoreBF16OutD{d}", dqBf16Name = $"AttentionTensorCoreDqBF16OutD{d}";
+            var forwardBf16 = (Action<ArrayView<ushort>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)KernelCatalog.All.Single(k => k.Name == bf16Name).Kernel;
+            var dqBf16 = (Action<ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, TensorCoreAttentionArgs>)KernelCatalog.All.Single(k => k.Name == dqBf16Name).Kernel;
+            if (LoadTensorCoreKernel(loader, bf16Name, forwardBf16, AttentionTensorCoreKernels.SharedBytes(d))) attentionBF16OutTensorCore[d] = forwardBf16;
+            if (LoadTensorCoreKernel(loader, dqBf16Name, dqBf16, shared)) attentionDqBF16OutTensorCore[d] = dqBf16;
             if (LoadTensorCoreKernel(loader, dkdvName, dkdv, shared)) attentionDkDvTensorCore[d] = dkdv;
         }
     }
@@ -42,7 +51,9 @@ public sealed partial class IlgpuBackend
     bool TryTensorCoreAttention(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor o, Tensor lse, float scale)
     {
         int bh = q.Dim(0) * q.Dim(1), nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
-        if (!(UseTensorCoreAttention ?? Tuning.AttentionOnTensorCores(GpuArchitecture, false, nk, d)) || !attentionTensorCore.TryGetValue(d, out var kernel) || bh > 65535) return false;
+        bool bf16Out = o.DType == DType.BF16;
+        if (!(UseTensorCoreAttention ?? Tuning.AttentionOnTensorCores(GpuArchitecture, false, nk, d)) || bh > 65535
+            || !(bf16Out ? attentionBF16OutTensorCore.ContainsKey(d) : attentionTensorCore.ContainsKey(d))) return false;
         using var qb = Bf16Copy(q, out long pq);
         using var kb = Bf16Copy(k, out long pk);
         using var vb = Bf16Copy(v, out long pv);
@@ -55,10 +66,9 @@ public sealed partial class IlgpuBackend
         var cfg = new KernelConfig(new Index2D((nq + AttentionTensorCoreKernels.BlockQ - 1) / AttentionTensorCoreKernels.BlockQ, bh),
             new Index2D(AttentionTensorCoreKernels.Threads, 1), SharedMemoryConfig.RequestDynamic<byte>(AttentionTensorCoreKernels.SharedBytes(d)));
         LaunchLog.CountFlops(4.0 * bh * nq * nk * d);
-        // The tensor-core kernels store f32; a BF16 o (autocast's output) is their f32 block rounded in a second pass.
-        using var wide = o.DType == DType.BF16 ? Empty(o.Shape) : null;
-        Run(kernel, cfg, F32(wide ?? o), F32(lse), mask is null ? F32(lse) : F32(mask), p);
-        if (wide is not null) ConvertToBF16(wide, o);
+        var m = mask is null ? F32(lse) : F32(mask);
+        if (bf16Out) Run(attentionBF16OutTensorCore[d], cfg, U16(o), F32(lse), m, p);   // autocast's o, rounded in the store
+        else Run(attentionTensorCore[d], cfg, F32(o), F32(lse), m, p);
         Interlocked.Increment(ref tensorCoreAttentions);
         return true;
     }
@@ -68,7 +78,9 @@ public sealed partial class IlgpuBackend
         Tensor dq, Tensor dk, Tensor dv, float scale)
     {
         int bh = q.Dim(0) * q.Dim(1), nq = q.Dim(2), nk = k.Dim(2), d = q.Dim(3);
-        if (!(UseTensorCoreAttention ?? Tuning.AttentionOnTensorCores(GpuArchitecture, true, nk, d)) || !attentionDqTensorCore.TryGetValue(d, out var dqKernel) || bh > 65535) return false;
+        bool bf16O = o.DType == DType.BF16;
+        if (!(UseTensorCoreAttention ?? Tuning.AttentionOnTensorCores(GpuArchitecture, true, nk, d)) || bh > 65535
+            || !(bf16O ? attentionDqBF16OutTensorCore.ContainsKey(d) : attentionDqTensorCore.ContainsKey(d))) return false;
         var dkdvKernel = attentionDkDvTensorCore[d];
         using var qb = Bf16Copy(q, out long pq);
         using var kb = Bf16Copy(k, out long pk);
@@ -84,11 +96,11 @@ public sealed partial class IlgpuBackend
         var group = new Index2D(AttentionTensorCoreKernels.Threads, 1);
         var shared = SharedMemoryConfig.RequestDynamic<byte>(AttentionBackwardTensorCoreKernels.SharedBytes(d));
         var m = mask is null ? F32(lse) : F32(mask);
-        using var oWide = o.DType == DType.BF16 ? Empty(o.Shape) : null;   // the kernels read an f32 o
-        if (oWide is not null) ConvertToF32(o, oWide);
         // Same stream: the dK/dV kernel sees the Δ the dQ kernel wrote.
         LaunchLog.CountFlops(6.0 * bh * nq * nk * d);   // S = QKᵀ again, dP = dO·Vᵀ, dQ = dS·K
-        Run(dqKernel, new KernelConfig(new Index2D((nq + 63) / 64, bh), group, shared), F32(oWide ?? o), F32(dO), F32(lse), m, F32(dq), F32(delta), p);
+        var dqCfg = new KernelConfig(new Index2D((nq + 63) / 64, bh), group, shared);
+        if (bf16O) Run(attentionDqBF16OutTensorCore[d], dqCfg, U16(o), F32(dO), F32(lse), m, F32(dq), F32(delta), p);   // Δ widens o as it reads it
+        else Run(attentionDqTensorCore[d], dqCfg, F32(o), F32(dO), F32(lse), m, F32(dq), F32(delta), p);
         LaunchLog.CountFlops(8.0 * bh * nq * nk * d);   // S, dP, dV = Pᵀ·dO, dK = dSᵀ·Q
         Run(dkdvKernel, new KernelConfig(new Index2D((nk + 63) / 64 * AttentionBackwardTensorCoreKernels.ColumnSplits(d), bh), group, shared), F32(lse), F32(delta), m, F32(dk), F32(dv), p);
         Interlocked.Increment(ref tensorCoreAttentions);

@@ -17,7 +17,7 @@ public static partial class Ops
     /// BF16 (autocast's bf16 storage: read as they are, products and softmax in f32, lse F32).</item>
     /// <item>o is <paramref name="outDType"/>, else the given o's type, else F32. A BF16 o (BF16 q, k, v only: autocast's
     /// attention output, as torch's SDPA on bf16 inputs returns bf16) holds the f32 result rounded once to nearest even,
-    /// written by the kernel's own store (CPU, SIMT); the tensor-core kernels store f32, rounded into o in a second pass.</item>
+    /// written by the kernel's own store (CPU, SIMT, tensor cores).</item>
     /// <item>mask: null, or an F32 key-padding mask [B,Nk]: 0 = masked key, any other value (use 1) = attend.</item>
     /// <item>Returns o [B,H,Nq,D] and lse [B,H,Nq] = log Σ_j exp(s_ij) over the attended keys, which the backward needs.</item>
     /// <item>A query row whose keys are all masked (PyTorch gives NaN there) has o = 0 and lse = +∞ here, and zero
