@@ -9,8 +9,9 @@ public readonly record struct ShapeSpec(ShapeKind Kind, double CenterX, double C
 
 /// <summary>
 /// Draws one anti-aliased shape on a flat background into float CHW planes in [−1, 1]: each pixel's coverage is
-/// the fraction of a 4 × 4 grid of sub-pixel samples inside the shape. Every shape fits inside its circle of
-/// <see cref="ShapeSpec.Radius"/>, and the shapes are sized to cover broadly similar areas.
+/// the fraction of a 4 × 4 grid of sub-pixel samples inside the shape. Every shape fills the same bounding box, the
+/// square of half side <see cref="ShapeSpec.Radius"/> around the centre, so the classes differ in their outline
+/// (corners, edges, holes, arms), not in their size.
 /// </summary>
 public static class ShapeRenderer
 {
@@ -59,30 +60,27 @@ public static class ShapeRenderer
         switch (s.Kind)
         {
             case ShapeKind.Circle: return dx * dx + dy * dy <= r * r;
-            case ShapeKind.Square: return Math.Abs(dx) <= 0.8 * r && Math.Abs(dy) <= 0.8 * r;
+            case ShapeKind.Square: return Math.Abs(dx) <= r && Math.Abs(dy) <= r;
             case ShapeKind.Triangle:
-            {
-                // Upward equilateral triangle inscribed in the circle: apex (0, −r), base at y = r/2.
-                if (dy > 0.5 * r) return false;
-                double halfWidthAtY = (dy + r) / 1.5 * (Math.Sqrt(3) / 2);
-                return Math.Abs(dx) <= halfWidthAtY;
-            }
+                // Upward isosceles triangle filling the box: apex (0, −r), base from (−r, r) to (r, r).
+                return dy <= r && Math.Abs(dx) <= (dy + r) / 2;
             case ShapeKind.Ring:
             {
                 double d2 = dx * dx + dy * dy;
-                return d2 <= r * r && d2 >= 0.3 * r * r;   // inner radius ≈ 0.55 r
+                return d2 <= r * r && d2 >= 0.36 * r * r;   // inner radius 0.6 r
             }
             case ShapeKind.Cross:
             {
-                double a = Math.Abs(dx), b = Math.Abs(dy), arm = 0.8 * r, half = 0.28 * r;
-                return (a <= half && b <= arm) || (b <= half && a <= arm);
+                // Long thin arms reaching the box's edges, so the cross is not a lump at 16².
+                double a = Math.Abs(dx), b = Math.Abs(dy), half = 0.2 * r;
+                return (a <= half && b <= r) || (b <= half && a <= r);
             }
             case ShapeKind.Stripes:
             {
-                // Three bars separated by two gaps, all 0.32 r wide, inside the square of half side 0.8 r.
-                double across = s.Horizontal ? dy : dx, along = s.Horizontal ? dx : dy, half = 0.8 * r;
-                if (Math.Abs(along) > half || Math.Abs(across) > half) return false;
-                int band = (int)Math.Floor((across + half) / (2 * half / 5));
+                // Three bars separated by two gaps, all 0.4 r wide, filling the box.
+                double across = s.Horizontal ? dy : dx, along = s.Horizontal ? dx : dy;
+                if (Math.Abs(along) > r || Math.Abs(across) > r) return false;
+                int band = Math.Min((int)Math.Floor((across + r) / (2 * r / 5)), 4);
                 return band % 2 == 0;
             }
             default: throw new ArgumentOutOfRangeException(nameof(s), s.Kind, "unknown shape");

@@ -3,22 +3,21 @@ namespace Mdm.Train.Data;
 /// <summary>
 /// Procedural coloured shapes (circle, square, triangle, ring, cross, stripes) needing no download: sample i is
 /// drawn from the stream (seed, i) alone, so the set is identical on every run and machine and any index can be
-/// read in any order. Label = i mod 6 (exactly balanced); radius 32–42 % of the image, centre within 8 % of the
-/// image's centre (fully inside), stripes horizontal or vertical; a bright foreground from <see cref="Foregrounds"/>
-/// on a dark background from <see cref="Backgrounds"/>. Large, centred, flat, high-contrast shapes with few colour
-/// pairs: a small diffusion model spends its few CPU minutes on the shape, and the class is easy to see in samples.
+/// read in any order. Label = i mod 6 (exactly balanced); exactly centred, the bounding box's half side 36–40 % of
+/// the image, stripes horizontal or vertical; a bright foreground from <see cref="Foregrounds"/> on a dark background
+/// from <see cref="Backgrounds"/>. Large, centred, flat, high-contrast shapes of nearly one size and few colours: a
+/// small diffusion model spends its few CPU minutes on the outline, and the class is easy to see in samples.
 /// </summary>
 public sealed class ShapesDataset : IImageDataset
 {
     public const int MinImageSize = 8;
-    public const double MinRadius = 0.32, MaxRadius = 0.42, MaxCentreOffset = 0.08;
+    public const double MinRadius = 0.36, MaxRadius = 0.40;
 
-    /// <summary>Saturated or light colours: red, yellow, green, blue, white.</summary>
-    public static readonly IReadOnlyList<(byte R, byte G, byte B)> Foregrounds =
-        [(240, 60, 60), (245, 230, 50), (60, 210, 70), (70, 140, 250), (245, 245, 245)];
+    /// <summary>Light colours: white, yellow, cyan.</summary>
+    public static readonly IReadOnlyList<(byte R, byte G, byte B)> Foregrounds = [(245, 245, 245), (245, 230, 50), (80, 210, 250)];
 
-    /// <summary>Dark colours: black and navy; every foreground stands out from both.</summary>
-    public static readonly IReadOnlyList<(byte R, byte G, byte B)> Backgrounds = [(10, 10, 10), (20, 25, 80)];
+    /// <summary>Dark navy; every foreground stands out from it.</summary>
+    public static readonly IReadOnlyList<(byte R, byte G, byte B)> Backgrounds = [(20, 25, 80)];
 
     readonly int[] shape;
 
@@ -46,12 +45,10 @@ public sealed class ShapesDataset : IImageDataset
         var rng = SplitMix.For(Seed, index);
         var kind = (ShapeKind)(index % NumClasses);
         double radius = rng.Uniform(MinRadius, MaxRadius) * ImageSize;
-        // The offset from the centre is limited both by the jitter and by the shape staying inside the image.
-        double reach = Math.Min(MaxCentreOffset * ImageSize, ImageSize / 2.0 - radius);
-        double cx = ImageSize / 2.0 + rng.Uniform(-reach, reach), cy = ImageSize / 2.0 + rng.Uniform(-reach, reach);
+        double centre = ImageSize / 2.0;
         var fg = Foregrounds[rng.NextInt(Foregrounds.Count)];
         var bg = Backgrounds[rng.NextInt(Backgrounds.Count)];
-        return new ShapeSpec(kind, cx, cy, radius, fg, bg, Horizontal: rng.NextInt(2) == 0);
+        return new ShapeSpec(kind, centre, centre, radius, fg, bg, Horizontal: rng.NextInt(2) == 0);
     }
 
     public int LoadInto(int index, Span<float> destination)

@@ -36,7 +36,7 @@ public class ShapesTests
     }
 
     [Test]
-    public void ShapesAreLargeCentredAndFromThePalette()
+    public void ShapesAreLargeExactlyCentredAndFromThePalette()
     {
         var rng = TestSeed.NewRandom();
         int size = rng.Next(ShapesDataset.MinImageSize, 80);
@@ -48,8 +48,7 @@ public class ShapesTests
             var s = set.Spec(i);
             string where = $"sample {i} of size {size}: r {s.Radius:F2}, centre ({s.CenterX:F2}, {s.CenterY:F2})" + TestSeed.Describe();
             Assert.That(s.Radius / size, Is.InRange(ShapesDataset.MinRadius, ShapesDataset.MaxRadius), where);
-            Assert.That(Math.Abs(s.CenterX - size / 2.0) / size, Is.LessThanOrEqualTo(ShapesDataset.MaxCentreOffset), where);
-            Assert.That(Math.Abs(s.CenterY - size / 2.0) / size, Is.LessThanOrEqualTo(ShapesDataset.MaxCentreOffset), where);
+            Assert.That((s.CenterX, s.CenterY), Is.EqualTo((size / 2.0, size / 2.0)), "exactly centred: " + where);
             Assert.That(s.CenterX - s.Radius >= 0 && s.CenterX + s.Radius <= size && s.CenterY - s.Radius >= 0 && s.CenterY + s.Radius <= size,
                         "inside the image: " + where);
             Assert.That(ShapesDataset.Foregrounds, Does.Contain(s.Foreground), where);
@@ -94,19 +93,37 @@ public class ShapesTests
             double At(double dx, double dy) => Coverage(v, s, size, (int)Math.Floor(s.CenterX + dx * s.Radius), (int)Math.Floor(s.CenterY + dy * s.Radius));
             string where = $"sample {i} ({s.Kind}, r {s.Radius:F1})" + TestSeed.Describe();
             double total = Enumerable.Range(0, size * size).Sum(p => Coverage(v, s, size, p % size, p / size));
-            double area = total / (Math.PI * s.Radius * s.Radius);
-            Assert.That(area, Is.InRange(0.25, 1.05), "foreground area relative to the circle " + where);
+            // Foreground area relative to the bounding box (2r)²: circle π/4, square 1, triangle 1/2, ring π/4 · 0.64,
+            // cross 2 · 0.4 − 0.04 = 0.76 of the half-box strip pair, stripes 3/5.
+            double area = total / (4 * s.Radius * s.Radius);
+            double expected = s.Kind switch
+            {
+                ShapeKind.Circle => Math.PI / 4, ShapeKind.Square => 1, ShapeKind.Triangle => 0.5,
+                ShapeKind.Ring => Math.PI / 4 * 0.64, ShapeKind.Cross => (2 * 2 * 0.4 - 0.4 * 0.4) / 4, ShapeKind.Stripes => 0.6,
+                _ => throw new ArgumentOutOfRangeException(nameof(s), s.Kind, "unknown shape"),
+            };
+            Assert.That(area, Is.EqualTo(expected).Within(0.04), "foreground area relative to the bounding box " + where);
+            // Every class reaches its bounding box: foreground in the last pixel row or column the box touches.
+            Assert.That(At(0, 0.97), Is.GreaterThan(0.3), "reaches the bottom edge " + where);
             switch (s.Kind)
             {
-                case ShapeKind.Circle: Assert.That(At(0, 0), Is.EqualTo(1).Within(1e-3), where); Assert.That(At(0.85, 0.85), Is.EqualTo(0).Within(1e-3), where); break;
-                case ShapeKind.Square: Assert.That(At(0.6, 0.6), Is.EqualTo(1).Within(1e-3), where); break;
-                case ShapeKind.Triangle: Assert.That(At(0, 0.2), Is.EqualTo(1).Within(1e-3), where); Assert.That(At(-0.6, -0.6), Is.EqualTo(0).Within(1e-3), where); break;
-                case ShapeKind.Ring: Assert.That(At(0, 0), Is.EqualTo(0).Within(1e-3), where); Assert.That(At(0.78, 0), Is.EqualTo(1).Within(1e-3), where); break;
-                case ShapeKind.Cross: Assert.That(At(0, 0), Is.EqualTo(1).Within(1e-3), where); Assert.That(At(0.6, 0.6), Is.EqualTo(0).Within(1e-3), where); break;
+                case ShapeKind.Circle: Assert.That(At(0, 0), Is.EqualTo(1).Within(1e-3), where); Assert.That(At(0.8, 0.8), Is.EqualTo(0).Within(1e-3), "no corner " + where); break;
+                case ShapeKind.Square: Assert.That(At(0.9, 0.9), Is.EqualTo(1).Within(1e-3), "a filled corner " + where); Assert.That(At(-0.9, -0.9), Is.EqualTo(1).Within(1e-3), where); break;
+                case ShapeKind.Triangle:
+                    Assert.That(At(0, 0.5), Is.EqualTo(1).Within(1e-3), where);
+                    Assert.That(At(0.9, 0.9), Is.EqualTo(1).Within(1e-3), "the base spans the box " + where);
+                    Assert.That(At(-0.6, -0.6), Is.EqualTo(0).Within(1e-3), "no upper corner " + where);
+                    break;
+                case ShapeKind.Ring: Assert.That(At(0, 0), Is.EqualTo(0).Within(1e-3), where); Assert.That(At(0.8, 0), Is.EqualTo(1).Within(1e-3), where); break;
+                case ShapeKind.Cross:
+                    Assert.That(At(0, 0), Is.EqualTo(1).Within(1e-3), where);
+                    Assert.That(At(0.9, 0), Is.EqualTo(1).Within(1e-3), "an arm reaches the box's edge " + where);
+                    Assert.That(At(0.4, 0.4), Is.EqualTo(0).Within(1e-3), "arms are thin " + where);
+                    break;
                 case ShapeKind.Stripes:
-                    var (along, across) = s.Horizontal ? ((0.0, -0.64), (0.0, -0.32)) : ((-0.64, 0.0), (-0.32, 0.0));
-                    Assert.That(At(along.Item1, along.Item2), Is.EqualTo(1).Within(1e-3), "outer bar " + where);
-                    Assert.That(At(across.Item1, across.Item2), Is.EqualTo(0).Within(1e-3), "first gap " + where);
+                    var (bar, gap) = s.Horizontal ? ((0.0, -0.8), (0.0, -0.4)) : ((-0.8, 0.0), (-0.4, 0.0));
+                    Assert.That(At(bar.Item1, bar.Item2), Is.EqualTo(1).Within(1e-3), "outer bar " + where);
+                    Assert.That(At(gap.Item1, gap.Item2), Is.EqualTo(0).Within(1e-3), "first gap " + where);
                     break;
             }
         }
