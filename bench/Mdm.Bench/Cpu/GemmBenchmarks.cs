@@ -4,7 +4,8 @@ using Mdm.Kernels.Cpu;
 namespace Mdm.Bench.Cpu;
 
 /// <summary>
-/// The CPU backend's SGEMM on UNet shapes, 256-bit (4×32) against 512-bit (8×32) micro-kernels.
+/// The CPU backend's SGEMM on UNet shapes, 256-bit (4×32) against 512-bit (8×32) micro-kernels, B read in place
+/// against packed where its rows lie far enough apart (the forward shape; the others read B in place either way).
 /// GFLOP/s = 2·M·N·K / time; `lab gemm` prints the same as a share of the measured FMA peak.
 /// </summary>
 public unsafe class GemmBenchmarks
@@ -19,6 +20,9 @@ public unsafe class GemmBenchmarks
     [Params(false, true)]
     public bool Vector512 { get; set; }
 
+    [Params(false, true)]
+    public bool Packed { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
@@ -29,6 +33,7 @@ public unsafe class GemmBenchmarks
         b = Enumerable.Range(0, k * n).Select(_ => (float)rng.NextDouble()).ToArray();
         c = new float[m * n];
         CpuGemm.UseVector512 = Vector512 && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+        CpuGemm.PackOperands = Packed;
     }
 
     [Benchmark]
@@ -38,5 +43,9 @@ public unsafe class GemmBenchmarks
     }
 
     [GlobalCleanup]
-    public void Cleanup() => CpuGemm.UseVector512 = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+    public void Cleanup()
+    {
+        CpuGemm.UseVector512 = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+        CpuGemm.PackOperands = true;
+    }
 }

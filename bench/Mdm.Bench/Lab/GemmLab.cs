@@ -11,11 +11,17 @@ namespace Mdm.Bench.Lab;
 ///   v1  naive i-j-k loops                                        (the yardstick)
 ///   v2  row axpy: C[i,:] += A[i,p]·B[p,:] with TensorPrimitives   (CpuGemm before 2026-11-27: memory-bound, B streamed M times)
 ///   v3  packed, register-tiled 4×32 FMA micro-kernel (256-bit), K and N blocked for L2, rows split over cores
-///   v4  v3 with an 8×32 micro-kernel in sixteen 512-bit accumulators where AVX-512 is there (promoted: the default
-///       of CpuGemm.UseVector512 on such CPUs)
+///   v4  v3 with an 8×32 micro-kernel in sixteen 512-bit accumulators where AVX-512 is there (CpuGemm.UseVector512,
+///       the default on such CPUs)
+///   v5  v4 with both operands packed per K chunk where B's rows lie CpuGemm.PackMinRowStride floats apart or more
+///       (CpuGemm.PackOperands, promoted: the default): B into 32-wide micro-panels read from L1 by every 8-row block,
+///       A into 8-row micro-panels; K split into equal chunks; panels widened when that evens the cores' shares.
+///       Unpacked, B's rows at N = 16384 lie 64 KiB apart, so a K chunk maps onto the same few L1 sets and pages.
+///       Closer rows (the square and weight-gradient shapes here, the gathered convolution) keep v4
 /// run: dotnet run -c Release --project bench/Mdm.Bench -- lab gemm [version]
 /// Peak: measured first, FMA chains on every core (sixteen independent accumulators, so latency is hidden) with
-/// 256-bit and 512-bit vectors; every version prints its share of the larger of the two. FLOPs = 2·M·N·K.
+/// 256-bit and 512-bit vectors; every version prints its share of the larger of the two. FLOPs = 2·M·N·K. On a shared
+/// box, read the CPU-time columns: GFLOP per CPU-second of the GEMM against the same for one thread's FMA chains.
 /// </summary>
 public static unsafe class GemmLab
 {
@@ -31,8 +37,9 @@ public static unsafe class GemmLab
         int only = args.Length > 0 && int.TryParse(args[0], out int v) ? v : 0;
         double peak256 = FmaPeak(wide: false), peak512 = Vector512.IsHardwareAccelerated ? FmaPeak(wide: true) : 0;
         double peak = Math.Max(peak256, peak512);
+        double corePeak = CorePeak(wide: Vector512.IsHardwareAccelerated);
         Console.WriteLine($"FMA peak on {Environment.ProcessorCount} cores: {peak256:F1} GFLOP/s with Vector256, " +
-            (peak512 > 0 ? $"{peak512:F1} GFLOP/s with Vector512" : "no Vector512"));
+            (peak512 > 0 ? $"{peak512:F1} GFLOP/s with Vector512" : "no Vector512") + $"; {corePeak:F1} GFLOP per CPU-second");
         foreach (var (m, n, k, what) in Shapes)
         {
             var rng = new Random(1);
@@ -41,19 +48,26 @@ public static unsafe class GemmLab
             for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() * 2 - 1);
             var reference = Reference(a, b, m, n, k, rows: Math.Min(m, 8));
             Console.WriteLine($"{m}×{n}×{k}  ({what})");
-            for (int version = 1; version <= 4; version++)
+            for (int version = 1; version <= 5; version++)
             {
                 if (only != 0 && version != only) continue;
                 if (version == 1 && (long)m * n * k > 300_000_000L) { Console.WriteLine("  v1  skipped (too slow at this size)"); continue; }
                 var c = new float[m * n];
                 Run(version, a, b, c, m, n, k);   // warm-up (tiering JIT)
                 double err = MaxRelError(c, reference, n);
+                using var process = Process.GetCurrentProcess();
+                var cpu0 = process.TotalProcessorTime;
                 var sw = Stopwatch.StartNew();
                 int reps = 0;
                 do { Run(version, a, b, c, m, n, k); reps++; } while (sw.Elapsed.TotalSeconds < 1.0);
                 double ms = sw.Elapsed.TotalMilliseconds / reps;
+                process.Refresh();
+                double cpuMs = (process.TotalProcessorTime - cpu0).TotalMilliseconds / reps;
                 double gflops = 2.0 * m * n * k / (ms * 1e6);
-                Console.WriteLine($"  v{version}  {ms,9:F2} ms  {gflops,7:F1} GFLOP/s  {100 * gflops / peak,5:F1} % of peak  max rel err {err:G2} {(err < 1e-4 ? "ok" : "WRONG")}");
+                // Per CPU-second: on a shared box the wall time counts other processes' turns, the CPU time does not.
+                double perCore = 2.0 * m * n * k / (cpuMs * 1e6);
+                Console.WriteLine($"  v{version}  {ms,9:F2} ms  {gflops,7:F1} GFLOP/s  {100 * gflops / peak,5:F1} % of peak  " +
+                    $"{perCore,6:F1} GFLOP per CPU-s  {100 * perCore / corePeak,5:F1} % of the CPU-time peak  max rel err {err:G2} {(err < 1e-4 ? "ok" : "WRONG")}");
             }
         }
         return 0;
@@ -72,6 +86,25 @@ public static unsafe class GemmLab
                 core => sink[core] = wide ? Chains<Lanes512, Vector512<float>>(Iterations) : Chains<Lanes256, Vector256<float>>(Iterations));
             double flops = Environment.ProcessorCount * (double)Iterations * 16 * 2 * (wide ? 16 : 8);
             best = Math.Max(best, flops / (sw.Elapsed.TotalSeconds * 1e9));
+        }
+        return best;
+    }
+
+    /// <summary>GFLOP per CPU-second of the FMA chains on one thread: on a shared box the wall-time peak drops with the
+    /// load, this one does not (much), so it is the yardstick for the per-CPU-second column.</summary>
+    static double CorePeak(bool wide)
+    {
+        const long Iterations = 2_000_000;
+        double best = 0;
+        using var process = Process.GetCurrentProcess();
+        for (int rep = 0; rep < 3; rep++)
+        {
+            process.Refresh();
+            var cpu0 = process.TotalProcessorTime;
+            float sink = wide ? Chains<Lanes512, Vector512<float>>(Iterations) : Chains<Lanes256, Vector256<float>>(Iterations);
+            process.Refresh();
+            double seconds = (process.TotalProcessorTime - cpu0).TotalSeconds;
+            if (seconds > 0 && !float.IsNaN(sink)) best = Math.Max(best, Iterations * 16.0 * 2 * (wide ? 16 : 8) / (seconds * 1e9));
         }
         return best;
     }
@@ -120,10 +153,11 @@ public static unsafe class GemmLab
             case 1: Naive(a, b, c, m, n, k); break;
             case 2: RowAxpy(a, b, c, m, n, k); break;
             default:
-                bool wide = CpuGemm.UseVector512;
-                CpuGemm.UseVector512 = version == 4;
+                bool wide = CpuGemm.UseVector512, packed = CpuGemm.PackOperands;
+                CpuGemm.UseVector512 = version >= 4;
+                CpuGemm.PackOperands = version >= 5;
                 try { fixed (float* pa = a, pb = b, pc = c) CpuGemm.Sgemm(false, false, m, n, k, pa, k, pb, n, pc, n); }
-                finally { CpuGemm.UseVector512 = wide; }
+                finally { CpuGemm.UseVector512 = wide; CpuGemm.PackOperands = packed; }
                 break;
         }
     }

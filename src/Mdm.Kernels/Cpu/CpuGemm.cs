@@ -45,19 +45,23 @@ public static unsafe partial class CpuGemm
                     CpuBackend.ParallelRange(bBatches * k, n, (r0, r1) => Transpose((float*)pb, ldb, strideB, (float*)ppb, n, k, r0, r1));
                 // Tasks are (batch, block of MC rows, panel of NC columns): inside a task each K chunk of the B panel
                 // (KC×NC floats, L2-sized) is reused by every row block, so wide products stay compute-bound.
-                int mChunks = (m + MC - 1) / MC, nPanels = (n + NC - 1) / NC;
-                CpuBackend.ParallelRange(batch * mChunks * nPanels, (long)Math.Min(MC, m) * Math.Min(NC, n) * Math.Max(k, 1), (t0, t1) =>
+                bool packed = PackOperands && (bBatches > 0 ? n : ldb) >= PackMinRowStride;
+                int mChunks = (m + MC - 1) / MC, panel = packed ? PanelWidth(n, batch * mChunks) : NC, nPanels = (n + panel - 1) / panel;
+                CpuBackend.ParallelRange(batch * mChunks * nPanels, (long)Math.Min(MC, m) * Math.Min(panel, n) * Math.Max(k, 1), (t0, t1) =>
                 {
                     for (int t = t0; t < t1; t++)
                     {
                         int bi = t / (mChunks * nPanels), rest = t - bi * mChunks * nPanels;
-                        int i0 = rest / nPanels * MC, j0 = rest % nPanels * NC;
+                        int i0 = rest / nPanels * MC, j0 = rest % nPanels * panel;
                         float* A = aBatches > 0 ? (float*)ppa + (aBatches == 1 ? 0 : (long)bi * m * k) : (float*)pa + bi * strideA;
                         int ldA = aBatches > 0 ? k : lda;
                         float* B = bBatches > 0 ? (float*)ppb + (bBatches == 1 ? 0 : (long)bi * k * n) : (float*)pb + bi * strideB;
                         int ldB = bBatches > 0 ? n : ldb;
-                        Tile(A + (long)i0 * ldA, ldA, new StridedRows(B + j0, ldB), (float*)pc + bi * strideC + (long)i0 * ldc + j0, ldc,
-                            Math.Min(MC, m - i0), Math.Min(NC, n - j0), k, alpha, beta);
+                        float* C = (float*)pc + bi * strideC + (long)i0 * ldc + j0;
+                        if (packed)
+                            TilePacked(A + (long)i0 * ldA, ldA, new StridedRows(B + j0, ldB), C, ldc, Math.Min(MC, m - i0), Math.Min(panel, n - j0), k, alpha, beta);
+                        else
+                            Tile(A + (long)i0 * ldA, ldA, new StridedRows(B + j0, ldB), C, ldc, Math.Min(MC, m - i0), Math.Min(NC, n - j0), k, alpha, beta);
                     }
                 });
             }

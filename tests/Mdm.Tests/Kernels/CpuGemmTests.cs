@@ -60,6 +60,53 @@ public class CpuGemmTests
         finally { CpuGemm.UseVector512 = saved; }
     }
 
+    /// <summary>The packed path (B's rows at least PackMinRowStride apart) against float64 and against the path that reads
+    /// B in place: leftover rows past the 8-row blocks, a column tail past the 32-wide panels, K in unequal chunks, a
+    /// widened panel (576 columns of a wider B), both kernels, a NaN-poisoned C with beta = 0.</summary>
+    [TestCase(19, 4133, 301, 4133)]
+    [TestCase(19, 576, 301, CpuGemm.PackMinRowStride + 3)]
+    [TestCase(64, 4096, 64, 4096)]
+    [TestCase(3, 4101, 7, 4101)]
+    public unsafe void PackedSgemmMatchesReference(int m, int n, int k, int ldb)
+    {
+        var rng = TestSeed.NewRandom();
+        const int batch = 2;
+        const float alpha = 1.25f;
+        var a = TestSeed.Uniform(rng, batch * m * k);
+        var b = TestSeed.Uniform(rng, batch * k * ldb);
+        var expected = new double[batch * m * n];
+        var scale = new double[expected.Length];
+        for (int bi = 0; bi < batch; bi++)
+            for (int i = 0; i < m; i++)
+                for (int p = 0; p < k; p++)
+                {
+                    double av = a[(bi * m + i) * k + p];
+                    for (int j = 0; j < n; j++)
+                    {
+                        double prod = av * b[((long)bi * k + p) * ldb + j];
+                        expected[(bi * m + i) * n + j] += alpha * prod;
+                        scale[(bi * m + i) * n + j] += Math.Abs(alpha * prod);
+                    }
+                }
+        bool savedWide = CpuGemm.UseVector512, savedPack = CpuGemm.PackOperands;
+        try
+        {
+            foreach (bool wide in System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? new[] { false, true } : [false])
+                foreach (bool pack in new[] { true, false })
+                {
+                    CpuGemm.UseVector512 = wide;
+                    CpuGemm.PackOperands = pack;
+                    var c = new float[expected.Length];
+                    Array.Fill(c, float.NaN);
+                    fixed (float* pa = a, pb = b, pc = c)
+                        CpuGemm.SgemmBatched(batch, false, false, m, n, k, pa, k, (long)m * k, pb, ldb, (long)k * ldb, pc, n, (long)m * n, alpha, 0f);
+                    Compare.AssertClose($"Sgemm {m}x{n}x{k} ldb={ldb} {(wide ? "512" : "256")}-bit {(pack ? "packed" : "in place")}", c, expected,
+                        new Tolerance(1e-6, 1e-5 + 1e-7 * Math.Sqrt(k)), scale);
+                }
+        }
+        finally { CpuGemm.UseVector512 = savedWide; CpuGemm.PackOperands = savedPack; }
+    }
+
     /// <summary>C += A·Bᵀ with both operands read along rows (the convolution weight gradient): 4×4 blocks, leftover
     /// rows and columns, k below, at and past a multiple of 16.</summary>
     [TestCase(4, 4, 16)]
