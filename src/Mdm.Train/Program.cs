@@ -233,7 +233,7 @@ public static class Program
         // On a GPU the demo trains in bf16 autocast: matmuls and convolutions on tensor cores (8.8× faster per step on an H200).
         bool gpu = Backends.CudaStatus().Available && Environment.GetEnvironmentVariable("MDM_DEVICE") is null or "" or "cuda";
         Console.WriteLine("Mdm demo: trains a small nested diffusion model on built-in procedural shapes (no download), then samples" +
-                          (gpu ? "." : " (about 2½ minutes on 2 CPU cores)."));
+                          (gpu ? "." : " (about 2½–3 minutes on 2 CPU cores)."));
         Console.WriteLine($"(train --help for the real thing; outputs go to {outDir})");
         Console.WriteLine();
         return Guard(() => Train(new TrainSettings { Data = DatasetFactory.Procedural, OutDir = outDir, Bf16 = gpu }));
