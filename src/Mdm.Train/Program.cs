@@ -230,7 +230,7 @@ public static class Program
     static int Demo()
     {
         var outDir = Path.Combine("out", "demo-" + DateTime.Now.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture));
-        // On a GPU the demo trains in bf16 autocast: matmuls and convolutions on tensor cores (8.8× faster per step on an H200).
+        // On a GPU the demo trains in bf16 autocast: matmuls and convolutions on tensor cores.
         bool gpu = Backends.CudaStatus().Available && Environment.GetEnvironmentVariable("MDM_DEVICE") is null or "" or "cuda";
         Console.WriteLine("Mdm demo: trains a small nested diffusion model on built-in procedural shapes (no download), then samples" +
                           (gpu ? "." : " (about 2½–3 minutes on 2 CPU cores)."));

@@ -27,6 +27,14 @@ public static partial class Ops
                 throw new ArgumentException($"{op}: expected F32, got {t.DType.Name()} tensor {t.ShapeString}");
     }
 
+    /// <summary>F32 or BF16 (autocast's bf16 storage) tensors; nulls are skipped.</summary>
+    static void RequireF32OrBF16(string op, params Tensor?[] tensors)
+    {
+        foreach (var t in tensors)
+            if (t is not null && t.DType is not (DType.F32 or DType.BF16))
+                throw new ArgumentException($"{op}: expected F32 or BF16, got {t.DType.Name()} tensor {t.ShapeString}");
+    }
+
     static Tensor Output(string op, Tensor like, Tensor? output, ReadOnlySpan<int> shape, DType dtype = DType.F32)
     {
         if (output is null) return like.Backend.Empty(dtype, shape.ToArray());

@@ -73,9 +73,19 @@ public sealed partial class CpuBackend : Backend
         MemoryMarshal.Cast<byte, float>(((CpuStorage)t.Storage).Data.AsSpan()).Slice((int)t.Offset, (int)t.Numel);
     internal static Span<ushort> U16(Tensor t) =>
         MemoryMarshal.Cast<byte, ushort>(((CpuStorage)t.Storage).Data.AsSpan()).Slice((int)t.Offset, (int)t.Numel);
+    /// <summary>Elements [start, start + count) of a BF16 tensor widened into the front of <paramref name="buffer"/>.</summary>
+    internal static Span<float> Widened(Tensor x, int start, int count, float[] buffer)
+    {
+        var wide = buffer.AsSpan(0, count);
+        BFloat16.ToFloat(U16(x).Slice(start, count), wide);
+        return wide;
+    }
     /// <summary>Address of element 0 (storage is pinned, so the pointer stays valid while the tensor lives).</summary>
     internal static unsafe float* Ptr(Tensor t) =>
         (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(((CpuStorage)t.Storage).Data)) + t.Offset;
+    /// <summary>Address of element 0 of a BF16 tensor, as <see cref="Ptr"/>.</summary>
+    internal static unsafe ushort* PtrU16(Tensor t) =>
+        (ushort*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(((CpuStorage)t.Storage).Data)) + t.Offset;
 
     static Span<byte> Raw(Tensor t) =>
         ((CpuStorage)t.Storage).Data.AsSpan((int)(t.Offset * t.DType.Size()), (int)t.Bytes);

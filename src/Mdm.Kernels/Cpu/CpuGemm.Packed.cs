@@ -54,11 +54,7 @@ public static unsafe partial class CpuGemm
     internal static void TilePacked<TRows>(float* a, int lda, TRows b, float* c, int ldc, int rows, int nc, int k, float alpha, float beta)
         where TRows : struct, IRowSource
     {
-        for (int r = 0; r < rows; r++)
-        {
-            var crow = new Span<float>(c + (long)r * ldc, nc);
-            if (beta == 0f) crow.Clear(); else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(crow, beta, crow);
-        }
+        ScaleC(c, ldc, rows, nc, beta);
         if (k == 0 || alpha == 0f) return;
         float* packB = PackBuffer(), packA = packB + KC * MaxPanel;
         int chunks = (k + KC - 1) / KC, step = (k + chunks - 1) / chunks;

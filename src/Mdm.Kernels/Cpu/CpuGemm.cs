@@ -108,11 +108,7 @@ public static unsafe partial class CpuGemm
     internal static void Tile<TRows>(float* a, int lda, TRows b, float* c, int ldc, int rows, int nc, int k, float alpha, float beta)
         where TRows : struct, IRowSource
     {
-        for (int r = 0; r < rows; r++)
-        {
-            var crow = new Span<float>(c + (long)r * ldc, nc);
-            if (beta == 0f) crow.Clear(); else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(crow, beta, crow);
-        }
+        ScaleC(c, ldc, rows, nc, beta);
         if (k == 0 || alpha == 0f) return;
         for (int p0 = 0; p0 < k; p0 += KC)
         {
@@ -138,6 +134,16 @@ public static unsafe partial class CpuGemm
                 // Edges (last columns, or fewer than 4 rows): one row at a time, 8 lanes then scalars.
                 for (int r = 0; r < rb; r++) EdgeRow(ai + (long)r * lda, b, p0, ci + (long)r * ldc, j, nc, kc, alpha);
             }
+        }
+    }
+
+    /// <summary>C[rows, nc] = beta·C (cleared for beta 0, so NaN in an output buffer does not survive).</summary>
+    static void ScaleC(float* c, int ldc, int rows, int nc, float beta)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var crow = new Span<float>(c + (long)r * ldc, nc);
+            if (beta == 0f) crow.Clear(); else if (beta != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(crow, beta, crow);
         }
     }
 

@@ -74,18 +74,13 @@ public sealed partial class CpuBackend
                         float* oBlock = bf16Out ? scratch + d * bk + bq * bk + 2 * bq : (float*)po + oOff;
                         FlashForwardBlock(g, i0, heads, nq, nk, d, scale, bias, (float*)pq, (float*)pk, (float*)pv, oBlock, (float*)pl, scratch);
                         if (!bf16Out) continue;
-                        ushort* dst = (ushort*)po + oOff;
-                        long count = (long)Math.Min(bq, nq - i0) * d;
-                        for (long e = 0; e < count; e++) dst[e] = BFloat16.FromFloat(oBlock[e]);
+                        int count = Math.Min(bq, nq - i0) * d;
+                        BFloat16.FromFloat(new ReadOnlySpan<float>(oBlock, count), new Span<ushort>((ushort*)po + oOff, count));
                     }
             }
             finally { ArrayPool<float>.Shared.Return(buf); }
         });
     }
-
-    /// <summary>Address of element 0 of a BF16 tensor (storage is pinned, as for <see cref="Ptr"/>).</summary>
-    static unsafe ushort* PtrU16(Tensor t) =>
-        (ushort*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(((CpuStorage)t.Storage).Data)) + t.Offset;
 
     /// <summary>
     /// One block of query rows of head g: O accumulates P·V over key blocks with an online softmax (running row max

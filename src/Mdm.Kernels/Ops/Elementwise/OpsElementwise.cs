@@ -13,10 +13,7 @@ public static partial class Ops
     static Tensor AddWidened(Tensor a, Tensor b, Tensor? y)
     {
         const string op = "Add";
-        SameBackend(op, a, b, y);
-        foreach (var t in new[] { a, b })
-            if (t.DType is not (DType.F32 or DType.BF16))
-                throw new ArgumentException($"{op}: expected F32 or BF16 operands, got {t.DType.Name()} tensor {t.ShapeString}");
+        SameBackend(op, a, b, y); RequireF32OrBF16(op, a, b);
         if (!Shape.Equal(a.Dims, b.Dims))
             throw new ArgumentException($"{op}: a BF16 operand needs operands of one shape, got {a.DType.Name()} {a.ShapeString} and {b.DType.Name()} {b.ShapeString}");
         var outType = a.DType == DType.BF16 && b.DType == DType.BF16 ? DType.BF16 : DType.F32;

@@ -30,7 +30,7 @@ public sealed unsafe partial class CpuBackend
                 for (int row = r0; row < r1; row++)
                 {
                     int nn = row / groups, g = row - nn * groups;
-                    var xr = bf16X ? WidenRow(x, row, m, xBuffer!) : sx.Slice(row * m, m);
+                    var xr = bf16X ? Widened(x, row * m, m, xBuffer!) : sx.Slice(row * m, m);
                     var yr = bf16 ? rowBuffer!.AsSpan(0, m) : sy.Slice(row * m, m);
                     double mean0, variance;
                     fixed (float* px = xr) CpuGroupNormLoops.Moments(px, m, out mean0, out variance);
@@ -68,14 +68,6 @@ public sealed unsafe partial class CpuBackend
         });
     }
 
-    /// <summary>Row <paramref name="row"/> (m elements) of a BF16 x widened into <paramref name="buffer"/>.</summary>
-    static Span<float> WidenRow(Tensor x, int row, int m, float[] buffer)
-    {
-        var wide = buffer.AsSpan(0, m);
-        BFloat16.ToFloat(U16(x).Slice(row * m, m), wide);
-        return wide;
-    }
-
     // With g = dz·(1 + a) the gradient reaching the affine output and xhat the normalised input:
     //   dgamma_c = Σ_{n,s} g·xhat, dbeta_c = Σ_{n,s} g, db[n,c] = Σ_s dz, da[n,c] = Σ_s dz·(xhat·gamma_c + beta_c),
     //   dx = rstd·(dxhat − mean_group(dxhat) − xhat·mean_group(dxhat·xhat)) with dxhat = g·gamma_c.
@@ -110,7 +102,7 @@ public sealed unsafe partial class CpuBackend
                         double sumDxhat = 0, sumDxhatXhat = 0;
                         // x of this row: the tensor's own, or a BF16 row widened once for both sweeps
                         float* xRowBase = bf16X ? xRow : (float*)px + (long)row * m;
-                        if (bf16X) WidenRow(x, row, m, xBuffer!);
+                        if (bf16X) Widened(x, row * m, m, xBuffer!);
                         for (int ci = 0; ci < cpg; ci++)
                         {
                             int ch = g * cpg + ci, nc = nn * c + ch;

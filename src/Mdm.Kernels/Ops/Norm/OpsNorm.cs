@@ -60,7 +60,7 @@ public static partial class Ops
         Tensor? a, Tensor? b, bool silu, float eps, Tensor? y, Tensor? mean, Tensor? rstd, DType yType)
     {
         SameBackend(op, x, gamma, beta, a, b, y, mean, rstd);
-        RequireNormInput(op, x); RequireF32(op, gamma, beta, a, b);
+        RequireF32OrBF16(op, x); RequireF32(op, gamma, beta, a, b);
         CheckEps(op, eps);
         int n = CheckGroupNorm(op, x, groups, gamma, beta, a, b);
         int[] stats = [n, groups];
@@ -80,7 +80,7 @@ public static partial class Ops
         Tensor? dx, Tensor? dgamma, Tensor? dbeta, Tensor? da, Tensor? db)
     {
         SameBackend(op, x, dy, mean, rstd, gamma, beta, a, b, dx, dgamma, dbeta, da, db);
-        RequireNormInput(op, x); RequireF32(op, dy, mean, rstd, gamma, beta, a, b);
+        RequireF32OrBF16(op, x); RequireF32(op, dy, mean, rstd, gamma, beta, a, b);
         int n = CheckGroupNorm(op, x, groups, gamma, beta ?? gamma, a, b);
         if (!Shape.Equal(dy.Dims, x.Dims))
             throw new ArgumentException($"{op}: gradient dy {dy.ShapeString} does not match x {x.ShapeString}");
@@ -102,13 +102,6 @@ public static partial class Ops
         if (n == 0) { x.Backend.Fill(dgamma, 0f); x.Backend.Fill(dbeta, 0f); }
         else x.Backend.GroupNormBackward(dy, x, mean, rstd, gamma, beta ?? gamma, a, b, silu, groups, dx, dgamma, dbeta, da, db);
         return (dx, dgamma, dbeta, da, db);
-    }
-
-    /// <summary>GroupNorm's x: F32, or BF16 (autocast's conv output, widened as it is read; statistics and the rest in f32).</summary>
-    static void RequireNormInput(string op, Tensor x)
-    {
-        if (x.DType is not (DType.F32 or DType.BF16))
-            throw new ArgumentException($"{op}: expected an F32 or BF16 x, got {x.DType.Name()} tensor {x.ShapeString}");
     }
 
     /// <summary>Validates x [N, C, *spatial], groups, gamma/beta [C] and FiLM a/b [N, C]; returns N.</summary>

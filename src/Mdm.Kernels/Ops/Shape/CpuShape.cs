@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -12,33 +13,26 @@ public sealed partial class CpuBackend
     {
         if (x.DType == DType.F32) { ParallelRange((int)x.Numel, 24, (i0, i1) => GeluSpan(F32(x)[i0..i1], default, F32(y)[i0..i1], backward: false)); return; }
         // BF16: each chunk widened into a pooled buffer, GELU in f32 there, rounded into y
-        ParallelRange((int)x.Numel, 24, (i0, i1) => WithWidened(x, i0, i1, wide =>
+        ParallelRange((int)x.Numel, 24, (i0, i1) =>
         {
+            var buffer = ArrayPool<float>.Shared.Rent(i1 - i0);
+            var wide = Widened(x, i0, i1 - i0, buffer);
             GeluSpan(wide, default, wide, backward: false);
             BFloat16.FromFloat(wide, U16(y)[i0..i1]);
-        }));
+            ArrayPool<float>.Shared.Return(buffer);
+        });
     }
 
     protected internal override void GeluBackward(Tensor x, Tensor dy, Tensor dx)
     {
         if (x.DType == DType.F32) { ParallelRange((int)x.Numel, 32, (i0, i1) => GeluSpan(F32(x)[i0..i1], F32(dy)[i0..i1], F32(dx)[i0..i1], backward: true)); return; }
-        ParallelRange((int)x.Numel, 32, (i0, i1) => WithWidened(x, i0, i1, wide => GeluSpan(wide, F32(dy)[i0..i1], F32(dx)[i0..i1], backward: true)));
-    }
-
-    /// <summary>Elements [i0, i1) of a BF16 x widened into a pooled f32 span, handed to <paramref name="body"/>.</summary>
-    static void WithWidened(Tensor x, int i0, int i1, SpanAction body)
-    {
-        var buf = System.Buffers.ArrayPool<float>.Shared.Rent(i1 - i0);
-        try
+        ParallelRange((int)x.Numel, 32, (i0, i1) =>
         {
-            var wide = buf.AsSpan(0, i1 - i0);
-            BFloat16.ToFloat(U16(x)[i0..i1], wide);
-            body(wide);
-        }
-        finally { System.Buffers.ArrayPool<float>.Shared.Return(buf); }
+            var buffer = ArrayPool<float>.Shared.Rent(i1 - i0);
+            GeluSpan(Widened(x, i0, i1 - i0, buffer), F32(dy)[i0..i1], F32(dx)[i0..i1], backward: true);
+            ArrayPool<float>.Shared.Return(buffer);
+        });
     }
-
-    delegate void SpanAction(Span<float> wide);
 
     /// <summary>Forward: y = x·Φ(x). Backward: y = dy·(Φ(x) + x·φ(x)). Vector&lt;float&gt; body, scalar Erf32 tail.</summary>
     static void GeluSpan(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> y, bool backward)

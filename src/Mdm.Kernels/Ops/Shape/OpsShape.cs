@@ -10,7 +10,7 @@ public static partial class Ops
     /// GELU on a bf16 tensor.</summary>
     public static Tensor Gelu(Tensor x, Tensor? y = null)
     {
-        SameBackend("Gelu", x, y); RequireGeluInput("Gelu", x);
+        SameBackend("Gelu", x, y); RequireF32OrBF16("Gelu", x);
         y = Output("Gelu", x, y, x.Dims, x.DType);
         if (x.Numel > 0) x.Backend.GeluForward(x, y);
         return y;
@@ -19,16 +19,10 @@ public static partial class Ops
     /// <summary>dx = dy·(Φ(x) + x·φ(x)); x F32 or BF16 (what the forward read), dy and dx F32.</summary>
     public static Tensor GeluBackward(Tensor x, Tensor dy, Tensor? dx = null)
     {
-        SameBackend("GeluBackward", x, dy, dx); RequireGeluInput("GeluBackward", x); RequireF32("GeluBackward", dy); SameShape("GeluBackward", x, dy);
+        SameBackend("GeluBackward", x, dy, dx); RequireF32OrBF16("GeluBackward", x); RequireF32("GeluBackward", dy); SameShape("GeluBackward", x, dy);
         dx = Output("GeluBackward", x, dx, x.Dims);
         if (x.Numel > 0) x.Backend.GeluBackward(x, dy, dx);
         return dx;
-    }
-
-    static void RequireGeluInput(string op, Tensor x)
-    {
-        if (x.DType is not (DType.F32 or DType.BF16))
-            throw new ArgumentException($"{op}: expected an F32 or BF16 x, got {x.DType.Name()} tensor {x.ShapeString}");
     }
 
     // ---- FiLM scale-shift -------------------------------------------------------------------------------------
@@ -309,13 +303,10 @@ public static partial class Ops
     /// <summary>F32 or BF16 tensors, all of one dtype: what the copying ops move as they are.</summary>
     static void RequireCopyable(string op, params Tensor[] tensors)
     {
+        RequireF32OrBF16(op, tensors);
         foreach (var t in tensors)
-        {
-            if (t.DType is not (DType.F32 or DType.BF16))
-                throw new ArgumentException($"{op}: expected F32 or BF16, got {t.DType.Name()} tensor {t.ShapeString}");
             if (t.DType != tensors[0].DType)
                 throw new ArgumentException($"{op}: tensors of different dtypes ({tensors[0].DType.Name()} {tensors[0].ShapeString} and {t.DType.Name()} {t.ShapeString})");
-        }
     }
 
     static int[] NormalizePermutation(string op, int[] shape, int[] dims)
